@@ -1,0 +1,179 @@
+"""Every hook Conveyor calls.  Plugins implement them with ``@conveyor.hookimpl``.
+
+Hooks are collect-all: every plugin's implementation runs and none of them wins.
+Backends are never chosen by hook order: each ``register_<kind>s`` hook hands the
+plugin a ``register`` callback, core collects the registrations into a catalogue,
+and config chooses one entry by name or URL scheme.
+
+``docs/plugins/hooks.md`` has a heading for every hook here (a test keeps it so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from conveyor import hookspec
+
+if TYPE_CHECKING:
+    import click
+
+    from conveyor.app import Conveyor
+    from conveyor.checks import DataCheckContext, Finding, ModelCheckContext
+    from conveyor.events import (
+        AliasChanged,
+        DriftDetected,
+        ModelRegistered,
+        RunFinished,
+        RunStarted,
+        StepFinished,
+        TriggerFired,
+    )
+
+# -- backends -----------------------------------------------------------------------
+# Each hook gets ``register(name, *, factory, config_class, schemes=(), extras=(),
+# description="")``.  ``factory`` is a "module:attr" string imported on first use.
+
+
+@hookspec
+def register_artifact_stores(register: Any) -> None:
+    """Register artifact stores (:class:`conveyor.artifacts.ArtifactStore`).
+
+    An artifact store keeps bytes and tables under keys, atomically, with a SHA-256
+    recorded at write and verified at read.  Collect-all.
+    """
+
+
+@hookspec
+def register_metadata_stores(register: Any) -> None:
+    """Register metadata stores (:class:`conveyor.interfaces.MetadataStore`).
+
+    A metadata store records pipelines, runs, steps, artifacts, metrics, trigger
+    events and the lineage between them.  Collect-all.
+    """
+
+
+@hookspec
+def register_model_registries(register: Any) -> None:
+    """Register model registries (:class:`conveyor.interfaces.ModelRegistry`).
+
+    A registry keeps model versions, aliases/stages, approvals and an append-only
+    audit log; moving an alias is atomic.  Collect-all.
+    """
+
+
+@hookspec
+def register_feature_stores(register: Any) -> None:
+    """Register feature stores (:class:`conveyor.interfaces.FeatureStore`).
+
+    A feature store keeps feature-view definitions and their offline data, answers
+    point-in-time-correct historical queries and materializes to an online store.
+    Collect-all.
+    """
+
+
+@hookspec
+def register_online_stores(register: Any) -> None:
+    """Register online stores (:class:`conveyor.interfaces.OnlineStore`).
+
+    An online store holds the latest feature values per entity key for low-latency
+    lookups at serving time.  Collect-all.
+    """
+
+
+@hookspec
+def register_orchestrators(register: Any) -> None:
+    """Register orchestrators (:class:`conveyor.interfaces.Orchestrator`).
+
+    An orchestrator runs a pipeline's steps in dependency order with caching and
+    retries, recording everything in the metadata store.  Collect-all.
+    """
+
+
+@hookspec
+def register_triggers(register: Any) -> None:
+    """Register trigger kinds (:class:`conveyor.interfaces.Trigger`).
+
+    A trigger decides whether a retraining should run now, and says why.
+    Collect-all.
+    """
+
+
+@hookspec
+def register_servers(register: Any) -> None:
+    """Register model servers (:class:`conveyor.interfaces.Server`).
+
+    A server serves the production model over a protocol, hot-swaps it when the
+    alias moves and logs predictions.  Collect-all.
+    """
+
+
+# -- CLI ----------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add click commands or groups to the ``conveyor`` command line.
+
+    Use ``@cli.command()`` / ``@cli.group()``.  A name that clashes with a core
+    command is a PluginConflictError.  Keep heavy imports inside the command body so
+    ``conveyor --help`` stays fast.  Collect-all.
+    """
+
+
+# -- lifecycle events (collect-all; return values are ignored) -----------------------
+
+
+@hookspec
+def on_run_started(app: Conveyor, event: RunStarted) -> None:
+    """A pipeline run started."""
+
+
+@hookspec
+def on_run_finished(app: Conveyor, event: RunFinished) -> None:
+    """A pipeline run finished (succeeded, failed or was refused by a gate)."""
+
+
+@hookspec
+def on_step_finished(app: Conveyor, event: StepFinished) -> None:
+    """One step of a pipeline run finished, ran from cache, or failed."""
+
+
+@hookspec
+def on_model_registered(app: Conveyor, event: ModelRegistered) -> None:
+    """A new model version was registered."""
+
+
+@hookspec
+def on_alias_changed(app: Conveyor, event: AliasChanged) -> None:
+    """A model alias or stage (``staging``, ``production``, ...) moved."""
+
+
+@hookspec
+def on_trigger_fired(app: Conveyor, event: TriggerFired) -> None:
+    """A trigger decided that a retraining should run."""
+
+
+@hookspec
+def on_drift_detected(app: Conveyor, event: DriftDetected) -> None:
+    """Monitoring detected drift between live inputs and the training profile."""
+
+
+# -- checks (collect-all; every finding of severity "error" blocks) -------------------
+
+
+@hookspec
+def check_data(app: Conveyor, context: DataCheckContext) -> Iterable[Finding] | None:
+    """Extra data validations run beside the built-in schema and statistics checks.
+
+    Return findings (or ``None``); any finding of severity ``error`` blocks the run.
+    """
+
+
+@hookspec
+def check_model(app: Conveyor, context: ModelCheckContext) -> Iterable[Finding] | None:
+    """Extra model gates run beside the built-in gate against the production model.
+
+    Return findings (or ``None``); any finding of severity ``error`` refuses the
+    candidate's promotion.
+    """

@@ -1,0 +1,23 @@
+"""The typed interface every backend kind implements (one module per kind).
+
+Plugins subclass these ABCs; core only ever talks to a backend through them.
+The artifact store's interface lives in :mod:`conveyor.artifacts`.
+"""
+
+from conveyor.interfaces.features import FeatureStore, OnlineStore
+from conveyor.interfaces.metadata import MetadataStore
+from conveyor.interfaces.orchestrator import Orchestrator
+from conveyor.interfaces.registry import ModelRegistry
+from conveyor.interfaces.serving import Server
+from conveyor.interfaces.triggers import Trigger, TriggerDecision
+
+__all__ = [
+    "FeatureStore",
+    "MetadataStore",
+    "ModelRegistry",
+    "OnlineStore",
+    "Orchestrator",
+    "Server",
+    "Trigger",
+    "TriggerDecision",
+]

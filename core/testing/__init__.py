@@ -1,0 +1,110 @@
+"""Conveyor's test kit: an opt-in pytest plugin for Conveyor and its plugins.
+
+Enable it with ``-p conveyor.testing`` (e.g. ``addopts`` in your pytest config).
+It is not auto-loaded through a ``pytest11`` entry point, so it never touches
+the test runs of projects that merely have Conveyor installed.
+
+Fixtures:
+
+* ``plugin_manager``: a fresh manager holding exactly the plugins of the
+  ``conveyor`` distribution (the bundled ones), whatever else is installed.
+* ``register_plugin``: ``register(obj, name=None)`` registers a test plugin on
+  that manager; it is unregistered at teardown.
+* ``conveyor_app``: a :class:`~conveyor.app.Conveyor` rooted in ``tmp_path``
+  (config file ``tmp_path / "conveyor.toml"`` if the test writes one first),
+  with every ``CONVEYOR_*`` environment variable cleared.
+* ``cli``: ``cli.invoke(*args)`` runs the ``conveyor`` command in ``tmp_path``
+  through click's ``CliRunner`` and returns the result.
+
+Conformance suites, one per backend kind, live in the submodules
+(``conveyor.testing.artifacts``, ...): subclass one and provide its ``backend``
+fixture to hold your plugin to the same tests as the bundled ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor.manager import ConveyorPluginManager, PluginInfo, PluginSelection
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every ``CONVEYOR_*`` variable so the machine's settings cannot leak in."""
+    for name in list(os.environ):
+        if name.startswith("CONVEYOR_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def plugin_manager(monkeypatch: pytest.MonkeyPatch) -> ConveyorPluginManager:
+    """A fresh plugin manager with exactly the bundled plugins."""
+    from conveyor.manager import make_plugin_manager
+
+    clean_environment(monkeypatch)
+    return make_plugin_manager(PluginSelection(), distribution="conveyor", strict=True)
+
+
+@pytest.fixture
+def register_plugin(plugin_manager: ConveyorPluginManager
+                    ) -> Iterator[Callable[..., str]]:
+    """``register(obj, name=None) -> name``; every plugin is unregistered at teardown."""
+    names: list[str] = []
+
+    def register(plugin: Any, name: str | None = None) -> str:
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        info = PluginInfo(name=name, module=getattr(plugin, "__module__", ""), source="manual")
+        if not plugin_manager.add_plugin(plugin, info):
+            raise AssertionError(f"test plugin {name!r} is invalid: "
+                                 f"{plugin_manager.infos[name].error}")
+        names.append(name)
+        return name
+
+    yield register
+    for name in reversed(names):
+        if plugin_manager.get_plugin(name) is not None:
+            plugin_manager.unregister(name=name)
+
+
+@pytest.fixture
+def conveyor_app(tmp_path: Path, plugin_manager: ConveyorPluginManager,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An app whose config and ``.conveyor/`` state live in ``tmp_path``."""
+    from conveyor.app import Conveyor
+    from conveyor.config import Config
+
+    clean_environment(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    app = Conveyor(config=Config.load(cwd=tmp_path), pm=plugin_manager)
+    yield app
+    app.close()
+
+
+class CliInvoker:
+    """Runs ``conveyor`` commands in-process against one plugin manager."""
+
+    def __init__(self, pm: ConveyorPluginManager) -> None:
+        self.pm = pm
+
+    def invoke(self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+               ) -> Any:
+        from click.testing import CliRunner
+
+        from conveyor.cli import make_cli
+
+        runner = CliRunner()
+        return runner.invoke(make_cli(self.pm, strict=True), list(args), input=input, env=env,
+                             catch_exceptions=False, prog_name="conveyor")
+
+
+@pytest.fixture
+def cli(plugin_manager: ConveyorPluginManager, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> CliInvoker:
+    """``cli.invoke(*args)``: run a ``conveyor`` command in ``tmp_path``."""
+    clean_environment(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    return CliInvoker(plugin_manager)
