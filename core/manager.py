@@ -26,7 +26,7 @@ from attrs import evolve, field, frozen
 
 from conveyor import hookspecs
 from conveyor.backends import BackendKind, BackendSpec, Catalogue, Registrar
-from conveyor.errors import PluginConflictError, PluginLoadError
+from conveyor.errors import ConveyorError, PluginConflictError, PluginLoadError
 
 ENTRY_POINT_GROUP = "conveyor"
 PROJECT_NAME = "conveyor"
@@ -180,7 +180,7 @@ class ConveyorPluginManager(pluggy.PluginManager):
         with self._lock:
             if self._catalogue is None:
                 catalogue = Catalogue(
-                    {i.name: i.status if i.status == "disabled" else f"failed: {i.error}"
+                    {i.name: i.error if i.status == "disabled" else f"failed: {i.error}"
                      for i in self.infos.values() if i.status != "loaded"}
                 )
                 for kind in BackendKind:
@@ -323,7 +323,10 @@ def _add(pm: ConveyorPluginManager, plugin: Any, info: PluginInfo, strict: bool)
 def _fail(pm: ConveyorPluginManager, info: PluginInfo, error: Exception, strict: bool) -> None:
     if strict:
         raise error
-    pm._record(evolve(info, status="failed", error=str(error).splitlines()[0]))
+    message = str(error).splitlines()[0]
+    if isinstance(error, ConveyorError) and error.hint:
+        message = f"{error.message}; {error.hint}"
+    pm._record(evolve(info, status="failed", error=message))
 
 
 def _module_of(plugin: Any) -> str:

@@ -1,0 +1,46 @@
+"""`conveyor --help` start-up time against the floor of its own imports.
+
+Run: pytest -m benchmark tests/benchmarks/bench_startup.py -s
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
+
+RUNS = 10
+FLOOR = ("import click, pluggy, attrs\n"
+         "from importlib.metadata import entry_points\n"
+         "entry_points(group='conveyor')\n")
+
+
+def median_wall_time(cmd: list[str], runs: int = RUNS) -> float:
+    subprocess.run(cmd, capture_output=True, check=True)  # warm the page cache
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_help_start_up_against_import_floor(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conveyor = shutil.which("conveyor")
+    assert conveyor, "the conveyor console script is not installed"
+    floor = median_wall_time([sys.executable, "-c", FLOOR])
+    bare = median_wall_time([sys.executable, "-c", "pass"])
+    help_ = median_wall_time([conveyor, "--help"])
+    plugins = median_wall_time([conveyor, "plugins"])
+    print(f"\npython -c pass            {bare * 1000:7.1f} ms")
+    print(f"import floor              {floor * 1000:7.1f} ms")
+    print(f"conveyor --help           {help_ * 1000:7.1f} ms  ratio {help_ / floor:.2f}x "
+          "(goal <= 1.3x)")
+    print(f"conveyor plugins          {plugins * 1000:7.1f} ms  ratio {plugins / floor:.2f}x")
