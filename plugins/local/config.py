@@ -1,0 +1,37 @@
+"""Config classes of the ``local`` plugin (light: attrs only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import field, frozen
+
+
+@frozen(kw_only=True)
+class LocalArtifactStoreConfig:
+    """``[artifact_store]`` for the local store.
+
+    Attributes:
+        url: the store root: a plain path or a ``file://`` URL, relative to the
+            project root (default ``.conveyor/artifacts``).
+    """
+
+    url: str = ".conveyor/artifacts"
+
+
+@frozen(kw_only=True)
+class LocalOrchestratorConfig:
+    """``[orchestrator]`` for the local orchestrator.
+
+    Attributes:
+        max_workers: how many independent steps may run at once (threads).
+        cache: whether cached step outputs may be reused at all.
+    """
+
+    max_workers: int = field(default=1)
+    cache: bool = True
+
+    @max_workers.validator
+    def _check_workers(self, _attribute: Any, value: int) -> None:
+        if value < 1:
+            raise ValueError("max_workers must be 1 or more")

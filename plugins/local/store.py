@@ -1,0 +1,225 @@
+"""The local-filesystem artifact store: short temp name, fsync, rename, fsync folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from conveyor.errors import ConfigError, ConfinementError
+from conveyor.fsstore import BLOBS, KEYS, TEMP_PREFIX, BlobSink, FsspecArtifactStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from fsspec import AbstractFileSystem
+
+    from conveyor.plugins.local.config import LocalArtifactStoreConfig
+
+_TEMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def root_from_url(url: str, project_root: Path | None = None) -> Path:
+    """The folder a ``url`` setting names: a plain path or ``file://`` URL."""
+    if "\x00" in url:
+        raise ConfigError("[artifact_store] url contains a NUL byte",
+                          hint='use a plain path such as ".conveyor/artifacts"')
+    if url.lower().startswith("file:"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"[artifact_store] url {url!r} is not a local file URL",
+                hint="write file:///absolute/path, or a plain path relative to the project",
+            )
+        path = Path(unquote(parts.path))
+    else:
+        path = Path(url).expanduser()
+    if not path.is_absolute() and project_root is not None:
+        path = project_root / path
+    return path
+
+
+class LocalArtifactStore(FsspecArtifactStore):
+    """Artifacts in a local folder; every folder it creates is mode 0700.
+
+    Commits are a temporary file (``.tmp-XXXXXXXX``, mode 0600) in the destination
+    folder, fsync, ``os.replace`` (``os.link`` for write-once keys) and an fsync
+    of the folder.  Every location is checked, after resolving links, to lie
+    under the root's real path.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        path = Path(root).absolute()
+        _make_private_dirs(path)
+        real = os.path.realpath(path)
+        super().__init__(uri=Path(real).as_uri(), root=real)
+
+    @classmethod
+    def from_config(cls, *, app: Any, config: LocalArtifactStoreConfig) -> LocalArtifactStore:
+        """The store ``[artifact_store] url`` names, relative to the project root."""
+        return cls(root_from_url(config.url, app.config.root if app is not None else None))
+
+    # -- primitives ----------------------------------------------------------------------
+
+    def _make_fs(self) -> AbstractFileSystem:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+
+    def _confine(self, path: str) -> str:
+        real = os.path.realpath(path)
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise ConfinementError(
+                f"{path} resolves to {real}, outside the artifact store {self.root}",
+                hint="a symbolic link inside the store leads out of it: remove the link",
+            )
+        return path
+
+    def _makedirs(self, folder: str) -> None:
+        _make_private_dirs(Path(folder))
+        self._confine(folder)
+
+    def _blob_sink(self) -> BlobSink:
+        folder = self._path(BLOBS)
+        self._makedirs(folder)
+        return _LocalSink(folder)
+
+    def _commit_manifest(self, path: str, data: bytes, *, exclusive: bool) -> None:
+        folder = os.path.dirname(path)
+        self._makedirs(folder)
+        fd, tmp = _create_temp(folder)
+        try:
+            with open(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            if exclusive:
+                os.link(tmp, path)  # fails with FileExistsError if the key exists
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _fsync_dir(folder)
+
+    def _read_blob(self, path: str) -> bytes:
+        with open(self._confine(path), "rb") as handle:
+            return handle.read()
+
+    def _read_buffer(self, path: str) -> pa.Buffer:
+        import pyarrow as pa
+
+        path = self._confine(path)
+        if os.path.getsize(path) == 0:
+            return pa.py_buffer(b"")
+        # memory-mapped: hashing and parsing share one read of the file
+        return pa.memory_map(path, "r").read_buffer()
+
+    def _walk(self, folder: str) -> Iterator[tuple[str, int, float]]:
+        for dirpath, _dirs, files in os.walk(folder, followlinks=False):
+            for name in files:
+                path = f"{dirpath}/{name}"
+                try:
+                    stat = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                yield path, stat.st_size, stat.st_mtime
+
+    def _temporaries(self, cutoff: float) -> list[tuple[str, int]]:
+        return [(self._relative(path), size) for path, size, mtime in self._walk(self.root)
+                if path.rpartition("/")[2].startswith(TEMP_PREFIX) and mtime <= cutoff]
+
+    def _remove_temporary(self, name: str) -> None:
+        _unlink_quietly(self._confine(self._path(name)))
+
+    def _after_gc(self, dry_run: bool, cutoff: float) -> None:
+        if dry_run:
+            return
+        keys_root = self._path(KEYS)
+        folders = [dirpath for dirpath, _dirs, _files in os.walk(keys_root) if dirpath != keys_root]
+        # ages read before removing anything: removing a child touches its parent's mtime
+        ages = {}
+        for folder in folders:
+            try:
+                ages[folder] = os.lstat(folder).st_mtime
+            except OSError:
+                continue
+        for folder in reversed(folders):  # children before parents
+            if ages.get(folder, cutoff + 1) <= cutoff:
+                try:
+                    os.rmdir(folder)  # only succeeds when empty
+                except OSError:
+                    pass
+
+    def describe(self) -> dict[str, Any]:
+        """The store's URI, backend and root folder."""
+        return {**super().describe(), "path": self.root}
+
+
+class _LocalSink(BlobSink):
+    """A ``.tmp-`` file in ``blobs/``; committed by fsync + rename to ``blobs/<sha256>``."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        fd, self._tmp = _create_temp(folder)
+        self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._file.write(data)
+
+    def commit(self, sha256: str) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, f"{self._folder}/{sha256}")
+        _fsync_dir(self._folder)
+
+    def abort(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            _unlink_quietly(self._tmp)
+
+
+def _create_temp(folder: str) -> tuple[int, str]:
+    while True:
+        path = f"{folder}/{TEMP_PREFIX}{secrets.token_hex(4)}"
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create ``path`` and missing parents, each new folder mode 0700."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
