@@ -1,53 +1,502 @@
-"""The metadata store interface: runs, steps, artifacts, metrics, trigger events, lineage."""
+"""The metadata store interface: runs, steps, artifacts, metrics, trigger events, lineage.
+
+The values a store hands out are frozen attrs classes defined here; the module
+imports nothing heavier than attrs, so interfaces and values can be used by
+commands that must start fast.
+
+Lineage nodes are addressed by typed ids (:func:`node_id`):
+
+* ``artifact:<id>``: a recorded artifact (a URI plus its fingerprint),
+* ``run:<id>`` and ``step:<id>``: a pipeline run and one of its step executions,
+* ``trigger:<id>``: the trigger event that caused a run,
+* ``model:<name>:<version>``: a registered model version.
+
+Edges point in the direction data flows (``src`` is upstream of ``dst``).
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from attrs import Factory, field, frozen
+
+RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled")
+FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
+STEP_STATUSES = ("running", "succeeded", "failed", "cached", "skipped")
+NODE_KINDS = ("artifact", "run", "step", "trigger", "model")
+Direction = Literal["upstream", "downstream"]
+
+_NODE = re.compile(r"^(artifact|run|step|trigger|model):(.+)$")
+
+
+def node_id(kind: str, *parts: object) -> str:
+    """The lineage id of a node: ``node_id("model", "churn", 3) == "model:churn:3"``."""
+    if kind not in NODE_KINDS:
+        raise ValueError(f"unknown lineage node kind {kind!r}; one of {', '.join(NODE_KINDS)}")
+    return ":".join([kind, *(str(p) for p in parts)])
+
+
+def parse_node(node: str) -> tuple[str, str]:
+    """``"model:churn:3" -> ("model", "churn:3")``; ValueError for a malformed id."""
+    match = _NODE.match(node)
+    if match is None:
+        raise ValueError(
+            f"{node!r} is not a lineage node id; use artifact:ID, run:ID, step:ID, "
+            "trigger:ID or model:NAME:VERSION"
+        )
+    return match.group(1), match.group(2)
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class PipelineRecord:
+    """A pipeline the store has seen.
+
+    Attributes:
+        name: the pipeline's name.
+        code_fingerprint: hash of the pipeline's code at its latest run.
+        git_commit: the git commit of the project at its latest run, when known.
+        created: when the pipeline was first recorded.
+        updated: when it was last recorded.
+    """
+
+    name: str
+    code_fingerprint: str | None = None
+    git_commit: str | None = None
+    created: datetime
+    updated: datetime
+
+
+@frozen(kw_only=True)
+class ArtifactRecord:
+    """An artifact a step read or wrote: a URI plus the fingerprint of its content.
+
+    The same URI with new content is a new record (the id is derived from both),
+    so lineage always names the exact bytes that flowed.
+
+    Attributes:
+        id: stable id derived from ``uri`` and ``fingerprint``.
+        uri: where it is stored.
+        fingerprint: content hash (SHA-256 hex for artifact-store objects).
+        kind: what it is: ``dataset``, ``model``, ``profile``, ``report``, ...
+        size: size in bytes, when known.
+        media_type: the content type, when known.
+        metadata: small JSON-able facts (row count, time range, ...).
+        created: when it was first recorded.
+    """
+
+    id: str
+    uri: str
+    fingerprint: str
+    kind: str = "artifact"
+    size: int | None = None
+    media_type: str | None = None
+    metadata: dict[str, Any] = Factory(dict)
+    created: datetime
+
+
+#: What step inputs/outputs accept: a recorded artifact, its id, or any object with
+#: ``uri`` and ``sha256`` attributes (an :class:`~conveyor.artifacts.ArtifactInfo`),
+#: or a mapping with ``uri`` and ``fingerprint`` (recorded on the fly).
+ArtifactRef = Any
+
+
+@frozen(kw_only=True)
+class StepExecution:
+    """One execution of one step of a run.
+
+    Attributes:
+        id: the execution's id.
+        run_id: the run it belongs to.
+        name: the step's name.
+        status: one of :data:`STEP_STATUSES`.
+        started: when it started.
+        ended: when it ended, or ``None`` while running.
+        inputs: the artifacts it read, by input name.
+        outputs: the artifacts it wrote, by output name.
+        metrics: metrics logged for the step (latest value per key).
+        logs_uri: where its logs are stored, if anywhere.
+        cache_key: the key under which its outputs may be reused.
+        cache_hit: whether the outputs were reused from an earlier execution.
+        error: the error message of a failed step.
+    """
+
+    id: str
+    run_id: str
+    name: str
+    status: str
+    started: datetime
+    ended: datetime | None = None
+    inputs: dict[str, ArtifactRecord] = Factory(dict)
+    outputs: dict[str, ArtifactRecord] = Factory(dict)
+    metrics: dict[str, float] = Factory(dict)
+    logs_uri: str | None = None
+    cache_key: str | None = None
+    cache_hit: bool = False
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended is None else (self.ended - self.started).total_seconds()
+
+
+@frozen(kw_only=True)
+class TriggerEvent:
+    """Why a retraining was (or was not) started.
+
+    Attributes:
+        id: the event's id (runs refer to it).
+        trigger: the trigger's name.
+        reason: why it fired, in words.
+        details: the evidence (drift scores, schedule slot, data fingerprint, ...).
+        key: idempotency key: one event per ``(trigger, key)``.
+        fired: whether the trigger decided to start a run.
+        created: when it was recorded.
+        is_new: ``False`` when recording returned an event already stored under
+            the same key (not stored; ignored by equality).
+    """
+
+    id: str
+    trigger: str
+    reason: str
+    details: dict[str, Any] = Factory(dict)
+    key: str | None = None
+    fired: bool = True
+    created: datetime
+    is_new: bool = field(default=True, eq=False)
+
+
+@frozen(kw_only=True)
+class MetricPoint:
+    """One logged metric value.
+
+    Attributes:
+        key: the metric's name.
+        value: its value (``nan`` is kept as ``nan``).
+        step: the step execution id it belongs to, or ``None`` for the run.
+        index: position in a series (epoch, iteration), default 0.
+        at: when it was logged.
+    """
+
+    key: str
+    value: float
+    step: str | None = None
+    index: int = 0
+    at: datetime
+
+
+@frozen(kw_only=True)
+class Run:
+    """A pipeline run.
+
+    Attributes:
+        id: the run's id.
+        pipeline: the pipeline's name.
+        status: one of :data:`RUN_STATUSES`.
+        started: when it started.
+        ended: when it ended, or ``None`` while running.
+        parameters: the run's parameters.
+        trigger_event: id of the trigger event that caused it, if any.
+        code_fingerprint: hash of the pipeline code it ran.
+        git_commit: the project's git commit, when known.
+        error: why it failed or was refused.
+        metrics: run-level metrics (latest value per key).
+        steps: its step executions in start order (filled by ``get_run``).
+    """
+
+    id: str
+    pipeline: str
+    status: str
+    started: datetime
+    ended: datetime | None = None
+    parameters: dict[str, Any] = Factory(dict)
+    trigger_event: str | None = None
+    code_fingerprint: str | None = None
+    git_commit: str | None = None
+    error: str | None = None
+    metrics: dict[str, float] = Factory(dict)
+    steps: tuple[StepExecution, ...] = field(default=(), converter=tuple)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended is None else (self.ended - self.started).total_seconds()
+
+
+@frozen(kw_only=True)
+class LineageNode:
+    """A node of a lineage graph.
+
+    Attributes:
+        id: typed id (``run:...``, ``artifact:...``, ``model:name:3``, ...).
+        kind: the part before the first colon.
+        label: a short human-readable name.
+        attributes: facts worth showing (uri, status, fingerprint, ...).
+    """
+
+    id: str
+    kind: str
+    label: str
+    attributes: dict[str, Any] = Factory(dict)
+
+
+@frozen(kw_only=True)
+class LineageEdge:
+    """Data flows from ``src`` to ``dst``; ``relation`` says how.
+
+    Relations: ``input`` (artifact -> step), ``output`` (step -> artifact),
+    ``contains`` (run -> step), ``triggered`` (trigger -> run), ``registered_as``
+    (artifact -> model), ``produced`` (run -> model), ``trained_on`` (artifact -> model).
+    """
+
+    src: str
+    dst: str
+    relation: str
+
+
+@frozen(kw_only=True)
+class LineageGraph:
+    """What lies upstream or downstream of ``root``.
+
+    Attributes:
+        root: the node the query started from.
+        direction: ``upstream`` or ``downstream``.
+        nodes: every node reached (the root included), keyed by id.
+        edges: the edges between them (direction of data flow).
+        truncated: whether the depth or size limit cut the graph short.
+    """
+
+    root: str
+    direction: str
+    nodes: dict[str, LineageNode] = Factory(dict)
+    edges: tuple[LineageEdge, ...] = field(default=(), converter=tuple)
+    truncated: bool = False
+
+    def neighbours(self, node: str) -> list[tuple[LineageEdge, str]]:
+        """The edges leaving ``node`` in this graph's direction, with the node reached."""
+        if self.direction == "upstream":
+            return [(e, e.src) for e in self.edges if e.dst == node]
+        return [(e, e.dst) for e in self.edges if e.src == node]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (``conveyor lineage --json``)."""
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "truncated": self.truncated,
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label,
+                       "attributes": n.attributes} for n in self.nodes.values()],
+            "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation}
+                      for e in self.edges],
+        }
+
+
+@frozen(kw_only=True)
+class Definition:
+    """One version of a named JSON definition (feature views, entities, ...).
+
+    Attributes:
+        kind: the namespace (``feature_view``, ``entity``, ...).
+        name: the definition's name within its kind.
+        version: 1, 2, 3, ...: a new version only when the content changed.
+        spec: the definition itself (JSON-able).
+        fingerprint: SHA-256 of the canonical JSON of ``spec``.
+        created: when this version was stored.
+    """
+
+    kind: str
+    name: str
+    version: int
+    spec: dict[str, Any] = Factory(dict)
+    fingerprint: str
+    created: datetime
+
+
+# -- the interface --------------------------------------------------------------------
 
 
 class MetadataStore(abc.ABC):
     """Records what ran, on what, producing what, and why it ran.
 
-    What an implementation must guarantee: every write is transactional (a
-    crash leaves either the whole record or nothing); ids are unique strings;
-    concurrent writers from several processes do not lose or duplicate records;
-    the schema is versioned and migrated on open without racing other processes.
+    What an implementation must guarantee:
+
+    * every write is one transaction: a crash leaves the whole record or nothing;
+    * ids are unique strings; concurrent writers in several processes neither
+      lose nor duplicate records;
+    * recording the same artifact (URI + fingerprint) twice yields one record;
+    * a trigger event with a key is recorded at most once per ``(trigger, key)``;
+    * definitions get a new version only when their content changes, and version
+      numbers are allocated inside the insert transaction (1, 2, 3, ...);
+    * the schema is versioned and migrated on open without racing other processes.
+
+    Unknown ids raise :class:`~conveyor.errors.NotFoundError`.
     """
+
+    # pipelines and runs
 
     @abc.abstractmethod
     def start_run(self, pipeline: str, *, parameters: Mapping[str, Any] | None = None,
-                  trigger_event: str | None = None, code_fingerprint: str | None = None
-                  ) -> str:
-        """Record a new run of ``pipeline`` and return its id."""
+                  trigger_event: str | None = None, code_fingerprint: str | None = None,
+                  git_commit: str | None = None) -> str:
+        """Record a new ``running`` run of ``pipeline`` (recording the pipeline too)."""
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, status: str, *, error: str | None = None) -> None:
-        """Mark a run ``succeeded``, ``failed`` or ``refused``."""
+        """Mark a run ``succeeded``, ``failed``, ``refused`` or ``cancelled``."""
 
     @abc.abstractmethod
-    def get_run(self, run_id: str) -> Any:
-        """The run with its steps, parameters and metrics; NotFoundError if unknown."""
+    def get_run(self, run_id: str) -> Run:
+        """The run (a unique id prefix is enough) with its steps and metrics."""
 
     @abc.abstractmethod
+    def search_runs(self, *, pipeline: str | None = None, status: str | None = None,
+                    trigger_event: str | None = None,
+                    started_after: datetime | None = None,
+                    started_before: datetime | None = None,
+                    parameters: Mapping[str, Any] | None = None,
+                    metrics: Mapping[str, tuple[str, float]] | None = None,
+                    limit: int = 100) -> list[Run]:
+        """Runs matching every filter given, newest first (without their steps).
+
+        ``parameters`` matches by equality; ``metrics`` maps a metric key to an
+        ``(operator, value)`` pair with operator one of ``< <= = >= > !=``,
+        compared with the run's latest value for that key.
+        """
+
     def list_runs(self, *, pipeline: str | None = None, status: str | None = None,
-                  limit: int = 50) -> list[Any]:
+                  limit: int = 50) -> list[Run]:
         """Runs, newest first."""
+        return self.search_runs(pipeline=pipeline, status=status, limit=limit)
 
     @abc.abstractmethod
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *,
-                    step: str | None = None) -> None:
-        """Record metrics for a run (or one of its steps) in one transaction."""
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        """A pipeline the store has seen."""
+
+    @abc.abstractmethod
+    def list_pipelines(self) -> list[PipelineRecord]:
+        """Every pipeline the store has seen, by name."""
+
+    # steps
+
+    @abc.abstractmethod
+    def start_step(self, run_id: str, name: str, *,
+                   inputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
+                   cache_key: str | None = None) -> str:
+        """Record a ``running`` step execution with its inputs; returns its id."""
+
+    @abc.abstractmethod
+    def finish_step(self, step_id: str, status: str, *,
+                    outputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
+                    metrics: Mapping[str, float] | None = None,
+                    logs_uri: str | None = None, cache_hit: bool = False,
+                    error: str | None = None) -> StepExecution:
+        """Finish a step execution with its outputs and metrics, in one transaction."""
+
+    @abc.abstractmethod
+    def get_step(self, step_id: str) -> StepExecution:
+        """One step execution."""
+
+    @abc.abstractmethod
+    def find_cached_step(self, cache_key: str) -> StepExecution | None:
+        """The newest succeeded execution recorded under ``cache_key``, or ``None``."""
+
+    # artifacts
+
+    @abc.abstractmethod
+    def record_artifact(self, uri: str, fingerprint: str, *, kind: str = "artifact",
+                        size: int | None = None, media_type: str | None = None,
+                        metadata: Mapping[str, Any] | None = None) -> ArtifactRecord:
+        """Record an artifact; recording the same URI and fingerprint again returns it."""
+
+    @abc.abstractmethod
+    def get_artifact(self, artifact_id: str) -> ArtifactRecord:
+        """One artifact record."""
+
+    @abc.abstractmethod
+    def find_artifacts(self, *, uri: str | None = None, fingerprint: str | None = None,
+                       kind: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
+        """Artifact records matching every filter given, newest first."""
+
+    # metrics
+
+    @abc.abstractmethod
+    def log_metric(self, run_id: str, key: str, value: float, *, step: str | None = None,
+                   index: int = 0) -> None:
+        """Record one metric value (one transaction)."""
+
+    @abc.abstractmethod
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]
+                    | Sequence[tuple[str, float, int]], *, step: str | None = None) -> None:
+        """Record many metric values in one transaction.
+
+        ``metrics`` is a ``{key: value}`` mapping or a sequence of
+        ``(key, value, index)`` triples (a series).
+        """
+
+    @abc.abstractmethod
+    def get_metrics(self, run_id: str, *, key: str | None = None,
+                    step: str | None = None) -> list[MetricPoint]:
+        """Every metric value logged for a run (optionally one key or one step), in order."""
+
+    # trigger events
 
     @abc.abstractmethod
     def record_trigger_event(self, trigger: str, reason: str, *,
-                             details: Mapping[str, Any] | None = None) -> str:
-        """Record why a trigger fired; returns the event id runs refer to."""
+                             details: Mapping[str, Any] | None = None,
+                             key: str | None = None, fired: bool = True) -> TriggerEvent:
+        """Record a trigger's decision.
+
+        With a ``key``, an event already recorded for ``(trigger, key)`` is returned
+        unchanged with ``is_new=False``: launching is at-least-once, the key makes
+        the effect exactly-once.
+        """
 
     @abc.abstractmethod
-    def lineage(self, node: str, *, direction: str = "upstream", depth: int = 10) -> Any:
-        """The lineage graph around an artifact, run or model version."""
+    def get_trigger_event(self, event_id: str) -> TriggerEvent:
+        """One trigger event."""
+
+    @abc.abstractmethod
+    def list_trigger_events(self, *, trigger: str | None = None,
+                            limit: int = 50) -> list[TriggerEvent]:
+        """Trigger events, newest first."""
+
+    # lineage
+
+    @abc.abstractmethod
+    def lineage(self, node: str, *, direction: Direction = "upstream",
+                depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
+        """The lineage graph around ``node`` (see :func:`node_id`).
+
+        From a run, traversal enters its steps; from a step, the run it belongs
+        to is shown but not expanded, so siblings do not leak into the graph.
+        """
+
+    # versioned definitions
+
+    @abc.abstractmethod
+    def put_definition(self, kind: str, name: str, spec: Mapping[str, Any]) -> Definition:
+        """Store ``spec`` as the next version of ``kind/name``, unless it is unchanged.
+
+        Returns the new version, or the latest one when its content is identical.
+        """
+
+    @abc.abstractmethod
+    def get_definition(self, kind: str, name: str, version: int | None = None
+                       ) -> Definition:
+        """A version of a definition (the latest when ``version`` is ``None``)."""
+
+    @abc.abstractmethod
+    def list_definitions(self, kind: str) -> list[Definition]:
+        """The latest version of every definition of ``kind``, by name."""
+
+    @abc.abstractmethod
+    def definition_history(self, kind: str, name: str) -> list[Definition]:
+        """Every version of one definition, oldest first."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

@@ -1,0 +1,26 @@
+"""Bundled plugin ``sqlite``: the metadata store and model registry on one SQLite file.
+
+Both backends default to ``sqlite:///.conveyor/conveyor.db`` (relative to the
+project root).  This module stays light: the stores are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor import hookimpl
+from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig, SQLiteModelRegistryConfig
+
+
+@hookimpl
+def register_metadata_stores(register: Any) -> None:
+    register("sqlite", factory="conveyor.plugins.sqlite.metadata:SQLiteMetadataStore",
+             config_class=SQLiteMetadataStoreConfig, schemes=("sqlite",),
+             description="SQLite file (WAL, BEGIN IMMEDIATE, versioned migrations)")
+
+
+@hookimpl
+def register_model_registries(register: Any) -> None:
+    register("sqlite", factory="conveyor.plugins.sqlite.registry:SQLiteModelRegistry",
+             config_class=SQLiteModelRegistryConfig, schemes=("sqlite",),
+             description="SQLite file (atomic alias moves, append-only audit log)")

@@ -1,0 +1,311 @@
+"""One SQLite database file: connection, migrations and write transactions.
+
+The rules every write follows (RELIABILITY.md #4):
+
+* WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for every write, so a
+  writer takes the write lock before it reads what it is about to change;
+* constraints decide (unique keys), never read-then-write across transactions;
+* a busy or conflicting transaction is rolled back *first* and then retried, a
+  bounded number of times.
+
+Migrations are numbered SQL files shipped as package data.  They are applied
+inside one ``BEGIN IMMEDIATE`` transaction that re-reads ``PRAGMA user_version``
+after taking the lock, so N processes opening a new file at once apply each
+migration exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conveyor.errors import ConfigError, ConveyorError
+
+T = TypeVar("T")
+
+#: Attempts for one write transaction before the error is raised.
+MAX_ATTEMPTS = 8
+_MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseBusyError(ConveyorError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def ts(value: datetime) -> str:
+    """A datetime as fixed-width ISO-8601 UTC text (sorts as time sorts)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON: sorted keys, no NaN tokens (they become ``null``)."""
+    return json.dumps(_no_nan(value), sort_keys=True, separators=(",", ":"), default=str,
+                      allow_nan=False)
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def path_from_url(url: str, root: Path) -> Path:
+    """``sqlite:///rel.db`` -> ``root/rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    rest = url[len("sqlite:///"):]
+    path = Path(rest).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(number, file name, sql)`` of every bundled migration, in order."""
+    folder = resources.files("conveyor.plugins.sqlite").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"SQLite migrations are not numbered 1..N: {numbers}")
+    return found
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (triggers with inner ``;`` included)."""
+    statements: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        if not current and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise RuntimeError(f"incomplete SQL statement in a migration: {current[:80]!r}")
+    return statements
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Database:
+    """A SQLite file opened by one process: one connection, guarded by a lock.
+
+    The connection is reopened after a fork (it is never shared between
+    processes).  Reads run in autocommit mode or, through :meth:`snapshot`, in one
+    read transaction; writes go through :meth:`write`.
+
+    Attributes:
+        path: the database file.
+        busy_timeout_s: how long a writer waits for the lock.
+        synchronous: the ``synchronous`` pragma (``normal``/``full``/``extra``).
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0,
+                 synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self.synchronous = synchronous
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._depth = 0
+
+    # -- connection --------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        self._retry_busy(lambda: self._set_wal(conn))
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate(conn)
+        return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ConfigError(
+                f"SQLite refused WAL mode for {self.path} (journal mode is {mode!r})",
+                hint="put the database on a local filesystem (WAL needs shared memory; "
+                "network filesystems do not provide it)",
+            )
+
+    def _retry_busy(self, fn: Callable[[], T]) -> T:
+        """``fn`` retried while SQLite reports the file busy (bounded by the timeout).
+
+        Changing the journal mode of a new file can fail with "database is locked"
+        without waiting on the busy handler, so it is retried here.
+        """
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.05)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        steps = migrations()
+        latest = len(steps)
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current == latest:
+            return
+        if current > latest:
+            raise ConfigError(
+                f"{self.path} has schema version {current}, newer than this Conveyor "
+                f"understands ({latest})",
+                hint="upgrade Conveyor (pip install -U conveyor) before opening this database",
+            )
+
+        def apply() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # re-read under the write lock: another process may have migrated meanwhile
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+                for number, _name, sql in steps:
+                    if number <= found:
+                        continue
+                    for statement in split_statements(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        self._retry_busy(apply)
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- transactions ------------------------------------------------------------------
+
+    def write(self, fn: Callable[[sqlite3.Connection], T], *,
+              retry_conflicts: bool = False) -> T:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction and commit.
+
+        A busy database (or, with ``retry_conflicts``, a constraint conflict) rolls
+        the transaction back first and retries, at most :data:`MAX_ATTEMPTS` times.
+        Any other error rolls back and propagates.  Nested calls join the outer
+        transaction.
+        """
+        with self._lock:
+            conn = self.conn
+            if self._depth:
+                return fn(conn)
+            delay = 0.002
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                self._depth += 1
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except sqlite3.OperationalError as exc:
+                    _rollback(conn)
+                    if not _is_busy(exc):
+                        raise
+                    if attempt == MAX_ATTEMPTS:
+                        raise DatabaseBusyError(
+                            f"{self.path} stayed locked by another writer for more than "
+                            f"{self.busy_timeout_s:g}s ({MAX_ATTEMPTS} attempts)",
+                            hint="raise busy_timeout_s in the config, or find the process "
+                            "holding the database open in a long transaction",
+                        ) from exc
+                except sqlite3.IntegrityError:
+                    _rollback(conn)
+                    if not retry_conflicts or attempt == MAX_ATTEMPTS:
+                        raise
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                finally:
+                    self._depth -= 1
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.2)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees one consistent state."""
+        with self._lock:
+            conn = self.conn
+            if self._depth:
+                yield conn
+                return
+            self._depth += 1
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                self._depth -= 1
+                _rollback(conn)
+
+    @contextmanager
+    def locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection under this process's lock (for single-statement reads)."""
+        with self._lock:
+            yield self.conn
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass

@@ -1,0 +1,135 @@
+"""The SQLite layer: migrations without races, WAL, append-only audit, bounded retries."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor.errors import ConfigError
+from conveyor.plugins.sqlite.db import Database, DatabaseBusyError, migrations
+from conveyor.plugins.sqlite.metadata import SQLiteMetadataStore
+from conveyor.plugins.sqlite.registry import SQLiteModelRegistry
+
+OPENER = """
+import sys, time
+from conveyor.plugins.sqlite.metadata import SQLiteMetadataStore
+from conveyor.plugins.sqlite.registry import SQLiteModelRegistry
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+cls = SQLiteModelRegistry if int(sys.argv[3]) % 2 else SQLiteMetadataStore
+store = cls(path=sys.argv[1])
+print(store.db.schema_version())
+"""
+
+
+def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    db = tmp_path / "fresh" / "conveyor.db"
+    start = time.time() + 1.0
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(db), str(start), str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(8)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in outputs]
+    latest = len(migrations())
+    assert [int(out) for out, _ in outputs] == [latest] * 8
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert len(tables) == len(set(tables))
+    assert {"runs", "model_versions", "alias_audit", "aliases"} <= set(tables)
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SQLiteMetadataStore(path=path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(ConfigError, match="newer"):
+        SQLiteMetadataStore(path=path)
+
+
+def test_the_audit_log_is_append_only(tmp_path: Path) -> None:
+    registry = SQLiteModelRegistry(path=tmp_path / "r.db")
+    registry.register("m", artifact_uri="file:///m.txt", sha256="a" * 64)
+    registry.set_alias("m", "champion", 1, actor="me")
+    conn = sqlite3.connect(tmp_path / "r.db")
+    for statement in ("UPDATE alias_audit SET actor = 'mallory'", "DELETE FROM alias_audit"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(statement)
+    assert registry.history("m")[0].actor == "me"
+
+
+def test_check_detects_an_alias_moved_behind_the_logs_back(tmp_path: Path) -> None:
+    registry = SQLiteModelRegistry(path=tmp_path / "r.db")
+    for _ in range(2):
+        registry.register("m", artifact_uri="file:///m.txt", sha256="a" * 64)
+    registry.set_alias("m", "champion", 1, actor="me")
+    assert [f for f in registry.check() if f.blocking] == []
+    conn = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    conn.execute("UPDATE aliases SET version = 2")
+    problems = [f for f in registry.check() if f.blocking]
+    assert [f.check for f in problems] == ["registry.audit_replay"]
+    assert "v1" in problems[0].message
+
+
+def test_a_held_write_lock_gives_a_bounded_retry_then_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    SQLiteMetadataStore(path=path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    db = Database(path, busy_timeout_s=0.02)
+    attempts: list[int] = []
+
+    def write(conn: sqlite3.Connection) -> None:
+        attempts.append(1)
+
+    started = time.monotonic()
+    with pytest.raises(DatabaseBusyError) as caught:
+        db.write(write)
+    assert time.monotonic() - started < 10
+    assert caught.value.hint
+    assert not db.conn.in_transaction  # rolled back before giving up
+    holder.execute("ROLLBACK")
+    db.write(write)
+    assert attempts == [1]
+
+
+def test_a_failed_write_rolls_back_everything(tmp_path: Path) -> None:
+    store = SQLiteMetadataStore(path=tmp_path / "m.db")
+    run_id = store.start_run("p")
+    with pytest.raises(Exception, match="cannot tell"):
+        store.start_step(run_id, "s", inputs=[{"uri": "file:///a", "fingerprint": "f"},
+                                              {"uri": ""}])
+    assert store.get_run(run_id).steps == ()
+    assert store.find_artifacts() == []
+
+
+def test_bad_urls_are_config_errors(conveyor_app: Any, tmp_path: Path) -> None:
+    from conveyor.app import Conveyor
+    from conveyor.config import Config
+
+    (tmp_path / "conveyor.toml").write_text('[metadata_store]\nurl = "sqlite:///:memory:"\n')
+    app = Conveyor(config=Config.load(cwd=tmp_path), pm=conveyor_app.pm)
+    with pytest.raises(ConfigError, match="metadata_store"):
+        app.metadata
+
+
+def test_the_url_is_relative_to_the_project_root(conveyor_app: Any, tmp_path: Path) -> None:
+    from conveyor.app import Conveyor
+    from conveyor.config import Config
+
+    (tmp_path / "conveyor.toml").write_text(
+        '[model_registry]\nurl = "sqlite:///state/registry.db"\n')
+    app = Conveyor(config=Config.load(cwd=tmp_path), pm=conveyor_app.pm)
+    assert app.registry.db.path == tmp_path / "state" / "registry.db"
+    assert conveyor_app.metadata.db.path == tmp_path / ".conveyor" / "conveyor.db"
+    app.close()
