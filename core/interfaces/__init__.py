@@ -5,19 +5,43 @@ The artifact store's interface lives in :mod:`conveyor.artifacts`.
 """
 
 from conveyor.interfaces.features import FeatureStore, OnlineStore
-from conveyor.interfaces.metadata import MetadataStore
+from conveyor.interfaces.metadata import (
+    ArtifactRecord,
+    Definition,
+    LineageGraph,
+    MetadataStore,
+    Run,
+    StepExecution,
+    TriggerEvent,
+)
 from conveyor.interfaces.orchestrator import Orchestrator
-from conveyor.interfaces.registry import ModelRegistry
+from conveyor.interfaces.registry import (
+    AliasChange,
+    Approval,
+    ModelRegistry,
+    ModelVersion,
+    ValidationVerdict,
+)
 from conveyor.interfaces.serving import Server
 from conveyor.interfaces.triggers import Trigger, TriggerDecision
 
 __all__ = [
+    "AliasChange",
+    "Approval",
+    "ArtifactRecord",
+    "Definition",
     "FeatureStore",
+    "LineageGraph",
     "MetadataStore",
     "ModelRegistry",
+    "ModelVersion",
     "OnlineStore",
     "Orchestrator",
+    "Run",
     "Server",
+    "StepExecution",
     "Trigger",
     "TriggerDecision",
+    "TriggerEvent",
+    "ValidationVerdict",
 ]

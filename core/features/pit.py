@@ -1,0 +1,262 @@
+"""The point-in-time join engine, on lazy polars.
+
+The rule, for one entity row with keys ``k`` and timestamp ``t`` and one view:
+
+* a view row qualifies when its keys equal ``k``, its event time ``e`` satisfies
+  ``e <= t`` (inclusive) and, when the view has a TTL, ``t - e <= ttl`` (inclusive);
+* in "as known at" mode (``as_of``) a row also needs ``created <= as_of``, where
+  ``created`` is the view's created-timestamp column if it declares one, else the
+  time the store ingested the row;
+* among qualifying rows the greatest ``e`` wins; among equal ``e`` the greatest
+  created time wins (when the view has one); among those the row that comes last in
+  the view's data (for the bundled store: ingested last, and within one batch the
+  later row) wins;
+* every entity row is kept, in its original order; where no row qualifies, the
+  view's features are null.  Entity rows with a null key or timestamp match nothing.
+
+How: for each view, the view's (keys, event time, tie-break) columns and the entity
+rows are stacked and sorted once by (keys, time, source, created, row index), with
+view rows before entity rows at equal times (so equality matches).  A forward fill
+then gives every entity row the index of the last view row before it; a group id
+and the filled event time check that it has the same keys and lies within the TTL.
+Only then are the feature columns read, by index, so the wide columns are never
+sorted.  Everything is expressed on ``LazyFrame`` s, so the caller decides how to
+collect (``engine="streaming"`` streams the scans).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from attrs import field, frozen
+
+from conveyor.errors import ValidationError
+from conveyor.features.definitions import INGESTED_AT, FeatureView
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+_ROW = "__row"
+_IDX = "__i"
+_TS = "__ts"
+_SRC = "__src"
+_CREATED = "__c"
+_GROUP = "__g"
+_NO_MATCH_VALUE = (1 << 63) - 1
+
+
+@frozen(kw_only=True)
+class ViewQuery:
+    """One view's part of a historical query.
+
+    Attributes:
+        view: the view's definition.
+        data: the view's rows (its keys, timestamp column(s) and features).
+        features: the features to return, in order.
+        names: the output column of each feature (default: the feature's name).
+        known_at: the columns ``as_of`` compares against (default: the view's
+            created-timestamp column and ``_ingested_at`` where ``data`` has them).
+    """
+
+    view: FeatureView
+    data: pl.LazyFrame = field(eq=False)
+    features: tuple[str, ...] = field(converter=tuple)
+    names: tuple[str, ...] = field(default=(), converter=tuple)
+    known_at: tuple[str, ...] | None = field(
+        default=None, converter=lambda v: None if v is None else tuple(v))
+
+    def output_names(self) -> tuple[str, ...]:
+        return self.names or self.features
+
+
+def polars_dtype(name: str) -> pl.DataType:
+    """The polars type of a definition type name."""
+    import polars as pl
+
+    return {
+        "bool": pl.Boolean(), "int8": pl.Int8(), "int16": pl.Int16(), "int32": pl.Int32(),
+        "int64": pl.Int64(), "uint8": pl.UInt8(), "uint16": pl.UInt16(),
+        "uint32": pl.UInt32(), "uint64": pl.UInt64(), "float32": pl.Float32(),
+        "float64": pl.Float64(), "string": pl.String(), "date": pl.Date(),
+        "datetime": pl.Datetime("us", "UTC"),
+    }[name]
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type of a definition type name (timestamps: microseconds, UTC)."""
+    import pyarrow as pa
+
+    return {
+        "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(),
+        "int64": pa.int64(), "uint8": pa.uint8(), "uint16": pa.uint16(),
+        "uint32": pa.uint32(), "uint64": pa.uint64(), "float32": pa.float32(),
+        "float64": pa.float64(), "string": pa.large_string(), "date": pa.date32(),
+        "datetime": pa.timestamp("us", "UTC"),
+    }[name]
+
+
+def utc_timestamp(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """``expr`` as ``Datetime("us", "UTC")``; naive datetimes are taken as UTC."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Date):
+        return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if not isinstance(dtype, pl.Datetime):
+        name = expr.meta.output_name(raise_if_undetermined=False) or "a timestamp column"
+        raise ValidationError(f"{name!r} must be a date or datetime column, not {dtype}",
+                              hint="convert it first, e.g. with str.to_datetime()")
+    expr = expr.cast(pl.Datetime("us", dtype.time_zone))
+    if dtype.time_zone is None:
+        return expr.dt.replace_time_zone("UTC")
+    return expr.dt.convert_time_zone("UTC")
+
+
+def to_utc(value: datetime) -> datetime:
+    """A datetime in UTC (naive values are taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def point_in_time_join(
+    entities: pl.LazyFrame | pl.DataFrame,
+    queries: Sequence[ViewQuery],
+    *,
+    timestamp: str = "event_timestamp",
+    as_of: datetime | None = None,
+) -> pl.LazyFrame:
+    """Each entity row with the point-in-time-correct features of every query.
+
+    Args:
+        entities: the entity rows: every queried view's join keys plus ``timestamp``.
+        queries: the views and features to fetch.
+        timestamp: the entity frame's timestamp column.
+        as_of: "as known at": ignore view rows created after this instant.
+
+    Returns:
+        A lazy frame: the entity columns in their order, then each query's feature
+        columns; one row per entity row, in the entity frame's order.
+    """
+    import polars as pl
+
+    lf = entities.lazy()
+    schema = lf.collect_schema()
+    if timestamp not in schema:
+        raise ValidationError(
+            f"the entity frame has no timestamp column {timestamp!r} "
+            f"(columns: {', '.join(schema.names())})",
+            hint="add the column, or pass timestamp=<the column's name>")
+    taken = set(schema.names())
+    for q in queries:
+        for name in q.output_names():
+            if name in taken:
+                raise ValidationError(
+                    f"the feature column {name!r} (view {q.view.name!r}) clashes with "
+                    "another column of the result",
+                    hint="request full names (full_names=True) or rename the column")
+            taken.add(name)
+    entity_ts = utc_timestamp(pl.col(timestamp), schema[timestamp])
+    base = lf.with_row_index(_ROW)
+    picked = [_pick(base, schema, entity_ts, q, as_of) for q in queries]
+    return pl.concat([lf, *picked], how="horizontal")
+
+
+def _pick(base: pl.LazyFrame, schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery,
+          as_of: datetime | None) -> pl.LazyFrame:
+    """``(__row, features...)`` for the entity rows that one view matches."""
+    import polars as pl
+
+    view = q.view
+    keys = list(view.join_keys)
+    no_match = pl.lit(_NO_MATCH_VALUE, pl.UInt64)
+    missing = [k for k in keys if k not in schema]
+    if missing:
+        raise ValidationError(
+            f"the entity frame lacks the join key(s) {', '.join(map(repr, missing))} "
+            f"of feature view {view.name!r}", hint="add the key columns to the entity frame")
+    for feature in q.features:
+        view.feature(feature)  # NotFoundError names the view's features
+    data_schema = q.data.collect_schema()
+    need = [*keys, view.timestamp_field, *q.features]
+    if view.created_timestamp_field:
+        need.append(view.created_timestamp_field)
+    absent = [c for c in need if c not in data_schema]
+    if absent:
+        raise ValidationError(f"the data of feature view {view.name!r} lacks the column(s) "
+                              f"{', '.join(map(repr, absent))}",
+                              hint="ingest data that matches the view's definition")
+    key_types = {k: polars_dtype(t) for k, t in view.key_types.items()}
+    narrow = [*keys, view.timestamp_field]
+    if view.created_timestamp_field:
+        narrow.append(view.created_timestamp_field)
+
+    event = utc_timestamp(pl.col(view.timestamp_field), data_schema[view.timestamp_field])
+    created = (utc_timestamp(pl.col(view.created_timestamp_field),
+                             data_schema[view.created_timestamp_field])
+               if view.created_timestamp_field else None)
+    valid = pl.all_horizontal([pl.col(k).is_not_null() for k in keys]
+                              + [pl.col(view.timestamp_field).is_not_null()])
+    if as_of is not None:
+        columns = q.known_at if q.known_at is not None else tuple(
+            c for c in (view.created_timestamp_field, INGESTED_AT) if c and c in data_schema)
+        if not columns:
+            raise ValidationError(
+                f"feature view {view.name!r} has no created timestamp, so 'as known at' "
+                "cannot be answered", hint="declare created_timestamp_field on the view")
+        cutoff = pl.lit(to_utc(as_of)).cast(pl.Datetime("us", "UTC"))
+        for column in columns:
+            narrow.append(column)
+            valid = valid & (utc_timestamp(pl.col(column), data_schema[column]) <= cutoff)
+    rows = q.data.select(list(dict.fromkeys(narrow))).with_row_index(_IDX)
+    # Entity rows carry the top bit in the index column, so that, after the time,
+    # they sort after every view row (equal times match).  Without a created column
+    # that one column orders everything: a 3-key sort instead of a 5-key one.
+    entity_bit = pl.lit(1 << 63, pl.UInt64)
+    view_cols = [*[pl.col(k).cast(key_types[k]) for k in keys], event.alias(_TS)]
+    entity_cols = [*[pl.col(k).cast(key_types[k]) for k in keys], entity_ts.alias(_TS)]
+    order = [*keys, _TS]
+    if created is not None:
+        view_cols += [pl.lit(0, pl.UInt8).alias(_SRC), created.alias(_CREATED)]
+        entity_cols += [pl.lit(1, pl.UInt8).alias(_SRC),
+                        pl.lit(None, pl.Datetime("us", "UTC")).alias(_CREATED)]
+        order += [_SRC, _CREATED]
+    view_side = rows.filter(valid).select(*view_cols, pl.col(_IDX).cast(pl.UInt64))
+    entity_side = base.select(*entity_cols,
+                              (pl.col(_ROW).cast(pl.UInt64) | entity_bit).alias(_IDX))
+    stacked = pl.concat([view_side, entity_side], how="vertical").sort(
+        [*order, _IDX], nulls_last=False)
+    new_group = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys])
+    is_view = pl.col(_IDX) < entity_bit
+    matched = (
+        stacked.with_columns(new_group.cum_sum().alias(_GROUP))
+        .with_columns(
+            pl.when(is_view).then(pl.col(_IDX)).forward_fill().alias("__fi"),
+            pl.when(is_view).then(pl.col(_GROUP)).forward_fill().alias("__fg"),
+            pl.when(is_view).then(pl.col(_TS)).forward_fill().alias("__ft"),
+        )
+        .filter(~is_view)
+        .with_columns(pl.col(_IDX) & pl.lit((1 << 63) - 1, pl.UInt64))
+    )
+    ok = (pl.col("__fg") == pl.col(_GROUP)) & pl.col(_TS).is_not_null()
+    for k in keys:
+        ok = ok & pl.col(k).is_not_null()
+    if view.ttl is not None:
+        ok = ok & ((pl.col(_TS) - pl.col("__ft")) <= pl.lit(view.ttl))
+    # every entity row gets an index: its match, or the extra all-null row appended to
+    # the values, so an inner join keeps every row and a sort by row restores the order
+    # (cheaper than a left join on the row number)
+    index = matched.select(pl.col(_IDX).alias(_ROW),
+                           pl.when(ok).then(pl.col("__fi")).otherwise(no_match).alias(_IDX))
+    outputs = list(zip(q.features, q.output_names(), strict=True))
+    # select before numbering rows so this scan is not the same sub-plan as the key scan
+    # (polars would otherwise cache one scan of every column for both)
+    values = q.data.select(*[pl.col(f).alias(n) for f, n in outputs]).with_row_index(
+        _IDX).with_columns(pl.col(_IDX).cast(pl.UInt64))
+    nothing = pl.DataFrame({_IDX: [_NO_MATCH_VALUE],
+                            **{n: [None] for _, n in outputs}},
+                           schema={_IDX: pl.UInt64,
+                                   **{n: data_schema[f] for f, n in outputs}})
+    values = pl.concat([values, nothing.lazy()], how="vertical")
+    return (index.join(values, on=_IDX, how="inner").sort(_ROW)
+            .select([n for _, n in outputs]))

@@ -1,0 +1,415 @@
+"""The ``local`` feature store: offline Parquet in the artifact store, polars joins.
+
+Layout under ``[feature_store] prefix`` (default ``features``) of the artifact store::
+
+    features/<view>/<partition>/<batch>.parquet   one file per time partition of a batch
+    features/<view>/_batches/<batch>.json          the batch's commit record
+
+``<batch>`` is ``<ingestion time in ns, 20 digits>-<random hex>``, so batch ids sort
+in ingestion order.  A batch's data files are written first (each one atomically,
+write-once), its commit record last: readers only see batches that have a record,
+so an ingestion killed part-way leaves nothing visible.  Every row carries the
+batch's ``_ingested_at``, which "as known at" queries compare against.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from conveyor.errors import ConveyorError, NotFoundError, ValidationError
+from conveyor.features.definitions import INGESTED_AT, Entity, FeatureView, parse_refs
+from conveyor.interfaces.features import (
+    ONLINE_EVENT_TS,
+    FeatureStore,
+    IngestReport,
+    MaterializeReport,
+    OnlineStore,
+)
+from conveyor.plugins.features.config import LocalFeatureStoreConfig
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+    from conveyor.app import Conveyor
+    from conveyor.artifacts import ArtifactStore
+    from conveyor.interfaces.metadata import Definition, MetadataStore
+
+ENTITY = "entity"
+FEATURE_VIEW = "feature_view"
+FILE = "_file"
+ROW = "_row"
+
+
+@frozen(kw_only=True)
+class Batch:
+    """One committed ingestion batch.
+
+    Attributes:
+        id: sortable batch id (ingestion order).
+        ingested_at: the ingestion time stamped on its rows.
+        files: ``(key, sha256, rows, min event, max event)`` of each data file.
+    """
+
+    id: str
+    ingested_at: datetime
+    files: tuple[tuple[str, str, int, str, str], ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(f[2] for f in self.files)
+
+
+class LocalFeatureStore(FeatureStore):
+    """Feature views kept as Parquet files in the artifact store.
+
+    Definitions are versioned in the metadata store; materialization goes to the
+    configured online store.  Stores can also be given directly (tests, notebooks).
+    """
+
+    def __init__(self, *, app: Conveyor | None = None,
+                 config: LocalFeatureStoreConfig | None = None,
+                 artifacts: ArtifactStore | None = None, metadata: MetadataStore | None = None,
+                 online: OnlineStore | None = None) -> None:
+        self.app = app
+        self.config = config or LocalFeatureStoreConfig()
+        self._artifacts = artifacts
+        self._metadata = metadata
+        self._online = online
+
+    # -- collaborators ---------------------------------------------------------------
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            assert self.app is not None, "a LocalFeatureStore needs an app or an artifact store"
+            self._artifacts = self.app.artifacts
+        return self._artifacts
+
+    @property
+    def metadata(self) -> MetadataStore:
+        if self._metadata is None:
+            assert self.app is not None, "a LocalFeatureStore needs an app or a metadata store"
+            self._metadata = self.app.metadata
+        return self._metadata
+
+    @property
+    def online(self) -> OnlineStore:
+        if self._online is None:
+            assert self.app is not None, "a LocalFeatureStore needs an app or an online store"
+            self._online = self.app.online_store
+        return self._online
+
+    # -- definitions -----------------------------------------------------------------
+
+    def apply(self, definitions: Iterable[Entity | FeatureView]) -> list[Definition]:
+        items = list(definitions)
+        entities: dict[str, Entity] = {}
+        for item in items:
+            found = [item] if isinstance(item, Entity) else (
+                list(item.entities) if isinstance(item, FeatureView) else None)
+            if found is None:
+                raise ValidationError(f"{item!r} is not an Entity or a FeatureView",
+                                      hint="apply only conveyor.features definitions")
+            for entity in found:
+                if entities.setdefault(entity.name, entity) != entity:
+                    raise ValidationError(
+                        f"two different entities are called {entity.name!r}",
+                        hint="give each entity one definition and reuse it in every view")
+        for item in items:
+            if isinstance(item, FeatureView):
+                item.key_types  # noqa: B018 - raises when two entities disagree on a key
+        recorded = [self.metadata.put_definition(ENTITY, e.name, e.to_spec())
+                    for e in sorted(entities.values(), key=lambda e: e.name)]
+        views = sorted((i for i in items if isinstance(i, FeatureView)), key=lambda v: v.name)
+        recorded += [self.metadata.put_definition(FEATURE_VIEW, v.name, v.to_spec())
+                     for v in views]
+        return recorded
+
+    def get_view(self, name: str | FeatureView) -> FeatureView:
+        if isinstance(name, FeatureView):
+            return name
+        try:
+            definition = self.metadata.get_definition(FEATURE_VIEW, name)
+        except NotFoundError:
+            known = [d.name for d in self.metadata.list_definitions(FEATURE_VIEW)]
+            raise NotFoundError(
+                f"no feature view named {name!r} is registered",
+                hint=f"registered: {', '.join(known) or 'none'}; register views with "
+                "`conveyor features apply`") from None
+        return FeatureView.from_spec(definition.spec)
+
+    def list_views(self) -> list[FeatureView]:
+        return [FeatureView.from_spec(d.spec)
+                for d in sorted(self.metadata.list_definitions(FEATURE_VIEW),
+                                key=lambda d: d.name)]
+
+    # -- ingestion -------------------------------------------------------------------
+
+    def ingest(self, view: str | FeatureView, table: pa.Table | pl.DataFrame) -> IngestReport:
+        import polars as pl
+
+        v = self.get_view(view)
+        df = conform(v, table if isinstance(table, pl.DataFrame) else pl.from_arrow(table))
+        now = time.time_ns()
+        ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
+        batch_id = f"{now:020d}-{secrets.token_hex(4)}"
+        df = df.with_columns(pl.lit(ingested_at).cast(pl.Datetime("us", "UTC"))
+                             .alias(INGESTED_AT))
+        fmt = "%Y-%m-%d" if self.config.partition == "day" else "%Y-%m"
+        part = pl.col(v.timestamp_field).dt.strftime(fmt).alias("__part")
+        files = []
+        if df.height:
+            for (label,), chunk in df.with_columns(part).partition_by(
+                    "__part", as_dict=True, maintain_order=True).items():
+                key = f"{self._base(v.name)}/{self.config.partition}={label}/{batch_id}.parquet"
+                chunk = chunk.drop("__part")
+                info = self.artifacts.put_table(key, chunk, overwrite=False)
+                ts = chunk[v.timestamp_field]
+                files.append((key, info.sha256, chunk.height, ts.min().isoformat(),
+                              ts.max().isoformat()))
+        files.sort()
+        record = {"id": batch_id, "ingested_at": ingested_at.isoformat(), "files": files}
+        self.artifacts.put_bytes(f"{self._base(v.name)}/_batches/{batch_id}.json",
+                                 json.dumps(record, sort_keys=True).encode(), overwrite=False,
+                                 media_type="application/json")
+        return IngestReport(view=v.name, rows=df.height, files=tuple(f[0] for f in files),
+                            ingested_at=ingested_at)
+
+    def _base(self, view: str) -> str:
+        return f"{self.config.prefix}/{view}"
+
+    def batches(self, view: str | FeatureView) -> list[Batch]:
+        """The committed batches of a view, in ingestion order."""
+        v = self.get_view(view)
+        found = []
+        for info in self.artifacts.list(f"{self._base(v.name)}/_batches/"):
+            record = json.loads(self.artifacts.get_bytes(info.key, sha256=info.sha256))
+            found.append(Batch(id=record["id"],
+                               ingested_at=datetime.fromisoformat(record["ingested_at"]),
+                               files=tuple(tuple(f) for f in record["files"])))
+        return sorted(found, key=lambda b: b.id)
+
+    def _scan(self, v: FeatureView, batches: Sequence[Batch], *, order: bool = False,
+              event_range: tuple[datetime | None, datetime | None] = (None, None)
+              ) -> pl.LazyFrame:
+        import polars as pl
+
+        lo, hi = event_range
+        frames = []
+        for batch in batches:
+            for key, sha256, _rows, first, last in batch.files:
+                if (hi is not None and datetime.fromisoformat(first) > hi) or (
+                        lo is not None and datetime.fromisoformat(last) < lo):
+                    continue  # no row of this file can matter
+                frame = self.artifacts.scan_table(key, sha256=sha256)
+                if order:
+                    frame = frame.with_row_index(ROW).with_columns(
+                        pl.lit(batch.id).alias(FILE), pl.col(ROW).cast(pl.Int64))
+                frames.append(frame)
+        if not frames:
+            return empty_frame(v, order=order).lazy()
+        return pl.concat(frames, how="vertical")
+
+    def read_view(self, view: str | FeatureView) -> pl.LazyFrame:
+        v = self.get_view(view)
+        return self._scan(v, self.batches(v))
+
+    # -- retrieval -------------------------------------------------------------------
+
+    def get_historical_features(
+        self,
+        entities: pl.DataFrame | pl.LazyFrame,
+        features: Sequence[str | FeatureView],
+        *,
+        timestamp: str = "event_timestamp",
+        as_of: datetime | None = None,
+        full_names: bool = False,
+    ) -> pl.LazyFrame:
+        import polars as pl
+
+        from conveyor.features.pit import ViewQuery, point_in_time_join, to_utc, utc_timestamp
+
+        grouped = parse_refs(features)
+        given = {f.name: f for f in features if isinstance(f, FeatureView)}
+        span: tuple[datetime | None, datetime | None] = (None, None)
+        if isinstance(entities, pl.DataFrame) and timestamp in entities.columns \
+                and entities.height:
+            col = entities.select(utc_timestamp(pl.col(timestamp),
+                                                entities.schema[timestamp]))
+            lo, hi = col.min().item(), col.max().item()
+            span = (lo, hi)
+        queries = []
+        for name, wanted in grouped.items():
+            v = given.get(name) or self.get_view(name)
+            feats = tuple(v.feature_names if wanted is None else wanted)
+            batches = self.batches(v)
+            if as_of is not None:
+                batches = [b for b in batches if b.ingested_at <= to_utc(as_of)]
+            lo, hi = span
+            lo = lo - v.ttl if lo is not None and v.ttl is not None else None
+            data = self._scan(v, batches, event_range=(lo, hi))
+            names = tuple(f"{v.name}__{f}" for f in feats) if full_names else ()
+            queries.append(ViewQuery(view=v, data=data, features=feats, names=names))
+        return point_in_time_join(entities, queries, timestamp=timestamp, as_of=as_of)
+
+    # -- online ----------------------------------------------------------------------
+
+    def materialize(self, view: str | FeatureView, *, end: datetime | None = None,
+                    batch_size: int | None = None) -> MaterializeReport:
+        from conveyor.features.materialize import materialize
+
+        v = self.get_view(view)
+        batches = self.batches(v)
+
+        def rows(upto: str | None, since: datetime | None, after_file: str | None
+                 ) -> pl.LazyFrame:
+            # a batch entirely older than the watermark and already considered is skipped
+            chosen = [b for b in batches if upto is not None and b.id <= upto]
+            if since is not None and after_file is not None:
+                chosen = [b for b in chosen if b.id > after_file or any(
+                    datetime.fromisoformat(f[4]) > since for f in b.files)]
+            return self._scan(v, chosen, order=True)
+
+        return materialize(self.online, v, rows=rows,
+                           newest_file=batches[-1].id if batches else None, end=end,
+                           batch_size=batch_size or self.config.batch_size)
+
+    def get_online_features(
+        self,
+        features: Sequence[str | FeatureView],
+        entity_keys: pa.Table | pl.DataFrame | Sequence[dict[str, Any]],
+        *,
+        at: datetime | None = None,
+        full_names: bool = False,
+    ) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from conveyor.features.pit import to_utc
+
+        keys = _as_arrow(entity_keys)
+        given = {f.name: f for f in features if isinstance(f, FeatureView)}
+        at = to_utc(at or datetime.now(UTC))
+        columns: dict[str, pa.Array] = {}
+        for name, wanted in parse_refs(features).items():
+            v = given.get(name) or self.get_view(name)
+            for k in v.join_keys:
+                if k not in columns:
+                    if k not in keys.column_names:
+                        raise ValidationError(
+                            f"the entity keys lack {k!r}, a join key of feature view "
+                            f"{v.name!r}", hint="pass every join key of every view")
+                    columns[k] = keys[k]
+            got = self.online.read(v, keys, wanted)
+            fresh = None
+            if v.ttl is not None:
+                oldest = pa.scalar(at - v.ttl, pa.timestamp("us", "UTC"))
+                fresh = pc.fill_null(pc.greater_equal(got[ONLINE_EVENT_TS], oldest), False)
+            for feature in (v.feature_names if wanted is None else wanted):
+                out = f"{v.name}__{feature}" if full_names else feature
+                if out in columns:
+                    raise ValidationError(
+                        f"the feature column {out!r} appears twice in the result",
+                        hint="pass full_names=True")
+                values = got[feature]
+                if fresh is not None:
+                    values = pc.if_else(fresh, values, pa.nulls(len(values), values.type))
+                columns[out] = values
+        return pa.table(columns)
+
+    def close(self) -> None:
+        """Nothing to release: the app closes the stores it opened."""
+
+
+def _as_arrow(keys: Any) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(keys, pa.Table):
+        return keys
+    if hasattr(keys, "to_arrow"):
+        return keys.to_arrow()
+    rows = list(keys)
+    if not rows:
+        raise ValidationError("no entity keys were given", hint="pass at least one key")
+    return pa.Table.from_pylist(rows)
+
+
+def empty_frame(v: FeatureView, *, order: bool = False) -> pl.DataFrame:
+    """An empty frame with a view's stored schema."""
+    import polars as pl
+
+    from conveyor.features.pit import polars_dtype
+
+    schema = {c: polars_dtype(t) for c, t in v.schema().items()}
+    schema[INGESTED_AT] = pl.Datetime("us", "UTC")
+    if order:
+        schema[ROW] = pl.Int64()
+        schema[FILE] = pl.String()
+    return pl.DataFrame(schema=schema)
+
+
+def conform(v: FeatureView, df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` checked against the view's definition and cast to its stored types.
+
+    Refuses missing or unknown columns, values that do not fit the declared type,
+    and null keys or event times.  Timestamps are stored as UTC microseconds.
+    """
+    import polars as pl
+
+    from conveyor.features.pit import polars_dtype, utc_timestamp
+
+    schema = v.schema()
+    missing = [c for c in schema if c not in df.columns]
+    extra = [c for c in df.columns if c not in schema]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"lacks {', '.join(map(repr, missing))}")
+        if extra:
+            parts.append(f"has unknown column(s) {', '.join(map(repr, extra))}")
+        raise ValidationError(f"the batch for feature view {v.name!r} {' and '.join(parts)}",
+                              hint=f"the view's columns are: {', '.join(schema)}")
+    exprs = []
+    for column, dtype in schema.items():
+        current = df.schema[column]
+        target = polars_dtype(dtype)
+        expr = pl.col(column)
+        if dtype == "datetime":
+            if not isinstance(current, pl.Datetime | pl.Date):
+                raise _type_error(v, column, current, dtype)
+            exprs.append(utc_timestamp(expr, current).alias(column))
+            continue
+        ok = (current == target or current == pl.Null
+              or (target.is_integer() and current.is_integer())
+              or (target.is_float() and (current.is_float() or current.is_integer())))
+        if not ok:
+            raise _type_error(v, column, current, dtype)
+        exprs.append(expr.cast(target, strict=True).alias(column))
+    try:
+        out = df.select(exprs)
+    except pl.exceptions.InvalidOperationError as exc:
+        raise ValidationError(f"the batch for feature view {v.name!r} has values that do "
+                              f"not fit the declared types: {exc}".splitlines()[0],
+                              hint="fix the values or the feature's dtype") from None
+    for column in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
+        if column is not None and out[column].null_count():
+            raise ValidationError(
+                f"the batch for feature view {v.name!r} has {out[column].null_count()} "
+                f"null value(s) in {column!r}",
+                hint="keys and timestamps must be set on every row")
+    return out
+
+
+def _type_error(v: FeatureView, column: str, current: Any, dtype: str) -> ConveyorError:
+    return ValidationError(
+        f"column {column!r} of the batch for feature view {v.name!r} is {current}, "
+        f"but the view declares {dtype}",
+        hint="cast the column, or change the definition and run `conveyor features apply`")

@@ -1,0 +1,436 @@
+"""The ``sqlite`` online store: the latest row per entity key, one table per view.
+
+Layout: a ``WITHOUT ROWID`` table ``fv_<view>`` whose primary key is the view's
+join keys (so a lookup is one B-tree descent), holding the features plus the
+order of the value: ``_event_ts``, ``_created_ts``, ``_file``, ``_row``.  An
+upsert only replaces a row whose order is strictly older, so an older event never
+overwrites a newer one and replaying a batch changes nothing.  Materialization
+state lives in ``_conveyor_state`` and is written in the same transaction as the
+rows it describes.  Every write is ``BEGIN IMMEDIATE`` on a WAL database.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conveyor.errors import ConveyorError, NotFoundError, ValidationError
+from conveyor.features.definitions import FeatureView
+from conveyor.features.pit import arrow_type
+from conveyor.interfaces.features import ONLINE_EVENT_TS, MaterializationState, OnlineStore
+from conveyor.plugins.features.config import SQLiteOnlineStoreConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from conveyor.app import Conveyor
+
+T = TypeVar("T")
+#: ``_created_ts`` of a view without a created-timestamp column (sorts before any time).
+NO_CREATED = -(2**63)
+#: Keys per lookup statement (well under SQLite's variable limit).
+CHUNK = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SQL_TYPES = {"bool": "INTEGER", "string": "TEXT", "float32": "REAL", "float64": "REAL",
+              "date": "INTEGER", "datetime": "INTEGER"}
+_META = (
+    "CREATE TABLE IF NOT EXISTS _conveyor_views (name TEXT PRIMARY KEY, spec TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS _conveyor_state (view TEXT PRIMARY KEY, watermark INTEGER, "
+    "last_file TEXT, pending_end INTEGER, pending_last_file TEXT, "
+    "pending_done INTEGER NOT NULL DEFAULT 0)",
+)
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier (names are validated by the definitions too)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_name(view: str) -> str:
+    return f"fv_{view}"
+
+
+def micros(value: datetime | None) -> int | None:
+    """A datetime as integer microseconds since the epoch (UTC); naive means UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def sql_type(dtype: str) -> str:
+    return _SQL_TYPES.get(dtype, "INTEGER")
+
+
+def _storage_column(values: pa.ChunkedArray | pa.Array, dtype: str) -> list[Any]:
+    """Arrow values as the Python values SQLite stores (timestamps as microseconds)."""
+    import pyarrow as pa
+
+    if dtype == "datetime":
+        values = values.cast(pa.timestamp("us", "UTC")).cast(pa.int64())
+    elif dtype == "date":
+        values = values.cast(pa.date32()).cast(pa.int32())
+    elif dtype in ("float32", "float64"):
+        import pyarrow.compute as pc
+
+        if pc.any(pc.is_nan(values)).as_py():
+            # SQLite turns a NaN REAL into NULL; the text 'NaN' keeps it distinct
+            return ["NaN" if v != v else v for v in values.to_pylist()]
+    return values.to_pylist()
+
+
+def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
+    import pyarrow as pa
+
+    if dtype == "datetime":
+        return pa.array(values, pa.int64()).cast(pa.timestamp("us", "UTC"))
+    if dtype == "date":
+        return pa.array(values, pa.int32()).cast(pa.date32())
+    if dtype == "bool":
+        return pa.array([None if v is None else bool(v) for v in values], pa.bool_())
+    try:
+        return pa.array(values, arrow_type(dtype))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        if dtype not in ("float32", "float64"):
+            raise
+        return pa.array([float(v) if isinstance(v, str) else v for v in values],
+                        arrow_type(dtype))
+
+
+class SQLiteOnlineStore(OnlineStore):
+    """The online store in one SQLite file (default ``.conveyor/online.db``).
+
+    Attributes:
+        path: the database file.
+    """
+
+    def __init__(self, *, app: Conveyor | None = None,
+                 config: SQLiteOnlineStoreConfig | None = None,
+                 path: str | os.PathLike[str] | None = None) -> None:
+        config = config or SQLiteOnlineStoreConfig()
+        if path is None:
+            rest = Path(config.url[len("sqlite:///"):]).expanduser()
+            root = app.root if app is not None else Path.cwd()
+            path = rest if rest.is_absolute() else root / rest
+        self.path = Path(path)
+        self.busy_timeout_s = config.busy_timeout_s
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._specs: dict[str, str] = {}
+        self._plans: dict[tuple[int, tuple[str, ...]], tuple[Any, ...]] = {}
+
+    # -- connection --------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = self._connect()
+        self._transaction(conn, lambda c: [c.execute(sql) for sql in _META])
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                               check_same_thread=False, cached_statements=256)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:  # switching a new file to WAL can report "locked" without waiting
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        if str(mode).lower() != "wal":
+            raise ConveyorError(f"SQLite refused WAL mode for {self.path}",
+                                hint="put the online store on a local filesystem")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _transaction(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
+                     ) -> T:
+        with self._lock:
+            for attempt in range(8):
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "locked" in str(exc) and attempt < 7:
+                        time.sleep(0.01 * 2**attempt)
+                        continue
+                    raise
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        raise AssertionError("unreachable")
+
+    def write_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, on a fresh connection.
+
+        SQLite stamps a write with the change counter of the page-1 image its
+        connection last read, so a long-lived connection and a fresh one stamp
+        differently.  Reading page 1 anew for every write transaction makes the
+        file depend only on the sequence of committed writes: a resumed run ends
+        byte-identical to an uninterrupted one.  (The long-lived read connection
+        stays open, so closing the writer does not checkpoint on every batch.)
+        """
+        self.conn  # noqa: B018 - keep the reader open (and the schema created)
+        conn = self._connect()
+        try:
+            return self._transaction(conn, fn)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- schema ------------------------------------------------------------------------
+
+    def prepare(self, view: FeatureView) -> bool:
+        spec = json.dumps(view.to_spec(), sort_keys=True)
+        if self._specs.get(view.name) == spec:
+            return False
+
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT spec FROM _conveyor_views WHERE name = ?",
+                               (view.name,)).fetchone()
+            if row is not None and _storage_spec(row[0]) == _storage_spec(spec):
+                if row[0] != spec:  # only TTL/description changed: keep the rows
+                    conn.execute("UPDATE _conveyor_views SET spec = ? WHERE name = ?",
+                                 (spec, view.name))
+                return False
+            table = q(table_name(view.name))
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute("DELETE FROM _conveyor_state WHERE view = ?", (view.name,))
+            types = view.key_types
+            columns = [f"{q(k)} {sql_type(t)} NOT NULL" for k, t in types.items()]
+            columns += ["_event_ts INTEGER NOT NULL", "_created_ts INTEGER NOT NULL",
+                        "_file TEXT NOT NULL", "_row INTEGER NOT NULL"]
+            columns += [f"{q(f.name)} {sql_type(f.dtype)}" for f in view.features]
+            keys = ", ".join(q(k) for k in types)
+            conn.execute(f"CREATE TABLE {table} ({', '.join(columns)}, "
+                         f"PRIMARY KEY ({keys})) WITHOUT ROWID")
+            conn.execute("INSERT INTO _conveyor_views (name, spec) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+                         (view.name, spec))
+            return True
+
+        created = self.write_transaction(run)
+        self._specs[view.name] = spec
+        return created
+
+    def _check_prepared(self, view: FeatureView) -> None:
+        if view.name not in self._specs:
+            row = self.conn.execute("SELECT spec FROM _conveyor_views WHERE name = ?",
+                                    (view.name,)).fetchone()
+            if row is None:
+                raise NotFoundError(
+                    f"the online store has no data for feature view {view.name!r}",
+                    hint=f"run: conveyor features materialize {view.name}")
+            if _storage_spec(row[0]) != _storage_spec(json.dumps(view.to_spec(),
+                                                                  sort_keys=True)):
+                raise ValidationError(
+                    f"the online store holds feature view {view.name!r} under an older "
+                    "definition", hint=f"run: conveyor features materialize {view.name}")
+            self._specs[view.name] = row[0]
+
+    # -- state -------------------------------------------------------------------------
+
+    def get_state(self, view: str) -> MaterializationState | None:
+        row = self.conn.execute(
+            "SELECT watermark, last_file, pending_end, pending_last_file, pending_done "
+            "FROM _conveyor_state WHERE view = ?", (view,)).fetchone()
+        if row is None:
+            return None
+        return MaterializationState(view=view, watermark=from_micros(row[0]), last_file=row[1],
+                                    pending_end=from_micros(row[2]),
+                                    pending_last_file=row[3], pending_done=row[4])
+
+    def set_state(self, state: MaterializationState) -> None:
+        self.write_transaction(lambda conn: self._put_state(conn, state))
+
+    @staticmethod
+    def _put_state(conn: sqlite3.Connection, state: MaterializationState) -> None:
+        values = (micros(state.watermark), state.last_file, micros(state.pending_end),
+                  state.pending_last_file, state.pending_done)
+        row = conn.execute(
+            "SELECT watermark, last_file, pending_end, pending_last_file, pending_done "
+            "FROM _conveyor_state WHERE view = ?", (state.view,)).fetchone()
+        if row == values:
+            return  # an identical rewrite would still dirty the page
+        conn.execute(
+            "INSERT INTO _conveyor_state (view, watermark, last_file, pending_end, "
+            "pending_last_file, pending_done) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (view) DO UPDATE SET watermark = excluded.watermark, "
+            "last_file = excluded.last_file, pending_end = excluded.pending_end, "
+            "pending_last_file = excluded.pending_last_file, "
+            "pending_done = excluded.pending_done", (state.view, *values))
+
+    # -- rows --------------------------------------------------------------------------
+
+    def write(self, view: FeatureView, table: pa.Table, *,
+              state: MaterializationState | None = None) -> int:
+        self.prepare(view)
+        missing = [c for c in (*view.join_keys, "_event_ts", "_file", "_row",
+                               *view.feature_names) if c not in table.column_names]
+        if missing:
+            raise ValidationError(f"rows for feature view {view.name!r} lack the column(s) "
+                                  f"{', '.join(missing)}", hint="pass the view's full rows")
+        key_types = view.key_types
+        columns = [*key_types, "_event_ts", "_created_ts", "_file", "_row",
+                   *view.feature_names]
+        data = [_storage_column(table[k], t) for k, t in key_types.items()]
+        data.append(_storage_column(table["_event_ts"], "datetime"))
+        if "_created_ts" in table.column_names:
+            created = _storage_column(table["_created_ts"], "datetime")
+            data.append([NO_CREATED if v is None else v for v in created])
+        else:
+            data.append([NO_CREATED] * table.num_rows)
+        data.append(table["_file"].to_pylist())
+        data.append(table["_row"].to_pylist())
+        data += [_storage_column(table[f.name], f.dtype) for f in view.features]
+        rows = list(zip(*data, strict=True))
+        name = q(table_name(view.name))
+        order = "(_event_ts, _created_ts, _file, _row)"
+        sql = (
+            f"INSERT INTO {name} ({', '.join(q(c) for c in columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({', '.join(q(k) for k in key_types)}) DO UPDATE SET "
+            + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns[len(key_types):])
+            + f" WHERE (excluded._event_ts, excluded._created_ts, excluded._file, "
+            f"excluded._row) > {order}"
+        )
+
+        def run(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany(sql, rows)
+            changed = conn.total_changes - before
+            if state is not None:
+                self._put_state(conn, state)
+            return changed
+
+        return self.write_transaction(run)
+
+    def read(self, view: FeatureView, keys: pa.Table,
+             features: Sequence[str] | None = None) -> pa.Table:
+        import pyarrow as pa
+
+        wanted = tuple(view.feature_names if features is None else features)
+        plan = self._plans.get((id(view), wanted))
+        if plan is None or plan[0] is not view:
+            plan = self._plan(view, wanted)
+            self._plans[(id(view), wanted)] = plan
+        _, key_types, names, dtypes, struct = plan
+        absent = [k for k in key_types if k not in keys.column_names]
+        if absent:
+            raise ValidationError(f"the keys lack the join key(s) {', '.join(absent)} of "
+                                  f"feature view {view.name!r}", hint="pass every join key")
+        key_lists = [_storage_column(keys[k], t) for k, t in key_types.items()]
+        requested = list(zip(*key_lists, strict=True))
+        found = self.lookup(view, requested, wanted)
+        empty = (None,) * (len(wanted) + 1)
+        rows = [(*key, *found.get(key, empty)) for key in requested]
+        try:  # one conversion for the whole result: the fast path for small lookups
+            return pa.Table.from_batches(
+                [pa.RecordBatch.from_struct_array(pa.array(rows, struct))])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass  # booleans stored as 0/1, NaN stored as text: convert column by column
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        return pa.table({n: _arrow_column(list(c), t)
+                         for n, c, t in zip(names, cols, dtypes, strict=True)})
+
+    @staticmethod
+    def _plan(view: FeatureView, wanted: tuple[str, ...]) -> tuple[Any, ...]:
+        """What ``read`` needs to know about a view, computed once per (view, features)."""
+        import pyarrow as pa
+
+        types = {f.name: f.dtype for f in view.features}
+        for name in wanted:
+            view.feature(name)  # NotFoundError names the view's features
+        key_types = view.key_types
+        dtypes = [*key_types.values(), "datetime", *(types[n] for n in wanted)]
+        names = [*key_types, ONLINE_EVENT_TS, *wanted]
+        struct = pa.struct([pa.field(n, arrow_type(t))
+                            for n, t in zip(names, dtypes, strict=True)])
+        return view, key_types, names, dtypes, struct
+
+    def lookup(self, view: FeatureView, keys: Sequence[tuple[Any, ...]],
+               features: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Stored ``(_event_ts, *features)`` per key tuple (SQLite values); a fast path."""
+        if view.name not in self._specs:
+            self._check_prepared(view)
+        key_names = view.join_keys
+        nkeys = len(key_names)
+        found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        conn = self.conn
+        features = tuple(features)
+        with self._lock:
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start:start + CHUNK]
+                sql = self._select_sql(view.name, key_names, features, len(chunk))
+                params = ([k[0] for k in chunk] if nkeys == 1
+                          else [v for k in chunk for v in k])
+                for row in conn.execute(sql, params):
+                    found[row[:nkeys]] = row[nkeys:]
+        return found
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - a few statements per store
+    def _select_sql(self, view: str, key_names: tuple[str, ...], features: tuple[str, ...],
+                    n: int) -> str:
+        select = ", ".join([*(q(k) for k in key_names), "_event_ts", *(q(f) for f in features)])
+        name = q(table_name(view))
+        if len(key_names) == 1:
+            return (f"SELECT {select} FROM {name} WHERE {q(key_names[0])} IN "
+                    f"({', '.join('?' * n)})")
+        one = "(" + ", ".join("?" * len(key_names)) + ")"
+        return (f"SELECT {select} FROM {name} WHERE ({', '.join(q(k) for k in key_names)}) "
+                f"IN (VALUES {', '.join([one] * n)})")
+
+    def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
+        import pyarrow as pa
+
+        self._check_prepared(view)
+        key_types = view.key_types
+        cols = ", ".join(q(k) for k in key_types)
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT {cols} FROM {q(table_name(view.name))} ORDER BY {cols}").fetchall()
+        picked = random.Random(seed).sample(rows, min(n, len(rows)))
+        columns = list(zip(*picked, strict=True)) if picked else [()] * len(key_types)
+        return pa.table({k: _arrow_column(list(columns[i]), t)
+                         for i, (k, t) in enumerate(key_types.items())})
+
+
+def _storage_spec(spec: str) -> Any:
+    """The parts of a view's spec that shape its table (not TTL, descriptions, tags)."""
+    data = json.loads(spec)
+    return ([(e["join_keys"], e["dtype"]) for e in data["entities"]],
+            [(f["name"], f["dtype"]) for f in data["features"]],
+            data.get("created_timestamp_field") is not None)
