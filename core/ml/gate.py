@@ -1,0 +1,499 @@
+"""The model validator -- the gate.  Its :class:`GateVerdict` is the "blessing".
+
+A candidate passes when all of these hold (``docs/ml.md`` has the details):
+
+1. **Targets.**  Every absolute threshold is met on the holdout
+   (``minimums`` for metrics where higher is better, ``maximums`` otherwise).
+2. **Not worse than production.**  When a production model exists, both models
+   score the same holdout and a seeded paired bootstrap (rows resampled with
+   replacement, the same resample for both models) gives the distribution of
+   ``candidate - production`` on ``metric`` (oriented so positive = candidate
+   better).  Its one-sided lower bound at ``confidence`` must be ``>= -margin``.
+3. **Infra.**  The candidate's stored text is loaded in a child process by the
+   same loader serving uses, which predicts a sample; the child must exit
+   cleanly and reproduce the in-process predictions.
+4. **Extra checks.**  No blocking finding from plugin ``check_model`` hooks
+   (passed in as ``extra_findings``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import field, frozen, validators
+
+from conveyor.checks import Finding, Severity
+from conveyor.errors import ConveyorError, ValidationError
+from conveyor.ml.evaluate import HIGHER_IS_BETTER, compute_metrics
+from conveyor.ml.validation import _jsonable, finding_from_dict, finding_to_dict, format_report
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from conveyor.ml.train import TrainedModel
+
+
+@frozen(kw_only=True)
+class GateConfig:
+    """The gate's rule.
+
+    Attributes:
+        metric: the metric compared with the production model.
+        minimums: metric -> lowest acceptable value (higher-is-better metrics).
+        maximums: metric -> highest acceptable value (lower-is-better metrics).
+        margin: how much worse than production (in ``metric`` units) is tolerated.
+        confidence: level of the one-sided bootstrap lower bound.
+        n_bootstrap: bootstrap resamples.
+        seed: bootstrap seed (the verdict is reproducible).
+        bootstrap_rows: holdouts larger than this are bootstrapped m-out-of-n: a
+            seeded subsample of this many rows is resampled and the spread of its
+            differences is scaled by sqrt(m / n) around the full-holdout difference.
+        infra_check: load and predict in a child process.
+        infra_sample_rows: rows of the holdout sent to the child.
+        infra_timeout: seconds the child may take.
+        infra_tolerance: allowed absolute difference between child and in-process
+            predictions (0: bit-identical).
+        incomparable: severity when production cannot score the holdout (schema
+            changed): ``error`` blocks, ``warning`` skips the comparison.
+    """
+
+    metric: str = "auc"
+    minimums: dict[str, float] = field(factory=lambda: {"auc": 0.6})
+    maximums: dict[str, float] = field(factory=dict)
+    margin: float = field(default=0.005, validator=validators.ge(0.0))
+    confidence: float = field(default=0.95, validator=[validators.gt(0.5), validators.lt(1.0)])
+    n_bootstrap: int = field(default=1000, validator=validators.ge(10))
+    seed: int = 0
+    bootstrap_rows: int = field(default=20_000, validator=validators.ge(100))
+    infra_check: bool = True
+    infra_sample_rows: int = field(default=256, validator=validators.ge(1))
+    infra_timeout: float = 120.0
+    infra_tolerance: float = 0.0
+    incomparable: Severity = field(default=Severity.ERROR, converter=Severity)
+
+    def __attrs_post_init__(self) -> None:
+        for name in (self.metric, *self.minimums, *self.maximums):
+            if name not in HIGHER_IS_BETTER:
+                raise ConveyorError(f"the gate does not know metric {name!r}",
+                                    hint=f"use one of {', '.join(HIGHER_IS_BETTER)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, section: str = "gate",
+                     where: str = "parameters") -> GateConfig:
+        """Build from a config table, with ``$.path``-precise ConfigErrors."""
+        from conveyor.config import structure
+
+        return structure(cls, data, section=section, where=where)
+
+
+@frozen(kw_only=True)
+class GateVerdict:
+    """The gate's decision: the "blessing" the registry requires for production.
+
+    Attributes:
+        passed: True when the candidate may be promoted.
+        findings: every finding; the ``error`` ones are why it did not pass.
+        evidence: JSON-able facts behind the decision (metrics, thresholds,
+            bootstrap comparison, infra check).
+    """
+
+    passed: bool
+    findings: tuple[Finding, ...] = field(default=(), converter=tuple)
+    evidence: dict[str, Any] = field(factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Messages of the blocking findings."""
+        return [f.message for f in self.findings if f.blocking]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "findings": [finding_to_dict(f) for f in self.findings],
+                "evidence": _jsonable(self.evidence)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateVerdict:
+        return cls(passed=bool(data["passed"]),
+                   findings=[finding_from_dict(f) for f in data.get("findings", ())],
+                   evidence=dict(data.get("evidence") or {}))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> GateVerdict:
+        return cls.from_dict(json.loads(text))
+
+    def report(self) -> str:
+        """A readable summary: verdict, the comparison, then every finding."""
+        lines = [format_report(self.findings, title="Model gate").replace(
+            "Model gate: passed", "Model gate: PASSED", 1)]
+        if not self.findings:
+            lines = ["Model gate: PASSED"]
+        cmp = self.evidence.get("comparison")
+        if cmp:
+            lines.append(
+                f"  vs production: {cmp['metric']} {cmp['candidate']:.5f} vs "
+                f"{cmp['incumbent']:.5f}, difference {cmp['difference']:+.5f}, "
+                f"{cmp['confidence']:.0%} lower bound {cmp['lower_bound']:+.5f} "
+                f"(must be >= {-cmp['margin']:+.5f})")
+        return "\n".join(lines)
+
+    def raise_if_refused(self) -> None:
+        """Raise :class:`ValidationError` with the report when the gate refused."""
+        if not self.passed:
+            raise ValidationError(self.report(), hint="the candidate was not promoted; see the "
+                                  "gate's findings", findings=self.findings)
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _bootstrap_counts(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
+    """``b`` rows of resample counts over ``n`` items (each row sums to ``n``)."""
+    import numpy as np
+
+    draws = rng.integers(0, n, size=(b, n), dtype=np.int64)
+    draws += (np.arange(b, dtype=np.int64) * n)[:, None]
+    # float32 holds the counts exactly and halves the memory traffic of what follows
+    return np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
+
+
+class _Scorer:
+    """Computes a metric under many resample weightings at once (rows of ``W``)."""
+
+    def __init__(self, metric: str, y: np.ndarray, p: np.ndarray) -> None:
+        import numpy as np
+
+        self.metric = metric
+        self.n = y.size
+        if metric == "auc":
+            self.order = np.argsort(p, kind="mergesort")
+            ps = p[self.order]
+            change = np.empty(self.n, dtype=bool)
+            change[0] = True
+            np.not_equal(ps[1:], ps[:-1], out=change[1:])
+            self.starts = np.flatnonzero(change)
+            self.tied = self.starts.size < self.n
+            self.pos = (y[self.order] == 1).astype(np.float32)
+        else:
+            if metric == "logloss":
+                q = np.clip(p, 1e-15, 1 - 1e-15)
+                loss = -(y * np.log(q) + (1 - y) * np.log1p(-q))
+            elif metric == "accuracy":
+                loss = ((p >= 0.5) == (y == 1)).astype(np.float64)
+            elif metric == "rmse":
+                loss = (y - p) ** 2
+            else:  # mae
+                loss = np.abs(y - p)
+            self.loss = loss.astype(np.float32)
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.metric != "auc":
+            value = (w @ self.loss).astype(np.float64) / self.n
+            return np.sqrt(value) if self.metric == "rmse" else value
+        ws = w[:, self.order]
+        wp = ws * self.pos
+        wn = ws - wp
+        if self.tied:
+            wp = np.add.reduceat(wp, self.starts, axis=1)
+            wn = np.add.reduceat(wn, self.starts, axis=1)
+        below = np.cumsum(wn, axis=1)
+        below -= 0.5 * wn  # negatives strictly below, plus half of the tied ones
+        num = np.einsum("ij,ij->i", wp, below, dtype=np.float64)
+        den = wp.sum(axis=1, dtype=np.float64) * wn.sum(axis=1, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def paired_bootstrap(y: Any, candidate: Any, incumbent: Any, *, metric: str,
+                     n_bootstrap: int = 1000, seed: int = 0,
+                     chunk_elements: int = 4_000_000) -> np.ndarray:
+    """Bootstrap distribution of ``metric(candidate) - metric(incumbent)``, oriented so
+    that positive means the candidate is better; both scored on the same resamples.
+
+    Vectorized: resamples are drawn as count vectors in chunks of rows of a
+    ``(b, n)`` matrix, and every metric is a weighted sum (AUC via one sort per
+    model and cumulative sums), so no resample is ever materialized.
+    """
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    i = np.asarray(incumbent, dtype=np.float64)
+    n = y.size
+    if n == 0:
+        raise ValidationError("cannot bootstrap an empty holdout")
+    score_c, score_i = _Scorer(metric, y, c), _Scorer(metric, y, i)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, chunk_elements // n)
+    out = []
+    done = 0
+    while done < n_bootstrap:
+        b = min(chunk, n_bootstrap - done)
+        w = _bootstrap_counts(rng, n, b)
+        out.append(score_c(w) - score_i(w))
+        done += b
+    diffs = np.concatenate(out)
+    return diffs if HIGHER_IS_BETTER[metric] else -diffs
+
+
+# --------------------------------------------------------------------------- infra check
+
+
+@frozen(kw_only=True)
+class InfraResult:
+    """Outcome of the child-process canary.
+
+    Attributes:
+        passed: the child loaded the model and reproduced the predictions.
+        findings: why not, when it did not.
+        evidence: return code, seconds, rows, largest prediction difference.
+    """
+
+    passed: bool
+    findings: tuple[Finding, ...] = field(default=(), converter=tuple)
+    evidence: dict[str, Any] = field(factory=dict)
+
+
+def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 120.0,
+                tolerance: float = 0.0, expected: Any = None) -> InfraResult:
+    """Load ``model``'s stored text in a child process and predict ``sample`` there.
+
+    The child (``python -m conveyor.ml.canary``) gets the model text, its
+    metadata (signature, SHA-256) and the sample as Arrow IPC in a private
+    temporary directory.  The check fails when the child times out, crashes,
+    refuses the model, or predicts differently from ``expected`` (by default the
+    in-process predictions of ``model``).
+    """
+    import numpy as np
+
+    from conveyor.ml.canary import SAMPLE_FILE
+    from conveyor.ml.train import METADATA_FILE, MODEL_FILE, predict
+
+    def fail(check: str, message: str, **evidence: Any) -> InfraResult:
+        evidence = {"passed": False, **evidence}
+        return InfraResult(passed=False, evidence=evidence, findings=[Finding(
+            check=check, message=message, severity=Severity.ERROR, subject="candidate",
+            details=_jsonable(evidence))])
+
+    if expected is None:
+        expected = predict(model, sample)
+    expected = np.asarray(expected, dtype=np.float64)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="conveyor-canary-") as tmp:  # mode 0700
+        directory = Path(tmp)
+        (directory / MODEL_FILE).write_text(model.model_text, encoding="utf-8")
+        (directory / METADATA_FILE).write_text(model.metadata_json(), encoding="utf-8")
+        sample.write_ipc(directory / SAMPLE_FILE)
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "conveyor.ml.canary", str(directory)],
+                capture_output=True, text=True, timeout=timeout, cwd=directory, env=env,
+                check=False)
+        except subprocess.TimeoutExpired:
+            return fail("infra.timeout", f"the child process did not load and predict within "
+                        f"{timeout:g} s", seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    stderr = proc.stderr.strip()[-2000:]
+    if proc.returncode != 0:
+        how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exited with status {proc.returncode}")
+        return fail("infra.load_failed", f"loading the candidate in a child process failed: "
+                    f"the child {how}: {stderr.splitlines()[-1] if stderr else 'no output'}",
+                    returncode=proc.returncode, seconds=seconds, stderr=stderr)
+    try:
+        result = json.loads(proc.stdout)
+        got = np.asarray(result["predictions"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        return fail("infra.bad_output", f"the child process answered unreadably: {exc}",
+                    returncode=proc.returncode, seconds=seconds, stderr=stderr)
+    if got.shape != expected.shape:
+        return fail("infra.prediction_mismatch", f"the child predicted {got.size} rows, "
+                    f"expected {expected.size}", seconds=seconds)
+    diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    if not diff <= tolerance:
+        return fail("infra.prediction_mismatch", f"the model loaded in a child process "
+                    f"predicts differently (max difference {diff:.3g}, tolerance "
+                    f"{tolerance:g}): the stored text is not the model that was evaluated",
+                    seconds=seconds, max_abs_diff=diff, rows=int(got.size))
+    return InfraResult(passed=True, evidence={
+        "passed": True, "returncode": 0, "seconds": seconds, "rows": int(got.size),
+        "max_abs_diff": diff, "sha256": result.get("sha256")})
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def validate_model(
+    candidate: TrainedModel,
+    holdout: pl.DataFrame,
+    *,
+    incumbent: TrainedModel | None = None,
+    config: GateConfig | None = None,
+    extra_findings: Sequence[Finding] = (),
+    candidate_predictions: Any = None,
+) -> GateVerdict:
+    """Decide whether ``candidate`` may replace ``incumbent`` (production) -- the gate.
+
+    ``candidate_predictions`` (the candidate's predictions of ``holdout``, e.g. from
+    the evaluation step) saves scoring the holdout twice; they are re-checked
+    against the child process's predictions of the infra sample.
+    """
+    import numpy as np
+    import polars as pl
+
+    from conveyor.ml.train import predict
+
+    config = config or GateConfig()
+    findings: list[Finding] = []
+    label = candidate.signature.label
+    objective = candidate.signature.objective
+    evidence: dict[str, Any] = {
+        "rule": (f"all thresholds met AND (no production model OR the {config.confidence:.0%} "
+                 f"paired-bootstrap lower bound of candidate - production on "
+                 f"{config.metric} >= -{config.margin:g}) AND the child-process load "
+                 "reproduces the predictions AND no blocking plugin finding"),
+        "candidate": {"sha256": candidate.sha256}, "holdout_rows": holdout.height,
+    }
+
+    def finding(check: str, message: str, severity: Severity = Severity.ERROR,
+                subject: str | None = None, **details: Any) -> None:
+        findings.append(Finding(check=check, message=message, severity=severity,
+                                subject=subject, details=_jsonable(details)))
+
+    try:
+        if label not in holdout.columns:
+            raise ValidationError(f"the holdout has no label column {label!r}")
+        if candidate_predictions is None:
+            p_c = predict(candidate, holdout)
+        else:
+            p_c = np.asarray(candidate_predictions, dtype=np.float64)
+            if p_c.shape != (holdout.height,):
+                raise ValidationError(f"{p_c.size} candidate predictions for "
+                                      f"{holdout.height} holdout rows")
+        y = holdout.get_column(label).cast(pl.Float64).to_numpy()
+        metrics_c = compute_metrics(y, p_c, objective)
+    except ConveyorError as exc:
+        finding("gate.candidate_unscorable", f"the candidate cannot score the holdout: "
+                f"{exc.message}", subject="candidate")
+        return GateVerdict(passed=False, findings=findings, evidence=evidence)
+    evidence["candidate"]["metrics"] = metrics_c
+
+    # 1. absolute thresholds
+    thresholds = []
+    for bounds, op in ((config.minimums, ">="), (config.maximums, "<=")):
+        for metric, limit in bounds.items():
+            value = metrics_c.get(metric)
+            ok = value is not None and (value >= limit if op == ">=" else value <= limit)
+            thresholds.append({"metric": metric, "op": op, "limit": limit, "value": value,
+                               "passed": ok})
+            if not ok:
+                shown = "undefined" if value is None else f"{value:.5f}"
+                finding("gate.threshold", f"{metric} on the holdout is {shown}; the target is "
+                        f"{op} {limit:g}", subject=metric, value=value, limit=limit, op=op)
+    evidence["thresholds"] = thresholds
+
+    # 2. not worse than production, with a paired bootstrap bound
+    evidence["comparison"] = None
+    if incumbent is not None:
+        evidence["comparison"] = _compare(candidate, incumbent, holdout, y, p_c, metrics_c,
+                                          config, finding)
+
+    # 3. infra: load the stored text in a child process and predict a sample
+    evidence["infra"] = None
+    if config.infra_check:
+        sample = holdout.head(config.infra_sample_rows)
+        result = infra_check(candidate, sample, timeout=config.infra_timeout,
+                             tolerance=config.infra_tolerance,
+                             expected=p_c[: sample.height])
+        evidence["infra"] = result.evidence
+        findings.extend(result.findings)
+
+    # 4. plugin checks
+    findings.extend(extra_findings)
+    passed = not any(f.blocking for f in findings)
+    return GateVerdict(passed=passed, findings=findings, evidence=_jsonable(evidence))
+
+
+def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataFrame,
+             y: np.ndarray, p_c: np.ndarray, metrics_c: dict[str, float | None],
+             config: GateConfig, finding: Any) -> dict[str, Any] | None:
+    """Score the incumbent on the same holdout and bound the difference by bootstrap."""
+    import numpy as np
+
+    from conveyor.ml.train import predict
+
+    metric = config.metric
+    if incumbent.signature.objective != candidate.signature.objective:
+        finding("gate.incomparable", "production has a different objective "
+                f"({incumbent.signature.objective}); the models cannot be compared",
+                config.incomparable, "production")
+        return None
+    try:
+        p_i = predict(incumbent, holdout)
+    except ConveyorError as exc:
+        finding("gate.incomparable", f"the production model cannot score this holdout "
+                f"({exc.message}); the models cannot be compared", config.incomparable,
+                "production")
+        return None
+    metrics_i = compute_metrics(y, p_i, candidate.signature.objective)
+    if metrics_c.get(metric) is None or metrics_i.get(metric) is None:
+        finding("gate.incomparable", f"{metric} is undefined on this holdout (one class?)",
+                config.incomparable, metric)
+        return None
+    started = time.perf_counter()
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    difference = sign * (metrics_c[metric] - metrics_i[metric])
+    n, m = y.size, config.bootstrap_rows
+    if n > m:  # m-out-of-n bootstrap, rescaled to the full holdout
+        sub = np.sort(np.random.default_rng(config.seed).choice(n, m, replace=False))
+        sub_c = compute_metrics(y[sub], p_c[sub], candidate.signature.objective)[metric]
+        sub_i = compute_metrics(y[sub], p_i[sub], candidate.signature.objective)[metric]
+        diffs = paired_bootstrap(y[sub], p_c[sub], p_i[sub], metric=metric,
+                                 n_bootstrap=config.n_bootstrap, seed=config.seed + 1)
+        if sub_c is None or sub_i is None:
+            diffs = diffs[:0]
+        else:
+            diffs = difference + (diffs - sign * (sub_c - sub_i)) * np.sqrt(m / n)
+    else:
+        diffs = paired_bootstrap(y, p_c, p_i, metric=metric, n_bootstrap=config.n_bootstrap,
+                                 seed=config.seed)
+    diffs = diffs[np.isfinite(diffs)]
+    if diffs.size == 0:
+        finding("gate.incomparable", f"the bootstrap of {metric} is undefined on this holdout",
+                config.incomparable, metric)
+        return None
+    alpha = 1.0 - config.confidence
+    lower = float(np.quantile(diffs, alpha))
+    upper = float(np.quantile(diffs, 1.0 - alpha))
+    ok = lower >= -config.margin
+    comparison = {
+        "metric": metric, "incumbent_sha256": incumbent.sha256,
+        "candidate": metrics_c[metric], "incumbent": metrics_i[metric],
+        "incumbent_metrics": metrics_i, "difference": difference,
+        "lower_bound": lower, "upper_bound": upper, "confidence": config.confidence,
+        "margin": config.margin, "n_bootstrap": int(diffs.size), "seed": config.seed,
+        "bootstrap_rows": min(n, m),
+        "share_worse_than_margin": float(np.mean(diffs < -config.margin)),
+        "seconds": time.perf_counter() - started, "passed": ok,
+    }
+    if not ok:
+        finding("gate.worse_than_production",
+                f"the candidate's {metric} is {metrics_c[metric]:.5f} vs production's "
+                f"{metrics_i[metric]:.5f} on the same holdout (difference {difference:+.5f}); "
+                f"the {config.confidence:.0%} lower bound {lower:+.5f} is below the allowed "
+                f"-{config.margin:g}", subject=metric, lower_bound=lower, difference=difference)
+    return comparison
+

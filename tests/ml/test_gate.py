@@ -1,0 +1,188 @@
+"""The gate: thresholds, paired bootstrap vs production, child-process infra check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from attrs import evolve
+
+from conveyor.checks import Finding, Severity
+from conveyor.errors import ConveyorError, ValidationError
+from conveyor.ml.evaluate import roc_auc
+from conveyor.ml.gate import (
+    GateConfig,
+    GateVerdict,
+    _bootstrap_counts,
+    _Scorer,
+    infra_check,
+    paired_bootstrap,
+    validate_model,
+)
+from conveyor.ml.train import sha256_text
+
+NO_INFRA = GateConfig(infra_check=False, n_bootstrap=300)
+
+
+def test_weighted_bootstrap_metrics_equal_metrics_of_materialized_resamples():
+    rng = np.random.default_rng(1)
+    n = 60
+    y = (rng.random(n) < 0.5).astype(float)
+    p = np.round(rng.random(n), 1)  # ties
+    w = _bootstrap_counts(rng, n, 6)
+    assert (w.sum(axis=1) == n).all()
+    for metric in ("auc", "logloss", "accuracy", "rmse", "mae"):
+        got = _Scorer(metric, y, p)(w)
+        for k in range(6):
+            idx = np.repeat(np.arange(n), w[k].astype(int))
+            from conveyor.ml.evaluate import METRICS
+            fn = METRICS["binary"].get(metric) or METRICS["regression"][metric]
+            assert got[k] == pytest.approx(fn(y[idx], p[idx]), abs=1e-6)
+
+
+def test_paired_bootstrap_is_seeded_oriented_and_paired():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.4).astype(float)
+    good = 1 / (1 + np.exp(-(3 * y - 1.5 + rng.normal(0, 1, 2000))))
+    bad = 1 / (1 + np.exp(-(1 * y - 0.5 + rng.normal(0, 1, 2000))))
+    a = paired_bootstrap(y, good, bad, metric="auc", n_bootstrap=200, seed=3)
+    assert np.array_equal(a, paired_bootstrap(y, good, bad, metric="auc", n_bootstrap=200,
+                                              seed=3))
+    assert (a > 0).all()  # candidate clearly better
+    assert (paired_bootstrap(y, good, bad, metric="logloss", n_bootstrap=50) > 0).all()
+    same = paired_bootstrap(y, good, good, metric="auc", n_bootstrap=50)
+    assert (same == 0).all()  # paired: identical models never differ
+    point = roc_auc(y, good) - roc_auc(y, bad)
+    assert np.quantile(a, 0.05) < point < np.quantile(a, 0.95)
+
+
+def test_first_model_passes_on_thresholds_alone(model, split):
+    verdict = validate_model(model, split.holdout, config=NO_INFRA)
+    assert verdict.passed, verdict.report()
+    assert verdict.evidence["comparison"] is None
+    assert verdict.evidence["thresholds"][0]["passed"]
+
+
+def test_refuses_a_worse_model_and_passes_a_better_one(model, weak_model, split):
+    refused = validate_model(weak_model, split.holdout, incumbent=model,
+                             config=evolve(NO_INFRA, minimums={"auc": 0.5}))
+    assert not refused.passed
+    assert [f.check for f in refused.findings if f.blocking] == ["gate.worse_than_production"]
+    cmp = refused.evidence["comparison"]
+    assert cmp["lower_bound"] < -cmp["margin"] and cmp["difference"] < 0
+    assert "worse_than_production" in refused.report() and "lower bound" in refused.report()
+    with pytest.raises(ValidationError):
+        refused.raise_if_refused()
+
+    passed = validate_model(model, split.holdout, incumbent=weak_model, config=NO_INFRA)
+    assert passed.passed, passed.report()
+    assert passed.evidence["comparison"]["lower_bound"] > 0
+
+
+def test_same_model_as_production_passes_with_zero_margin(model, split):
+    verdict = validate_model(model, split.holdout, incumbent=model,
+                             config=evolve(NO_INFRA, margin=0.0))
+    assert verdict.passed and verdict.evidence["comparison"]["lower_bound"] == 0.0
+
+
+def test_lower_is_better_metric_and_m_out_of_n(model, weak_model, split):
+    cfg = evolve(NO_INFRA, metric="logloss", minimums={}, maximums={"logloss": 0.9},
+                 bootstrap_rows=300)
+    verdict = validate_model(weak_model, split.holdout, incumbent=model, config=cfg)
+    assert not verdict.passed
+    assert verdict.evidence["comparison"]["bootstrap_rows"] == 300
+    assert validate_model(model, split.holdout, incumbent=weak_model, config=cfg).passed
+
+
+def test_absolute_thresholds(model, split):
+    verdict = validate_model(model, split.holdout, config=evolve(
+        NO_INFRA, minimums={"auc": 0.999}, maximums={"logloss": 0.01}))
+    assert not verdict.passed
+    assert {f.subject for f in verdict.findings if f.check == "gate.threshold"} == {
+        "auc", "logloss"}
+
+
+def test_incomparable_production_blocks_unless_configured(model, split):
+    holdout = split.holdout.drop("f19")  # production needs f19, candidate does not
+    from conveyor.ml.train import TrainConfig, train
+    cfg = TrainConfig(exclude=("entity_id", "f19"), num_boost_round=30, num_threads=2)
+    candidate = train(split.train, split.validation, cfg)
+    verdict = validate_model(candidate, holdout, incumbent=model, config=NO_INFRA)
+    assert not verdict.passed and verdict.findings[0].check == "gate.incomparable"
+    lenient = validate_model(candidate, holdout, incumbent=model,
+                             config=evolve(NO_INFRA, incomparable="warning"))
+    assert lenient.passed
+
+
+def test_plugin_findings_join_the_verdict(model, split):
+    extra = [Finding(check="plugin.fairness", message="slice gap too large")]
+    verdict = validate_model(model, split.holdout, config=NO_INFRA, extra_findings=extra)
+    assert not verdict.passed and verdict.reasons == ["slice gap too large"]
+    warn = [Finding(check="plugin.note", message="fyi", severity=Severity.WARNING)]
+    assert validate_model(model, split.holdout, config=NO_INFRA, extra_findings=warn).passed
+
+
+def test_unknown_metric_is_a_config_error():
+    with pytest.raises(ConveyorError, match="does not know metric"):
+        GateConfig(metric="f1")
+
+
+def test_verdict_is_strict_json_and_round_trips(model, weak_model, split):
+    verdict = validate_model(weak_model, split.holdout, incumbent=model,
+                             config=evolve(NO_INFRA, minimums={"auc": 0.5}))
+    text = verdict.to_json()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert GateVerdict.from_json(text) == verdict
+
+
+def test_infra_check_in_a_child_process(model, split):
+    verdict = validate_model(model, split.holdout, config=GateConfig(n_bootstrap=100,
+                                                                     infra_sample_rows=64))
+    assert verdict.passed, verdict.report()
+    infra = verdict.evidence["infra"]
+    assert infra["passed"] and infra["rows"] == 64 and infra["max_abs_diff"] == 0.0
+    assert infra["sha256"] == model.sha256
+
+
+def _corrupt(model, text):
+    return evolve(model, model_text=text, sha256=sha256_text(text))
+
+
+def test_infra_check_catches_a_corrupt_model_text(model, split):
+    sample = split.holdout.head(32)
+    # garbled structure: LightGBM's parser aborts the child (SIGABRT) -- loaded
+    # in-process, this text would have killed the caller
+    lines = model.model_text.splitlines(keepends=True)
+    garbled = "".join(line.replace("split_feature=", "split_feature=x9 ") for line in lines)
+    result = infra_check(_corrupt(model, garbled), sample)
+    assert not result.passed
+    assert result.findings[0].check == "infra.load_failed"
+    assert result.evidence["returncode"] != 0
+    assert "Model format error" in result.evidence["stderr"]
+
+    # truncated text: refused cleanly by the loader
+    result = infra_check(_corrupt(model, model.model_text[: len(model.model_text) // 2]), sample)
+    assert not result.passed and result.findings[0].check in ("infra.load_failed",
+                                                               "infra.prediction_mismatch")
+
+    # a changed leaf value: loads fine, but is not the model that was evaluated
+    lines = model.model_text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("leaf_value="))
+    values = lines[at].removeprefix("leaf_value=").split(" ")
+    # every leaf of the first tree, same text length (the header's tree_sizes must hold)
+    changed = [v.replace(".", ".9", 1)[: len(v)] for v in values]
+    assert all(len(a) == len(b) and a != b for a, b in zip(changed, values, strict=True))
+    lines[at] = "leaf_value=" + " ".join(changed)
+    tweaked = "\n".join(lines)
+    result = infra_check(_corrupt(model, tweaked), sample)
+    assert not result.passed and result.findings[0].check == "infra.prediction_mismatch"
+
+    # text that does not match its recorded hash
+    result = infra_check(evolve(model, model_text=tweaked), sample)
+    assert not result.passed and "SHA-256" in result.findings[0].message
+
+    verdict = validate_model(_corrupt(model, garbled), split.holdout,
+                             config=GateConfig(n_bootstrap=100, infra_sample_rows=32))
+    assert not verdict.passed
+    assert [f.check for f in verdict.findings if f.blocking] == ["infra.load_failed"]
