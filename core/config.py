@@ -57,6 +57,7 @@ SECTIONS: dict[str, str] = {
     "plugin": "plugin-wide settings, one table per plugin name",
     "profiles": "named overrides: [profiles.<name>.<section>]",
     "triggers": "named retraining triggers: [triggers.<name>] backend = ...",
+    "pipelines": "named pipelines: [pipelines.<name>] target = \"module:function\"",
     **{section: f"the {kind.replace('_', ' ')} backend" for kind, section in
        BACKEND_SECTIONS.items()},
 }
@@ -235,7 +236,8 @@ def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -
         return converter.structure(dict(data), cls)
     except Exception as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            messages = cattrs.transform_error(exc, path=f"$.{section}")
+            messages = cattrs.transform_error(exc, path=f"$.{section}",
+                                              format_exception=_format_exception)
         else:
             messages = [f"$.{section}: {exc}"]
         allowed = ", ".join(a.alias or a.name for a in attrs.fields(cls)
@@ -244,6 +246,15 @@ def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -
             f"invalid config in {where}: " + "; ".join(messages),
             hint=f"[{section}] allows: {allowed}" if allowed else None,
         ) from None
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    """cattrs' wording, but keeping the message a validator wrote for the user."""
+    from cattrs.v import format_exception
+
+    if type(exc) is ValueError and str(exc):
+        return f"invalid value: {exc}"
+    return format_exception(exc, type_)
 
 
 _CONVERTER: Any = None

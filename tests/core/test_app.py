@@ -74,7 +74,7 @@ def test_unknown_backend_lists_installed_and_suggests(app):
     with pytest.raises(UnknownBackendError) as info:
         app.orchestrator
     assert "no orchestrator backend named 'dask'" in info.value.message
-    assert "installed: ghost, memo" in info.value.message
+    assert "installed: ghost, local, memo" in info.value.message
     assert info.value.hint == "pip install conveyor-dask"
 
 
@@ -97,6 +97,15 @@ def test_wrong_option_type_names_the_path(app):
     write_config(app, '[orchestrator]\nbackend = "memo"\nsize = "big"\n')
     with pytest.raises(ConfigError, match=r"\$\.orchestrator\.size"):
         app.orchestrator
+
+
+def test_validator_message_reaches_the_user(app):
+    from conveyor.config import structure
+    from conveyor.plugins.local.config import LocalOrchestratorConfig
+
+    with pytest.raises(ConfigError, match=r"max_workers must be 1 or more @ \$\.orchestrator"):
+        structure(LocalOrchestratorConfig, {"max_workers": 0}, section="orchestrator",
+                  where="conveyor.toml")
 
 
 def test_factory_import_error_names_the_extra(app):

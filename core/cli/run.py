@@ -1,0 +1,138 @@
+"""``conveyor run``: run a pipeline now (a manual trigger)."""
+
+from __future__ import annotations
+
+import getpass
+import tomllib
+from typing import Any
+
+import click
+
+from conveyor.cli._output import echo_json, echo_table
+from conveyor.errors import ConfigError
+
+_SYMBOL = {"succeeded": ("ok", "green"), "cached": ("cached", "cyan"),
+           "failed": ("FAILED", "red"), "refused": ("REFUSED", "red"),
+           "skipped": ("skipped", "white")}
+
+
+def resolve_pipeline(config: Any, name: str | None) -> tuple[str, str, dict[str, Any]]:
+    """``(name, "module:function", parameters)`` for a configured name or a target."""
+    table = config.section("pipelines")
+    if name is not None and ":" in name:
+        return name.split(":", 1)[1], name, {}
+    if name is None:
+        if len(table) == 1:
+            name = next(iter(table))
+        elif "training" in table:
+            name = "training"
+        else:
+            raise ConfigError(
+                "which pipeline? " + (f"configured: {', '.join(sorted(table))}" if table
+                                      else f"no [pipelines] in {config.where}"),
+                hint="conveyor run NAME, or conveyor run module:function")
+    if name not in table:
+        raise ConfigError(
+            f"no pipeline named {name!r} in {config.where}",
+            hint=f"configured: {', '.join(sorted(table)) or 'none'}; add "
+            f'[pipelines.{name}] target = "module:function", or pass module:function')
+    entry = table[name]
+    unknown = set(entry) - {"target", "parameters"}
+    if unknown or "target" not in entry:
+        raise ConfigError(
+            f"{config.where}: [pipelines.{name}] needs target = \"module:function\" and may "
+            f"have a [pipelines.{name}.parameters] table"
+            + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else ""))
+    return name, entry["target"], dict(entry.get("parameters", {}))
+
+
+def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``-p key=value`` pairs; values are TOML when they parse (numbers, bools, lists)."""
+    parameters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        parameters[key.strip()] = value
+    return parameters
+
+
+@click.command()
+@click.argument("pipeline", required=False)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Override a pipeline parameter (repeatable).")
+@click.option("--no-cache", is_flag=True, help="Run every step, reusing no cached output.")
+@click.option("--resume", "resume_from", metavar="RUN_ID",
+              help="Resume a failed run: its succeeded steps are reused.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.pass_obj
+def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: bool,
+        resume_from: str | None, as_json: bool) -> None:
+    """Run PIPELINE now (default: the configured one), recorded as a manual trigger."""
+    from conveyor.events import TriggerFired
+    from conveyor.pipeline import load_pipeline
+
+    app = state.app
+    name, target, parameters = resolve_pipeline(app.config, pipeline)
+    parameters.update(parse_parameters(params))
+    pipe = load_pipeline(target)
+    graph = pipe.build(**parameters)
+    user = _user()
+    event = app.metadata.record_trigger_event(
+        "manual", f"conveyor run by {user}",
+        details={"pipeline": name, "parameters": parameters, "resume_from": resume_from})
+    app.emit("on_trigger_fired", TriggerFired(trigger="manual", reason=event.reason,
+                                              event_id=event.id, details=event.details))
+
+    def progress(node: str, status: str, outcome: Any) -> None:
+        if as_json:
+            return
+        if status == "running":
+            click.echo(f"  {node:<24} running...", err=True)
+            return
+        label, colour = _SYMBOL.get(status, (status, "white"))
+        click.secho(f"  {node:<24} {label:<8} {outcome.duration_s:8.2f}s", fg=colour, err=True)
+
+    if not as_json:
+        click.echo(f"Running pipeline {name!r} ({target})", err=True)
+    result = app.orchestrator.run(graph, trigger_event=event.id, resume_from=resume_from,
+                                  use_cache=not no_cache, progress=progress)
+    summary = {
+        "run_id": result.run_id, "pipeline": name, "status": result.status,
+        "duration_s": round(result.duration_s, 3), "error": result.error,
+        "trigger_event": event.id,
+        "steps": [{"step": o.node, "status": o.status, "duration_s": round(o.duration_s, 3),
+                   "attempts": o.attempts, "metrics": o.metrics, "error": o.error}
+                  for o in result.steps.values()],
+        "findings": [{"check": f.check, "severity": f.severity.value, "subject": f.subject,
+                      "message": f.message} for f in result.findings],
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo()
+        echo_table(["STEP", "STATUS", "SECONDS"],
+                   [[o.node, o.status, f"{o.duration_s:.2f}"] for o in result.steps.values()])
+        colour = "green" if result.ok else "red"
+        click.secho(f"\nRun {result.run_id}: {result.status} in {result.duration_s:.2f}s",
+                    fg=colour, bold=True)
+        if result.error:
+            click.secho(f"Reason: {result.error}", fg="red")
+        if result.hint:
+            click.echo(f"Hint: {result.hint}")
+    if not result.ok:
+        raise SystemExit(1)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+commands = [run]

@@ -1,0 +1,305 @@
+"""Ready-made steps of the LightGBM continuous-training pipeline.
+
+Each step wraps one component of :mod:`conveyor.ml` and adds what a pipeline
+needs around it: stores, the registry, plugin checks, metrics and lineage.
+A project's ``pipeline.py`` wires them (``conveyor init`` writes one)::
+
+    @pipeline
+    def training(data="data/*.parquet", model="churn"):
+        raw = load_data(files(data))
+        production = model_alias(model)
+        profile = validate_data(raw, production)
+        train, valid, holdout = split_data(raw)
+        candidate = train_model(train, valid)
+        evaluation = evaluate_candidate(candidate, holdout)
+        verdict = gate(candidate, holdout, production)
+        version = register_model(candidate, verdict, evaluation, profile, model=model)
+        promote(version)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConveyorError
+from conveyor.materializers import Materializer, register_json_value, register_materializer
+from conveyor.pipeline import GateRefused, StepContext, step
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from conveyor.ml.evaluate import Evaluation
+    from conveyor.ml.gate import GateVerdict
+    from conveyor.ml.profile import DataProfile
+    from conveyor.ml.train import TrainedModel
+
+PROMOTION_POLICIES = ("auto", "approval", "never")
+
+
+# -- materializers for the components' values ---------------------------------------------
+
+
+def _register_materializers() -> None:
+    from conveyor.ml.evaluate import Evaluation
+    from conveyor.ml.gate import GateVerdict
+    from conveyor.ml.profile import DataProfile
+    from conveyor.ml.train import TrainedModel
+
+    def save_model(store: Any, key: str, model: TrainedModel) -> Any:
+        # the signature beside the model, then the model: LightGBM text, never pickled
+        store.put_bytes(f"{key}.meta.json", model.metadata_json().encode(),
+                        media_type="application/json")
+        return store.put_bytes(key, model.model_text.encode(), media_type="text/plain")
+
+    def load_model(store: Any, key: str) -> TrainedModel:
+        return TrainedModel.from_parts(store.get_bytes(key).decode(),
+                                       store.get_bytes(f"{key}.meta.json").decode())
+
+    register_materializer(Materializer(
+        name="conveyor.trained_model", matches=lambda v: isinstance(v, TrainedModel),
+        save=save_model, load=load_model, extension="txt"))
+    register_json_value(DataProfile, "conveyor.data_profile")
+    register_json_value(Evaluation, "conveyor.evaluation")
+    register_json_value(GateVerdict, "conveyor.gate_verdict", refusal=_refusal)
+
+
+def _refusal(verdict: GateVerdict) -> GateRefused | None:
+    if verdict.passed:
+        return None
+    return GateRefused(verdict.report(), findings=verdict.findings,
+                       hint="production is unchanged; fix the data or the model and run again")
+
+
+_register_materializers()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def load_registered_model(app: Any, version: Any) -> TrainedModel:
+    """A registered version's model, hash-checked, from the artifact store."""
+    from conveyor.ml.train import ModelSignature, TrainedModel
+
+    text = app.artifacts.read_uri(version.artifact_uri, sha256=version.sha256).decode()
+    meta = version.params.get("conveyor.signature")
+    if meta is None:
+        raise ConveyorError(f"model {version.name} v{version.version} has no stored signature",
+                            hint="register models with conveyor.training.register_model")
+    return TrainedModel.from_text(text, ModelSignature.from_dict(meta), sha256=version.sha256)
+
+
+def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
+    """The training-data profile registered with a version, if any."""
+    from conveyor.ml.profile import DataProfile
+
+    if not version.profile_uri:
+        return None
+    return DataProfile.from_json(app.artifacts.read_uri(version.profile_uri))
+
+
+# -- steps -------------------------------------------------------------------------------------
+
+
+@step
+def load_data(paths: list) -> pl.DataFrame:
+    """Read the matching Parquet files into one table (in file-name order)."""
+    import polars as pl
+
+    frames = [pl.read_parquet(path) for path in paths]
+    try:
+        return pl.concat(frames, how="vertical")
+    except pl.exceptions.SchemaError as exc:
+        raise ConveyorError(f"the data files do not share one schema: {exc}",
+                            hint="every file must have the same columns and types") from None
+
+
+@step
+def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
+                  label: str = "label", checks: dict | None = None) -> DataProfile:
+    """Check the batch against production's training profile; return this batch's profile.
+
+    Blocking findings (schema changes, null-rate jumps, unseen categories, label
+    shift, ...) and plugins' ``check_data`` findings stop the run with a report.
+    """
+    from conveyor.checks import DataCheckContext
+    from conveyor.config import structure
+    from conveyor.ml.profile import infer_profile
+    from conveyor.ml.validation import CheckConfig, check_batch, ensure_valid
+
+    config = structure(CheckConfig, checks or {}, section="checks", where="pipeline parameters")
+    reference = None if production is None else load_registered_profile(ctx.app, production)
+    findings = [] if reference is None else check_batch(reference, data, config)
+    findings += ctx.app.run_checks("check_data", DataCheckContext(
+        dataset="training", table=data, reference=reference, run_id=ctx.run_id))
+    ensure_valid(findings)
+    ctx.log_metrics({"rows": data.height, "data_warnings": len(findings)})
+    return infer_profile(data, label=label)
+
+
+@step(outputs=("train", "validation", "holdout"))
+def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
+               fractions: list | None = None) -> tuple:
+    """Split by time: every training row precedes every validation and holdout row."""
+    from conveyor.ml.split import split_by_time
+
+    parts = split_by_time(data, timestamp=timestamp,
+                          fractions=tuple(fractions or (0.7, 0.15, 0.15)))
+    return parts.train, parts.validation, parts.holdout
+
+
+@step
+def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame, *,
+                params: dict | None = None) -> TrainedModel:
+    """Train LightGBM with early stopping on the validation part."""
+    from conveyor.ml.train import TrainConfig
+    from conveyor.ml.train import train as fit
+
+    config = TrainConfig.from_mapping(params or {}, section="train",
+                                      where="pipeline parameters")
+    model = fit(train, validation, config)
+    ctx.log_metrics({"best_iteration": model.best_iteration})
+    return model
+
+
+@step
+def evaluate_candidate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, *,
+                       slice_by: list | None = None) -> Evaluation:
+    """Overall and per-slice metrics of the candidate on the holdout."""
+    from conveyor.ml.evaluate import evaluate_model
+
+    evaluation = evaluate_model(model, holdout, slice_by=tuple(slice_by or ()))
+    ctx.log_metrics({k: v for k, v in evaluation.overall.items() if v is not None})
+    return evaluation
+
+
+@step
+def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, production: Any, *,
+         model_name: str = "", rule: dict | None = None) -> GateVerdict:
+    """The model gate: thresholds AND not worse than production on the same holdout.
+
+    Plugins' ``check_model`` findings join the verdict.  A refusing verdict is
+    stored (so a rerun on the same inputs reuses it) and ends the run ``refused``.
+    """
+    from conveyor.checks import ModelCheckContext
+    from conveyor.ml.evaluate import evaluate_model
+    from conveyor.ml.gate import GateConfig, validate_model
+
+    config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
+    incumbent = None if production is None else load_registered_model(ctx.app, production)
+    metrics = evaluate_model(model, holdout).overall
+    incumbent_metrics = None if incumbent is None else evaluate_model(incumbent, holdout).overall
+    extra = ctx.app.run_checks("check_model", ModelCheckContext(
+        model=model_name, candidate=model, metrics=metrics,
+        incumbent=incumbent, incumbent_metrics=incumbent_metrics, holdout=holdout,
+        run_id=ctx.run_id))
+    verdict = validate_model(model, holdout, incumbent=incumbent, config=config,
+                             extra_findings=extra)
+    if production is not None:
+        verdict.evidence["incumbent_version"] = production.version
+    ctx.log_metrics({"gate_passed": float(verdict.passed)})
+    return verdict
+
+
+@step
+def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
+                   evaluation: Evaluation, profile: DataProfile, train: pl.DataFrame,
+                   validation: pl.DataFrame, holdout: pl.DataFrame, *, model_name: str,
+                   timestamp: str = "event_timestamp", description: str = "",
+                   owner: str = "", intended_use: str = "", limitations: str = "") -> dict:
+    """Register the blessed candidate with its lineage and record the gate's verdict.
+
+    The training, validation and holdout tables are recorded as the version's
+    datasets (stored URI, content fingerprint, time range).  Registering a model
+    whose bytes are already registered returns that version.
+    """
+    from conveyor.interfaces.registry import DatasetRef, Governance, Signature
+
+    app = ctx.app
+    existing = [v for v in app.registry.list_versions(model_name) if v.sha256 == model.sha256] \
+        if model_name in {m.name for m in app.registry.list_models()} else []
+    if existing:
+        version = existing[0]
+    else:
+        base = f"models/{model_name}/{model.sha256}"
+        model_info = _put_once(app.artifacts, f"{base}/model.txt", model.model_text.encode(),
+                               "text/plain")
+        profile_info = _put_once(app.artifacts, f"{base}/profile.json",
+                                 profile.to_json().encode(), "application/json")
+        signature = Signature(features=[
+            {"name": f.name, "dtype": "category" if f.kind == "categorical" else f.dtype,
+             "nullable": f.nullable, "categories": f.categories}
+            for f in model.signature.features])
+        datasets = []
+        for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
+            record = ctx.inputs.get(role)
+            if record is None:
+                continue
+            times = frame.get_column(timestamp) if timestamp in frame.columns else None
+            datasets.append(DatasetRef(
+                uri=record.uri, fingerprint=record.fingerprint, role=role,
+                start=None if times is None else times.min(),
+                end=None if times is None else times.max()))
+        version = app.registry.register(
+            model_name, artifact_uri=model_info.uri, sha256=model_info.sha256,
+            model_format="lightgbm-text", run_id=ctx.run_id, datasets=datasets,
+            metrics={k: v for k, v in evaluation.overall.items() if v is not None},
+            params={"conveyor.signature": model.signature.to_dict(),
+                    "lightgbm": json.loads(json.dumps(model.params, default=str)),
+                    "best_iteration": model.best_iteration},
+            governance=Governance(description=description, owner=owner,
+                                  intended_use=intended_use, limitations=limitations),
+            signature=signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
+    app.registry.record_validation(
+        model_name, version.version, passed=verdict.passed, actor=f"run {ctx.run_id}",
+        run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
+    ctx.log_metrics({"registered_version": version.version})
+    return {"model": model_name, "version": version.version, "sha256": version.sha256}
+
+
+def _put_once(store: Any, key: str, data: bytes, media_type: str) -> Any:
+    """Write an immutable, content-named artifact (or return the one already there)."""
+    from conveyor.errors import NotFoundError
+
+    try:
+        return store.info(key)
+    except NotFoundError:
+        return store.put_bytes(key, data, media_type=media_type)
+
+
+@step
+def promote(ctx: StepContext, registered: dict, state: str, *, staging: str = "auto",
+            production: str = "auto") -> dict:
+    """Move aliases by policy: ``auto``, ``approval`` (only once approved) or ``never``.
+
+    ``state`` is ``model_state(model)``: the step reruns when an alias moves or an
+    approval is recorded, and is reused from cache otherwise.
+    """
+    app = ctx.app
+    name, number = registered["model"], registered["version"]
+    if state != name:
+        raise ConveyorError(f"promote got the state of model {state!r} for model {name!r}",
+                            hint="pass model_state(model) of the registered model")
+    moved: dict[str, str] = {}
+    for alias, policy in (("staging", staging), ("production", production)):
+        if policy not in PROMOTION_POLICIES:
+            raise ConveyorError(f"promotion policy {policy!r} for {alias} is unknown",
+                                hint=f"use one of: {', '.join(PROMOTION_POLICIES)}")
+        current = app.registry.resolve(name, alias)
+        if current is not None and current.version == number:
+            moved[alias] = "already"
+            continue
+        if policy == "never":
+            moved[alias] = "not promoted (policy: never)"
+            continue
+        if policy == "approval":
+            version = app.registry.get(name, number)
+            if not version.governance.approvals:
+                moved[alias] = (f"awaiting approval: conveyor models approve {name} {number} "
+                                f"--by WHO, then conveyor models promote {name} {number} "
+                                f"--to {alias}")
+                continue
+        app.registry.set_alias(name, alias, number, actor=f"run {ctx.run_id}",
+                               reason=f"policy {policy} after a passing gate")
+        moved[alias] = "promoted"
+    return {"model": name, "version": number, "aliases": moved}

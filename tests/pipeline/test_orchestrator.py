@@ -1,0 +1,291 @@
+"""The local orchestrator on the real default stores (local files + SQLite)."""
+
+from __future__ import annotations
+
+import threading
+
+import polars as pl
+import pytest
+
+from conveyor import hookimpl
+from conveyor.config import Config
+from conveyor.errors import ConveyorError
+from conveyor.pipeline import GateRefused, files, pipeline, step
+
+CALLS: dict[str, int] = {}
+
+
+def called(name: str) -> None:
+    CALLS[name] = CALLS.get(name, 0) + 1
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    CALLS.clear()
+
+
+@step
+def ingest(paths: list) -> pl.DataFrame:
+    called("ingest")
+    return pl.concat([pl.read_csv(p) for p in paths])
+
+
+@step
+def double(frame: pl.DataFrame, factor: int = 2) -> pl.DataFrame:
+    called("double")
+    return frame.with_columns(pl.col("x") * factor)
+
+
+@step
+def summarise(ctx, frame: pl.DataFrame) -> dict:
+    called("summarise")
+    ctx.log_metrics({"total": frame["x"].sum()})
+    return {"rows": frame.height, "total": int(frame["x"].sum())}
+
+
+@pipeline
+def numbers(data: str = "data/*.csv", factor: int = 2):
+    summarise(double(ingest(files(data)), factor=factor))
+
+
+@pytest.fixture
+def app(conveyor_app):
+    data = conveyor_app.root / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x\n1\n2\n3\n")
+    return conveyor_app
+
+
+def configure(app, text: str) -> None:
+    (app.root / "conveyor.toml").write_text(text)
+    app.close()
+    app.config = Config.load(cwd=app.root)
+
+
+def test_run_records_steps_outputs_metrics_and_lineage(app):
+    result = app.orchestrator.run(numbers)
+    assert result.status == "succeeded", result.error
+    assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
+    assert result.output("summarise") == {"rows": 3, "total": 12}
+    assert result.output("double")["x"].to_list() == [2, 4, 6]
+    run = app.metadata.get_run(result.run_id)
+    assert run.status == "succeeded"
+    assert run.parameters == {"data": "data/*.csv", "factor": 2}
+    assert [s.name for s in run.steps] == ["ingest", "double", "summarise"]
+    assert run.steps[2].metrics == {"total": 12.0}
+    summary = run.steps[2].outputs["output"]
+    graph = app.metadata.lineage(f"artifact:{summary.id}", direction="upstream")
+    assert any("a.csv" in str(n.attributes) or "data/" in n.label for n in graph.nodes.values())
+
+
+def test_second_run_is_fully_cached_and_a_parameter_reruns_downstream(app):
+    first = app.orchestrator.run(numbers)
+    again = app.orchestrator.run(numbers)
+    assert [o.status for o in again.steps.values()] == ["cached"] * 3
+    assert again.output("summarise") == first.output("summarise")
+    assert CALLS == {"ingest": 1, "double": 1, "summarise": 1}
+    changed = app.orchestrator.run(numbers, parameters={"factor": 3})
+    assert [o.status for o in changed.steps.values()] == ["cached", "succeeded", "succeeded"]
+    assert changed.output("summarise") == {"rows": 3, "total": 18}
+
+
+def test_new_data_invalidates_the_cache(app):
+    app.orchestrator.run(numbers)
+    (app.root / "data" / "b.csv").write_text("x\n10\n")
+    result = app.orchestrator.run(numbers)
+    assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
+    assert result.output("summarise") == {"rows": 4, "total": 32}
+
+
+def test_no_cache_runs_everything(app):
+    app.orchestrator.run(numbers)
+    result = app.orchestrator.run(numbers, use_cache=False)
+    assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
+
+
+def test_a_deleted_output_is_not_reused(app):
+    first = app.orchestrator.run(numbers)
+    key = first.steps["double"].outputs["output"].metadata["key"]
+    app.artifacts.delete(key)
+    again = app.orchestrator.run(numbers)
+    assert again.steps["double"].status == "succeeded"
+
+
+ATTEMPTS = {"flaky": 0}
+
+
+@step(retries=2, backoff_s=0.01)
+def flaky() -> int:
+    ATTEMPTS["flaky"] += 1
+    if ATTEMPTS["flaky"] < 3:
+        raise OSError("transient")
+    return ATTEMPTS["flaky"]
+
+
+@pipeline
+def flaky_pipeline():
+    flaky()
+
+
+def test_retries_with_backoff(app):
+    ATTEMPTS["flaky"] = 0
+    result = app.orchestrator.run(flaky_pipeline)
+    assert result.status == "succeeded"
+    assert result.steps["flaky"].attempts == 3
+    ATTEMPTS["flaky"] = -10
+    failing = app.orchestrator.run(flaky_pipeline, use_cache=False)
+    assert failing.status == "failed"
+    assert failing.steps["flaky"].attempts == 3
+    assert "OSError: transient" in failing.error
+
+
+@step(retries=3)
+def refuses() -> None:
+    called("refuses")
+    raise ConveyorError("data is bad", hint="fix the data")
+
+
+@pipeline
+def refusing():
+    refuses()
+
+
+def test_conveyor_errors_are_not_retried(app):
+    result = app.orchestrator.run(refusing)
+    assert result.status == "failed"
+    assert CALLS["refuses"] == 1
+    assert result.hint == "fix the data"
+    assert app.metadata.get_run(result.run_id).status == "failed"
+
+
+@step(timeout_s=0.2)
+def slow() -> None:
+    threading.Event().wait(5)
+
+
+@pipeline
+def slow_pipeline():
+    slow()
+
+
+def test_timeout_fails_the_step(app):
+    result = app.orchestrator.run(slow_pipeline)
+    assert result.status == "failed"
+    assert "timed out after 0.2 s" in result.error
+
+
+@step
+def gate() -> None:
+    raise GateRefused("candidate is worse than production")
+
+
+@step
+def after_gate() -> int:
+    called("after_gate")
+    return 1
+
+
+@pipeline
+def gated():
+    gate()
+    after_gate()
+
+
+def test_gate_refusal_ends_the_run_refused_and_skips_the_rest(app):
+    result = app.orchestrator.run(gated)
+    assert result.status == "refused"
+    assert result.steps["after_gate"].status == "skipped"
+    assert "after_gate" not in CALLS
+    assert app.metadata.get_run(result.run_id).status == "refused"
+
+
+FAIL = {"on": True}
+
+
+@step
+def first() -> dict:
+    called("first")
+    return {"a": 1}
+
+
+@step(cache=False)
+def second(value: dict) -> dict:
+    called("second")
+    if FAIL["on"]:
+        raise RuntimeError("broken until fixed")
+    return {**value, "b": 2}
+
+
+@pipeline
+def resumable():
+    second(first())
+
+
+def test_resume_reuses_the_steps_that_succeeded(app):
+    FAIL["on"] = True
+    failed = app.orchestrator.run(resumable, use_cache=False)
+    assert failed.status == "failed"
+    FAIL["on"] = False
+    resumed = app.orchestrator.run(resumable, use_cache=False, resume_from=failed.run_id)
+    assert resumed.status == "succeeded"
+    assert resumed.steps["first"].status == "cached"
+    assert resumed.output("second") == {"a": 1, "b": 2}
+    assert CALLS == {"first": 1, "second": 2}
+
+
+BARRIER = threading.Barrier(2, timeout=10)
+
+
+@step(cache=False)
+def left() -> int:
+    BARRIER.wait()
+    return 1
+
+
+@step(cache=False)
+def right() -> int:
+    BARRIER.wait()
+    return 2
+
+
+@step(cache=False)
+def join(a: int, b: int) -> int:
+    return a + b
+
+
+@pipeline
+def diamond():
+    join(left(), right())
+
+
+def test_independent_steps_run_in_parallel_when_asked(app):
+    configure(app, "[orchestrator]\nmax_workers = 2\n")
+    BARRIER.reset()
+    result = app.orchestrator.run(diamond)
+    assert result.status == "succeeded", result.error
+    assert result.output("join") == 3
+
+
+def test_trigger_event_and_lifecycle_hooks(app, register_plugin):
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def on_run_started(self, event):
+            seen.append(("run_started", event.trigger))
+
+        @hookimpl
+        def on_step_finished(self, event):
+            seen.append(("step", event.step, event.status))
+
+        @hookimpl
+        def on_run_finished(self, event):
+            seen.append(("run_finished", event.status))
+
+    register_plugin(Listener(), "listener")
+    event = app.metadata.record_trigger_event("manual", "test")
+    result = app.orchestrator.run(numbers, trigger_event=event.id)
+    assert app.metadata.get_run(result.run_id).trigger_event == event.id
+    assert seen == [("run_started", event.id), ("step", "ingest", "succeeded"),
+                    ("step", "double", "succeeded"), ("step", "summarise", "succeeded"),
+                    ("run_finished", "succeeded")]

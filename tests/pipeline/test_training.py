@@ -1,0 +1,93 @@
+"""The example project end to end: init, train, gate, register, promote, refuse, cache."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from conveyor.ml.data import Shift, generate
+
+FAST = ["-p", "train={num_boost_round = 60, learning_rate = 0.2}"]
+
+
+@pytest.fixture
+def project(cli, tmp_path, monkeypatch):
+    result = cli.invoke("init", "proj", "--rows", "6000")
+    assert result.exit_code == 0, result.output
+    monkeypatch.chdir(tmp_path / "proj")
+    return tmp_path / "proj"
+
+
+def run(cli, *extra):
+    result = cli.invoke("run", "--json", *FAST, *extra)
+    return result.exit_code, json.loads(result.output)
+
+
+def statuses(summary):
+    return {s["step"]: s["status"] for s in summary["steps"]}
+
+
+def test_train_gate_register_promote_then_refuse_worse_data_then_fully_cached(cli, project):
+    code, first = run(cli)
+    assert code == 0, first
+    assert first["status"] == "succeeded"
+    assert set(statuses(first).values()) == {"succeeded"}
+    shown = json.loads(cli.invoke("models", "show", "proj", "--json").output)
+    assert json.dumps(shown).count('"production"') >= 1
+    listed = json.loads(cli.invoke("models", "list", "--json").output)
+    (model,) = listed
+    assert model["name"] == "proj"
+    assert model["aliases"] == {"production": 1, "staging": 1}
+
+    # worse data arrives: the label is noise, so the candidate fails the gate
+    generate(6000, days=28, seed=7, start=datetime(2024, 1, 29),
+             shift=Shift(concept=0.5)).write_parquet(project / "data" / "batch-0002.parquet")
+    code, second = run(cli)
+    assert code == 1
+    assert second["status"] == "refused"
+    assert statuses(second)["gate"] == "refused"
+    assert statuses(second)["register_model"] == "skipped"
+    assert "Model gate: FAILED" in second["error"]
+    assert {f["check"] for f in second["findings"]} >= {"gate.threshold"}
+    listed = json.loads(cli.invoke("models", "list", "--json").output)
+    assert listed[0]["aliases"] == {"production": 1, "staging": 1}, "production moved"
+
+    # the same inputs again: nothing is recomputed, and the refusal stands
+    code, third = run(cli)
+    assert code == 1
+    assert third["status"] == "refused"
+    assert set(statuses(third).values()) <= {"cached", "refused", "skipped"}
+    assert statuses(third)["train_model"] == "cached"
+    assert statuses(third)["gate"] == "refused"
+
+
+def test_unchanged_inputs_after_promotion_are_fully_cached(cli, project):
+    assert run(cli)[0] == 0
+    assert run(cli)[0] == 0  # production moved: validation and gate re-check against it
+    code, third = run(cli)
+    assert code == 0
+    assert set(statuses(third).values()) == {"cached"}
+
+
+def test_approval_policy_keeps_production_until_approved(cli, project):
+    approval = ("-p", 'production="approval"')
+    assert run(cli, *approval)[0] == 0
+    listed = json.loads(cli.invoke("models", "list", "--json").output)
+    assert listed[0]["aliases"] == {"staging": 1}
+    approved = cli.invoke("models", "approve", "proj", "1", "--by", "alice")
+    assert approved.exit_code == 0, approved.output
+    code, summary = run(cli, *approval)
+    assert code == 0
+    assert statuses(summary)["promote"] == "succeeded", "an approval reruns promotion"
+    assert statuses(summary)["train_model"] == "cached"
+    listed = json.loads(cli.invoke("models", "list", "--json").output)
+    assert listed[0]["aliases"] == {"production": 1, "staging": 1}
+
+
+def test_unknown_pipeline_parameter_is_a_clear_error(cli, project):
+    result = cli.invoke("run", "-p", "rounds=3")
+    assert result.exit_code == 1
+    assert "got bad parameters" in result.output
+    assert "Hint: its parameters are: data, model" in result.output
