@@ -115,6 +115,64 @@ def load_data(paths: list) -> pl.DataFrame:
 
 
 @step
+def ingest_features(ctx: StepContext, data: pl.DataFrame, *, view: str,
+                    definitions: str = "features") -> dict:
+    """Register the project's feature definitions and append the batch to ``view``.
+
+    ``definitions`` is the module holding the ``Entity``/``FeatureView`` values
+    (``features.py`` in the project).  Only the view's own columns are ingested.
+    """
+    import importlib
+
+    from conveyor.features import collect_definitions
+
+    try:
+        module = importlib.import_module(definitions)
+    except ImportError as exc:
+        raise ConveyorError(f"cannot import the feature definitions {definitions!r}: {exc}",
+                            hint="put them in features.py in the project folder") from None
+    store = ctx.app.features
+    store.apply(collect_definitions(vars(module)))
+    feature_view = store.get_view(view)
+    columns = [*feature_view.join_keys, feature_view.timestamp_field,
+               *feature_view.feature_names]
+    if feature_view.created_timestamp_field:
+        columns.append(feature_view.created_timestamp_field)
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise ConveyorError(f"the batch lacks the columns {missing} of feature view {view!r}",
+                            hint="align features.py with the data")
+    report = store.ingest(view, data.select(columns))
+    ctx.log_metrics({"ingested_rows": report.rows})
+    return {"view": view, "rows": report.rows, "files": list(report.files),
+            "ingested_at": report.ingested_at.isoformat()}
+
+
+@step
+def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: dict, *,
+                       features: list, label: str = "label",
+                       timestamp: str = "event_timestamp") -> pl.DataFrame:
+    """Labels joined point-in-time correct with the feature views (the training set).
+
+    The label events (the view's keys, ``timestamp`` and ``label``) come from
+    ``data``; each feature is its latest value at or before the event, within TTL.
+    """
+    store = ctx.app.features
+    keys = list(store.get_view(ingested["view"]).join_keys)
+    events = data.select([*keys, timestamp, label])
+    frame = store.get_historical_features(events, features, timestamp=timestamp).collect()
+    ctx.log_metrics({"training_rows": frame.height})
+    return frame
+
+
+@step
+def materialize_features(ctx: StepContext, ingested: dict) -> dict:
+    """Bring the online store up to date with the ingested view (for serving)."""
+    report = ctx.app.features.materialize(ingested["view"])
+    return {"view": report.view, "rows": report.rows, "end": report.end.isoformat()}
+
+
+@step
 def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
                   label: str = "label", checks: dict | None = None) -> DataProfile:
     """Check the batch against production's training profile; return this batch's profile.

@@ -24,6 +24,7 @@ fixture to hold your plugin to the same tests as the bundled ones.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,27 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CONVEYOR_"):
             monkeypatch.delenv(name)
+
+
+def isolate_project_imports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                            root: Path) -> None:
+    """Undo, at teardown, what running a project under ``root`` does to imports.
+
+    The app puts the project root on ``sys.path`` and imports the project's modules
+    (``pipeline``, ``features``, hook modules); another test's project must not
+    find them.
+    """
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    prefixes = (str(root), str(root.resolve()))
+
+    def forget() -> None:
+        for name in set(sys.modules) - before:
+            location = getattr(sys.modules.get(name), "__file__", None) or ""
+            if location.startswith(prefixes):
+                sys.modules.pop(name, None)
+
+    request.addfinalizer(forget)
 
 
 @pytest.fixture
@@ -71,13 +93,15 @@ def register_plugin(plugin_manager: ConveyorPluginManager
 
 
 @pytest.fixture
-def conveyor_app(tmp_path: Path, plugin_manager: ConveyorPluginManager,
+def conveyor_app(request: pytest.FixtureRequest, tmp_path: Path,
+                 plugin_manager: ConveyorPluginManager,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An app whose config and ``.conveyor/`` state live in ``tmp_path``."""
     from conveyor.app import Conveyor
     from conveyor.config import Config
 
     clean_environment(monkeypatch)
+    isolate_project_imports(request, monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=plugin_manager)
     yield app
@@ -102,9 +126,10 @@ class CliInvoker:
 
 
 @pytest.fixture
-def cli(plugin_manager: ConveyorPluginManager, tmp_path: Path,
+def cli(request: pytest.FixtureRequest, plugin_manager: ConveyorPluginManager, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> CliInvoker:
     """``cli.invoke(*args)``: run a ``conveyor`` command in ``tmp_path``."""
     clean_environment(monkeypatch)
+    isolate_project_imports(request, monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     return CliInvoker(plugin_manager)
