@@ -12,7 +12,7 @@ from attrs import Factory, define, field
 
 from conveyor.backends import BackendKind, BackendSpec
 from conveyor.checks import Finding, Severity
-from conveyor.config import BACKEND_SECTIONS, Config, structure
+from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, structure
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.manager import ConveyorPluginManager, make_plugin_manager
 
@@ -225,8 +225,4 @@ class Conveyor:
         return findings
 
 
-def add_to_path(root: Path) -> None:
-    """Put the project root on ``sys.path`` so its own modules (hooks, pipelines) import."""
-    folder = str(root)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+__all__ = ["Conveyor", "add_to_path"]

@@ -222,6 +222,15 @@ class Config:
         return rows
 
 
+def add_to_path(root: Path) -> None:
+    """Put the project root on ``sys.path`` so its own modules (hooks, pipelines) import."""
+    import sys
+
+    folder = str(root)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
 def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -> Any:
     """Build the attrs ``cls`` from a config table, or raise a ConfigError with paths.
 

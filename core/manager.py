@@ -211,19 +211,38 @@ def _validation_message(exc: pluggy.PluginValidationError) -> str:
     return str(exc).replace("\n", " ")
 
 
-def _entry_points(distribution: str | None) -> list[importlib.metadata.EntryPoint]:
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    unique: dict[tuple[str, str], importlib.metadata.EntryPoint] = {}
-    for ep in eps:
-        dist = _dist_name(ep)
-        if distribution is not None and _normalise(dist) != _normalise(distribution):
+class _Found(tuple):
+    """``(entry point, distribution name, version)``, each read once (a plain tuple:
+    creating classes costs start-up time)."""
+
+    __slots__ = ()
+
+    def __new__(cls, ep: importlib.metadata.EntryPoint, dist: str, version: str | None
+                ) -> _Found:
+        return super().__new__(cls, (ep, dist, version))
+
+    ep = property(lambda self: self[0])
+    dist = property(lambda self: self[1])
+    version = property(lambda self: self[2])
+
+
+def _entry_points(distribution: str | None) -> list[_Found]:
+    # Reading a distribution's name parses its METADATA file: do it once per
+    # distribution, not once per entry point and use (it dominates start-up).
+    seen: dict[int, tuple[str, str | None]] = {}
+    unique: dict[tuple[str, str], _Found] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.dist is None:
+            name, version = "", None
+        else:
+            if id(ep.dist) not in seen:
+                meta = ep.dist.metadata
+                seen[id(ep.dist)] = (meta["Name"] or "", meta["Version"])
+            name, version = seen[id(ep.dist)]
+        if distribution is not None and _normalise(name) != _normalise(distribution):
             continue
-        unique.setdefault((ep.name, _normalise(dist)), ep)
-    return sorted(unique.values(), key=lambda ep: (ep.name, _normalise(_dist_name(ep))))
-
-
-def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
-    return ep.dist.name if ep.dist is not None else ""
+        unique.setdefault((ep.name, _normalise(name)), _Found(ep, name, version))
+    return sorted(unique.values(), key=lambda f: (f.ep.name, _normalise(f.dist)))
 
 
 def _normalise(name: str) -> str:
@@ -251,19 +270,15 @@ def make_plugin_manager(
     if os.environ.get("CONVEYOR_TRACE_HOOKS"):
         _trace_to_stderr(pm)
 
-    eps = _entry_points(distribution)
+    found = _entry_points(distribution)
     dists_by_name: dict[str, list[str]] = {}
-    for ep in eps:
-        dists_by_name.setdefault(ep.name, []).append(_dist_name(ep) or "?")
+    for f in found:
+        dists_by_name.setdefault(f.ep.name, []).append(f.dist or "?")
 
-    for ep in eps:
-        dist = ep.dist
-        info = PluginInfo(
-            name=ep.name,
-            module=ep.value,
-            distribution=dist.name if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
+    for f in found:
+        ep = f.ep
+        info = PluginInfo(name=ep.name, module=ep.value, distribution=f.dist or None,
+                          version=f.version)
         if len(dists_by_name[ep.name]) > 1:
             owners = " and ".join(sorted(dists_by_name[ep.name]))
             error = PluginConflictError(

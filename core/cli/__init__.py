@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = Config.load(config_path, profile=profile)
         selection = config.plugin_selection()
-        from conveyor.app import add_to_path
+        from conveyor.config import add_to_path
 
         add_to_path(config.root)
     except ConfigError:

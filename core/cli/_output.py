@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +10,8 @@ import click
 
 def echo_json(value: Any) -> None:
     """Print ``value`` as indented JSON (datetimes and paths as strings)."""
+    import json
+
     click.echo(json.dumps(value, indent=2, default=str, allow_nan=False))
 
 
