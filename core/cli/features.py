@@ -104,7 +104,7 @@ def list_(state: Any, as_json: bool) -> None:
         return
     echo_table(["VIEW", "VERSION", "KEYS", "FEATURES", "TTL", "WATERMARK"],
                [[r["name"], r["version"], ", ".join(r["join_keys"]), len(r["features"]),
-                 "-" if r["ttl_seconds"] is None else f"{r['ttl_seconds']:g}s",
+                 "-" if r["ttl_seconds"] is None else _duration(r["ttl_seconds"]),
                  r["watermark"] or "-"] for r in rows])
 
 
@@ -178,3 +178,16 @@ def parity(state: Any, view: str, sample: int, seed: int, as_json: bool) -> None
 
 
 commands = [features]
+
+
+def _duration(seconds: float) -> str:
+    """``2592000`` -> ``30d``; ``5400`` -> ``1h30m``: TTLs as people write them."""
+    whole = int(seconds)
+    if whole != seconds or whole <= 0:
+        return f"{seconds:g}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -246,8 +246,14 @@ def _pick(base: pl.LazyFrame, schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuer
     # every entity row gets an index: its match, or the extra all-null row appended to
     # the values, so an inner join keeps every row and a sort by row restores the order
     # (cheaper than a left join on the row number)
-    index = matched.select(pl.col(_IDX).alias(_ROW),
-                           pl.when(ok).then(pl.col("__fi")).otherwise(no_match).alias(_IDX))
+    index_plan = matched.select(
+        pl.col(_IDX).alias(_ROW),
+        pl.when(ok).then(pl.col("__fi")).otherwise(no_match).alias(_IDX))
+    # The narrow index is computed in its own query when the result is collected:
+    # sharing one plan with the wide scan below would make polars cache the view's
+    # whole scan (every feature column) until the index is ready.
+    index = pl.defer(index_plan.collect, schema={_ROW: pl.UInt64, _IDX: pl.UInt64},
+                     validate_schema=False)
     outputs = list(zip(q.features, q.output_names(), strict=True))
     # select before numbering rows so this scan is not the same sub-plan as the key scan
     # (polars would otherwise cache one scan of every column for both)
