@@ -233,6 +233,14 @@ class ArtifactStore(abc.ABC):
         """What is recorded about ``key``."""
 
     @abc.abstractmethod
+    def has_content(self, uri: str) -> bool:
+        """Whether the content URI ``uri`` (an ``ArtifactInfo.uri``) is stored here.
+
+        Cheap (no read): the registry calls it for every registration.  A URI that is
+        not a content URI of this store raises ConfinementError.
+        """
+
+    @abc.abstractmethod
     def read_uri(self, uri: str, *, sha256: str | None = None) -> bytes:
         """The bytes behind a URI this store handed out (``ArtifactInfo.uri``), verified.
 

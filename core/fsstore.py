@@ -381,8 +381,7 @@ class FsspecArtifactStore(ArtifactStore):
                       manifest["size"])
         return data
 
-    def read_uri(self, uri: str, *, sha256: str | None = None) -> bytes:
-        """The bytes of a content URI of this store (``<root>/blobs/<sha256>``), verified."""
+    def _digest_of_uri(self, uri: str) -> str:
         from conveyor.errors import ConfinementError
 
         prefix = f"{self.uri}/{BLOBS}/"
@@ -390,6 +389,15 @@ class FsspecArtifactStore(ArtifactStore):
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ConfinementError(f"{uri!r} is not a content URI of the store {self.uri}",
                                    hint="use a URI this store handed out (ArtifactInfo.uri)")
+        return digest
+
+    def has_content(self, uri: str) -> bool:
+        """Whether the blob a content URI names exists (its name is its digest)."""
+        return self.fs.exists(self._confine(self._blob_path(self._digest_of_uri(uri))))
+
+    def read_uri(self, uri: str, *, sha256: str | None = None) -> bytes:
+        """The bytes of a content URI of this store (``<root>/blobs/<sha256>``), verified."""
+        digest = self._digest_of_uri(uri)
         if sha256 is not None and sha256 != digest:
             raise IntegrityError(f"{uri!r} holds content {digest}, not the expected {sha256}",
                                  hint="the record points at other bytes than it claims")

@@ -182,6 +182,25 @@ class ArtifactStoreContract:
         assert store.info("data/blob.bin") == info
         assert store.exists("data/blob.bin")
 
+    def test_content_uris_outlive_their_key(self, store: ArtifactStore) -> None:
+        first = store.put_bytes("models/m/model.txt", b"version one")
+        store.put_bytes("models/m/model.txt", b"version two")  # the key moves on
+        assert store.has_content(first.uri)
+        assert store.read_uri(first.uri) == b"version one"
+        assert store.read_uri(first.uri, sha256=first.sha256) == b"version one"
+        with pytest.raises(IntegrityError):
+            store.read_uri(first.uri, sha256="0" * 64)
+        missing = first.uri.replace(first.sha256, "f" * 64)
+        assert not store.has_content(missing)
+        with pytest.raises(NotFoundError):
+            store.read_uri(missing)
+        for foreign in ("s3://elsewhere/blobs/" + first.sha256, first.uri + "/../x",
+                        first.uri[:-1], "file:///etc/passwd"):
+            with pytest.raises(ConfinementError):
+                store.has_content(foreign)
+            with pytest.raises(ConfinementError):
+                store.read_uri(foreign)
+
     @pytest.mark.parametrize("key", VALID_KEYS)
     def test_valid_keys_round_trip(self, store: ArtifactStore, key: str) -> None:
         store.put_bytes(key, key.encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,17 @@ class LocalArtifactStore(FsspecArtifactStore):
                 hint="a symbolic link inside the store leads out of it: remove the link",
             )
         return path
+
+    def has_content(self, uri: str) -> bool:
+        # A blob's name is a validated hex digest, so only the blobs folder itself
+        # could lead out of the store: it is checked by _confine, the blob by lstat
+        # (a regular file, never a link), which keeps registration cheap.
+        path = self._blob_path(self._digest_of_uri(uri))
+        self._confine(os.path.dirname(path))
+        try:
+            return stat.S_ISREG(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return False
 
     def _makedirs(self, folder: str) -> None:
         _make_private_dirs(Path(folder))

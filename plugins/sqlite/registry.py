@@ -668,16 +668,12 @@ def verify_artifact(store: Any, uri: str, sha256: str, *, deep: bool = False) ->
         raise IntegrityError(f"artifact {uri!r} is the blob of SHA-256 {blob.group(1)}, "
                              f"not {sha256}",
                              hint="register the sha256 the artifact store recorded")
-    path = store._blob_path(sha256)
-    if not store.fs.exists(store._confine(path)):
+    if not store.has_content(uri):
         raise NotFoundError(f"artifact {uri!r} is not in the artifact store {store.uri}",
                             hint="write the model with the artifact store before registering "
                             "it")
     if deep:
-        digest = hashlib.sha256(store._read_blob(path)).hexdigest()
-        if digest != sha256:
-            raise IntegrityError(f"artifact {uri!r} hashes to {digest}, not {sha256}",
-                                 hint="the stored bytes changed: restore them from a backup")
+        store.read_uri(uri, sha256=sha256)  # re-reads and hashes: IntegrityError if changed
     return uri
 
 

@@ -85,5 +85,6 @@ def test_sigkill_at_random_moments_of_a_promotion_loop(project: Any) -> None:
         time.sleep(rng.uniform(0.05, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()
         _assert_consistent(project, {1, 2, 3, 4})
     assert len(project.registry.history("m", alias="production")) > 10
