@@ -17,8 +17,9 @@ Fixtures:
   through click's ``CliRunner`` and returns the result.
 
 Conformance suites, one per backend kind, live in the submodules
-(``conveyor.testing.artifacts``, ...): subclass one and provide its ``backend``
-fixture to hold your plugin to the same tests as the bundled ones.
+(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``):
+subclass one and provide the fixture it names (``store``, ``registry``, ``online``)
+to hold your plugin to the same tests as the bundled ones.
 """
 
 from __future__ import annotations
