@@ -240,19 +240,22 @@ def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, productio
     stored (so a rerun on the same inputs reuses it) and ends the run ``refused``.
     """
     from conveyor.checks import ModelCheckContext
-    from conveyor.ml.evaluate import evaluate_model
+    from conveyor.ml.evaluate import evaluate, evaluate_model
     from conveyor.ml.gate import GateConfig, validate_model
+    from conveyor.ml.train import predict
 
     config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
     incumbent = None if production is None else load_registered_model(ctx.app, production)
-    metrics = evaluate_model(model, holdout).overall
+    predictions = predict(model, holdout)  # scored once: the gate reuses them
+    metrics = evaluate(holdout, predictions, label=model.signature.label,
+                       objective=model.signature.objective).overall
     incumbent_metrics = None if incumbent is None else evaluate_model(incumbent, holdout).overall
     extra = ctx.app.run_checks("check_model", ModelCheckContext(
         model=model_name, candidate=model, metrics=metrics,
         incumbent=incumbent, incumbent_metrics=incumbent_metrics, holdout=holdout,
         run_id=ctx.run_id))
     verdict = validate_model(model, holdout, incumbent=incumbent, config=config,
-                             extra_findings=extra)
+                             extra_findings=extra, candidate_predictions=predictions)
     if production is not None:
         verdict.evidence["incumbent_version"] = production.version
     ctx.log_metrics({"gate_passed": float(verdict.passed)})
