@@ -1,4 +1,4 @@
-"""The point-in-time join engine, on lazy polars.
+"""The point-in-time join engine, on polars.
 
 The rule, for one entity row with keys ``k`` and timestamp ``t`` and one view:
 
@@ -16,17 +16,23 @@ The rule, for one entity row with keys ``k`` and timestamp ``t`` and one view:
 
 How: for each view, the view's (keys, event time, tie-break) columns and the entity
 rows are stacked and sorted once by (keys, time, source, created, row index), with
-view rows before entity rows at equal times (so equality matches).  A forward fill
-then gives every entity row the index of the last view row before it; a group id
-and the filled event time check that it has the same keys and lies within the TTL.
-Only then are the feature columns read, by index, so the wide columns are never
-sorted.  Everything is expressed on ``LazyFrame`` s, so the caller decides how to
-collect (``engine="streaming"`` streams the scans).
+view rows before entity rows at equal times (so equality matches); with one integer
+key and no created column, by one packed (key, time) integer instead (a stable sort,
+so ties keep the row order).  A forward fill then gives every entity row the index
+of the last view row before it; a group id and the filled event time check that it
+has the same keys and lies within the TTL.  Only then are the feature columns read:
+the scan streams through a filter that keeps the matched rows, which one gather puts
+in entity order, so the wide columns are never sorted, joined or held whole.
+
+The result is a ``LazyFrame`` whose work all happens when it is collected (a
+deferred frame): the entity rows are read once, and each view's narrow key scan and
+wide feature scan run as queries of their own (in one plan polars would cache the
+view's whole scan, every feature column, for both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -45,7 +51,8 @@ _TS = "__ts"
 _SRC = "__src"
 _CREATED = "__c"
 _GROUP = "__g"
-_NO_MATCH_VALUE = (1 << 63) - 1
+# key types whose values all fit an Int64, so (key, time) can be packed into one integer
+_PACKABLE = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"})
 
 
 @frozen(kw_only=True)
@@ -157,19 +164,29 @@ def point_in_time_join(
                     hint="request full names (full_names=True) or rename the column")
             taken.add(name)
     entity_ts = utc_timestamp(pl.col(timestamp), schema[timestamp])
-    base = lf.with_row_index(_ROW)
-    picked = [_pick(base, schema, entity_ts, q, as_of) for q in queries]
-    return pl.concat([lf, *picked], how="horizontal")
+    picks = [_pick(schema, entity_ts, q, as_of) for q in queries]  # validates now
+
+    def run() -> pl.DataFrame:
+        # The entity rows are read once; each view's index is computed in queries of
+        # its own: one plan with a narrow key scan and a wide feature scan of the same
+        # data would make polars cache the whole scan (every feature column).
+        frame = lf.collect()
+        base = frame.lazy().with_row_index(_ROW)
+        return pl.concat([frame, *[pick(base) for pick, _ in picks]], how="horizontal")
+
+    out = dict(schema)
+    for _, columns in picks:
+        out.update(columns)
+    return pl.defer(run, schema=out)
 
 
-def _pick(base: pl.LazyFrame, schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery,
-          as_of: datetime | None) -> pl.LazyFrame:
-    """``(__row, features...)`` for the entity rows that one view matches."""
+def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime | None
+          ) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
+    """A function from the numbered entity rows to one view's features, and their types."""
     import polars as pl
 
     view = q.view
     keys = list(view.join_keys)
-    no_match = pl.lit(_NO_MATCH_VALUE, pl.UInt64)
     missing = [k for k in keys if k not in schema]
     if missing:
         raise ValidationError(
@@ -222,47 +239,81 @@ def _pick(base: pl.LazyFrame, schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuer
                         pl.lit(None, pl.Datetime("us", "UTC")).alias(_CREATED)]
         order += [_SRC, _CREATED]
     view_side = rows.filter(valid).select(*view_cols, pl.col(_IDX).cast(pl.UInt64))
-    entity_side = base.select(*entity_cols,
-                              (pl.col(_ROW).cast(pl.UInt64) | entity_bit).alias(_IDX))
-    stacked = pl.concat([view_side, entity_side], how="vertical").sort(
-        [*order, _IDX], nulls_last=False)
     new_group = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys])
     is_view = pl.col(_IDX) < entity_bit
-    matched = (
-        stacked.with_columns(new_group.cum_sum().alias(_GROUP))
-        .with_columns(
-            pl.when(is_view).then(pl.col(_IDX)).forward_fill().alias("__fi"),
-            pl.when(is_view).then(pl.col(_GROUP)).forward_fill().alias("__fg"),
-            pl.when(is_view).then(pl.col(_TS)).forward_fill().alias("__ft"),
-        )
-        .filter(~is_view)
-        .with_columns(pl.col(_IDX) & pl.lit((1 << 63) - 1, pl.UInt64))
-    )
     ok = (pl.col("__fg") == pl.col(_GROUP)) & pl.col(_TS).is_not_null()
     for k in keys:
         ok = ok & pl.col(k).is_not_null()
     if view.ttl is not None:
         ok = ok & ((pl.col(_TS) - pl.col("__ft")) <= pl.lit(view.ttl))
-    # every entity row gets an index: its match, or the extra all-null row appended to
-    # the values, so an inner join keeps every row and a sort by row restores the order
-    # (cheaper than a left join on the row number)
-    index_plan = matched.select(
-        pl.col(_IDX).alias(_ROW),
-        pl.when(ok).then(pl.col("__fi")).otherwise(no_match).alias(_IDX))
-    # The narrow index is computed in its own query when the result is collected:
-    # sharing one plan with the wide scan below would make polars cache the view's
-    # whole scan (every feature column) until the index is ready.
-    index = pl.defer(index_plan.collect, schema={_ROW: pl.UInt64, _IDX: pl.UInt64},
-                     validate_schema=False)
+    packable = created is None and len(keys) == 1 and view.key_types[keys[0]] in _PACKABLE
+
+    def stacked(base: pl.LazyFrame) -> pl.LazyFrame:
+        entity_side = base.select(*entity_cols,
+                                  (pl.col(_ROW).cast(pl.UInt64) | entity_bit).alias(_IDX))
+        if packable:
+            # both (narrow) sides in memory, view rows in index order then entity rows,
+            # so a stable sort by one packed (key, time) integer orders ties as the
+            # 3-column sort does, in about half its time
+            frame = pl.concat(pl.collect_all([view_side, entity_side]), how="vertical")
+            packed = _packed_key(frame, keys[0])
+            if packed is not None:
+                return frame.lazy().sort(packed, maintain_order=True, nulls_last=False)
+            return frame.lazy().sort([*order, _IDX], nulls_last=False)
+        return pl.concat([view_side, entity_side], how="vertical").sort(
+            [*order, _IDX], nulls_last=False)
+
+    def index_of(base: pl.LazyFrame) -> pl.Series:
+        # for each entity row, in entity order: the view row index of its match, or null
+        return (
+            stacked(base).with_columns(new_group.cum_sum().alias(_GROUP))
+            .with_columns(
+                pl.when(is_view).then(pl.col(_IDX)).forward_fill().alias("__fi"),
+                pl.when(is_view).then(pl.col(_GROUP)).forward_fill().alias("__fg"),
+                pl.when(is_view).then(pl.col(_TS)).forward_fill().alias("__ft"),
+            )
+            .filter(~is_view)
+            .select((pl.col(_IDX) & pl.lit((1 << 63) - 1, pl.UInt64)).alias(_ROW),
+                    pl.when(ok).then(pl.col("__fi")).alias(_IDX))
+            .sort(_ROW)
+            .collect()[_IDX])
+
     outputs = list(zip(q.features, q.output_names(), strict=True))
-    # select before numbering rows so this scan is not the same sub-plan as the key scan
-    # (polars would otherwise cache one scan of every column for both)
-    values = q.data.select(*[pl.col(f).alias(n) for f, n in outputs]).with_row_index(
-        _IDX).with_columns(pl.col(_IDX).cast(pl.UInt64))
-    nothing = pl.DataFrame({_IDX: [_NO_MATCH_VALUE],
-                            **{n: [None] for _, n in outputs}},
-                           schema={_IDX: pl.UInt64,
-                                   **{n: data_schema[f] for f, n in outputs}})
-    values = pl.concat([values, nothing.lazy()], how="vertical")
-    return (index.join(values, on=_IDX, how="inner").sort(_ROW)
-            .select([n for _, n in outputs]))
+    values = q.data.select(*[pl.col(f).alias(n) for f, n in outputs]).with_row_index(_IDX)
+
+    def gathered(base: pl.LazyFrame) -> pl.DataFrame:
+        # Only the matched rows of the wide columns are kept (the scan streams through
+        # a filter), then put in entity order by one gather: no wide join or sort.
+        if not outputs:
+            return pl.DataFrame()
+        wanted = index_of(base).cast(pl.get_index_type())
+        needed = wanted.drop_nulls().unique().sort()
+        found = values.filter(pl.col(_IDX).is_in(needed.implode())).collect()
+        if not found[_IDX].is_sorted():
+            found = found.sort(_IDX)
+        # position of each view row in ``found``, by a dense lookup (a binary search is
+        # several times slower); null indexes gather nulls
+        got = found[_IDX]
+        position = pl.zeros(int(got[-1]) + 1 if len(got) else 0, got.dtype, eager=True
+                            ).scatter(got, pl.int_range(len(got), dtype=got.dtype, eager=True))
+        at = position.gather(wanted)
+        return found.select(pl.all().exclude(_IDX).gather(at))
+
+    return gathered, {n: data_schema[f] for f, n in outputs}
+
+
+def _packed_key(frame: pl.DataFrame, key: str) -> pl.Expr | None:
+    """One UInt64 that orders ``frame`` by (key, time), or None if the ranges do not fit."""
+    import polars as pl
+
+    epoch = pl.col(_TS).dt.epoch("us")
+    lo_k, hi_k, lo_t, hi_t = frame.select(
+        pl.col(key).min().alias("a"), pl.col(key).max().alias("b"),
+        epoch.min().alias("c"), epoch.max().alias("d")).row(0)
+    if lo_k is None or lo_t is None:
+        return None
+    span_t = hi_t - lo_t + 1
+    if (hi_k - lo_k + 1) * span_t >= 1 << 63:
+        return None
+    return ((pl.col(key).cast(pl.Int64) - lo_k).cast(pl.UInt64) * pl.lit(span_t, pl.UInt64)
+            + (epoch - lo_t).cast(pl.UInt64))

@@ -140,3 +140,48 @@ def test_single_key_and_input_types() -> None:
     # 2024-01-02 00:00 Paris == 2024-01-01 23:00 UTC <= 2024-01-02 00:00 UTC
     assert out["x"].to_list() == [2.0, None, 3.0, None]
     assert out.columns == ["cid", "day", "x"]
+
+
+@pytest.mark.parametrize("key_dtype", [pl.Int64, pl.UInt32, pl.Int16])
+@pytest.mark.parametrize("as_of", [None, 9])
+def test_random_cases_with_one_integer_key_match_reference(key_dtype, as_of) -> None:
+    """The engine packs a single integer key and the time stamp into one sort key:
+    the same random cases, keyed by one column, must give the same answers."""
+    rng = random.Random(f"single-{key_dtype}-{as_of}")
+    views_rows, entities = make_world(rng, 1500, with_created=False)
+    entity = Entity(name="thing", join_keys="ck", dtype=str(key_dtype).lower())
+
+    def packed(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns((pl.col("case") * 4 + pl.col("k")).cast(key_dtype)
+                               .alias("ck")).drop("case", "k")
+
+    queries = []
+    for n, ttl in enumerate(TTLS):
+        view = FeatureView(
+            name=f"v{n}", entities=[entity],
+            features=[Feature(name="x", dtype="int64"), Feature(name="y")],
+            ttl=None if ttl is None else timedelta(minutes=ttl))
+        queries.append(ViewQuery(view=view, data=packed(frame(views_rows[ttl], False)).lazy(),
+                                 features=("x", "y"), names=(f"x{n}", f"y{n}")))
+    ent_df = packed(pl.DataFrame(
+        [{k: v for k, v in e.items() if k != "ttl"} for e in entities],
+        schema={"case": pl.Int64, "k": pl.Int64, "event_timestamp": pl.Int64},
+    ).with_columns((pl.lit(T0).dt.replace_time_zone(None)
+                    + pl.duration(minutes=pl.col("event_timestamp"))).alias("event_timestamp")))
+    out = point_in_time_join(ent_df, queries, as_of=minute(as_of)).collect()
+
+    assert out.height == len(entities)
+    by_key: dict[int | None, dict] = {}
+    for ttl, rows in views_rows.items():
+        index: dict = by_key.setdefault(ttl, {})
+        for order, r in enumerate(rows):
+            index.setdefault((r["case"], r["k"]), []).append((order, r))
+    mismatches = []
+    for i, ent in enumerate(entities):
+        for n, ttl in enumerate(TTLS):
+            expected = reference(by_key[ttl], ent, ttl, as_of)
+            got = (out[f"x{n}"][i], out[f"y{n}"][i])
+            want = (None, None) if expected is None else (expected["x"], expected["y"])
+            if got != want:
+                mismatches.append((ent, ttl, got, want))
+    assert mismatches == []
