@@ -89,26 +89,31 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
     result = conveyor_app.orchestrator.run(train_only, use_cache=False)
     framework = time.perf_counter() - start
     assert result.ok, result.error
-    train_step = result.steps["train_model"].duration_s
 
-    # the floor: the same split and parameters, straight into lightgbm.train
+    # the floor: the same work with no framework: read, split, and lightgbm.train with
+    # the same parameters and validation set (train() evaluates it every round)
+    import polars as pl
+
     from conveyor.ml.split import split_by_time
 
+    start = time.perf_counter()
+    frame = pl.read_parquet(data_dir / "batch.parquet")
     parts = split_by_time(frame, timestamp="event_timestamp")
     config = TrainConfig(label="label", key=("entity_id", "event_timestamp"), **PARAMS)
     signature = build_signature(parts.train, config)
-    start = time.perf_counter()
+    categorical = [f.name for f in signature.features if f.kind == "categorical"]
     dataset = lgb.Dataset(feature_matrix(parts.train, signature),
                           label=parts.train["label"].to_numpy(),
                           feature_name=list(signature.feature_names),
-                          categorical_feature=[f.name for f in signature.features
-                                               if f.kind == "categorical"],
-                          params=config.lgb_params())
-    lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"])
+                          categorical_feature=categorical, params=config.lgb_params())
+    validation = lgb.Dataset(feature_matrix(parts.validation, signature),
+                             label=parts.validation["label"].to_numpy(), reference=dataset)
+    lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"],
+              valid_sets=[validation], valid_names=["validation"])
     bare = time.perf_counter() - start
-    print(f"\n1M rows, {PARAMS['num_boost_round']} rounds: bare lightgbm.train {bare:.2f} s; "
-          f"train_model step {train_step:.2f} s ({train_step / bare:.3f}x); whole pipeline "
-          f"(read + split + train, outputs stored and recorded) {framework:.2f} s "
-          f"({framework / bare:.3f}x)")
+    print(f"\n1M rows, {PARAMS['num_boost_round']} rounds: no framework (read + split + "
+          f"lightgbm.train) {bare:.2f} s; the pipeline (the same steps, every output stored, "
+          f"hashed and recorded) {framework:.2f} s: overhead {framework / bare - 1:+.1%} "
+          f"(goal <= +10 %)")
     for outcome in result.steps.values():
         print(f"  {outcome.node:<12} {outcome.duration_s:7.2f} s")
