@@ -84,7 +84,11 @@ class LocalArtifactStore(FsspecArtifactStore):
         # could lead out of the store: it is checked by _confine, the blob by lstat
         # (a regular file, never a link), which keeps registration cheap.
         path = self._blob_path(self._digest_of_uri(uri))
-        self._confine(os.path.dirname(path))
+        if not getattr(self, "_blobs_confined", False):
+            # checked once per store: replacing the folder by a link later needs write
+            # access to the store itself (see docs/artifacts.md, known limits)
+            self._confine(os.path.dirname(path))
+            self._blobs_confined = True
         try:
             return stat.S_ISREG(os.lstat(path).st_mode)
         except FileNotFoundError:
