@@ -211,26 +211,13 @@ def _validation_message(exc: pluggy.PluginValidationError) -> str:
     return str(exc).replace("\n", " ")
 
 
-class _Found(tuple):
-    """``(entry point, distribution name, version)``, each read once (a plain tuple:
-    creating classes costs start-up time)."""
-
-    __slots__ = ()
-
-    def __new__(cls, ep: importlib.metadata.EntryPoint, dist: str, version: str | None
-                ) -> _Found:
-        return super().__new__(cls, (ep, dist, version))
-
-    ep = property(lambda self: self[0])
-    dist = property(lambda self: self[1])
-    version = property(lambda self: self[2])
-
-
-def _entry_points(distribution: str | None) -> list[_Found]:
+def _entry_points(distribution: str | None
+                  ) -> list[tuple[importlib.metadata.EntryPoint, str, str | None]]:
+    """``(entry point, distribution name, version)``, sorted by name."""
     # Reading a distribution's name parses its METADATA file: do it once per
     # distribution, not once per entry point and use (it dominates start-up).
     seen: dict[int, tuple[str, str | None]] = {}
-    unique: dict[tuple[str, str], _Found] = {}
+    unique: dict[tuple[str, str], tuple[importlib.metadata.EntryPoint, str, str | None]] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.dist is None:
             name, version = "", None
@@ -241,8 +228,8 @@ def _entry_points(distribution: str | None) -> list[_Found]:
             name, version = seen[id(ep.dist)]
         if distribution is not None and _normalise(name) != _normalise(distribution):
             continue
-        unique.setdefault((ep.name, _normalise(name)), _Found(ep, name, version))
-    return sorted(unique.values(), key=lambda f: (f.ep.name, _normalise(f.dist)))
+        unique.setdefault((ep.name, _normalise(name)), (ep, name, version))
+    return sorted(unique.values(), key=lambda f: (f[0].name, _normalise(f[1])))
 
 
 def _normalise(name: str) -> str:
@@ -272,13 +259,12 @@ def make_plugin_manager(
 
     found = _entry_points(distribution)
     dists_by_name: dict[str, list[str]] = {}
-    for f in found:
-        dists_by_name.setdefault(f.ep.name, []).append(f.dist or "?")
+    for ep, dist, _ in found:
+        dists_by_name.setdefault(ep.name, []).append(dist or "?")
 
-    for f in found:
-        ep = f.ep
-        info = PluginInfo(name=ep.name, module=ep.value, distribution=f.dist or None,
-                          version=f.version)
+    for ep, dist, version in found:
+        info = PluginInfo(name=ep.name, module=ep.value, distribution=dist or None,
+                          version=version)
         if len(dists_by_name[ep.name]) > 1:
             owners = " and ".join(sorted(dists_by_name[ep.name]))
             error = PluginConflictError(

@@ -247,13 +247,17 @@ def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, productio
     config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
     incumbent = None if production is None else load_registered_model(ctx.app, production)
     predictions = predict(model, holdout)  # scored once: the gate reuses them
-    metrics = evaluate(holdout, predictions, label=model.signature.label,
-                       objective=model.signature.objective).overall
-    incumbent_metrics = None if incumbent is None else evaluate_model(incumbent, holdout).overall
-    extra = ctx.app.run_checks("check_model", ModelCheckContext(
-        model=model_name, candidate=model, metrics=metrics,
-        incumbent=incumbent, incumbent_metrics=incumbent_metrics, holdout=holdout,
-        run_id=ctx.run_id))
+    extra = []
+    if ctx.app.pm.hook.check_model.get_hookimpls():
+        # the plugins' context needs both models' metrics; scoring production costs as
+        # much as scoring the candidate, so it is done only when a plugin will look
+        metrics = evaluate(holdout, predictions, label=model.signature.label,
+                           objective=model.signature.objective).overall
+        incumbent_metrics = (None if incumbent is None
+                             else evaluate_model(incumbent, holdout).overall)
+        extra = ctx.app.run_checks("check_model", ModelCheckContext(
+            model=model_name, candidate=model, metrics=metrics, incumbent=incumbent,
+            incumbent_metrics=incumbent_metrics, holdout=holdout, run_id=ctx.run_id))
     verdict = validate_model(model, holdout, incumbent=incumbent, config=config,
                              extra_findings=extra, candidate_predictions=predictions)
     if production is not None:

@@ -246,7 +246,7 @@ class _Run:
             try:
                 kwargs = self._arguments(node, ctx)
                 result = self._call(node, kwargs)
-                outputs = self._store_outputs(node, result)
+                outputs, refusal = self._store_outputs(node, result)
                 break
             except GateRefused as exc:
                 return self._fail(node, step_id, "refused", exc, attempts, started, ctx)
@@ -258,23 +258,12 @@ class _Run:
                 time.sleep(options.backoff_s * 2 ** (attempts - 1))
         metrics = ctx.metrics
         self.metadata.finish_step(step_id, "succeeded", outputs=outputs, metrics=metrics)
-        refusal = self._refusal_of_values(node)
         outcome = StepOutcome(node=node.id, status="succeeded" if refusal is None else "refused",
                               outputs=outputs, metrics=metrics, attempts=attempts,
                               duration_s=time.perf_counter() - started,
                               error=None if refusal is None else refusal.message,
                               hint=None if refusal is None else refusal.hint)
         return self._finish(node, outcome, refusal)
-
-    def _refusal_of_values(self, node: Node) -> Any:
-        for name in node.step.options.outputs:
-            value = self.values.get((node.id, name))
-            if value is None:
-                continue
-            materializer = materializer_for(value)
-            if materializer.refusal is not None and (error := materializer.refusal(value)):
-                return error
-        return None
 
     def _refusal_of_records(self, records: Mapping[str, Any]) -> Any:
         for record in records.values():
@@ -353,7 +342,8 @@ class _Run:
             raise result["error"]
         return result.get("value")
 
-    def _store_outputs(self, node: Node, result: Any) -> dict[str, Any]:
+    def _store_outputs(self, node: Node, result: Any) -> tuple[dict[str, Any], Any]:
+        """Store each output; returns the records and the refusal one of them carries."""
         names = node.step.options.outputs
         if len(names) == 1:
             values = {names[0]: result}
@@ -365,19 +355,22 @@ class _Run:
                     hint=f"return a tuple of {len(names)} values")
             values = dict(zip(names, result, strict=True))
         outputs: dict[str, Any] = {}
+        refusal = None
         for name, value in values.items():
             with self.lock:
                 self.values[(node.id, name)] = value
             if value is None:
                 continue  # nothing to store; downstream steps receive None
             materializer = materializer_for(value)
+            if refusal is None and materializer.refusal is not None:
+                refusal = materializer.refusal(value)
             key = f"runs/{self.run_id}/{node.id}/{name}.{materializer.extension}"
             info = materializer.save(self.app.artifacts, key, value)
             outputs[name] = self.metadata.record_artifact(
                 info.uri, info.sha256, kind=materializer.name, size=info.size,
                 media_type=info.media_type,
                 metadata={"key": key, "materializer": materializer.name, "step": node.id})
-        return outputs
+        return outputs, refusal
 
     def _fail(self, node: Node, step_id: str, status: str, exc: BaseException, attempts: int,
               started: float, ctx: StepContext) -> StepOutcome:

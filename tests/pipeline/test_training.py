@@ -91,3 +91,26 @@ def test_unknown_pipeline_parameter_is_a_clear_error(cli, project):
     assert result.exit_code == 1
     assert "got bad parameters" in result.output
     assert "Hint: its parameters are: data, model" in result.output
+
+
+def test_a_plugin_model_check_joins_the_gate(cli, project, register_plugin):
+    from conveyor import hookimpl
+    from conveyor.checks import Finding
+
+    seen = {}
+
+    class Governance:
+        @hookimpl
+        def check_model(self, context):
+            seen["auc"] = context.metrics["auc"]
+            seen["incumbent"] = context.incumbent_metrics
+            return [Finding(check="governance.signoff", message="no model card yet")]
+
+    register_plugin(Governance(), "governance")
+    code, summary = run(cli)
+    assert code == 1
+    assert summary["status"] == "refused"
+    assert {f["check"] for f in summary["findings"]} >= {"governance.signoff"}
+    assert 0.5 < seen["auc"] <= 1.0
+    assert seen["incumbent"] is None
+    assert json.loads(cli.invoke("models", "list", "--json").output) == []
