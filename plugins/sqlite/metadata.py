@@ -570,17 +570,28 @@ class SQLiteMetadataStore(MetadataStore):
 # -- shared with the registry -------------------------------------------------------------
 
 
+INSERT_ARTIFACT = (
+    "INSERT INTO artifacts (id, uri, fingerprint, kind, size, media_type, metadata, created) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+
+
+def artifact_values(uri: str, fingerprint: str, *, kind: str = "artifact",
+                    size: int | None = None, media_type: str | None = None,
+                    metadata: Mapping[str, Any] | None = None, at: str) -> tuple[Any, ...]:
+    """The :data:`INSERT_ARTIFACT` parameters of an artifact record; its id comes first."""
+    return (artifact_id(uri, fingerprint), uri, fingerprint, kind, size, media_type,
+            dumps(dict(metadata)) if metadata else "{}", at)
+
+
 def insert_artifact(conn: sqlite3.Connection, uri: str, fingerprint: str, *,
                     kind: str = "artifact", size: int | None = None,
                     media_type: str | None = None, metadata: Mapping[str, Any] | None = None,
                     at: str) -> str:
     """Record an artifact inside the caller's transaction (idempotent); returns its id."""
-    aid = artifact_id(uri, fingerprint)
-    conn.execute(
-        "INSERT INTO artifacts (id, uri, fingerprint, kind, size, media_type, metadata, created) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        (aid, uri, fingerprint, kind, size, media_type, dumps(dict(metadata or {})), at))
-    return aid
+    values = artifact_values(uri, fingerprint, kind=kind, size=size, media_type=media_type,
+                             metadata=metadata, at=at)
+    conn.execute(INSERT_ARTIFACT, values)
+    return values[0]
 
 
 # -- lineage traversal --------------------------------------------------------------------

@@ -37,11 +37,13 @@ from conveyor.interfaces.registry import (
 )
 from conveyor.plugins.sqlite.config import SQLiteModelRegistryConfig
 from conveyor.plugins.sqlite.db import Database, dumps, loads, now, parse_ts, path_from_url, ts
-from conveyor.plugins.sqlite.metadata import insert_artifact
+from conveyor.plugins.sqlite.metadata import INSERT_ARTIFACT, artifact_values, insert_artifact
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: Names an alias may not take: stages that are not aliases, and reserved words.
 RESERVED_ALIASES = ("development", "archived", "latest")
+_NO_GOVERNANCE = Governance()
+_NO_SIGNATURE = Signature()
 #: Audit actions that move an alias (``archive``/``unarchive`` flag a version instead).
 ALIAS_ACTIONS = ("set", "rollback", "remove")
 
@@ -133,11 +135,10 @@ class SQLiteModelRegistry(ModelRegistry):
                 "nothing is ever unpickled")
         artifact_uri = self._verify_artifact(artifact_uri, sha256)
         refs = tuple(d if isinstance(d, DatasetRef) else DatasetRef(**d) for d in datasets)
-        gov = governance if isinstance(governance, Governance) else Governance(
-            **dict(governance or {}))
-        sig = signature if isinstance(signature, Signature) or signature is None else \
-            Signature(features=signature)
-        sig = sig or Signature()
+        gov = governance if isinstance(governance, Governance) else _NO_GOVERNANCE \
+            if governance is None else Governance(**dict(governance))
+        sig = signature if isinstance(signature, Signature) else _NO_SIGNATURE \
+            if signature is None else Signature(features=signature)
         at = now()
         stamp = ts(at)
         # empty values are common (and registration is a hot path under contention)
@@ -146,7 +147,11 @@ class SQLiteModelRegistry(ModelRegistry):
         sig_json = dumps([asdict(f) for f in sig.features]) if sig.features else "[]"
         metrics_json = dumps({k: float(v) for k, v in metrics.items()}) if metrics else "{}"
         params_json = dumps(dict(params)) if params else "{}"
-        artifact_meta = {"model_format": model_format}
+        # everything but the SQL is prepared before the write lock is taken: under
+        # contention the time the lock is held is what every other writer waits for
+        artifact_row = artifact_values(artifact_uri, sha256, kind="model", at=stamp,
+                                       metadata={"model_format": model_format})
+        aid = artifact_row[0]
 
         def write(conn: sqlite3.Connection) -> int:
             version = conn.execute(
@@ -154,8 +159,7 @@ class SQLiteModelRegistry(ModelRegistry):
                 "ON CONFLICT (name) DO UPDATE SET latest_version = latest_version + 1, "
                 "updated = excluded.updated RETURNING latest_version",
                 (name, stamp, stamp)).fetchone()[0]
-            aid = insert_artifact(conn, artifact_uri, sha256, kind="model", at=stamp,
-                                  metadata=artifact_meta)
+            conn.execute(INSERT_ARTIFACT, artifact_row)
             conn.execute(
                 "INSERT INTO model_versions (name, version, created, created_by, artifact_uri, "
                 "sha256, artifact_id, model_format, metrics, params, governance, signature, "
@@ -175,7 +179,8 @@ class SQLiteModelRegistry(ModelRegistry):
         registered = ModelVersion(
             id=f"{name}:{version}", name=name, version=version, created=at,
             artifact_uri=artifact_uri, sha256=sha256, model_format=model_format,
-            datasets=refs, metrics=loads(metrics_json), params=loads(params_json),
+            datasets=refs, metrics=loads(metrics_json) if metrics else {},
+            params=loads(params_json) if params else {},
             governance=evolve(gov, approvals=()) if gov.approvals else gov, signature=sig,
             profile_uri=profile_uri, run_id=run_id, created_by=actor)
         if self.app is not None:

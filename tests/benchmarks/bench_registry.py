@@ -5,7 +5,10 @@ Run: ``pytest -m benchmark tests/benchmarks/bench_registry.py -s``.
 The floor uses the same schema (created by the same migrations, in its own file),
 the same pragmas (WAL, ``synchronous=NORMAL``, busy timeout) and ``BEGIN
 IMMEDIATE`` transactions with the same inserts, with no framework around them.
-Goal: every workload within 2x of its floor.
+Goal: every workload within 2x of its floor.  For the 8-process run a second,
+informational row gives raw sqlite3 the same lock wait Conveyor's writers use
+(SQLite's busy handler off, sub-millisecond polling), which separates the gain of the
+wait from the cost of the framework.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from conveyor.testing.registry import run_workers
 pytestmark = pytest.mark.benchmark
 
 RAW_REGISTER = """
-import json, sqlite3, sys, time
+import json, random, sqlite3, sys, time
 from datetime import UTC, datetime
 
 def ts():
@@ -41,8 +44,24 @@ def connect(path):
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
-def register(conn, name, uri, sha, aid):
-    conn.execute("BEGIN IMMEDIATE")
+def begin_polling(conn):
+    # the wait Conveyor's writers use: busy handler off, sub-millisecond polling
+    conn.execute("PRAGMA busy_timeout = 0")
+    delay = 0.0001
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError:
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.002)
+    conn.execute("PRAGMA busy_timeout = 30000")
+
+def register(conn, name, uri, sha, aid, poll=False):
+    if poll:
+        begin_polling(conn)
+    else:
+        conn.execute("BEGIN IMMEDIATE")
     at = ts()
     version = conn.execute(
         "INSERT INTO models (name, latest_version, created, updated) VALUES (?, 1, ?, ?) "
@@ -58,12 +77,13 @@ def register(conn, name, uri, sha, aid):
     return version
 
 if __name__ == "__main__":
-    path, name, count, uri, sha, aid = sys.argv[1:7]
+    path, name, count, uri, sha, aid, wait = sys.argv[1:8]
     conn = connect(path)
     print("ready", flush=True)
     sys.stdin.readline()
     start = time.perf_counter()
-    versions = [register(conn, name, uri, sha, aid) for _ in range(int(count))]
+    versions = [register(conn, name, uri, sha, aid, poll=wait == "poll")
+                for _ in range(int(count))]
     print(json.dumps({"versions": versions, "errors": [], "finished_at": time.time(),
                       "elapsed": time.perf_counter() - start}), flush=True)
 """
@@ -131,7 +151,7 @@ def test_register_200_versions(conveyor_app: Any, fresh: Callable[[str], Path]) 
     raw = _raw_namespace()
     aid = artifact_id(info.uri, info.sha256)
     rounds: list[tuple[float, float]] = []
-    for n in range(3):
+    for n in range(7):  # interleaved; best of 7 each (the machine is shared)
         started = time.perf_counter()
         for _ in range(200):
             registry.register(f"seq{n}", artifact_uri=info.uri, sha256=info.sha256)
@@ -155,17 +175,23 @@ def test_8_processes_x_25_registrations(conveyor_app: Any, fresh: Callable[[str]
     script = tmp_path / "raw_register.py"
     script.write_text(RAW_REGISTER)
     aid = artifact_id(info.uri, info.sha256)
-    ours_runs, floor_runs = [], []
-    for n in range(3):
+    ours_runs, floor_runs, polling_runs = [], [], []
+    for n in range(5):
         results = run_workers(conveyor_app.root, [
             ["register", f"conc{n}", "25", info.uri, info.sha256]] * 8)
         assert sorted(v for r in results for v in r["versions"]) == list(range(1, 201))
         assert [e for r in results for e in r["errors"]] == []
         ours_runs.append(results[0]["span"])
         floor_runs.append(_raw_workers(fresh(f"conc{n}"), script,
-                                       [["m", "25", info.uri, info.sha256, aid]] * 8))
+                                       [["m", "25", info.uri, info.sha256, aid, "sqlite"]] * 8))
+        polling_runs.append(_raw_workers(fresh(f"poll{n}"), script,
+                                         [["m", "25", info.uri, info.sha256, aid, "poll"]] * 8))
     _report("8 processes x 25 registrations", statistics.median(ours_runs),
             statistics.median(floor_runs))
+    # not the goal's floor: raw sqlite3 given the same lock wait as Conveyor, to show
+    # how much of the margin is the wait and how much the framework costs
+    _report("  the same, raw with Conveyor's lock wait", statistics.median(ours_runs),
+            statistics.median(polling_runs))
 
 
 def test_10000_metrics(conveyor_app: Any, fresh: Callable[[str], Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,26 @@ def test_a_held_write_lock_gives_a_bounded_retry_then_a_clear_error(tmp_path: Pa
     holder.execute("ROLLBACK")
     db.write(write)
     assert attempts == [1]
+
+
+def test_writes_wait_for_the_lock_themselves_and_leave_reads_their_busy_timeout(
+        tmp_path: Path) -> None:
+    path = tmp_path / "wait.db"
+    SQLiteMetadataStore(path=path).close()
+    db = Database(path, busy_timeout_s=5)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.05, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        db.write(lambda conn: conn.execute("INSERT INTO pipelines (name, created, updated) "
+                                           "VALUES ('p', 'now', 'now')"))
+    finally:
+        release.join()
+    with db.locked() as conn:
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert conn.execute("SELECT name FROM pipelines").fetchall() == [("p",)]
+    holder.close()
 
 
 def test_a_failed_write_rolls_back_everything(tmp_path: Path) -> None:
