@@ -81,6 +81,11 @@ class StepOptions:
         backoff_s: wait before retry n is ``backoff_s * 2**(n-1)`` seconds.
         timeout_s: a step running longer fails (``None``: no limit).
         outputs: names of the outputs when the function returns a tuple.
+        persist: store the outputs in the artifact store.  ``False`` keeps them in
+            memory for the run only: each is recorded with a fingerprint derived from
+            the step's cache key (code, inputs, parameters), so downstream caching
+            works as before, and a later run whose cache hit needs the value runs the
+            step again.  For outputs that are cheap to recompute and large to store.
     """
 
     cache: bool = True
@@ -89,6 +94,7 @@ class StepOptions:
     backoff_s: float = 1.0
     timeout_s: float | None = None
     outputs: tuple[str, ...] = field(default=("output",), converter=tuple)
+    persist: bool = True
 
 
 class Step:
@@ -118,11 +124,12 @@ class Step:
 
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, cache: bool = True,
          cache_expires: timedelta | None = None, retries: int = 0, backoff_s: float = 1.0,
-         timeout_s: float | None = None, outputs: tuple[str, ...] | None = None) -> Any:
+         timeout_s: float | None = None, outputs: tuple[str, ...] | None = None,
+         persist: bool = True) -> Any:
     """Make ``fn`` a pipeline step.  Usable bare (``@step``) or with options."""
     options = StepOptions(cache=cache, cache_expires=cache_expires, retries=retries,
                           backoff_s=backoff_s, timeout_s=timeout_s,
-                          outputs=outputs or ("output",))
+                          outputs=outputs or ("output",), persist=persist)
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(f, name or f.__name__, options)
@@ -453,6 +460,11 @@ class StepContext:
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def transient_fingerprint(cache_key: str, output: str) -> str:
+    """The fingerprint of an output kept in memory: its step's cache key and its name."""
+    return hashlib.sha256(f"transient\0{cache_key}\0{output}".encode()).hexdigest()
 
 
 def cache_key(node: Node, input_fingerprints: Mapping[str, str],

@@ -101,7 +101,13 @@ def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
 # -- steps -------------------------------------------------------------------------------------
 
 
-@step
+# load_data and split_data keep their tables in memory (persist=False): both are cheap
+# to recompute from inputs that are fingerprinted by content, and storing a copy of
+# every batch and its three parts cost more than the rest of the pipeline's overhead.
+# register_model stores the three parts a registered model was trained and judged on.
+
+
+@step(persist=False)
 def load_data(paths: list) -> pl.DataFrame:
     """Read the matching Parquet files into one table (in file-name order)."""
     import polars as pl
@@ -195,7 +201,7 @@ def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
     return infer_profile(data, label=label)
 
 
-@step(outputs=("train", "validation", "holdout"))
+@step(outputs=("train", "validation", "holdout"), persist=False)
 def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
                fractions: list | None = None) -> tuple:
     """Split by time: every training row precedes every validation and holdout row."""
@@ -275,8 +281,9 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     """Register the blessed candidate with its lineage and record the gate's verdict.
 
     The training, validation and holdout tables are recorded as the version's
-    datasets (stored URI, content fingerprint, time range).  Registering a model
-    whose bytes are already registered returns that version.
+    datasets (stored URI, content fingerprint, time range); a table the pipeline
+    kept in memory is stored here, beside the model.  Registering a model whose
+    bytes are already registered returns that version.
     """
     from conveyor.interfaces.registry import DatasetRef, Governance, Signature
 
@@ -300,9 +307,13 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             record = ctx.inputs.get(role)
             if record is None:
                 continue
+            uri, fingerprint = record.uri, record.fingerprint
+            if record.metadata.get("transient"):
+                stored = _put_once(app.artifacts, f"{base}/{role}.parquet", frame)
+                uri, fingerprint = stored.uri, stored.sha256
             times = frame.get_column(timestamp) if timestamp in frame.columns else None
             datasets.append(DatasetRef(
-                uri=record.uri, fingerprint=record.fingerprint, role=role,
+                uri=uri, fingerprint=fingerprint, role=role,
                 start=None if times is None else times.min(),
                 end=None if times is None else times.max()))
         version = app.registry.register(
@@ -322,14 +333,19 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     return {"model": model_name, "version": version.version, "sha256": version.sha256}
 
 
-def _put_once(store: Any, key: str, data: bytes, media_type: str) -> Any:
-    """Write an immutable, content-named artifact (or return the one already there)."""
+def _put_once(store: Any, key: str, data: Any, media_type: str | None = None) -> Any:
+    """Write an immutable, content-named artifact (or return the one already there).
+
+    ``data`` is bytes or a table (stored as Parquet).
+    """
     from conveyor.errors import NotFoundError
 
     try:
         return store.info(key)
     except NotFoundError:
-        return store.put_bytes(key, data, media_type=media_type)
+        if isinstance(data, bytes):
+            return store.put_bytes(key, data, media_type=media_type)
+        return store.put_table(key, data)
 
 
 @step

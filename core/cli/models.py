@@ -134,7 +134,7 @@ def show(state: Any, ref: str, as_json: bool) -> None:
         click.echo("datasets:")
         for d in mv.datasets:
             span = f" [{_when(d.start)} .. {_when(d.end)}]" if d.start or d.end else ""
-            click.echo(f"  {d.role:<10}{d.uri} ({d.fingerprint[:12]}){span}")
+            click.echo(f"  {d.role:<11} {d.uri} ({d.fingerprint[:12]}){span}")
     if mv.signature.features:
         click.echo("signature:")
         for f in mv.signature.features:

@@ -23,7 +23,15 @@ from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.events import RunFinished, RunStarted, StepFinished
 from conveyor.interfaces.orchestrator import Orchestrator
 from conveyor.materializers import materializer_for, materializer_named
-from conveyor.pipeline import GateRefused, Graph, Node, Pipeline, StepContext, cache_key
+from conveyor.pipeline import (
+    GateRefused,
+    Graph,
+    Node,
+    Pipeline,
+    StepContext,
+    cache_key,
+    transient_fingerprint,
+)
 from conveyor.plugins.local.config import LocalOrchestratorConfig
 
 
@@ -73,6 +81,12 @@ class RunResult:
         record = self.steps[node].outputs.get(name)
         if record is None:
             raise NotFoundError(f"step {node!r} of run {self.run_id} has no output {name!r}")
+        if _transient(record):
+            raise NotFoundError(
+                f"output {name!r} of step {node!r} was kept in memory (persist=False) and "
+                f"run {self.run_id} reused it from the cache without computing it",
+                hint="run again with use_cache=False to compute it, or give the step "
+                "persist=True to store its outputs")
         return _load(self._app, record)
 
     @property
@@ -81,6 +95,11 @@ class RunResult:
 
 
 Progress = Callable[[str, str, StepOutcome | None], None]
+
+
+def _transient(record: Any) -> bool:
+    """Whether an output record is of a value kept in memory, not stored."""
+    return bool(record.metadata.get("transient"))
 
 
 def _load(app: Any, record: Any) -> Any:
@@ -132,6 +151,7 @@ class _Run:
         self.values: dict[tuple[str, str], Any] = {}
         self.outcomes: dict[str, StepOutcome] = {}
         self.lock = threading.Lock()
+        self.recompute_lock = threading.RLock()
         self.resumable: dict[str, Any] = {}
         if resume_from is not None:
             previous = self.metadata.get_run(resume_from)
@@ -228,7 +248,7 @@ class _Run:
         if reused is not None:
             self.metadata.finish_step(step_id, "cached", outputs=reused.outputs,
                                       metrics=reused.metrics, cache_hit=True)
-            refusal = self._refusal_of_records(reused.outputs)
+            refusal = self._refusal_of_records(node, reused.outputs)
             outcome = StepOutcome(node=node.id, status="cached" if refusal is None else "refused",
                                   outputs=dict(reused.outputs), metrics=dict(reused.metrics),
                                   duration_s=time.perf_counter() - started,
@@ -246,7 +266,7 @@ class _Run:
             try:
                 kwargs = self._arguments(node, ctx)
                 result = self._call(node, kwargs)
-                outputs, refusal = self._store_outputs(node, result)
+                outputs, refusal = self._store_outputs(node, result, key)
                 break
             except GateRefused as exc:
                 return self._fail(node, step_id, "refused", exc, attempts, started, ctx)
@@ -265,11 +285,11 @@ class _Run:
                               hint=None if refusal is None else refusal.hint)
         return self._finish(node, outcome, refusal)
 
-    def _refusal_of_records(self, records: Mapping[str, Any]) -> Any:
-        for record in records.values():
+    def _refusal_of_records(self, node: Node, records: Mapping[str, Any]) -> Any:
+        for name, record in records.items():
             materializer = materializer_named(record.metadata["materializer"])
             if materializer.refusal is not None:
-                error = materializer.refusal(_load(self.app, record))
+                error = materializer.refusal(self._value(node.id, name, record))
                 if error is not None:
                     return error
         return None
@@ -292,6 +312,8 @@ class _Run:
     def _outputs_intact(self, execution: Any) -> bool:
         """Cached outputs are reused only while their bytes are still stored unchanged."""
         for record in execution.outputs.values():
+            if _transient(record):
+                continue  # nothing stored: recomputed from its inputs when needed
             try:
                 info = self.app.artifacts.info(record.metadata["key"])
             except (NotFoundError, KeyError):
@@ -303,21 +325,45 @@ class _Run:
     def _arguments(self, node: Node, ctx: StepContext) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(node.params)
         for arg, ref in node.inputs.items():
-            key = (ref.node, ref.name)
-            with self.lock:
-                known = key in self.values
-                value = self.values.get(key)
-            if not known:
-                record = self.outcomes[ref.node].outputs.get(ref.name)
-                value = None if record is None else _load(self.app, record)
-                with self.lock:
-                    self.values[key] = value
-            kwargs[arg] = value
+            kwargs[arg] = self._value(ref.node, ref.name)
         for arg, ext in node.externals.items():
             kwargs[arg] = ext.resolve(self.app)
         if node.step.wants_context:
             kwargs["ctx"] = ctx
         return kwargs
+
+    def _value(self, node_id: str, name: str, record: Any = None) -> Any:
+        """The value of an output: from this run, read from the store, or recomputed.
+
+        An output kept in memory (``persist=False``) whose step was a cache hit has
+        no stored bytes, so its step runs again, here, the first time a value is
+        needed.  The cache key it was reused under is the one it is recomputed from
+        (the same code, inputs and parameters), as for any cached output.
+        """
+        key = (node_id, name)
+        with self.lock:
+            if key in self.values:
+                return self.values[key]
+        if record is None:
+            record = self.outcomes[node_id].outputs.get(name)
+        if record is not None and _transient(record):
+            with self.recompute_lock:  # one recomputation, however many steps ask
+                if key not in self.values:
+                    self._recompute(self.graph.node(node_id))
+            return self.values[key]
+        value = None if record is None else _load(self.app, record)
+        with self.lock:
+            self.values[key] = value
+        return value
+
+    def _recompute(self, node: Node) -> None:
+        ctx = StepContext(app=self.app, run_id=self.run_id, step=node.id,
+                          parameters=self.graph.parameters, trigger_event=self.trigger_event,
+                          inputs={})
+        values = self._output_values(node, self._call(node, self._arguments(node, ctx)))
+        with self.lock:
+            for name, value in values.items():
+                self.values[(node.id, name)] = value
 
     def _call(self, node: Node, kwargs: dict[str, Any]) -> Any:
         timeout = node.step.options.timeout_s
@@ -342,21 +388,27 @@ class _Run:
             raise result["error"]
         return result.get("value")
 
-    def _store_outputs(self, node: Node, result: Any) -> tuple[dict[str, Any], Any]:
-        """Store each output; returns the records and the refusal one of them carries."""
+    def _output_values(self, node: Node, result: Any) -> dict[str, Any]:
+        """A step's return value as ``output name -> value``."""
         names = node.step.options.outputs
         if len(names) == 1:
-            values = {names[0]: result}
-        else:
-            if not isinstance(result, tuple) or len(result) != len(names):
-                raise ConveyorError(
-                    f"step {node.id!r} declares outputs {names} but returned "
-                    f"{type(result).__name__}",
-                    hint=f"return a tuple of {len(names)} values")
-            values = dict(zip(names, result, strict=True))
+            return {names[0]: result}
+        if not isinstance(result, tuple) or len(result) != len(names):
+            raise ConveyorError(
+                f"step {node.id!r} declares outputs {names} but returned "
+                f"{type(result).__name__}",
+                hint=f"return a tuple of {len(names)} values")
+        return dict(zip(names, result, strict=True))
+
+    def _store_outputs(self, node: Node, result: Any, cache_key: str
+                       ) -> tuple[dict[str, Any], Any]:
+        """Store (or, with ``persist=False``, only record) each output.
+
+        Returns the records and the refusal one of them carries.
+        """
         outputs: dict[str, Any] = {}
         refusal = None
-        for name, value in values.items():
+        for name, value in self._output_values(node, result).items():
             with self.lock:
                 self.values[(node.id, name)] = value
             if value is None:
@@ -364,6 +416,13 @@ class _Run:
             materializer = materializer_for(value)
             if refusal is None and materializer.refusal is not None:
                 refusal = materializer.refusal(value)
+            if not node.step.options.persist:
+                outputs[name] = self.metadata.record_artifact(
+                    f"transient://{self.graph.pipeline}/{node.id}/{name}",
+                    transient_fingerprint(cache_key, name), kind=materializer.name,
+                    metadata={"materializer": materializer.name, "step": node.id,
+                              "transient": True})
+                continue
             key = f"runs/{self.run_id}/{node.id}/{name}.{materializer.extension}"
             info = materializer.save(self.app.artifacts, key, value)
             outputs[name] = self.metadata.record_artifact(

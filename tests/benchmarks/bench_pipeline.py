@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import pytest
 
@@ -65,16 +66,18 @@ PARAMS = {"num_boost_round": 100, "early_stopping_rounds": 0, "learning_rate": 0
 
 
 def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
+    """The pipeline and the bare floor alternate, three times each; best of each kept."""
     import lightgbm as lgb
+    import polars as pl
 
     from conveyor.ml.data import generate
+    from conveyor.ml.split import split_by_time
     from conveyor.ml.train import TrainConfig, build_signature, feature_matrix
     from conveyor.training import load_data, split_data, train_model
 
     data_dir = conveyor_app.root / "data"
     data_dir.mkdir()
-    frame = generate(ROWS, days=28, seed=0)
-    frame.write_parquet(data_dir / "batch.parquet")
+    generate(ROWS, days=28, seed=0).write_parquet(data_dir / "batch.parquet")
 
     @pipeline
     def train_only(data: str = "data/*.parquet"):
@@ -85,35 +88,44 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
 
     (conveyor_app.root / "conveyor.toml").write_text("")
     conveyor_app.config = Config.load(cwd=conveyor_app.root)
-    start = time.perf_counter()
-    result = conveyor_app.orchestrator.run(train_only, use_cache=False)
-    framework = time.perf_counter() - start
-    assert result.ok, result.error
 
-    # the floor: the same work with no framework: read, split, and lightgbm.train with
-    # the same parameters and validation set (train() evaluates it every round)
-    import polars as pl
+    def framework() -> Any:
+        result = conveyor_app.orchestrator.run(train_only, use_cache=False)
+        assert result.ok, result.error
+        return result
 
-    from conveyor.ml.split import split_by_time
+    def bare() -> None:
+        # the same work with no framework: read, split, and lightgbm.train with the same
+        # parameters and validation set (train() evaluates it every round)
+        frame = pl.read_parquet(data_dir / "batch.parquet")
+        parts = split_by_time(frame, timestamp="event_timestamp")
+        config = TrainConfig(label="label", key=("entity_id", "event_timestamp"), **PARAMS)
+        signature = build_signature(parts.train, config)
+        categorical = [f.name for f in signature.features if f.kind == "categorical"]
+        dataset = lgb.Dataset(feature_matrix(parts.train, signature),
+                              label=parts.train["label"].to_numpy(),
+                              feature_name=list(signature.feature_names),
+                              categorical_feature=categorical, params=config.lgb_params())
+        validation = lgb.Dataset(feature_matrix(parts.validation, signature),
+                                 label=parts.validation["label"].to_numpy(), reference=dataset)
+        lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"],
+                  valid_sets=[validation], valid_names=["validation"])
 
-    start = time.perf_counter()
-    frame = pl.read_parquet(data_dir / "batch.parquet")
-    parts = split_by_time(frame, timestamp="event_timestamp")
-    config = TrainConfig(label="label", key=("entity_id", "event_timestamp"), **PARAMS)
-    signature = build_signature(parts.train, config)
-    categorical = [f.name for f in signature.features if f.kind == "categorical"]
-    dataset = lgb.Dataset(feature_matrix(parts.train, signature),
-                          label=parts.train["label"].to_numpy(),
-                          feature_name=list(signature.feature_names),
-                          categorical_feature=categorical, params=config.lgb_params())
-    validation = lgb.Dataset(feature_matrix(parts.validation, signature),
-                             label=parts.validation["label"].to_numpy(), reference=dataset)
-    lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"],
-              valid_sets=[validation], valid_names=["validation"])
-    bare = time.perf_counter() - start
-    print(f"\n1M rows, {PARAMS['num_boost_round']} rounds: no framework (read + split + "
-          f"lightgbm.train) {bare:.2f} s; the pipeline (the same steps, every output stored, "
-          f"hashed and recorded) {framework:.2f} s: overhead {framework / bare - 1:+.1%} "
+    timings: dict[str, list[float]] = {"framework": [], "bare": []}
+    results = []
+    for _ in range(3):
+        for name, fn in (("framework", framework), ("bare", bare)):
+            start = time.perf_counter()
+            out = fn()
+            timings[name].append(time.perf_counter() - start)
+            if out is not None:
+                results.append(out)
+    ours, floor = min(timings["framework"]), min(timings["bare"])
+    print(f"\n1M rows, {PARAMS['num_boost_round']} rounds (best of 3, alternating): no "
+          f"framework (read + split + lightgbm.train) {floor:.2f} s "
+          f"{[round(t, 2) for t in timings['bare']]}; the pipeline {ours:.2f} s "
+          f"{[round(t, 2) for t in timings['framework']]}: overhead {ours / floor - 1:+.1%} "
           f"(goal <= +10 %)")
-    for outcome in result.steps.values():
+    best = results[timings["framework"].index(ours)]
+    for outcome in best.steps.values():
         print(f"  {outcome.node:<12} {outcome.duration_s:7.2f} s")

@@ -289,3 +289,54 @@ def test_trigger_event_and_lifecycle_hooks(app, register_plugin):
     assert seen == [("run_started", event.id), ("step", "ingest", "succeeded"),
                     ("step", "double", "succeeded"), ("step", "summarise", "succeeded"),
                     ("run_finished", "succeeded")]
+
+
+# -- outputs kept in memory (persist=False) ----------------------------------------------
+
+
+@step(persist=False)
+def ingest_in_memory(paths: list) -> pl.DataFrame:
+    called("ingest_in_memory")
+    return pl.concat([pl.read_csv(p) for p in paths])
+
+
+@pipeline
+def numbers_in_memory(data: str = "data/*.csv", factor: int = 2):
+    summarise(double(ingest_in_memory(files(data)), factor=factor))
+
+
+def test_an_in_memory_output_is_recorded_by_a_derived_fingerprint_and_not_stored(app):
+    result = app.orchestrator.run(numbers_in_memory)
+    assert result.ok, result.error
+    record = result.steps["ingest_in_memory"].outputs["output"]
+    assert record.uri == "transient://numbers_in_memory/ingest_in_memory/output"
+    assert record.metadata["transient"] is True
+    assert result.output("ingest_in_memory")["x"].to_list() == [1, 2, 3]  # this run's value
+    keys = [info.key for info in app.artifacts.list(f"runs/{result.run_id}/")]
+    assert not any("ingest_in_memory" in key for key in keys)
+    assert any("double" in key for key in keys)
+    # the same inputs give the same fingerprint; new data gives another
+    again = app.orchestrator.run(numbers_in_memory, use_cache=False)
+    assert again.steps["ingest_in_memory"].outputs["output"].fingerprint == record.fingerprint
+    (app.root / "data" / "b.csv").write_text("x\n10\n")
+    changed = app.orchestrator.run(numbers_in_memory)
+    assert changed.steps["ingest_in_memory"].outputs["output"].fingerprint != record.fingerprint
+    assert changed.output("summarise") == {"rows": 4, "total": 32}
+
+
+def test_unchanged_inputs_reuse_an_in_memory_step_without_running_it(app):
+    app.orchestrator.run(numbers_in_memory)
+    again = app.orchestrator.run(numbers_in_memory)
+    assert [o.status for o in again.steps.values()] == ["cached"] * 3
+    assert CALLS == {"ingest_in_memory": 1, "double": 1, "summarise": 1}
+    with pytest.raises(ConveyorError, match="kept in memory") as caught:
+        again.output("ingest_in_memory")
+    assert "use_cache=False" in caught.value.hint
+
+
+def test_a_cache_miss_downstream_recomputes_the_in_memory_value_once(app):
+    app.orchestrator.run(numbers_in_memory)
+    changed = app.orchestrator.run(numbers_in_memory, parameters={"factor": 3})
+    assert [o.status for o in changed.steps.values()] == ["cached", "succeeded", "succeeded"]
+    assert changed.output("summarise") == {"rows": 3, "total": 18}
+    assert CALLS == {"ingest_in_memory": 2, "double": 2, "summarise": 2}

@@ -40,6 +40,18 @@ def test_train_gate_register_promote_then_refuse_worse_data_then_fully_cached(cl
     (model,) = listed
     assert model["name"] == "proj"
     assert model["aliases"] == {"production": 1, "staging": 1}
+    # the split is kept in memory by the pipeline; registering stored the three parts
+    from conveyor.app import Conveyor
+
+    app = Conveyor.load(cwd=project)
+    datasets = {d.role: d for d in app.registry.get("proj", 1).datasets}
+    assert set(datasets) == {"train", "validation", "holdout"}
+    for ref in datasets.values():
+        assert not ref.uri.startswith("transient:")
+        assert app.artifacts.has_content(ref.uri)
+        assert ref.start is not None and ref.end is not None
+    assert datasets["train"].end <= datasets["validation"].start
+    app.close()
 
     # worse data arrives: the label is noise, so the candidate fails the gate
     generate(6000, days=28, seed=7, start=datetime(2024, 1, 29),
