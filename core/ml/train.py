@@ -390,19 +390,35 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
 
     if full and frame.height:
         features, _categorical = resolve_features(frame, config)
+        schema = frame.schema
+        floats = [f for f in features if schema[f].is_float()]
+        # a numeric feature is constant when its smallest and largest values (NaN left
+        # out) are equal: two reductions instead of hashing every value (n_unique)
+        ordered = [f for f in features if schema[f].is_numeric() or schema[f] == pl.Boolean]
+        hashed = [f for f in features if f not in ordered]
+
+        def valued(f: str) -> pl.Expr:
+            return pl.col(f).fill_nan(None) if f in floats else pl.col(f)
+
         stats = frame.select(
             *[pl.col(f).null_count().alias(f"{f}:nulls") for f in features],
-            *[pl.col(f).drop_nulls().n_unique().alias(f"{f}:unique") for f in features],
-            *[pl.col(f).is_nan().sum().alias(f"{f}:nan") for f in features
-              if frame.schema[f].is_float()],
-            *[pl.col(f).is_infinite().sum().alias(f"{f}:inf") for f in features
-              if frame.schema[f].is_float()],
+            *[valued(f).min().alias(f"{f}:min") for f in ordered],
+            *[valued(f).max().alias(f"{f}:max") for f in ordered],
+            *[pl.col(f).drop_nulls().n_unique().alias(f"{f}:unique") for f in hashed],
+            *[pl.col(f).is_nan().sum().alias(f"{f}:nan") for f in floats],
+            *[pl.col(f).is_infinite().sum().alias(f"{f}:inf") for f in floats],
         ).row(0, named=True)
+
+        def constant(f: str) -> bool:
+            if f"{f}:unique" in stats:
+                return stats[f"{f}:unique"] <= 1
+            return stats[f"{f}:min"] == stats[f"{f}:max"]
+
         for f in features:
             nulls = stats[f"{f}:nulls"] + (stats.get(f"{f}:nan") or 0)
             if nulls == frame.height:
                 problem("feature.all_null", f"feature {f!r} is null for every row", f)
-            elif stats[f"{f}:unique"] - (1 if stats.get(f"{f}:nan") else 0) <= 1:
+            elif constant(f):
                 problem("feature.constant", f"feature {f!r} is constant", f)
             if stats.get(f"{f}:inf"):
                 problem("feature.infinite", f"feature {f!r} has {stats[f'{f}:inf']} infinite "

@@ -111,21 +111,44 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
         lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"],
                   valid_sets=[validation], valid_names=["validation"])
 
-    timings: dict[str, list[float]] = {"framework": [], "bare": []}
+    # lightgbm.train is the same work on both sides and the noisiest part of the run
+    # (one core's worth of neighbours moves it by 20 %), so its time is also measured
+    # on each side: what is left is the framework's own time against the floor's.
+    in_lgb: list[float] = []
+    real_train = lgb.train
+
+    def timed_train(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return real_train(*args, **kwargs)
+        finally:
+            in_lgb.append(time.perf_counter() - start)
+
+    timings: dict[str, list[tuple[float, float]]] = {"framework": [], "bare": []}
     results = []
-    for _ in range(3):
-        for name, fn in (("framework", framework), ("bare", bare)):
-            start = time.perf_counter()
-            out = fn()
-            timings[name].append(time.perf_counter() - start)
-            if out is not None:
-                results.append(out)
+    lgb.train = timed_train
+    try:
+        for _ in range(3):
+            for name, fn in (("framework", framework), ("bare", bare)):
+                in_lgb.clear()
+                start = time.perf_counter()
+                out = fn()
+                timings[name].append((time.perf_counter() - start, sum(in_lgb)))
+                if out is not None:
+                    results.append(out)
+    finally:
+        lgb.train = real_train
     ours, floor = min(timings["framework"]), min(timings["bare"])
+    ours_rest = min(total - inside for total, inside in timings["framework"])
+    floor_rest = min(total - inside for total, inside in timings["bare"])
     print(f"\n1M rows, {PARAMS['num_boost_round']} rounds (best of 3, alternating): no "
-          f"framework (read + split + lightgbm.train) {floor:.2f} s "
-          f"{[round(t, 2) for t in timings['bare']]}; the pipeline {ours:.2f} s "
-          f"{[round(t, 2) for t in timings['framework']]}: overhead {ours / floor - 1:+.1%} "
-          f"(goal <= +10 %)")
+          f"framework (read + split + lightgbm.train) {floor[0]:.2f} s "
+          f"{[round(t, 2) for t, _ in timings['bare']]}; the pipeline {ours[0]:.2f} s "
+          f"{[round(t, 2) for t, _ in timings['framework']]}: overhead "
+          f"{ours[0] / floor[0] - 1:+.1%} (goal <= +10 %)")
+    print(f"outside lightgbm.train (best of 3): the pipeline {ours_rest:.2f} s, no framework "
+          f"{floor_rest:.2f} s: the framework adds {ours_rest - floor_rest:.2f} s, "
+          f"{(ours_rest - floor_rest) / floor[0]:+.1%} of the floor's total")
     best = results[timings["framework"].index(ours)]
     for outcome in best.steps.values():
         print(f"  {outcome.node:<12} {outcome.duration_s:7.2f} s")

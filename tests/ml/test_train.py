@@ -160,6 +160,12 @@ def _nth(expr_col: str, value, n: int = 0) -> pl.Expr:
     (lambda f: f.clear(), "data.empty"),
     (lambda f: f.with_columns(pl.lit(1, pl.Int64).alias("label")), "label.one_class"),
     (lambda f: f.with_columns(pl.lit(3.5).alias("f02")), "feature.constant"),
+    # constant but for NaN, a constant integer, boolean and category: each is constant
+    (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) % 2 == 0).then(3.5)
+                              .otherwise(float("nan")).alias("f02")), "feature.constant"),
+    (lambda f: f.with_columns(pl.lit(7, pl.Int32).alias("f02")), "feature.constant"),
+    (lambda f: f.with_columns(pl.lit(True).alias("f02")), "feature.constant"),
+    (lambda f: f.with_columns(pl.lit("north").alias("region")), "feature.constant"),
     (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("f02")), "feature.all_null"),
     (lambda f: f.with_columns(_nth("f02", float("inf"))), "feature.infinite"),
     (lambda f: pl.concat([f, f.head(3)]), "key.duplicate"),
