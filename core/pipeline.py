@@ -462,6 +462,11 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def is_transient(record: Any) -> bool:
+    """Whether an output record is of a value kept in memory (``persist=False``)."""
+    return bool(record.metadata.get("transient"))
+
+
 def transient_fingerprint(cache_key: str, output: str) -> str:
     """The fingerprint of an output kept in memory: its step's cache key and its name."""
     return hashlib.sha256(f"transient\0{cache_key}\0{output}".encode()).hexdigest()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
 from conveyor.materializers import Materializer, register_json_value, register_materializer
-from conveyor.pipeline import GateRefused, StepContext, step
+from conveyor.pipeline import GateRefused, StepContext, is_transient, step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -308,7 +308,7 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             if record is None:
                 continue
             uri, fingerprint = record.uri, record.fingerprint
-            if record.metadata.get("transient"):
+            if is_transient(record):
                 stored = _put_once(app.artifacts, f"{base}/{role}.parquet", frame)
                 uri, fingerprint = stored.uri, stored.sha256
             times = frame.get_column(timestamp) if timestamp in frame.columns else None

@@ -410,7 +410,7 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
         ).row(0, named=True)
 
         def constant(f: str) -> bool:
-            if f"{f}:unique" in stats:
+            if f in hashed:
                 return stats[f"{f}:unique"] <= 1
             return stats[f"{f}:min"] == stats[f"{f}:max"]
 

@@ -30,6 +30,7 @@ from conveyor.pipeline import (
     Pipeline,
     StepContext,
     cache_key,
+    is_transient,
     transient_fingerprint,
 )
 from conveyor.plugins.local.config import LocalOrchestratorConfig
@@ -81,7 +82,7 @@ class RunResult:
         record = self.steps[node].outputs.get(name)
         if record is None:
             raise NotFoundError(f"step {node!r} of run {self.run_id} has no output {name!r}")
-        if _transient(record):
+        if is_transient(record):
             raise NotFoundError(
                 f"output {name!r} of step {node!r} was kept in memory (persist=False) and "
                 f"run {self.run_id} reused it from the cache without computing it",
@@ -95,11 +96,6 @@ class RunResult:
 
 
 Progress = Callable[[str, str, StepOutcome | None], None]
-
-
-def _transient(record: Any) -> bool:
-    """Whether an output record is of a value kept in memory, not stored."""
-    return bool(record.metadata.get("transient"))
 
 
 def _load(app: Any, record: Any) -> Any:
@@ -312,7 +308,7 @@ class _Run:
     def _outputs_intact(self, execution: Any) -> bool:
         """Cached outputs are reused only while their bytes are still stored unchanged."""
         for record in execution.outputs.values():
-            if _transient(record):
+            if is_transient(record):
                 continue  # nothing stored: recomputed from its inputs when needed
             try:
                 info = self.app.artifacts.info(record.metadata["key"])
@@ -346,7 +342,7 @@ class _Run:
                 return self.values[key]
         if record is None:
             record = self.outcomes[node_id].outputs.get(name)
-        if record is not None and _transient(record):
+        if record is not None and is_transient(record):
             with self.recompute_lock:  # one recomputation, however many steps ask
                 if key not in self.values:
                     self._recompute(self.graph.node(node_id))
