@@ -111,7 +111,8 @@ class SQLiteRegistryBackend(RegistryBackend):
         return ModelVersion(
             id=f"{name}:{version}", name=name, version=version, created=new.created,
             artifact_uri=new.artifact_uri, sha256=new.sha256, model_format=new.model_format,
-            datasets=new.datasets, metrics=loads(metrics_json), params=loads(params_json),
+            datasets=new.datasets, metrics=dict(new.metrics),
+            params=loads(params_json) if new.params else {},
             governance=gov, signature=new.signature, profile_uri=new.profile_uri,
             run_id=new.run_id, created_by=new.created_by)
 
