@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,7 @@ from conveyor.backends import BackendKind, BackendSpec
 from conveyor.checks import Finding, Severity
 from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, structure
 from conveyor.errors import ConfigError, ConveyorError
+from conveyor.hooks import HookFailure, call_each
 from conveyor.manager import ConveyorPluginManager, make_plugin_manager
 
 if TYPE_CHECKING:
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
         Orchestrator,
         Server,
     )
-
-log = logging.getLogger("conveyor")
 
 
 @define
@@ -171,36 +168,35 @@ class Conveyor:
         """Call the lifecycle hook ``hook_name`` with ``event``.
 
         A failing listener must not undo what already happened (a registered model
-        stays registered), so its error is logged and reported, never raised.
+        stays registered), so its failure is reported once, naming the plugin, and
+        the other listeners still run.
         """
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            kwargs = {arg: {"app": self, "event": event}[arg] for arg in impl.argnames}
-            try:
-                impl.function(**kwargs)
-            except Exception as exc:
-                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, exc)
-                print(f"warning: plugin {impl.plugin_name!r} failed in {hook_name}: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        for _plugin, _result in call_each(self.pm, hook_name, {"app": self, "event": event}):
+            pass
 
     def run_checks(self, hook_name: str, context: Any) -> list[Finding]:
-        """Run the collect-all ``check_*`` hook; a plugin that crashes is a finding."""
-        caller = getattr(self.pm.hook, hook_name)
+        """Run the collect-all ``check_*`` hook; a check that crashes is a blocking finding.
+
+        A crash must never read as a pass: the plugin's failure becomes an
+        ``error`` finding named ``<plugin>.crashed``, and so does a result that is
+        not a list of findings.
+        """
         findings: list[Finding] = []
-        for impl in reversed(caller.get_hookimpls()):
-            kwargs = {arg: {"app": self, "context": context}[arg] for arg in impl.argnames}
-            try:
-                result = impl.function(**kwargs)
-            except ConveyorError:
-                raise
-            except Exception as exc:
-                findings.append(Finding(
-                    check=f"{impl.plugin_name}.crashed",
-                    message=f"the check from plugin {impl.plugin_name!r} crashed: "
-                    f"{type(exc).__name__}: {exc}",
-                ))
+        for plugin, result in call_each(self.pm, hook_name, {"app": self, "context": context}):
+            if isinstance(result, HookFailure):
+                findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
+                                                 f"crashed: {result.message}"))
                 continue
-            findings.extend(result or ())
+            try:
+                items = list(result or ())
+            except TypeError:
+                items = [result]
+            for item in items:
+                if isinstance(item, Finding):
+                    findings.append(item)
+                else:
+                    findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
+                                                     f"returned {item!r}, not a Finding"))
         return findings
 
     def preflight(self) -> list[Finding]:
@@ -223,6 +219,10 @@ class Conveyor:
             findings.append(Finding(check="plugins.failed", subject=info.name,
                                     severity=Severity.WARNING, message=info.error or ""))
         return findings
+
+
+def _crashed(plugin: str, message: str) -> Finding:
+    return Finding(check=f"{plugin}.crashed", message=message)
 
 
 __all__ = ["Conveyor", "add_to_path"]

@@ -11,7 +11,7 @@ and config chooses one entry by name or URL scheme.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conveyor import hookspec
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import click
 
     from conveyor.app import Conveyor
+    from conveyor.backends import Register
     from conveyor.checks import DataCheckContext, Finding, ModelCheckContext
     from conveyor.events import (
         AliasChanged,
@@ -31,12 +32,13 @@ if TYPE_CHECKING:
     )
 
 # -- backends -----------------------------------------------------------------------
-# Each hook gets ``register(name, *, factory, config_class, schemes=(), extras=(),
-# description="")``.  ``factory`` is a "module:attr" string imported on first use.
+# Each hook gets ``register`` (:class:`conveyor.backends.Register`):
+# ``register(name, *, factory, config_class, schemes=(), extras=(), description="")``.
+# ``factory`` is a "module:attr" string imported on first use.
 
 
 @hookspec
-def register_artifact_stores(register: Any) -> None:
+def register_artifact_stores(register: Register) -> None:
     """Register artifact stores (:class:`conveyor.artifacts.ArtifactStore`).
 
     An artifact store keeps bytes and tables under keys, atomically, with a SHA-256
@@ -45,7 +47,7 @@ def register_artifact_stores(register: Any) -> None:
 
 
 @hookspec
-def register_metadata_stores(register: Any) -> None:
+def register_metadata_stores(register: Register) -> None:
     """Register metadata stores (:class:`conveyor.interfaces.MetadataStore`).
 
     A metadata store records pipelines, runs, steps, artifacts, metrics, trigger
@@ -54,7 +56,7 @@ def register_metadata_stores(register: Any) -> None:
 
 
 @hookspec
-def register_model_registries(register: Any) -> None:
+def register_model_registries(register: Register) -> None:
     """Register model registries (:class:`conveyor.interfaces.ModelRegistry`).
 
     A registry keeps model versions, aliases/stages, approvals and an append-only
@@ -63,7 +65,7 @@ def register_model_registries(register: Any) -> None:
 
 
 @hookspec
-def register_feature_stores(register: Any) -> None:
+def register_feature_stores(register: Register) -> None:
     """Register feature stores (:class:`conveyor.interfaces.FeatureStore`).
 
     A feature store keeps feature-view definitions and their offline data, answers
@@ -73,7 +75,7 @@ def register_feature_stores(register: Any) -> None:
 
 
 @hookspec
-def register_online_stores(register: Any) -> None:
+def register_online_stores(register: Register) -> None:
     """Register online stores (:class:`conveyor.interfaces.OnlineStore`).
 
     An online store holds the latest feature values per entity key for low-latency
@@ -82,7 +84,7 @@ def register_online_stores(register: Any) -> None:
 
 
 @hookspec
-def register_orchestrators(register: Any) -> None:
+def register_orchestrators(register: Register) -> None:
     """Register orchestrators (:class:`conveyor.interfaces.Orchestrator`).
 
     An orchestrator runs a pipeline's steps in dependency order with caching and
@@ -91,7 +93,7 @@ def register_orchestrators(register: Any) -> None:
 
 
 @hookspec
-def register_triggers(register: Any) -> None:
+def register_triggers(register: Register) -> None:
     """Register trigger kinds (:class:`conveyor.interfaces.Trigger`).
 
     A trigger decides whether a retraining should run now, and says why.
@@ -100,7 +102,7 @@ def register_triggers(register: Any) -> None:
 
 
 @hookspec
-def register_servers(register: Any) -> None:
+def register_servers(register: Register) -> None:
     """Register model servers (:class:`conveyor.interfaces.Server`).
 
     A server serves the production model over a protocol, hot-swaps it when the
