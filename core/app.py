@@ -11,7 +11,7 @@ from attrs import Factory, define, field
 from conveyor.backends import BackendKind, BackendSpec
 from conveyor.checks import Finding, Severity
 from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, structure
-from conveyor.errors import ConfigError, ConveyorError
+from conveyor.errors import ConfigError, ConveyorError, UnknownBackendError
 from conveyor.hooks import HookFailure, call_each
 from conveyor.manager import ConveyorPluginManager, make_plugin_manager
 
@@ -199,6 +199,12 @@ class Conveyor:
                                                      f"returned {item!r}, not a Finding"))
         return findings
 
+    def _configured(self, section: str) -> bool:
+        """Whether any key of ``section`` was set by a file, profile or the environment."""
+        prefix = f"{section}."
+        return any(key.startswith(prefix) and source != "default"
+                   for key, source in self.config.sources.items())
+
     def preflight(self) -> list[Finding]:
         """Check that every configured backend exists and its config is valid."""
         findings: list[Finding] = []
@@ -206,6 +212,17 @@ class Conveyor:
             try:
                 spec, _ = self.backend_spec(BackendKind(kind_value))
                 spec.load_factory()
+            except UnknownBackendError as exc:
+                # a default nobody configured and nobody provides breaks nothing until a
+                # command needs that kind: information, not an error
+                chosen = self._configured(section)
+                findings.append(Finding(
+                    check="config.backend", subject=section,
+                    severity=Severity.ERROR if chosen else Severity.INFO,
+                    message=exc.message if chosen else
+                    f"{exc.message} (the default; only commands that use a "
+                    f"{kind_value.replace('_', ' ')} need one)",
+                    details={"hint": exc.hint}))
             except ConveyorError as exc:
                 findings.append(Finding(check="config.backend", subject=section,
                                         message=exc.message, details={"hint": exc.hint}))
