@@ -108,6 +108,21 @@ def register_servers(register: Any) -> None:
     """
 
 
+# -- materializers -------------------------------------------------------------------
+
+
+@hookspec
+def register_materializers(register: Any) -> None:
+    """Register how step outputs of some type are stored and read back.
+
+    Call ``register(materializer)`` with a :class:`conveyor.materializers.Materializer`
+    (a name stored with each artifact, the type it stores, ``save`` and ``load``).
+    Two plugins registering one name, or one type, is a PluginConflictError; a
+    stored output whose materializer's plugin is disabled cannot be read until it
+    is enabled again.  Collect-all.
+    """
+
+
 # -- CLI ----------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """Authoring pipelines: ``@step`` and ``@pipeline`` on plain Python functions.
 
 A pipeline is a function that calls steps; calling it with parameters *builds* a
-graph (nothing runs), and an orchestrator runs the graph::
+graph (nothing runs), and :func:`conveyor.runs.run_pipeline` runs the graph::
 
     from conveyor.pipeline import pipeline, step
 
@@ -50,7 +50,11 @@ class PipelineDefinitionError(ConveyorError):
 
 
 class GateRefused(ConveyorError):
-    """A gate refused the candidate: the run ends ``refused`` and nothing is promoted."""
+    """Raised by a step to refuse: the step ends ``refused``, the run too, nothing after runs.
+
+    A gate that should be reused from the cache returns its verdict instead (see
+    ``@step(gate=True)``): a raised refusal stores nothing, so a rerun recomputes it.
+    """
 
     def __init__(self, message: str, *, hint: str | None = None, findings=()) -> None:
         super().__init__(message, hint=hint)
@@ -86,6 +90,11 @@ class StepOptions:
             the step's cache key (code, inputs, parameters), so downstream caching
             works as before, and a later run whose cache hit needs the value runs the
             step again.  For outputs that are cheap to recompute and large to store.
+        gate: the step returns a verdict (a value with ``passed``, ``findings`` and
+            ``report()``).  It is stored like any output; when it did not pass, core
+            ends the step ``refused`` with the verdict's findings, starts nothing
+            after it and ends the run ``refused``, also when the verdict is reused
+            from the cache.
     """
 
     cache: bool = True
@@ -95,6 +104,7 @@ class StepOptions:
     timeout_s: float | None = None
     outputs: tuple[str, ...] = field(default=("output",), converter=tuple)
     persist: bool = True
+    gate: bool = False
 
 
 class Step:
@@ -125,11 +135,11 @@ class Step:
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, cache: bool = True,
          cache_expires: timedelta | None = None, retries: int = 0, backoff_s: float = 1.0,
          timeout_s: float | None = None, outputs: tuple[str, ...] | None = None,
-         persist: bool = True) -> Any:
+         persist: bool = True, gate: bool = False) -> Any:
     """Make ``fn`` a pipeline step.  Usable bare (``@step``) or with options."""
     options = StepOptions(cache=cache, cache_expires=cache_expires, retries=retries,
                           backoff_s=backoff_s, timeout_s=timeout_s,
-                          outputs=outputs or ("output",), persist=persist)
+                          outputs=outputs or ("output",), persist=persist, gate=gate)
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(f, name or f.__name__, options)
