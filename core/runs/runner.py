@@ -208,12 +208,14 @@ class _Run:
                            return_when=FIRST_COMPLETED)
         stopped = None
         for attempt in list(running):
-            if attempt.future in finished:
-                running.remove(attempt)
-                outcome = self._complete(attempt, retry=retries)
-            elif attempt.deadline is not None and time.monotonic() >= attempt.deadline:
+            late = attempt.deadline is not None and time.monotonic() >= attempt.deadline
+            if late and not (attempt.future in finished and attempt.future.exception() is None):
+                # also when the executor stopped the work itself at the deadline
                 running.remove(attempt)
                 outcome = self._timed_out(attempt)
+            elif attempt.future in finished:
+                running.remove(attempt)
+                outcome = self._complete(attempt, retry=retries)
             else:
                 continue
             if outcome is not None and outcome.stopped_run and stopped is None:

@@ -164,15 +164,39 @@ def slow() -> None:
     threading.Event().wait(5)
 
 
+@step
+def after_slow(value: None) -> int:
+    called("after_slow")
+    return 1
+
+
 @pipeline
 def slow_pipeline():
-    slow()
+    after_slow(slow())
 
 
 def test_timeout_fails_the_step(app):
     result = run_pipeline(app, slow_pipeline)
     assert result.status == "failed"
     assert "timed out after 0.2 s" in result.error
+
+
+def test_a_thread_past_its_timeout_is_reported_running_and_nothing_after_it_starts(
+        app, capsys):
+    import time
+
+    begun = time.monotonic()
+    result = run_pipeline(app, slow_pipeline)
+    assert time.monotonic() - begun < 2, "the run waited for the thread"
+    outcome = result.steps["slow"]
+    assert outcome.status == "timed_out"
+    assert "could not be stopped and may still be running" in outcome.error
+    assert "no step after it was started" in outcome.error
+    assert "warning: step 'slow' timed out after 0.2 s" in capsys.readouterr().err
+    assert result.steps["after_slow"].status == "skipped"
+    assert "after_slow" not in CALLS
+    (execution,) = app.metadata.get_run(result.run_id).steps  # after_slow never started
+    assert execution.status == "failed" and "timed out" in execution.error
 
 
 @step
