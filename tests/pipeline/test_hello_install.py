@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import site
 import subprocess
-import venv
 
 import pytest
+
+from conveyor.testing import install_in_virtualenv
 
 pytestmark = pytest.mark.slow
 
 
 def test_conveyor_hello_orchestrator_runs_the_scaffolded_pipeline(repo_root, tmp_path):
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    # the new environment sees this one's packages (the Conveyor under test among them)
-    (next(env_dir.glob("lib/python*/site-packages")) / "parent.pth").write_text(
-        f"import site; list(map(site.addsitedir, {site.getsitepackages()!r}))\n")
-    plugin_src = tmp_path / "conveyor-hello"
-    subprocess.run(["cp", "-r", str(repo_root / "tests/fixtures/conveyor-hello"),
-                    str(plugin_src)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-q", str(plugin_src)],
-                   check=True, timeout=300, capture_output=True)
+    python = install_in_virtualenv(repo_root / "tests/fixtures/conveyor-hello", tmp_path / "venv")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
 
     def conveyor(*args: str, cwd=tmp_path) -> subprocess.CompletedProcess:
