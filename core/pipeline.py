@@ -140,6 +140,9 @@ def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, cache
     options = StepOptions(cache=cache, cache_expires=cache_expires, retries=retries,
                           backoff_s=backoff_s, timeout_s=timeout_s,
                           outputs=outputs or ("output",), persist=persist, gate=gate)
+    if gate and len(options.outputs) != 1:
+        raise PipelineDefinitionError("a gate step has exactly one output: its verdict",
+                                      hint="drop outputs=, or split the step in two")
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(f, name or f.__name__, options)

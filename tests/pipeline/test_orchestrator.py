@@ -365,3 +365,46 @@ def test_a_cache_miss_downstream_recomputes_the_in_memory_value_once(app):
     assert [o.status for o in changed.steps.values()] == ["cached", "succeeded", "succeeded"]
     assert changed.output("summarise") == {"rows": 3, "total": 18}
     assert CALLS == {"ingest_in_memory": 2, "double": 2, "summarise": 2}
+
+
+# -- gates: core turns a failing verdict into the outcome "refused" ------------------------
+
+
+@step(gate=True)
+def judge(passed: bool) -> object:
+    from conveyor.checks import Finding
+    from conveyor.ml.gate import GateVerdict
+
+    called("judge")
+    return GateVerdict(passed=passed, findings=[] if passed else [
+        Finding(check="test.worse", message="the candidate is worse")])
+
+
+@pipeline
+def judged(passed: bool = False):
+    judge(passed)
+    after_gate()
+
+
+def test_a_failing_verdict_refuses_the_run_also_when_reused_from_the_cache(app):
+    first = run_pipeline(app, judged)
+    assert first.status == "refused"
+    assert first.steps["judge"].status == "refused"
+    assert [f.check for f in first.findings] == ["test.worse"]
+    assert "Model gate: FAILED" in first.error
+    assert first.steps["after_gate"].status == "skipped"
+    again = run_pipeline(app, judged)
+    assert again.status == "refused"
+    assert again.steps["judge"].status == "refused"
+    assert [f.check for f in again.findings] == ["test.worse"]
+    assert CALLS == {"judge": 1}, "the stored verdict was reused"
+    passing = run_pipeline(app, judged, parameters={"passed": True})
+    assert passing.ok, passing.error
+    assert CALLS == {"judge": 2, "after_gate": 1}
+
+
+def test_a_gate_step_has_one_output():
+    from conveyor.pipeline import PipelineDefinitionError
+
+    with pytest.raises(PipelineDefinitionError, match="exactly one output"):
+        step(gate=True, outputs=("a", "b"))
