@@ -198,8 +198,10 @@ class _Run(StepInputs):
         if not running:  # only retries are due later: wait for the first of them
             time.sleep(timeout or 0.0)
             return None
-        finished, _ = wait([a.future for a in running], timeout=timeout,
-                           return_when=FIRST_COMPLETED)
+        finished = {a.future for a in running if a.future.done()}  # inline work: no wait
+        if not finished:
+            finished, _ = wait([a.future for a in running], timeout=timeout,
+                               return_when=FIRST_COMPLETED)
         stopped = None
         for attempt in list(running):
             late = attempt.deadline is not None and time.monotonic() >= attempt.deadline
