@@ -10,7 +10,7 @@ and config chooses one entry by name or URL scheme.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from conveyor import hookspec
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StepFinished,
         TriggerFired,
     )
+    from conveyor.materializers import Materializer
 
 # -- backends -----------------------------------------------------------------------
 # Each hook gets ``register`` (:class:`conveyor.backends.Register`):
@@ -107,6 +108,21 @@ def register_servers(register: Register) -> None:
 
     A server serves the production model over a protocol, hot-swaps it when the
     alias moves and logs predictions.  Collect-all.
+    """
+
+
+# -- materializers -------------------------------------------------------------------
+
+
+@hookspec
+def register_materializers(register: Callable[[Materializer], None]) -> None:
+    """Register how step outputs of some type are stored and read back.
+
+    Call ``register(materializer)`` with a :class:`conveyor.materializers.Materializer`
+    (a name stored with each artifact, the type it stores, ``save`` and ``load``).
+    Two plugins registering one name, or one type, is a PluginConflictError; a
+    stored output whose materializer's plugin is disabled cannot be read until it
+    is enabled again.  Collect-all.
     """
 
 

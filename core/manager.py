@@ -239,6 +239,12 @@ class ConveyorPluginManager(pluggy.PluginManager):
                   exc_info=failure.error)
         self.reporter(failure)
 
+    def materializers(self) -> Any:
+        """Every materializer the loaded plugins register (see :mod:`conveyor.materializers`)."""
+        from conveyor.materializers import catalogue_of
+
+        return catalogue_of(self)
+
     def backends_of(self, name: str) -> list[BackendSpec]:
         """The backends the plugin called ``name`` provides."""
         return [spec for spec in self.catalogue() if spec.plugin == name]
