@@ -294,8 +294,11 @@ def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -
                                               format_exception=_format_exception)
         else:
             messages = [f"$.{section}: {exc}"]
-        allowed = ", ".join(a.alias or a.name for a in attrs.fields(cls)
-                            if a.init) if attrs.has(cls) else ""
+        names = [a.alias or a.name for a in attrs.fields(cls) if a.init] if attrs.has(cls) else []
+        # a backend section also holds the keys core reads itself (server settings, bindings)
+        kind = "server" if section == "server" else (
+            "trigger" if section.startswith("triggers.") else "")
+        allowed = ", ".join(dict.fromkeys([*names, *sorted(core_keys(kind) - set(names))]))
         raise ConfigError(
             f"invalid config in {where}: " + "; ".join(messages),
             hint=f"[{section}] allows: {allowed}" if allowed else None,
@@ -314,6 +317,13 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
 _CONVERTER: Any = None
 
 
+def _strict_bool(value: Any, _type: Any) -> bool:
+    # cattrs would call bool(): "false" and "no" would be true
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
 def _converter() -> Any:
     global _CONVERTER
     if _CONVERTER is None:
@@ -322,6 +332,7 @@ def _converter() -> Any:
         converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
         converter.register_structure_hook(Path, lambda v, _t: Path(v))
         converter.register_structure_hook(timedelta, lambda v, _t: parse_duration(v))
+        converter.register_structure_hook(bool, _strict_bool)
         _CONVERTER = converter
     return _CONVERTER
 
