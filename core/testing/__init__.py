@@ -17,9 +17,11 @@ Fixtures:
   through click's ``CliRunner`` and returns the result.
 
 Conformance suites, one per backend kind, live in the submodules
-(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``):
-subclass one and provide the fixture it names (``store``, ``registry``, ``online``)
-to hold your plugin to the same tests as the bundled ones.
+(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``,
+``.server``, ``.triggers``, and ``.predictions`` for the prediction log on an
+artifact store): subclass one and provide the fixture it names (``store``,
+``registry``, ``online``, ``server_backend``, ``trigger``) to hold your plugin to
+the same tests as the bundled ones.
 """
 
 from __future__ import annotations
