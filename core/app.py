@@ -10,7 +10,7 @@ from attrs import Factory, define, field
 
 from conveyor.backends import BackendKind, BackendSpec
 from conveyor.checks import Finding, Severity
-from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, structure
+from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, core_keys, structure
 from conveyor.errors import ConfigError, ConveyorError, UnknownBackendError
 from conveyor.hooks import HookFailure, call_each
 from conveyor.manager import ConveyorPluginManager, make_plugin_manager
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         OnlineStore,
         Orchestrator,
         Server,
+        Trigger,
     )
 
 
@@ -76,6 +77,8 @@ class Conveyor:
         kind = BackendKind(kind)
         section = section or BACKEND_SECTIONS[kind.value]
         table = self.config.section(section)
+        for key in core_keys(kind.value):  # read by core itself (server settings, bindings)
+            table.pop(key, None)
         catalogue = self.pm.catalogue()
         name = table.pop("backend", None)
         if table.get("url"):
@@ -136,17 +139,17 @@ class Conveyor:
 
     @property
     def server(self) -> Server:
+        """The ``[server]`` backend; the shared settings are checked (bind policy) first."""
+        from conveyor.server import server_settings
+
+        server_settings(self.config)
         return self.backend(BackendKind.SERVER)
 
-    def trigger(self, name: str) -> Any:
-        """The trigger configured as ``[triggers.<name>]``."""
-        triggers = self.config.data.get("triggers", {})
-        if name not in triggers:
-            raise ConfigError(
-                f"no trigger named {name!r} in {self.config.where}",
-                hint=f"configured: {', '.join(sorted(triggers)) or 'none'}; "
-                f'add [triggers.{name}] with backend = "..."',
-            )
+    def trigger(self, name: str) -> Trigger:
+        """The trigger configured as ``[triggers.<name>]`` (its binding checked first)."""
+        from conveyor.triggers import binding
+
+        binding(self, name)
         return self.backend(BackendKind.TRIGGER, section=f"triggers.{name}")
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:

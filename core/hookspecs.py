@@ -97,8 +97,9 @@ def register_orchestrators(register: Register) -> None:
 def register_triggers(register: Register) -> None:
     """Register trigger kinds (:class:`conveyor.interfaces.Trigger`).
 
-    A trigger decides whether a retraining should run now, and says why.
-    Collect-all.
+    A trigger decides, from the time and its last event, whether a retraining
+    should run now, and says why; core applies the ``[triggers.<name>]`` binding
+    (enabled, cooldown, single flight) and records the outcome.  Collect-all.
     """
 
 
@@ -106,8 +107,9 @@ def register_triggers(register: Register) -> None:
 def register_servers(register: Register) -> None:
     """Register model servers (:class:`conveyor.interfaces.Server`).
 
-    A server serves the production model over a protocol, hot-swaps it when the
-    alias moves and logs predictions.  Collect-all.
+    A server serves the model the ``[server]`` alias points at over a protocol,
+    follows the alias when it moves and logs predictions; core reads the shared
+    settings and refuses a public host without a token.  Collect-all.
     """
 
 

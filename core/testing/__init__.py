@@ -22,9 +22,10 @@ plugin exactly as a user would (through ``python -m conveyor``).
 
 Conformance suites, one per backend kind, live in the submodules
 (``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``,
-``.orchestrator``): subclass one and provide the fixture it names (``store``,
-``registry``, ``online``, ``app``) to hold your plugin to the same tests as the
-bundled ones.
+``.orchestrator``, ``.server``, ``.triggers``, and ``.predictions`` for the
+prediction log on an artifact store): subclass one and provide the fixture it names
+(``store``, ``registry``, ``online``, ``app``, ``server_backend``, ``trigger``) to
+hold your plugin to the same tests as the bundled ones.
 """
 
 from __future__ import annotations

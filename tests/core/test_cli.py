@@ -57,13 +57,13 @@ def test_backends_json(cli, plugin_manager):
 def test_config_json_shows_sources_and_masks_secrets(cli, tmp_path):
     (tmp_path / "conveyor.toml").write_text(
         '[metadata_store]\nurl = "sqlite:///m.db"\ntoken = "abc123"\n')
-    result = cli.invoke("config", "--json", env={"CONVEYOR_SERVING__PORT": "9999"})
+    result = cli.invoke("config", "--json", env={"CONVEYOR_SERVER__PORT": "9999"})
     data = json.loads(result.output)
     values = {v["key"]: v for v in data["values"]}
     assert values["metadata_store.url"]["source"] == "conveyor.toml"
     assert values["metadata_store.token"]["value"] == "********"
-    assert values["serving.port"] == {"key": "serving.port", "value": 9999,
-                                      "source": "env CONVEYOR_SERVING__PORT"}
+    assert values["server.port"] == {"key": "server.port", "value": 9999,
+                                      "source": "env CONVEYOR_SERVER__PORT"}
     assert "abc123" not in cli.invoke("config").output
 
 
