@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import venv
 import zipfile
@@ -62,11 +64,46 @@ def test_source_folders_refuse_to_be_imported_by_their_folder_name(repo_root):
         assert f"import '{right}' instead" in result.stderr
 
 
+def isolated_venv_seeing_this_interpreter(env_dir: Path) -> Path:
+    """A new virtualenv whose site-packages come first, then the running interpreter's.
+
+    ``system_site_packages=True`` would expose the *base* interpreter's packages, which
+    hold Conveyor only when it was installed there, not when the tests run in a
+    virtualenv.  A ``.pth`` line calling ``site.addsitedir`` on the running
+    interpreter's site folders works in both cases, and also runs their own ``.pth``
+    files (the editable-install finder).  What the test installs lands in the new
+    environment only, as a third party's distribution would.
+    """
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                          "['purelib'])"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    folders = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+               *site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    seen = [f for f in dict.fromkeys(folders) if f in sys.path and Path(f).is_dir()]
+    lines = "".join(f"import site; site.addsitedir({f!r})\n" for f in seen)
+    (Path(own) / "_running_interpreter.pth").write_text(lines)
+    return python
+
+
+def test_isolated_venv_finds_conveyor_but_installs_into_itself(tmp_path):
+    python = isolated_venv_seeing_this_interpreter(tmp_path / "venv")
+    probe = subprocess.run(
+        [str(python), "-c", "import sys, sysconfig, conveyor; print(sys.prefix); "
+         "print(sysconfig.get_paths()['purelib']); print(conveyor.__version__)"],
+        check=True, capture_output=True, text=True, timeout=60).stdout.split("\n")
+    assert Path(probe[0]) == tmp_path / "venv"
+    assert Path(probe[1]).is_relative_to(tmp_path / "venv")
+    assert probe[2] == __version__
+
+
 def test_third_party_plugin_in_a_fresh_virtualenv(repo_root, tmp_path):
     """Install tests/fixtures/conveyor-hello beside Conveyor and use it like a user would."""
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
+    python = isolated_venv_seeing_this_interpreter(env_dir)
     plugin_src = tmp_path / "conveyor-hello"
     subprocess.run(["cp", "-r", str(repo_root / "tests/fixtures/conveyor-hello"),
                     str(plugin_src)], check=True)
