@@ -208,7 +208,7 @@ def test_online_lookup_against_raw_sqlite(tmp_path: Path) -> None:
             "raw sqlite3 loop": (raw_loop, batches),
             "raw sqlite3 IN": (raw_in, batches),
             "OnlineStore.lookup (tuples)": (
-                lambda b: online.lookup(view, [(k,) for k in b], names), batches),
+                lambda b: online._lookup(view, [(k,) for k in b], names), batches),
             "OnlineStore.read (Arrow)": (lambda t: online.read(view, t), tables),
             "get_online_features (Arrow)": (
                 lambda t: store.get_online_features([view], t), tables),
