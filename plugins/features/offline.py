@@ -15,6 +15,7 @@ batch's ``_ingested_at``, which "as known at" queries compare against.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -160,10 +161,15 @@ class LocalFeatureStore(FeatureStore):
 
     # -- ingestion -------------------------------------------------------------------
 
-    def ingest(self, view: str | FeatureView, table: pa.Table | pl.DataFrame) -> IngestReport:
+    def ingest(self, view: str | FeatureView,
+               table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
         import polars as pl
 
+        from conveyor.datafiles import read_table_file
+
         v = self.get_view(view)
+        if isinstance(table, str | os.PathLike):
+            table = read_table_file(table)  # guarded: a bad file is a ValidationError
         df = conform(v, table if isinstance(table, pl.DataFrame) else pl.from_arrow(table))
         now = time.time_ns()
         ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
