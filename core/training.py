@@ -75,10 +75,15 @@ def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
 
 @step(persist=False)
 def load_data(paths: list) -> pl.DataFrame:
-    """Read the matching Parquet files into one table (in file-name order)."""
+    """Read the matching Parquet (or ``*.csv``) files into one table (in file-name order).
+
+    A file that is not Parquet, empty, cut short or damaged is a ValidationError naming it.
+    """
     import polars as pl
 
-    frames = [pl.read_parquet(path) for path in paths]
+    from conveyor.datafiles import read_table_file
+
+    frames = [read_table_file(path) for path in paths]
     try:
         return pl.concat(frames, how="vertical")
     except pl.exceptions.SchemaError as exc:
