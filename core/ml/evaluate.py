@@ -216,7 +216,7 @@ def evaluate(frame: pl.DataFrame, predictions: Any, *, label: str, objective: st
 def evaluate_model(model: TrainedModel, frame: pl.DataFrame, *, slice_by: Sequence[str] = (),
                    min_slice_rows: int = 1) -> Evaluation:
     """Predict ``frame`` with ``model`` and :func:`evaluate` it."""
-    from conveyor.models.predict import predict
+    from conveyor.models.inference import predict
 
     return evaluate(frame, predict(model, frame), label=model.signature.label,
                     objective=model.signature.objective, slice_by=slice_by,

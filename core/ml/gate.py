@@ -273,7 +273,7 @@ def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 1
     import numpy as np
 
     from conveyor.models.canary import run_canary
-    from conveyor.models.predict import predict
+    from conveyor.models.inference import predict
 
     def fail(check: str, message: str, **evidence: Any) -> InfraResult:
         evidence = {"passed": False, **evidence}
@@ -330,7 +330,7 @@ def validate_model(
     import numpy as np
     import polars as pl
 
-    from conveyor.models.predict import predict
+    from conveyor.models.inference import predict
 
     config = config or GateConfig()
     findings: list[Finding] = []
@@ -409,7 +409,7 @@ def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataF
     """Score the incumbent on the same holdout and bound the difference by bootstrap."""
     import numpy as np
 
-    from conveyor.models.predict import predict
+    from conveyor.models.inference import predict
 
     metric = config.metric
     if incumbent.signature.objective != candidate.signature.objective:

@@ -2,7 +2,7 @@
 
 :func:`train` checks the data (:mod:`conveyor.ml.inputs`), builds the
 :class:`~conveyor.models.signature.Signature`, encodes both parts with the same
-:func:`~conveyor.models.predict.feature_matrix` prediction uses, trains with early
+:func:`~conveyor.models.inference.feature_matrix` prediction uses, trains with early
 stopping and returns a :class:`~conveyor.models.model.TrainedModel` whose booster
 is parsed back from its own text (cut at the best iteration).
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import evolve, field, frozen, validators
 
 from conveyor.ml.inputs import build_signature, check_training_data, resolve_features
+from conveyor.models.inference import Predictor, feature_matrix, predict
 from conveyor.models.model import (
     METADATA_FILE,
     MODEL_FILE,
@@ -27,7 +28,6 @@ from conveyor.models.model import (
     save_model,
     sha256_text,
 )
-from conveyor.models.predict import Predictor, feature_matrix, predict
 from conveyor.models.signature import FeatureSpec, Signature
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ registered version and predicting with the signature enforced.
 * :mod:`conveyor.models.signature` -- :class:`Signature` and :class:`FeatureSpec`;
 * :mod:`conveyor.models.model` -- :class:`TrainedModel` (LightGBM text, SHA-256,
   signature), ``save_model``/``load_model``;
-* :mod:`conveyor.models.predict` -- ``predict`` and the shared ``feature_matrix``;
+* :mod:`conveyor.models.inference` -- ``predict`` and the shared ``feature_matrix``;
 * :mod:`conveyor.models.canary` -- parsing a model in a child process first;
 * :mod:`conveyor.models.registered` -- ``load_registered_model``/``load_registered_profile``.
 
@@ -22,8 +22,8 @@ _EXPORTS = {
     "DTYPES": "dtypes", "FeatureSpec": "signature", "Signature": "signature",
     "ModelLoadError": "errors", "PredictionInputError": "errors",
     "TrainedModel": "model", "save_model": "model", "load_model": "model",
-    "sha256_text": "model", "predict": "predict", "feature_matrix": "predict",
-    "Predictor": "predict", "run_canary": "canary",
+    "sha256_text": "model", "predict": "inference", "feature_matrix": "inference",
+    "Predictor": "inference", "run_canary": "canary",
     "load_registered_model": "registered", "load_registered_profile": "registered",
 }
 

@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     import polars as pl
 
     from conveyor.errors import ConveyorError
+    from conveyor.models.inference import predict
     from conveyor.models.model import TrainedModel
-    from conveyor.models.predict import predict
 
     directory = Path(args[0])
     try:

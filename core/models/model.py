@@ -25,7 +25,7 @@ from conveyor.models.signature import Signature
 if TYPE_CHECKING:
     import lightgbm as lgb
 
-    from conveyor.models.predict import Predictor
+    from conveyor.models.inference import Predictor
 
 MODEL_FILE = "model.txt"
 METADATA_FILE = "model.json"
@@ -106,7 +106,7 @@ class TrainedModel:
     def predictor(self) -> Predictor:
         """The signature compiled for prediction (built once per model)."""
         if self._predictor is None:
-            from conveyor.models.predict import Predictor
+            from conveyor.models.inference import Predictor
 
             object.__setattr__(self, "_predictor", Predictor(self.signature))
         return self._predictor  # type: ignore[return-value]

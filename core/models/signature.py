@@ -15,7 +15,7 @@ from typing import Any
 from attrs import field, frozen
 
 from conveyor.errors import ValidationError
-from conveyor.models.dtypes import NUMERIC, STRINGS, normalize
+from conveyor.models.dtypes import STRINGS, normalize
 
 #: Format of :meth:`Signature.to_dict`; 1 was the trainer's own ``ModelSignature``.
 SIGNATURE_VERSION = 2
@@ -53,10 +53,6 @@ class FeatureSpec:
         if self.categories is None and self.dtype == "category":
             raise ValidationError(f"feature {self.name!r} has type category but no categories",
                                   hint="give its categories in code order")
-        if self.categories is None and self.dtype not in NUMERIC:
-            raise ValidationError(
-                f"feature {self.name!r} has type {self.dtype}, which a model cannot read as "
-                "a number", hint="give its categories to make it categorical, or cast it")
         if self.categories is not None and len(set(self.categories)) != len(self.categories):
             raise ValidationError(f"feature {self.name!r} lists a category twice",
                                   hint="list each category once, in code order")

@@ -63,8 +63,9 @@ class Predictor:
 
         for spec in signature.features:
             if spec.categories is None and spec.dtype not in NUMERIC:
-                raise ModelLoadError(f"feature {spec.name!r} has type {spec.dtype}; a LightGBM "
-                                     "model reads numeric, boolean and categorical features")
+                raise ModelLoadError(f"feature {spec.name!r} has type {spec.dtype} and no "
+                                     "categories; a LightGBM model reads numbers, booleans and "
+                                     "categories", hint="give its categories, or cast it")
         self.signature = signature
         self.names = signature.names
         self._specs = signature.features
