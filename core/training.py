@@ -15,6 +15,10 @@ A project's ``pipeline.py`` wires them (``conveyor init`` writes one)::
         verdict = gate(candidate, holdout, production)
         version = register_model(candidate, verdict, evaluation, profile, model=model)
         promote(version)
+
+Their values (``TrainedModel``, ``DataProfile``, ``Evaluation``, ``GateVerdict``)
+are stored by the bundled plugin ``materializers``.  ``gate`` is a
+``@step(gate=True)``: a verdict that did not pass ends the run ``refused``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
-from conveyor.materializers import Materializer, register_json_value, register_materializer
 from conveyor.models.registered import load_registered_model, load_registered_profile
-from conveyor.pipeline import GateRefused, StepContext, is_transient, step
+from conveyor.pipeline import StepContext, is_transient, step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,43 +39,6 @@ if TYPE_CHECKING:
     from conveyor.ml.train import TrainedModel
 
 PROMOTION_POLICIES = ("auto", "approval", "never")
-
-
-# -- materializers for the components' values ---------------------------------------------
-
-
-def _register_materializers() -> None:
-    from conveyor.ml.evaluate import Evaluation
-    from conveyor.ml.gate import GateVerdict
-    from conveyor.ml.profile import DataProfile
-    from conveyor.ml.train import TrainedModel
-
-    def save_model(store: Any, key: str, model: TrainedModel) -> Any:
-        # the signature beside the model, then the model: LightGBM text, never pickled
-        store.put_bytes(f"{key}.meta.json", model.metadata_json().encode(),
-                        media_type="application/json")
-        return store.put_bytes(key, model.model_text.encode(), media_type="text/plain")
-
-    def load_model(store: Any, key: str) -> TrainedModel:
-        return TrainedModel.from_parts(store.get_bytes(key).decode(),
-                                       store.get_bytes(f"{key}.meta.json").decode())
-
-    register_materializer(Materializer(
-        name="conveyor.trained_model", matches=lambda v: isinstance(v, TrainedModel),
-        save=save_model, load=load_model, extension="txt"))
-    register_json_value(DataProfile, "conveyor.data_profile")
-    register_json_value(Evaluation, "conveyor.evaluation")
-    register_json_value(GateVerdict, "conveyor.gate_verdict", refusal=_refusal)
-
-
-def _refusal(verdict: GateVerdict) -> GateRefused | None:
-    if verdict.passed:
-        return None
-    return GateRefused(verdict.report(), findings=verdict.findings,
-                       hint="production is unchanged; fix the data or the model and run again")
-
-
-_register_materializers()
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -214,13 +180,14 @@ def evaluate_candidate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFr
     return evaluation
 
 
-@step
+@step(gate=True)
 def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, production: Any, *,
          model_name: str = "", rule: dict | None = None) -> GateVerdict:
     """The model gate: thresholds AND not worse than production on the same holdout.
 
-    Plugins' ``check_model`` findings join the verdict.  A refusing verdict is
-    stored (so a rerun on the same inputs reuses it) and ends the run ``refused``.
+    Plugins' ``check_model`` findings join the verdict.  The verdict is stored (so a
+    rerun on the same inputs reuses it); one that did not pass ends the step and
+    the run ``refused`` (core decides that: this is a gate step).
     """
     from conveyor.checks import ModelCheckContext
     from conveyor.ml.evaluate import evaluate, evaluate_model

@@ -16,10 +16,16 @@ Fixtures:
 * ``cli``: ``cli.invoke(*args)`` runs the ``conveyor`` command in ``tmp_path``
   through click's ``CliRunner`` and returns the result.
 
+``install_in_virtualenv(plugin_dir, env_dir)`` installs a plugin distribution into
+a throwaway virtualenv that sees the running environment, for tests that use the
+plugin exactly as a user would (through ``python -m conveyor``).
+
 Conformance suites, one per backend kind, live in the submodules
-(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``):
-subclass one and provide the fixture it names (``store``, ``registry``, ``online``)
-to hold your plugin to the same tests as the bundled ones.
+(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``,
+``.orchestrator``, ``.server``, ``.triggers``, and ``.predictions`` for the
+prediction log on an artifact store): subclass one and provide the fixture it names
+(``store``, ``registry``, ``online``, ``app``, ``server_backend``, ``trigger``) to
+hold your plugin to the same tests as the bundled ones.
 """
 
 from __future__ import annotations
@@ -107,6 +113,30 @@ def conveyor_app(request: pytest.FixtureRequest, tmp_path: Path,
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=plugin_manager)
     yield app
     app.close()
+
+
+def install_in_virtualenv(plugin_dir: Path, env_dir: Path) -> Path:
+    """Install the plugin distribution in ``plugin_dir`` into a new virtualenv; its python.
+
+    The new environment also sees the packages of the running one (the Conveyor under
+    test among them), so nothing is downloaded.  ``plugin_dir`` is copied first, so
+    the build leaves no files in the source tree.
+    """
+    import shutil
+    import site
+    import subprocess
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    (next(env_dir.glob("lib/python*/site-packages")) / "parent.pth").write_text(
+        f"import site; list(map(site.addsitedir, {site.getsitepackages()!r}))\n")
+    source = env_dir.parent / f"{plugin_dir.name}-src"
+    shutil.copytree(plugin_dir, source)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-q", str(source)], check=True, timeout=300,
+                   capture_output=True)
+    return python
 
 
 class CliInvoker:

@@ -13,6 +13,7 @@ import pytest
 
 from conveyor.config import Config
 from conveyor.pipeline import files, pipeline, step
+from conveyor.runs import run_pipeline
 
 pytestmark = pytest.mark.benchmark
 
@@ -40,13 +41,12 @@ def three_noops():
 
 
 def test_overhead_per_noop_step(conveyor_app):
-    orchestrator = conveyor_app.orchestrator
     for _ in range(5):  # warm: schema created, modules imported
-        orchestrator.run(three_noops)
+        run_pipeline(conveyor_app, three_noops)
     runs = []
     for _ in range(50):
         start = time.perf_counter()
-        result = orchestrator.run(three_noops)
+        result = run_pipeline(conveyor_app, three_noops)
         runs.append(time.perf_counter() - start)
         assert result.ok
     direct = []
@@ -90,7 +90,7 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
     conveyor_app.config = Config.load(cwd=conveyor_app.root)
 
     def framework() -> Any:
-        result = conveyor_app.orchestrator.run(train_only, use_cache=False)
+        result = run_pipeline(conveyor_app, train_only, use_cache=False)
         assert result.ok, result.error
         return result
 

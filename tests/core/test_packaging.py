@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tomllib
-import venv
 import zipfile
 from pathlib import Path
 
@@ -64,17 +63,9 @@ def test_source_folders_refuse_to_be_imported_by_their_folder_name(repo_root):
 
 def test_third_party_plugin_in_a_fresh_virtualenv(repo_root, tmp_path):
     """Install tests/fixtures/conveyor-hello beside Conveyor and use it like a user would."""
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    plugin_src = tmp_path / "conveyor-hello"
-    subprocess.run(["cp", "-r", str(repo_root / "tests/fixtures/conveyor-hello"),
-                    str(plugin_src)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "-q", str(plugin_src)],
-        check=True, timeout=300, capture_output=True,
-    )
+    from conveyor.testing import install_in_virtualenv
+
+    python = install_in_virtualenv(repo_root / "tests/fixtures/conveyor-hello", tmp_path / "venv")
     project = tmp_path / "project"
     project.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
