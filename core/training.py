@@ -27,6 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
+from conveyor.models.registered import load_registered_model, load_registered_profile
 from conveyor.pipeline import StepContext, is_transient, step
 
 if TYPE_CHECKING:
@@ -38,30 +39,6 @@ if TYPE_CHECKING:
     from conveyor.ml.train import TrainedModel
 
 PROMOTION_POLICIES = ("auto", "approval", "never")
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def load_registered_model(app: Any, version: Any) -> TrainedModel:
-    """A registered version's model, hash-checked, from the artifact store."""
-    from conveyor.ml.train import ModelSignature, TrainedModel
-
-    text = app.artifacts.read_uri(version.artifact_uri, sha256=version.sha256).decode()
-    meta = version.params.get("conveyor.signature")
-    if meta is None:
-        raise ConveyorError(f"model {version.name} v{version.version} has no stored signature",
-                            hint="register models with conveyor.training.register_model")
-    return TrainedModel.from_text(text, ModelSignature.from_dict(meta), sha256=version.sha256)
-
-
-def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
-    """The training-data profile registered with a version, if any."""
-    from conveyor.ml.profile import DataProfile
-
-    if not version.profile_uri:
-        return None
-    return DataProfile.from_json(app.artifacts.read_uri(version.profile_uri))
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -257,7 +234,7 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     kept in memory is stored here, beside the model.  Registering a model whose
     bytes are already registered returns that version.
     """
-    from conveyor.interfaces.registry import DatasetRef, Governance, Signature
+    from conveyor.interfaces.registry import DatasetRef, Governance
 
     app = ctx.app
     existing = [v for v in app.registry.list_versions(model_name) if v.sha256 == model.sha256] \
@@ -270,10 +247,6 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                                "text/plain")
         profile_info = _put_once(app.artifacts, f"{base}/profile.json",
                                  profile.to_json().encode(), "application/json")
-        signature = Signature(features=[
-            {"name": f.name, "dtype": "category" if f.kind == "categorical" else f.dtype,
-             "nullable": f.nullable, "categories": f.categories}
-            for f in model.signature.features])
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)
@@ -292,12 +265,11 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             model_name, artifact_uri=model_info.uri, sha256=model_info.sha256,
             model_format="lightgbm-text", run_id=ctx.run_id, datasets=datasets,
             metrics={k: v for k, v in evaluation.overall.items() if v is not None},
-            params={"conveyor.signature": model.signature.to_dict(),
-                    "lightgbm": json.loads(json.dumps(model.params, default=str)),
+            params={"lightgbm": json.loads(json.dumps(model.params, default=str)),
                     "best_iteration": model.best_iteration},
             governance=Governance(description=description, owner=owner,
                                   intended_use=intended_use, limitations=limitations),
-            signature=signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
+            signature=model.signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
     app.registry.record_validation(
         model_name, version.version, passed=verdict.passed, actor=f"run {ctx.run_id}",
         run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())

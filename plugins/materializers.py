@@ -75,7 +75,7 @@ def _model_save(store: Any, key: str, model: Any) -> Any:
 
 
 def _model_load(store: Any, key: str) -> Any:
-    from conveyor.ml.train import TrainedModel
+    from conveyor.models.model import TrainedModel
 
     return TrainedModel.from_parts(store.get_bytes(key).decode(),
                                    store.get_bytes(f"{key}.meta.json").decode())
@@ -94,8 +94,9 @@ def register_materializers(register: Any) -> None:
                           load=_polars_load, extension="parquet"))
     register(Materializer(name="lightgbm", matches="lightgbm:Booster", save=_booster_save,
                           load=_booster_load, extension="txt"))
-    register(Materializer(name="conveyor.trained_model", matches="conveyor.ml.train:TrainedModel",
-                          save=_model_save, load=_model_load, extension="txt"))
+    register(Materializer(name="conveyor.trained_model",
+                          matches="conveyor.models.model:TrainedModel", save=_model_save,
+                          load=_model_load, extension="txt"))
     register(json_value("conveyor.ml.profile:DataProfile", "conveyor.data_profile"))
     register(json_value("conveyor.ml.evaluate:Evaluation", "conveyor.evaluation"))
     register(json_value("conveyor.ml.gate:GateVerdict", "conveyor.gate_verdict"))

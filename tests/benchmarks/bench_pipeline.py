@@ -155,7 +155,7 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
         categorical = [f.name for f in signature.features if f.kind == "categorical"]
         dataset = lgb.Dataset(feature_matrix(parts.train, signature),
                               label=parts.train["label"].to_numpy(),
-                              feature_name=list(signature.feature_names),
+                              feature_name=list(signature.names),
                               categorical_feature=categorical, params=config.lgb_params())
         validation = lgb.Dataset(feature_matrix(parts.validation, signature),
                                  label=parts.validation["label"].to_numpy(), reference=dataset)
