@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,8 +10,9 @@ from attrs import Factory, define, field
 
 from conveyor.backends import BackendKind, BackendSpec
 from conveyor.checks import Finding, Severity
-from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, structure
-from conveyor.errors import ConfigError, ConveyorError
+from conveyor.config import BACKEND_SECTIONS, Config, add_to_path, core_keys, structure
+from conveyor.errors import ConfigError, ConveyorError, UnknownBackendError
+from conveyor.hooks import HookFailure, call_each
 from conveyor.manager import ConveyorPluginManager, make_plugin_manager
 
 if TYPE_CHECKING:
@@ -24,10 +23,9 @@ if TYPE_CHECKING:
         OnlineStore,
         Orchestrator,
         Server,
+        Trigger,
     )
     from conveyor.registry import ModelRegistry
-
-log = logging.getLogger("conveyor")
 
 
 @define
@@ -79,6 +77,8 @@ class Conveyor:
         kind = BackendKind(kind)
         section = section or BACKEND_SECTIONS[kind.value]
         table = self.config.section(section)
+        for key in core_keys(kind.value):  # read by core itself (server settings, bindings)
+            table.pop(key, None)
         catalogue = self.pm.catalogue()
         name = table.pop("backend", None)
         if table.get("url"):
@@ -146,17 +146,17 @@ class Conveyor:
 
     @property
     def server(self) -> Server:
+        """The ``[server]`` backend; the shared settings are checked (bind policy) first."""
+        from conveyor.server import server_settings
+
+        server_settings(self.config)
         return self.backend(BackendKind.SERVER)
 
-    def trigger(self, name: str) -> Any:
-        """The trigger configured as ``[triggers.<name>]``."""
-        triggers = self.config.data.get("triggers", {})
-        if name not in triggers:
-            raise ConfigError(
-                f"no trigger named {name!r} in {self.config.where}",
-                hint=f"configured: {', '.join(sorted(triggers)) or 'none'}; "
-                f'add [triggers.{name}] with backend = "..."',
-            )
+    def trigger(self, name: str) -> Trigger:
+        """The trigger configured as ``[triggers.<name>]`` (its binding checked first)."""
+        from conveyor.triggers import binding
+
+        binding(self, name)
         return self.backend(BackendKind.TRIGGER, section=f"triggers.{name}")
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
@@ -178,37 +178,42 @@ class Conveyor:
         """Call the lifecycle hook ``hook_name`` with ``event``.
 
         A failing listener must not undo what already happened (a registered model
-        stays registered), so its error is logged and reported, never raised.
+        stays registered), so its failure is reported once, naming the plugin, and
+        the other listeners still run.
         """
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            kwargs = {arg: {"app": self, "event": event}[arg] for arg in impl.argnames}
-            try:
-                impl.function(**kwargs)
-            except Exception as exc:
-                log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, exc)
-                print(f"warning: plugin {impl.plugin_name!r} failed in {hook_name}: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        for _plugin, _result in call_each(self.pm, hook_name, {"app": self, "event": event}):
+            pass
 
     def run_checks(self, hook_name: str, context: Any) -> list[Finding]:
-        """Run the collect-all ``check_*`` hook; a plugin that crashes is a finding."""
-        caller = getattr(self.pm.hook, hook_name)
+        """Run the collect-all ``check_*`` hook; a check that crashes is a blocking finding.
+
+        A crash must never read as a pass: the plugin's failure becomes an
+        ``error`` finding named ``<plugin>.crashed``, and so does a result that is
+        not a list of findings.
+        """
         findings: list[Finding] = []
-        for impl in reversed(caller.get_hookimpls()):
-            kwargs = {arg: {"app": self, "context": context}[arg] for arg in impl.argnames}
-            try:
-                result = impl.function(**kwargs)
-            except ConveyorError:
-                raise
-            except Exception as exc:
-                findings.append(Finding(
-                    check=f"{impl.plugin_name}.crashed",
-                    message=f"the check from plugin {impl.plugin_name!r} crashed: "
-                    f"{type(exc).__name__}: {exc}",
-                ))
+        for plugin, result in call_each(self.pm, hook_name, {"app": self, "context": context}):
+            if isinstance(result, HookFailure):
+                findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
+                                                 f"crashed: {result.message}"))
                 continue
-            findings.extend(result or ())
+            try:
+                items = list(result or ())
+            except TypeError:
+                items = [result]
+            for item in items:
+                if isinstance(item, Finding):
+                    findings.append(item)
+                else:
+                    findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
+                                                     f"returned {item!r}, not a Finding"))
         return findings
+
+    def _configured(self, section: str) -> bool:
+        """Whether any key of ``section`` was set by a file, profile or the environment."""
+        prefix = f"{section}."
+        return any(key.startswith(prefix) and source != "default"
+                   for key, source in self.config.sources.items())
 
     def preflight(self) -> list[Finding]:
         """Check that every configured backend exists and its config is valid."""
@@ -217,6 +222,17 @@ class Conveyor:
             try:
                 spec, _ = self.backend_spec(BackendKind(kind_value))
                 spec.load_factory()
+            except UnknownBackendError as exc:
+                # a default nobody configured and nobody provides breaks nothing until a
+                # command needs that kind: information, not an error
+                chosen = self._configured(section)
+                findings.append(Finding(
+                    check="config.backend", subject=section,
+                    severity=Severity.ERROR if chosen else Severity.INFO,
+                    message=exc.message if chosen else
+                    f"{exc.message} (the default; only commands that use a "
+                    f"{kind_value.replace('_', ' ')} need one)",
+                    details={"hint": exc.hint}))
             except ConveyorError as exc:
                 findings.append(Finding(check="config.backend", subject=section,
                                         message=exc.message, details={"hint": exc.hint}))
@@ -230,6 +246,10 @@ class Conveyor:
             findings.append(Finding(check="plugins.failed", subject=info.name,
                                     severity=Severity.WARNING, message=info.error or ""))
         return findings
+
+
+def _crashed(plugin: str, message: str) -> Finding:
+    return Finding(check=f"{plugin}.crashed", message=message)
 
 
 __all__ = ["Conveyor", "add_to_path"]

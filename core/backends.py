@@ -11,7 +11,7 @@ import enum
 import importlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import field, frozen
 
@@ -192,14 +192,37 @@ def url_scheme(url: str) -> str:
     return scheme.lower()
 
 
-class Registrar:
-    """The ``register`` callback handed to one plugin's ``register_<kind>s`` hook."""
+class Register(Protocol):
+    """The ``register`` callback a ``register_<kind>s`` hook receives.
 
-    def __init__(self, catalogue: Catalogue, kind: BackendKind, plugin: str) -> None:
-        self._catalogue = catalogue
+    Call it once per backend the plugin provides; it validates the declaration
+    (a bad name raises ``ValueError``) and returns the :class:`BackendSpec`.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        factory: str | Callable[..., Any],
+        config_class: type,
+        schemes: tuple[str, ...] | list[str] = (),
+        extras: tuple[str, ...] | list[str] = (),
+        description: str = "",
+    ) -> BackendSpec: ...
+
+
+class Registrar:
+    """The :class:`Register` callback bound to one plugin and one kind.
+
+    It only collects: core adds the specs to the catalogue after the plugin's hook
+    returned, so a plugin that fails half-way contributes nothing.
+    """
+
+    def __init__(self, kind: BackendKind, plugin: str) -> None:
         self._kind = kind
         self._plugin = plugin
         self._lock = threading.Lock()
+        self.specs: list[BackendSpec] = []
 
     def __call__(
         self,
@@ -222,5 +245,5 @@ class Registrar:
             plugin=self._plugin,
         )
         with self._lock:
-            self._catalogue.add(spec)
+            self.specs.append(spec)
         return spec

@@ -17,6 +17,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ BACKEND_SECTIONS = {
     "feature_store": "feature_store",
     "online_store": "online_store",
     "orchestrator": "orchestrator",
-    "server": "serving",
+    "server": "server",
 }
 
 #: Backend chosen for each section when the config names none.
@@ -47,7 +48,7 @@ DEFAULT_BACKENDS = {
     "feature_store": "local",
     "online_store": "sqlite",
     "orchestrator": "local",
-    "serving": "http",
+    "server": "http",
 }
 
 #: Top-level tables the core understands.  Components that add a section extend it.
@@ -56,12 +57,56 @@ SECTIONS: dict[str, str] = {
     "plugins": "which plugins load: disable, load, modules",
     "plugin": "plugin-wide settings, one table per plugin name",
     "profiles": "named overrides: [profiles.<name>.<section>]",
-    "triggers": "named retraining triggers: [triggers.<name>] backend = ...",
+    "triggers": "named retraining triggers: [triggers.<name>] backend = ..., pipeline = ...",
     "pipelines": "named pipelines: [pipelines.<name>] target = \"module:function\"",
     "promotion": "the promotion rule of each alias: auto, approval or never",
     **{section: f"the {kind.replace('_', ' ')} backend" for kind, section in
        BACKEND_SECTIONS.items()},
 }
+
+
+def core_keys(kind: str) -> frozenset[str]:
+    """Keys of a backend kind's section that core reads itself, not the backend.
+
+    ``[server]`` shares :class:`~conveyor.server.ServerSettings` between every
+    server; each ``[triggers.<name>]`` holds a :class:`~conveyor.triggers.TriggerBinding`.
+    ``Conveyor.backend_spec`` leaves these keys out of the backend's config class.
+    """
+    import attrs
+
+    if kind == "server":
+        from conveyor.server import ServerSettings as cls
+    elif kind == "trigger":
+        from conveyor.triggers import TriggerBinding as cls
+    else:
+        return frozenset()
+    return frozenset(a.name for a in attrs.fields(cls))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A duration from config: seconds, or ``"90s"``, ``"30m"``, ``"1h30m"``, ``"2d"``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"a duration must be seconds or a string like '30m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().replace(" ", "").lower()
+        parts = _DURATION.findall(text)
+        if "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration; write e.g. '90s', '30m', '1h30m'")
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ValueError(f"a duration must be seconds or a string like '30m', got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return timedelta(seconds=seconds)
+
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private_key|access_key)",
                          re.IGNORECASE)
@@ -250,8 +295,11 @@ def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -
                                               format_exception=_format_exception)
         else:
             messages = [f"$.{section}: {exc}"]
-        allowed = ", ".join(a.alias or a.name for a in attrs.fields(cls)
-                            if a.init) if attrs.has(cls) else ""
+        names = [a.alias or a.name for a in attrs.fields(cls) if a.init] if attrs.has(cls) else []
+        # a backend section also holds the keys core reads itself (server settings, bindings)
+        kind = "server" if section == "server" else (
+            "trigger" if section.startswith("triggers.") else "")
+        allowed = ", ".join(dict.fromkeys([*names, *sorted(core_keys(kind) - set(names))]))
         raise ConfigError(
             f"invalid config in {where}: " + "; ".join(messages),
             hint=f"[{section}] allows: {allowed}" if allowed else None,
@@ -270,6 +318,13 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
 _CONVERTER: Any = None
 
 
+def _strict_bool(value: Any, _type: Any) -> bool:
+    # cattrs would call bool(): "false" and "no" would be true
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
 def _converter() -> Any:
     global _CONVERTER
     if _CONVERTER is None:
@@ -277,6 +332,8 @@ def _converter() -> Any:
 
         converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
         converter.register_structure_hook(Path, lambda v, _t: Path(v))
+        converter.register_structure_hook(timedelta, lambda v, _t: parse_duration(v))
+        converter.register_structure_hook(bool, _strict_bool)
         _CONVERTER = converter
     return _CONVERTER
 

@@ -10,8 +10,8 @@ and config chooses one entry by name or URL scheme.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from conveyor import hookspec
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import click
 
     from conveyor.app import Conveyor
+    from conveyor.backends import Register
     from conveyor.checks import DataCheckContext, Finding, ModelCheckContext
     from conveyor.events import (
         AliasChanged,
@@ -29,14 +30,16 @@ if TYPE_CHECKING:
         StepFinished,
         TriggerFired,
     )
+    from conveyor.materializers import Materializer
 
 # -- backends -----------------------------------------------------------------------
-# Each hook gets ``register(name, *, factory, config_class, schemes=(), extras=(),
-# description="")``.  ``factory`` is a "module:attr" string imported on first use.
+# Each hook gets ``register`` (:class:`conveyor.backends.Register`):
+# ``register(name, *, factory, config_class, schemes=(), extras=(), description="")``.
+# ``factory`` is a "module:attr" string imported on first use.
 
 
 @hookspec
-def register_artifact_stores(register: Any) -> None:
+def register_artifact_stores(register: Register) -> None:
     """Register artifact stores (:class:`conveyor.artifacts.ArtifactStore`).
 
     An artifact store keeps bytes and tables under keys, atomically, with a SHA-256
@@ -45,7 +48,7 @@ def register_artifact_stores(register: Any) -> None:
 
 
 @hookspec
-def register_metadata_stores(register: Any) -> None:
+def register_metadata_stores(register: Register) -> None:
     """Register metadata stores (:class:`conveyor.interfaces.MetadataStore`).
 
     A metadata store records pipelines, runs, steps, artifacts, metrics, trigger
@@ -54,7 +57,7 @@ def register_metadata_stores(register: Any) -> None:
 
 
 @hookspec
-def register_model_registries(register: Any) -> None:
+def register_model_registries(register: Register) -> None:
     """Register model-registry backends (:class:`conveyor.interfaces.RegistryBackend`).
 
     A backend stores model versions, aliases, verdicts, approvals and an append-only
@@ -64,7 +67,7 @@ def register_model_registries(register: Any) -> None:
 
 
 @hookspec
-def register_feature_stores(register: Any) -> None:
+def register_feature_stores(register: Register) -> None:
     """Register feature stores (:class:`conveyor.interfaces.FeatureStore`).
 
     A feature store keeps feature-view definitions and their offline data, answers
@@ -74,7 +77,7 @@ def register_feature_stores(register: Any) -> None:
 
 
 @hookspec
-def register_online_stores(register: Any) -> None:
+def register_online_stores(register: Register) -> None:
     """Register online stores (:class:`conveyor.interfaces.OnlineStore`).
 
     An online store holds the latest feature values per entity key for low-latency
@@ -83,7 +86,7 @@ def register_online_stores(register: Any) -> None:
 
 
 @hookspec
-def register_orchestrators(register: Any) -> None:
+def register_orchestrators(register: Register) -> None:
     """Register orchestrators (:class:`conveyor.interfaces.Orchestrator`).
 
     An orchestrator runs a pipeline's steps in dependency order with caching and
@@ -92,20 +95,37 @@ def register_orchestrators(register: Any) -> None:
 
 
 @hookspec
-def register_triggers(register: Any) -> None:
+def register_triggers(register: Register) -> None:
     """Register trigger kinds (:class:`conveyor.interfaces.Trigger`).
 
-    A trigger decides whether a retraining should run now, and says why.
-    Collect-all.
+    A trigger decides, from the time and its last event, whether a retraining
+    should run now, and says why; core applies the ``[triggers.<name>]`` binding
+    (enabled, cooldown, single flight) and records the outcome.  Collect-all.
     """
 
 
 @hookspec
-def register_servers(register: Any) -> None:
+def register_servers(register: Register) -> None:
     """Register model servers (:class:`conveyor.interfaces.Server`).
 
-    A server serves the production model over a protocol, hot-swaps it when the
-    alias moves and logs predictions.  Collect-all.
+    A server serves the model the ``[server]`` alias points at over a protocol,
+    follows the alias when it moves and logs predictions; core reads the shared
+    settings and refuses a public host without a token.  Collect-all.
+    """
+
+
+# -- materializers -------------------------------------------------------------------
+
+
+@hookspec
+def register_materializers(register: Callable[[Materializer], None]) -> None:
+    """Register how step outputs of some type are stored and read back.
+
+    Call ``register(materializer)`` with a :class:`conveyor.materializers.Materializer`
+    (a name stored with each artifact, the type it stores, ``save`` and ``load``).
+    Two plugins registering one name, or one type, is a PluginConflictError; a
+    stored output whose materializer's plugin is disabled cannot be read until it
+    is enabled again.  Collect-all.
     """
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any, Literal
 
@@ -27,11 +28,14 @@ from attrs import evolve, field, frozen
 from conveyor import hookspecs
 from conveyor.backends import BackendKind, BackendSpec, Catalogue, Registrar
 from conveyor.errors import ConveyorError, PluginConflictError, PluginLoadError
+from conveyor.hooks import HookFailure, call_each, refuse_wrappers, report_to_stderr
 
 ENTRY_POINT_GROUP = "conveyor"
 PROJECT_NAME = "conveyor"
 
 Status = Literal["loaded", "disabled", "failed"]
+
+log = logging.getLogger("conveyor")
 
 
 @frozen(kw_only=True)
@@ -114,6 +118,12 @@ class ConveyorPluginManager(pluggy.PluginManager):
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        #: trace every dispatched hook call to stderr (``CONVEYOR_TRACE_HOOKS``)
+        self.tracing = False
+        #: every implementation failure in a dispatched hook call, in order
+        self.hook_failures: list[HookFailure] = []
+        self.reporter: Callable[[HookFailure], None] = report_to_stderr
+        self._reported: set[tuple[str, str, str]] = set()
         self._catalogue: Catalogue | None = None
         self._lock = threading.RLock()
 
@@ -129,10 +139,13 @@ class ConveyorPluginManager(pluggy.PluginManager):
             try:
                 self.register(plugin, name=info.name)
                 self._check_pending(info.name)
-            except pluggy.PluginValidationError as exc:
+                refuse_wrappers(self, plugin, info.name)
+            except (pluggy.PluginValidationError, PluginLoadError) as exc:
                 if self.get_plugin(info.name) is not None:
                     self.unregister(name=info.name)
-                self._record(evolve(info, status="failed", error=_validation_message(exc)))
+                error = (_validation_message(exc) if isinstance(exc, pluggy.PluginValidationError)
+                         else f"{exc.message}; {exc.hint}")
+                self._record(evolve(info, status="failed", error=error))
                 return False
             self._record(evolve(info, status="loaded", error=None))
             return True
@@ -176,28 +189,61 @@ class ConveyorPluginManager(pluggy.PluginManager):
         return sorted(caller.name for caller in self.get_hookcallers(plugin) or ())
 
     def catalogue(self) -> Catalogue:
-        """Every backend the loaded plugins register, built once and then cached."""
+        """Every backend the loaded plugins register, built once and then cached.
+
+        A plugin whose ``register_<kind>s`` raises contributes nothing to the
+        catalogue: it is reported once and recorded as failed, and a config that
+        selects one of its backends gets an UnknownBackendError that says why.
+        """
         with self._lock:
             if self._catalogue is None:
-                catalogue = Catalogue(
-                    {i.name: i.error if i.status == "disabled" else f"failed: {i.error}"
-                     for i in self.infos.values() if i.status != "loaded"}
-                )
+                catalogue = Catalogue()
                 for kind in BackendKind:
-                    caller = getattr(self.hook, kind.hook_name)
-                    for impl in caller.get_hookimpls():
-                        try:
-                            impl.function(register=Registrar(catalogue, kind, impl.plugin_name))
-                        except PluginConflictError:
-                            raise
-                        except Exception as exc:
-                            raise PluginLoadError(
-                                f"plugin {impl.plugin_name!r} failed in {kind.hook_name}: "
-                                f"{type(exc).__name__}: {exc}",
-                                hint=f"set CONVEYOR_DISABLE_PLUGINS={impl.plugin_name}",
-                            ) from exc
+                    registrars: dict[str, Registrar] = {}
+
+                    def bind(plugin: str, kind: BackendKind = kind,
+                             registrars: dict[str, Registrar] = registrars
+                             ) -> dict[str, Any]:
+                        registrars[plugin] = Registrar(kind, plugin)
+                        return {"register": registrars[plugin]}
+
+                    succeeded: list[str] = []
+                    for plugin, result in call_each(self, kind.hook_name, {},
+                                                    per_plugin=bind):
+                        if isinstance(result, HookFailure):
+                            info = self.infos.get(plugin, PluginInfo(name=plugin))
+                            self.infos[plugin] = evolve(
+                                info, status="failed",
+                                error=f"failed in {result.hook}: {result.message}")
+                        else:
+                            succeeded.append(plugin)
+                    # in loading order, so a conflict names the plugin loaded first first
+                    for plugin in reversed(succeeded):
+                        for spec in registrars[plugin].specs:
+                            catalogue.add(spec)
+                catalogue.unavailable.update(
+                    {i.name: i.error if i.status == "disabled" else f"failed: {i.error}"
+                     for i in self.infos.values() if i.status != "loaded"})
                 self._catalogue = catalogue
             return self._catalogue
+
+    def report(self, failure: HookFailure) -> None:
+        """Record a hook failure and report it, once per plugin, hook and message."""
+        with self._lock:
+            self.hook_failures.append(failure)
+            key = (failure.plugin, failure.hook, failure.message)
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        log.debug("plugin %r failed in %s", failure.plugin, failure.hook,
+                  exc_info=failure.error)
+        self.reporter(failure)
+
+    def materializers(self) -> Any:
+        """Every materializer the loaded plugins register (see :mod:`conveyor.materializers`)."""
+        from conveyor.materializers import catalogue_of
+
+        return catalogue_of(self)
 
     def backends_of(self, name: str) -> list[BackendSpec]:
         """The backends the plugin called ``name`` provides."""
@@ -255,6 +301,7 @@ def make_plugin_manager(
     selection = PluginSelection.from_env() if selection is None else selection
     pm = ConveyorPluginManager()
     if os.environ.get("CONVEYOR_TRACE_HOOKS"):
+        pm.tracing = True
         _trace_to_stderr(pm)
 
     found = _entry_points(distribution)

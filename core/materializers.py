@@ -1,22 +1,34 @@
 """How step outputs are stored in the artifact store and read back.
 
-A materializer is chosen by the output's type from an explicit allow-list; the
-name is stored with the artifact and only a registered name is ever used to read
-it back.  Nothing is pickled: tables are Parquet, models LightGBM text, values JSON.
+Materializers come from plugins through the collect-all hook
+``register_materializers(register)``; each plugin manager has its own catalogue
+(:meth:`conveyor.manager.ConveyorPluginManager.materializers`), so a disabled
+plugin's materializers are gone like its backends.  The bundled ones (tables,
+LightGBM, bytes, JSON and the training pipeline's values) come from the bundled
+plugin ``materializers``.
+
+A materializer is chosen by the output's type; its name (and the plugin that
+registered it) is stored with the artifact, and only that registered name is ever
+used to read it back.  Nothing is pickled: tables are Parquet, models LightGBM
+text, values JSON.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Callable
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from conveyor.artifacts import BINARY, ArtifactInfo, ArtifactStore
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, PluginConflictError
 
 JSON = "application/json"
+HOOK = "register_materializers"
 
 
 @frozen(kw_only=True)
@@ -25,118 +37,194 @@ class Materializer:
 
     Attributes:
         name: stored with the artifact; selects the reader.
-        matches: whether a value is of this materializer's type.
+        matches: the type it stores, as ``"module:Class"`` (checked with
+            ``isinstance`` once that module is imported, so registering costs no
+            import), or a predicate ``matches(value) -> bool``.
         save: ``save(store, key, value) -> ArtifactInfo``.
         load: ``load(store, key) -> value``.
         extension: file-name suffix of the stored key.
-        refusal: for values that can stop a run (a gate's verdict):
-            ``refusal(value)`` returns the error that ends the run ``refused``, or
-            ``None``.  The value is stored either way, so a rerun on the same inputs
-            reuses the verdict (and is refused again) without recomputing it.
+        plugin: the plugin that registered it (set by the catalogue).
     """
 
     name: str
-    matches: Callable[[Any], bool]
-    save: Callable[[ArtifactStore, str, Any], ArtifactInfo]
-    load: Callable[[ArtifactStore, str], Any]
+    matches: str | Callable[[Any], bool]
+    save: Callable[[Any, str, Any], Any]
+    load: Callable[[Any, str], Any]
     extension: str
-    refusal: Callable[[Any], Exception | None] | None = None
+    plugin: str = ""
 
 
-_REGISTRY: dict[str, Materializer] = {}
+def json_value(type_ref: str, name: str) -> Materializer:
+    """A materializer storing instances of ``type_ref`` as JSON.
+
+    The class must have ``to_dict()`` and a ``from_dict(data)`` classmethod; it is
+    imported only when a stored value is read back.
+    """
+
+    def save(store: Any, key: str, value: Any) -> Any:
+        data = json.dumps(value.to_dict(), sort_keys=True, allow_nan=False).encode()
+        return store.put_bytes(key, data, media_type=JSON)
+
+    def load(store: Any, key: str) -> Any:
+        return import_type(type_ref).from_dict(json.loads(store.get_bytes(key)))
+
+    return Materializer(name=name, matches=type_ref, save=save, load=load, extension="json")
 
 
-def register_materializer(materializer: Materializer) -> None:
-    """Add a materializer; later registrations are tried first."""
-    _REGISTRY[materializer.name] = materializer
+def import_type(type_ref: str) -> Any:
+    """The object ``"module:Qual.Name"`` names (the module is imported)."""
+    module_name, _, qualname = type_ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
-def materializer_for(value: Any) -> Materializer:
-    for materializer in reversed(list(_REGISTRY.values())):
-        if materializer.matches(value):
-            return materializer
-    raise ConveyorError(
-        f"a step returned a {type(value).__module__}.{type(value).__qualname__}, which "
-        "Conveyor cannot store",
-        hint="return a polars DataFrame, an Arrow table, a LightGBM Booster, bytes or a "
-        "JSON-able value, or register a materializer (conveyor.materializers)",
-    )
+def _loaded_type(type_ref: str) -> type | None:
+    """The class ``type_ref`` names if its module is imported already, else ``None``."""
+    module_name, _, qualname = type_ref.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    if obj is None:
+        return None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, type) else None
 
 
-def materializer_named(name: str) -> Materializer:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConveyorError(f"no materializer named {name!r} to read a stored output",
-                            hint="install the plugin or package that wrote it") from None
+class MaterializerCatalogue:
+    """The materializers one plugin manager's plugins registered, by name.
+
+    Choosing one for a value: the registered type nearest in the value's class
+    hierarchy wins; predicates are tried after types, in registration order.
+    """
+
+    def __init__(self, unavailable: dict[str, str] | None = None) -> None:
+        self._by_name: dict[str, Materializer] = {}
+        self._types: dict[str, Materializer] = {}
+        self._resolved: dict[type, Materializer] = {}
+        self._predicates: list[Materializer] = []
+        #: plugin name -> why it is not loaded (for "enable plugin X" errors)
+        self.unavailable: dict[str, str] = dict(unavailable or {})
+
+    def add(self, materializer: Materializer) -> None:
+        if (other := self._by_name.get(materializer.name)) is not None:
+            raise PluginConflictError(
+                f"plugins {other.plugin!r} and {materializer.plugin!r} both register the "
+                f"materializer {materializer.name!r}",
+                hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}")
+        if isinstance(materializer.matches, str):
+            if (other := self._types.get(materializer.matches)) is not None:
+                raise PluginConflictError(
+                    f"plugins {other.plugin!r} and {materializer.plugin!r} both store "
+                    f"{materializer.matches} (materializers {other.name!r} and "
+                    f"{materializer.name!r})",
+                    hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}")
+            self._types[materializer.matches] = materializer
+        else:
+            self._predicates.append(materializer)
+        self._by_name[materializer.name] = materializer
+
+    def __iter__(self) -> Iterator[Materializer]:
+        return iter(sorted(self._by_name.values(), key=lambda m: m.name))
+
+    def for_value(self, value: Any) -> Materializer:
+        """The materializer that stores ``value``, or an error saying what to do."""
+        if len(self._resolved) < len(self._types):
+            for ref, materializer in self._types.items():
+                cls = _loaded_type(ref)
+                if cls is not None:
+                    self._resolved.setdefault(cls, materializer)
+        for cls in type(value).__mro__:
+            found = self._resolved.get(cls)
+            if found is not None:
+                return found
+        for materializer in self._predicates:
+            if materializer.matches(value):  # type: ignore[operator]
+                return materializer
+        raise ConveyorError(
+            f"a step returned a {type(value).__module__}.{type(value).__qualname__}, which "
+            "no registered materializer can store",
+            hint="return a polars DataFrame, an Arrow table, a LightGBM Booster, bytes or a "
+            "JSON-able value, or add a materializer with the register_materializers hook")
+
+    def named(self, name: str, *, plugin: str | None = None) -> Materializer:
+        """The materializer stored as ``name``; ``plugin`` is the one that wrote it."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            pass
+        if plugin and plugin in self.unavailable:
+            hint = (f"enable the plugin {plugin!r} (it is {self.unavailable[plugin]}): remove "
+                    "it from CONVEYOR_DISABLE_PLUGINS and [plugins] disable")
+        elif plugin:
+            hint = f"install the distribution that provides the plugin {plugin!r}"
+        else:
+            hint = "install and enable the plugin that registers it (`conveyor plugins`)"
+        raise ConveyorError(
+            f"no materializer named {name!r} to read a stored output"
+            + (f" (it was written by plugin {plugin!r})" if plugin else ""), hint=hint)
 
 
-def _module_is(value: Any, prefix: str, cls: str) -> bool:
-    kind = type(value)
-    return kind.__module__.split(".")[0] == prefix and kind.__name__ == cls
+class _Register:
+    """The ``register`` callback handed to one plugin's ``register_materializers``.
+
+    It only collects: the catalogue takes a plugin's materializers after its hook
+    returned, so a plugin that fails half-way contributes none.
+    """
+
+    def __init__(self, plugin: str) -> None:
+        self._plugin = plugin
+        self.registered: list[Materializer] = []
+
+    def __call__(self, materializer: Materializer) -> None:
+        if not isinstance(materializer, Materializer):
+            raise TypeError("register() takes a conveyor.materializers.Materializer")
+        self.registered.append(evolve(materializer, plugin=self._plugin))
 
 
-def _json_save(store: ArtifactStore, key: str, value: Any) -> ArtifactInfo:
-    data = json.dumps(value, sort_keys=True, allow_nan=False, default=str).encode()
-    return store.put_bytes(key, data, media_type=JSON)
+_CACHE: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], MaterializerCatalogue]] = \
+    weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_is_json(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return False
+def catalogue_of(pm: Any) -> MaterializerCatalogue:
+    """Build (once per set of implementations) the materializers ``pm``'s plugins register.
+
+    The hook goes through core's one dispatcher (:func:`conveyor.hooks.call_each`):
+    each plugin gets a ``register`` bound to it; a plugin that fails is reported
+    once and contributes nothing.
+    """
+    from conveyor.hooks import HookFailure, call_each
+
+    impls = getattr(pm.hook, HOOK).get_hookimpls()
+    signature = tuple(id(impl.function) for impl in impls)
+    with _LOCK:
+        cached = _CACHE.get(pm)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        registers: dict[str, _Register] = {}
+
+        def bind(plugin: str) -> dict[str, Any]:
+            registers[plugin] = _Register(plugin)
+            return {"register": registers[plugin]}
+
+        failed: dict[str, str] = {}
+        succeeded: list[str] = []
+        for plugin, result in call_each(pm, HOOK, {}, per_plugin=bind):
+            if isinstance(result, HookFailure):
+                failed[plugin] = f"failed in {HOOK}: {result.message}"
+            else:
+                succeeded.append(plugin)
+        infos = getattr(pm, "infos", {})
+        catalogue = MaterializerCatalogue({
+            **{i.name: i.error or i.status for i in infos.values() if i.status != "loaded"},
+            **failed})
+        for plugin in reversed(succeeded):  # loading order: a conflict names the first first
+            for materializer in registers[plugin].registered:
+                catalogue.add(materializer)
+        _CACHE[pm] = (signature, catalogue)
+        return catalogue
 
 
-def _polars_load(store: ArtifactStore, key: str) -> Any:
-    import polars as pl
-
-    return pl.from_arrow(store.get_table(key))
-
-
-def _booster_save(store: ArtifactStore, key: str, value: Any) -> ArtifactInfo:
-    return store.put_bytes(key, value.model_to_string().encode(), media_type="text/plain")
-
-
-def _booster_load(store: ArtifactStore, key: str) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Booster(model_str=store.get_bytes(key).decode())
-
-
-for _m in (
-    Materializer(name="json", matches=_is_json, save=_json_save,
-                 load=lambda s, k: json.loads(s.get_bytes(k)), extension="json"),
-    Materializer(name="bytes", matches=lambda v: isinstance(v, bytes),
-                 save=lambda s, k, v: s.put_bytes(k, v, media_type=BINARY),
-                 load=lambda s, k: s.get_bytes(k), extension="bin"),
-    Materializer(name="arrow", matches=lambda v: _module_is(v, "pyarrow", "Table"),
-                 save=lambda s, k, v: s.put_table(k, v),
-                 load=lambda s, k: s.get_table(k), extension="parquet"),
-    Materializer(name="polars", matches=lambda v: _module_is(v, "polars", "DataFrame"),
-                 save=lambda s, k, v: s.put_table(k, v), load=_polars_load,
-                 extension="parquet"),
-    Materializer(name="lightgbm", matches=lambda v: _module_is(v, "lightgbm", "Booster"),
-                 save=_booster_save, load=_booster_load, extension="txt"),
-):
-    register_materializer(_m)
-
-
-def register_json_value(cls: type, name: str, *, to_dict: Callable[[Any], Any] | None = None,
-                        from_dict: Callable[[Any], Any] | None = None,
-                        refusal: Callable[[Any], Exception | None] | None = None) -> None:
-    """Store values of ``cls`` as JSON through ``to_dict``/``from_dict`` (default: methods)."""
-    dump = to_dict or (lambda v: v.to_dict())
-    build = from_dict or cls.from_dict  # type: ignore[attr-defined]
-    register_materializer(Materializer(
-        name=name,
-        matches=lambda v: isinstance(v, cls),
-        save=lambda s, k, v: s.put_bytes(
-            k, json.dumps(dump(v), sort_keys=True, allow_nan=False).encode(), media_type=JSON),
-        load=lambda s, k: build(json.loads(s.get_bytes(k))),
-        extension="json",
-        refusal=refusal,
-    ))
+__all__ = ["JSON", "Materializer", "MaterializerCatalogue", "catalogue_of", "import_type",
+           "json_value"]

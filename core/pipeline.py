@@ -1,7 +1,7 @@
 """Authoring pipelines: ``@step`` and ``@pipeline`` on plain Python functions.
 
 A pipeline is a function that calls steps; calling it with parameters *builds* a
-graph (nothing runs), and an orchestrator runs the graph::
+graph (nothing runs), and :func:`conveyor.runs.run_pipeline` runs the graph::
 
     from conveyor.pipeline import pipeline, step
 
@@ -23,23 +23,30 @@ A step that declares a parameter named ``ctx`` receives a :class:`StepContext`.
 
 from __future__ import annotations
 
-import abc
 import ast
 import contextvars
 import functools
 import hashlib
 import importlib
 import inspect
-import json
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from attrs import Factory, field, frozen
 
 from conveyor.errors import ConfigError, ConveyorError
+from conveyor.externals import (  # re-exported: they are part of authoring pipelines
+    External,
+    Files,
+    ModelAlias,
+    ModelState,
+    canonical_json,
+    files,
+    model_alias,
+    model_state,
+)
 
 _BUILDING: contextvars.ContextVar[_GraphBuilder | None] = contextvars.ContextVar(
     "conveyor_pipeline_builder", default=None)
@@ -50,7 +57,11 @@ class PipelineDefinitionError(ConveyorError):
 
 
 class GateRefused(ConveyorError):
-    """A gate refused the candidate: the run ends ``refused`` and nothing is promoted."""
+    """Raised by a step to refuse: the step ends ``refused``, the run too, nothing after runs.
+
+    A gate that should be reused from the cache returns its verdict instead (see
+    ``@step(gate=True)``): a raised refusal stores nothing, so a rerun recomputes it.
+    """
 
     def __init__(self, message: str, *, hint: str | None = None, findings=()) -> None:
         super().__init__(message, hint=hint)
@@ -86,6 +97,11 @@ class StepOptions:
             the step's cache key (code, inputs, parameters), so downstream caching
             works as before, and a later run whose cache hit needs the value runs the
             step again.  For outputs that are cheap to recompute and large to store.
+        gate: the step returns a verdict (a value with ``passed``, ``findings`` and
+            ``report()``).  It is stored like any output; when it did not pass, core
+            ends the step ``refused`` with the verdict's findings, starts nothing
+            after it and ends the run ``refused``, also when the verdict is reused
+            from the cache.
     """
 
     cache: bool = True
@@ -95,6 +111,7 @@ class StepOptions:
     timeout_s: float | None = None
     outputs: tuple[str, ...] = field(default=("output",), converter=tuple)
     persist: bool = True
+    gate: bool = False
 
 
 class Step:
@@ -125,11 +142,14 @@ class Step:
 def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, cache: bool = True,
          cache_expires: timedelta | None = None, retries: int = 0, backoff_s: float = 1.0,
          timeout_s: float | None = None, outputs: tuple[str, ...] | None = None,
-         persist: bool = True) -> Any:
+         persist: bool = True, gate: bool = False) -> Any:
     """Make ``fn`` a pipeline step.  Usable bare (``@step``) or with options."""
     options = StepOptions(cache=cache, cache_expires=cache_expires, retries=retries,
                           backoff_s=backoff_s, timeout_s=timeout_s,
-                          outputs=outputs or ("output",), persist=persist)
+                          outputs=outputs or ("output",), persist=persist, gate=gate)
+    if gate and len(options.outputs) != 1:
+        raise PipelineDefinitionError("a gate step has exactly one output: its verdict",
+                                      hint="drop outputs=, or split the step in two")
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(f, name or f.__name__, options)
@@ -146,123 +166,6 @@ class Output:
 
     node: str
     name: str = "output"
-
-
-class External(abc.ABC):
-    """Something outside the pipeline that a step reads, fingerprinted before it runs.
-
-    Pass one as a step argument: the step receives ``resolve(app)`` and the step's
-    cache key includes ``fingerprint(app)``, so a change outside (new data files, a
-    new production model) invalidates exactly the steps that read it.
-    """
-
-    @abc.abstractmethod
-    def fingerprint(self, app: Any) -> str:
-        """A hash that changes whenever what ``resolve`` returns would change."""
-
-    @abc.abstractmethod
-    def resolve(self, app: Any) -> Any:
-        """The value handed to the step."""
-
-    @abc.abstractmethod
-    def describe(self, app: Any) -> str:
-        """A URI-like description, recorded as the step's input in lineage."""
-
-
-@frozen
-class Files(External):
-    """Files matching a glob pattern (relative to the project root), hashed by content."""
-
-    pattern: str
-
-    def paths(self, root: Path) -> list[Path]:
-        pattern = Path(self.pattern)
-        if pattern.is_absolute():
-            return sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))))
-        return sorted(root.glob(self.pattern))
-
-    def fingerprint(self, app: Any) -> str:
-        root = app.root
-        digest = hashlib.sha256()
-        for path in self.paths(root):
-            digest.update(path.name.encode() + b"\0")
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        return digest.hexdigest()
-
-    def resolve(self, app: Any) -> list[Path]:
-        found = self.paths(app.root)
-        if not found:
-            raise ConveyorError(f"no files match {self.pattern!r} under {app.root}",
-                                hint="check the data path parameter of the pipeline")
-        return found
-
-    def describe(self, app: Any) -> str:
-        return (app.root / self.pattern).as_uri() if not Path(self.pattern).is_absolute() \
-            else Path(self.pattern).as_uri()
-
-
-@frozen
-class ModelAlias(External):
-    """The model version an alias points at now (``None`` when it points nowhere)."""
-
-    model: str
-    alias: str = "production"
-
-    def fingerprint(self, app: Any) -> str:
-        version = app.registry.resolve(self.model, self.alias)
-        return "none" if version is None else f"{version.version}:{version.sha256}"
-
-    def resolve(self, app: Any) -> Any:
-        return app.registry.resolve(self.model, self.alias)
-
-    def describe(self, app: Any) -> str:
-        return f"models:/{self.model}@{self.alias}"
-
-
-@frozen
-class ModelState(External):
-    """A model's aliases and approvals: steps that act on them (promotion) read this.
-
-    The step receives the model name; its cache key changes whenever an alias
-    moves or an approval is recorded, so a promotion step reruns exactly then.
-    """
-
-    model: str
-
-    def fingerprint(self, app: Any) -> str:
-        names = {m.name for m in app.registry.list_models()}
-        if self.model not in names:
-            return "none"
-        state = {
-            "aliases": app.registry.aliases(self.model),
-            "approvals": sorted((v.version, a.by) for v in app.registry.list_versions(self.model)
-                                for a in v.governance.approvals),
-            "promotion": app.registry.policy.rules,  # a changed [promotion] reruns it too
-        }
-        return hashlib.sha256(_canonical_json(state).encode()).hexdigest()
-
-    def resolve(self, app: Any) -> str:
-        return self.model
-
-    def describe(self, app: Any) -> str:
-        return f"models:/{self.model}"
-
-
-def files(pattern: str) -> Files:
-    """External input files matching ``pattern`` (relative to the project root)."""
-    return Files(pattern)
-
-
-def model_alias(model: str, alias: str = "production") -> ModelAlias:
-    """The version ``alias`` of ``model`` points at when the step runs."""
-    return ModelAlias(model, alias)
-
-
-def model_state(model: str) -> ModelState:
-    """A model's aliases and approvals (for steps that promote)."""
-    return ModelState(model)
 
 
 @frozen(kw_only=True)
@@ -334,7 +237,7 @@ class _GraphBuilder:
                 )
             else:
                 try:
-                    _canonical_json(value)
+                    canonical_json(value)
                 except TypeError:
                     raise PipelineDefinitionError(
                         f"parameter {arg!r} of step {step_.name!r} is a "
@@ -459,10 +362,6 @@ class StepContext:
         return dict(self._metrics)
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def is_transient(record: Any) -> bool:
     """Whether an output record is of a value kept in memory (``persist=False``)."""
     return bool(record.metadata.get("transient"))
@@ -484,4 +383,12 @@ def cache_key(node: Node, input_fingerprints: Mapping[str, str],
         "externals": dict(sorted(external_fingerprints.items())),
         "outputs": list(node.step.options.outputs),
     }
-    return hashlib.sha256(_canonical_json(material).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+
+__all__ = [
+    "External", "Files", "GateRefused", "Graph", "ModelAlias", "ModelState", "Node", "Output",
+    "Pipeline", "PipelineDefinitionError", "Step", "StepContext", "StepOptions", "cache_key",
+    "code_fingerprint", "files", "is_transient", "load_pipeline", "model_alias", "model_state",
+    "pipeline", "step", "transient_fingerprint",
+]

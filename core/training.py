@@ -15,6 +15,10 @@ A project's ``pipeline.py`` wires them (``conveyor init`` writes one)::
         verdict = gate(candidate, holdout, production)
         version = register_model(candidate, verdict, evaluation, profile, model=model)
         promote(version)
+
+Their values (``TrainedModel``, ``DataProfile``, ``Evaluation``, ``GateVerdict``)
+are stored by the bundled plugin ``materializers``.  ``gate`` is a
+``@step(gate=True)``: a verdict that did not pass ends the run ``refused``.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
-from conveyor.materializers import Materializer, register_json_value, register_materializer
-from conveyor.pipeline import GateRefused, StepContext, is_transient, step
+from conveyor.models.registered import load_registered_model, load_registered_profile
+from conveyor.pipeline import StepContext, is_transient, step
 
 if TYPE_CHECKING:
     import polars as pl
@@ -33,67 +37,6 @@ if TYPE_CHECKING:
     from conveyor.ml.gate import GateVerdict
     from conveyor.ml.profile import DataProfile
     from conveyor.ml.train import TrainedModel
-
-# -- materializers for the components' values ---------------------------------------------
-
-
-def _register_materializers() -> None:
-    from conveyor.ml.evaluate import Evaluation
-    from conveyor.ml.gate import GateVerdict
-    from conveyor.ml.profile import DataProfile
-    from conveyor.ml.train import TrainedModel
-
-    def save_model(store: Any, key: str, model: TrainedModel) -> Any:
-        # the signature beside the model, then the model: LightGBM text, never pickled
-        store.put_bytes(f"{key}.meta.json", model.metadata_json().encode(),
-                        media_type="application/json")
-        return store.put_bytes(key, model.model_text.encode(), media_type="text/plain")
-
-    def load_model(store: Any, key: str) -> TrainedModel:
-        return TrainedModel.from_parts(store.get_bytes(key).decode(),
-                                       store.get_bytes(f"{key}.meta.json").decode())
-
-    register_materializer(Materializer(
-        name="conveyor.trained_model", matches=lambda v: isinstance(v, TrainedModel),
-        save=save_model, load=load_model, extension="txt"))
-    register_json_value(DataProfile, "conveyor.data_profile")
-    register_json_value(Evaluation, "conveyor.evaluation")
-    register_json_value(GateVerdict, "conveyor.gate_verdict", refusal=_refusal)
-
-
-def _refusal(verdict: GateVerdict) -> GateRefused | None:
-    if verdict.passed:
-        return None
-    return GateRefused(verdict.report(), findings=verdict.findings,
-                       hint="production is unchanged; fix the data or the model and run again")
-
-
-_register_materializers()
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def load_registered_model(app: Any, version: Any) -> TrainedModel:
-    """A registered version's model, hash-checked, from the artifact store."""
-    from conveyor.ml.train import ModelSignature, TrainedModel
-
-    text = app.artifacts.read_uri(version.artifact_uri, sha256=version.sha256).decode()
-    meta = version.params.get("conveyor.signature")
-    if meta is None:
-        raise ConveyorError(f"model {version.name} v{version.version} has no stored signature",
-                            hint="register models with conveyor.training.register_model")
-    return TrainedModel.from_text(text, ModelSignature.from_dict(meta), sha256=version.sha256)
-
-
-def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
-    """The training-data profile registered with a version, if any."""
-    from conveyor.ml.profile import DataProfile
-
-    if not version.profile_uri:
-        return None
-    return DataProfile.from_json(app.artifacts.read_uri(version.profile_uri))
-
 
 # -- steps -------------------------------------------------------------------------------------
 
@@ -106,10 +49,15 @@ def load_registered_profile(app: Any, version: Any) -> DataProfile | None:
 
 @step(persist=False)
 def load_data(paths: list) -> pl.DataFrame:
-    """Read the matching Parquet files into one table (in file-name order)."""
+    """Read the matching Parquet (or ``*.csv``) files into one table (in file-name order).
+
+    A file that is not Parquet, empty, cut short or damaged is a ValidationError naming it.
+    """
     import polars as pl
 
-    frames = [pl.read_parquet(path) for path in paths]
+    from conveyor.datafiles import read_table_file
+
+    frames = [read_table_file(path) for path in paths]
     try:
         return pl.concat(frames, how="vertical")
     except pl.exceptions.SchemaError as exc:
@@ -234,13 +182,14 @@ def evaluate_candidate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFr
     return evaluation
 
 
-@step
+@step(gate=True)
 def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, production: Any, *,
          model_name: str = "", rule: dict | None = None) -> GateVerdict:
     """The model gate: thresholds AND not worse than production on the same holdout.
 
-    Plugins' ``check_model`` findings join the verdict.  A refusing verdict is
-    stored (so a rerun on the same inputs reuses it) and ends the run ``refused``.
+    Plugins' ``check_model`` findings join the verdict.  The verdict is stored (so a
+    rerun on the same inputs reuses it); one that did not pass ends the step and
+    the run ``refused`` (core decides that: this is a gate step).
     """
     from conveyor.checks import ModelCheckContext
     from conveyor.ml.evaluate import evaluate, evaluate_model
@@ -282,7 +231,7 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     kept in memory is stored here, beside the model.  Registering a model whose
     bytes are already registered returns that version.
     """
-    from conveyor.interfaces.registry import DatasetRef, Governance, Signature
+    from conveyor.interfaces.registry import DatasetRef, Governance
 
     app = ctx.app
     existing = [v for v in app.registry.list_versions(model_name) if v.sha256 == model.sha256] \
@@ -295,10 +244,6 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                                "text/plain")
         profile_info = _put_once(app.artifacts, f"{base}/profile.json",
                                  profile.to_json().encode(), "application/json")
-        signature = Signature(features=[
-            {"name": f.name, "dtype": "category" if f.kind == "categorical" else f.dtype,
-             "nullable": f.nullable, "categories": f.categories}
-            for f in model.signature.features])
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)
@@ -317,12 +262,11 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             model_name, artifact_uri=model_info.uri, sha256=model_info.sha256,
             model_format="lightgbm-text", run_id=ctx.run_id, datasets=datasets,
             metrics={k: v for k, v in evaluation.overall.items() if v is not None},
-            params={"conveyor.signature": model.signature.to_dict(),
-                    "lightgbm": json.loads(json.dumps(model.params, default=str)),
+            params={"lightgbm": json.loads(json.dumps(model.params, default=str)),
                     "best_iteration": model.best_iteration},
             governance=Governance(description=description, owner=owner,
                                   intended_use=intended_use, limitations=limitations),
-            signature=signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
+            signature=model.signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
     app.registry.record_validation(
         model_name, version.version, passed=verdict.passed, actor=f"run {ctx.run_id}",
         run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
@@ -352,8 +296,8 @@ def promote(ctx: StepContext, registered: dict, state: str) -> dict:
     Each alias's rule is ``auto`` (moved now, when the evidence allows),
     ``approval`` (moved only once someone approved the version) or ``never``;
     ``production`` also needs the passing verdict ``register_model`` recorded.
-    ``state`` is ``model_state(model)``: the step reruns when an alias moves or an
-    approval is recorded, and is reused from cache otherwise.
+    ``state`` is ``model_state(model)``: the step reruns when an alias moves, an
+    approval is recorded or the rules change, and is reused from cache otherwise.
     """
     name, number = registered["model"], registered["version"]
     if state != name:

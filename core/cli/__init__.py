@@ -18,6 +18,7 @@ import click
 
 from conveyor import __version__
 from conveyor.errors import ConfigError, ConveyorError, PluginConflictError
+from conveyor.hooks import HookFailure, call_each
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -131,16 +132,9 @@ def make_cli(pm: ConveyorPluginManager, *, strict: bool = False) -> ConveyorGrou
     for command in core_commands():
         cli.add_command(command)
     cli.sealed = True
-    for impl in reversed(pm.hook.register_commands.get_hookimpls()):
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:
-            if strict:
-                raise
-            message = (exc.message if isinstance(exc, ConveyorError)
-                       else f"{type(exc).__name__}: {exc}")
-            click.secho(f"warning: plugin {impl.plugin_name!r} could not add its commands: "
-                        f"{message}", fg="yellow", err=True)
+    for _plugin, result in call_each(pm, "register_commands", {"cli": cli}):
+        if strict and isinstance(result, HookFailure):
+            raise result.error
     return cli
 
 

@@ -114,12 +114,12 @@ def list_(state: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def ingest(state: Any, view: str, file: Path, as_json: bool) -> None:
-    """Append the rows of a Parquet or CSV FILE to VIEW's offline store."""
-    import polars as pl
+    """Append the rows of a Parquet or CSV FILE to VIEW's offline store.
 
-    table = (pl.read_csv(file, try_parse_dates=True) if file.suffix.lower() == ".csv"
-             else pl.read_parquet(file))
-    report = state.app.features.ingest(view, table)
+    A file that cannot be read (not Parquet, empty, cut short, damaged, malformed CSV)
+    is refused with one error line naming it; nothing is written.
+    """
+    report = state.app.features.ingest(view, file)
     if as_json:
         echo_json({"view": report.view, "rows": report.rows, "files": list(report.files),
                    "ingested_at": report.ingested_at})

@@ -12,11 +12,14 @@ from conveyor.cli._output import echo_json, echo_table
 @click.option("--hook", metavar="NAME", help="Only plugins that implement this hook.")
 @click.pass_obj
 def plugins(state, as_json: bool, hook: str | None) -> None:
-    """List plugins: origin, status, the hooks they implement and the backends they add."""
+    """List plugins: origin, status, hooks, and the backends and materializers they add."""
     pm = state.pm
     backends: dict[str, dict[str, list[str]]] = {}
     for spec in pm.catalogue():
         backends.setdefault(spec.plugin, {}).setdefault(spec.kind.value, []).append(spec.name)
+    materializers: dict[str, list[str]] = {}
+    for materializer in pm.materializers():
+        materializers.setdefault(materializer.plugin, []).append(materializer.name)
     rows = []
     for name in sorted(pm.infos):
         info = pm.infos[name]
@@ -33,6 +36,7 @@ def plugins(state, as_json: bool, hook: str | None) -> None:
             "error": info.error,
             "hooks": hooks,
             "backends": backends.get(name, {}),
+            "materializers": materializers.get(name, []),
         })
     if as_json:
         echo_json(rows)
@@ -44,7 +48,9 @@ def plugins(state, as_json: bool, hook: str | None) -> None:
         ["NAME", "DISTRIBUTION", "STATUS", "BACKENDS", "HOOKS"],
         [[r["name"], f"{r['distribution'] or r['source']} {r['version'] or ''}".strip(),
           r["status"],
-          "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(r["backends"].items())) or "-",
+          "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(
+              {**r["backends"], **({"materializer": r["materializers"]}
+                                   if r["materializers"] else {})}.items())) or "-",
           ", ".join(r["hooks"]) or "-"] for r in rows],
     )
     for r in rows:

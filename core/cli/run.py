@@ -13,7 +13,7 @@ from conveyor.errors import ConfigError
 
 _SYMBOL = {"succeeded": ("ok", "green"), "cached": ("cached", "cyan"),
            "failed": ("FAILED", "red"), "refused": ("REFUSED", "red"),
-           "skipped": ("skipped", "white")}
+           "timed_out": ("TIMED OUT", "red"), "skipped": ("skipped", "white")}
 
 
 def resolve_pipeline(config: Any, name: str | None) -> tuple[str, str, dict[str, Any]]:
@@ -75,6 +75,7 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
     """Run PIPELINE now (default: the configured one), recorded as a manual trigger."""
     from conveyor.events import TriggerFired
     from conveyor.pipeline import load_pipeline
+    from conveyor.runs import run_pipeline
 
     app = state.app
     name, target, parameters = resolve_pipeline(app.config, pipeline)
@@ -99,8 +100,8 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
 
     if not as_json:
         click.echo(f"Running pipeline {name!r} ({target})", err=True)
-    result = app.orchestrator.run(graph, trigger_event=event.id, resume_from=resume_from,
-                                  use_cache=not no_cache, progress=progress)
+    result = run_pipeline(app, graph, trigger_event=event.id, resume_from=resume_from,
+                          use_cache=not no_cache, progress=progress)
     summary = {
         "run_id": result.run_id, "pipeline": name, "status": result.status,
         "duration_s": round(result.duration_s, 3), "error": result.error,

@@ -16,12 +16,12 @@ from typing import Any
 from attrs import field, frozen
 
 from conveyor.errors import ValidationError
+from conveyor.models.dtypes import DTYPES as ALL_DTYPES
 
-#: The value types a feature or entity key can have (names, not library types).
-DTYPES = (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float32", "float64", "string", "date", "datetime",
-)
+#: The value types a feature or entity key can have: the one vocabulary of
+#: :mod:`conveyor.models.dtypes` but ``category`` (stores keep categories as strings:
+#: declare them ``string``; a model trained on them records the same name).
+DTYPES = tuple(d for d in ALL_DTYPES if d != "category")
 #: Column names the stores add beside a view's own columns.
 INGESTED_AT = "_ingested_at"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

@@ -40,10 +40,11 @@ from attrs import field, frozen
 
 from conveyor.errors import ValidationError
 from conveyor.features.definitions import INGESTED_AT, FeatureView
+from conveyor.models.dtypes import to_arrow as arrow_type  # noqa: F401 - the stores use it
+from conveyor.models.dtypes import to_polars as polars_dtype
 
 if TYPE_CHECKING:
     import polars as pl
-    import pyarrow as pa
 
 _ROW = "__row"
 _IDX = "__i"
@@ -77,32 +78,6 @@ class ViewQuery:
 
     def output_names(self) -> tuple[str, ...]:
         return self.names or self.features
-
-
-def polars_dtype(name: str) -> pl.DataType:
-    """The polars type of a definition type name."""
-    import polars as pl
-
-    return {
-        "bool": pl.Boolean(), "int8": pl.Int8(), "int16": pl.Int16(), "int32": pl.Int32(),
-        "int64": pl.Int64(), "uint8": pl.UInt8(), "uint16": pl.UInt16(),
-        "uint32": pl.UInt32(), "uint64": pl.UInt64(), "float32": pl.Float32(),
-        "float64": pl.Float64(), "string": pl.String(), "date": pl.Date(),
-        "datetime": pl.Datetime("us", "UTC"),
-    }[name]
-
-
-def arrow_type(name: str) -> pa.DataType:
-    """The Arrow type of a definition type name (timestamps: microseconds, UTC)."""
-    import pyarrow as pa
-
-    return {
-        "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(),
-        "int64": pa.int64(), "uint8": pa.uint8(), "uint16": pa.uint16(),
-        "uint32": pa.uint32(), "uint64": pa.uint64(), "float32": pa.float32(),
-        "float64": pa.float64(), "string": pa.large_string(), "date": pa.date32(),
-        "datetime": pa.timestamp("us", "UTC"),
-    }[name]
 
 
 def utc_timestamp(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:

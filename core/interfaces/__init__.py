@@ -22,7 +22,7 @@ from conveyor.interfaces.registry import (
     RegistryBackend,
     ValidationVerdict,
 )
-from conveyor.interfaces.serving import Server
+from conveyor.interfaces.server import Server
 from conveyor.interfaces.triggers import Trigger, TriggerDecision
 
 __all__ = [

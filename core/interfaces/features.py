@@ -11,6 +11,7 @@ Conformance suites: :mod:`conveyor.testing.features`.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -129,9 +130,13 @@ class FeatureStore(abc.ABC):
     # -- offline ---------------------------------------------------------------------
 
     @abc.abstractmethod
-    def ingest(self, view: str | FeatureView, table: pa.Table | pl.DataFrame
-               ) -> IngestReport:
-        """Append a batch to a view's offline store, schema-checked (ValidationError)."""
+    def ingest(self, view: str | FeatureView,
+               table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
+        """Append a batch to a view's offline store, schema-checked (ValidationError).
+
+        A path is read with :func:`conveyor.datafiles.read_table_file` (Parquet, or
+        ``*.csv``): a bad file is a ValidationError naming it, and nothing is written.
+        """
 
     @abc.abstractmethod
     def read_view(self, view: str | FeatureView) -> pl.LazyFrame:

@@ -28,6 +28,7 @@ from attrs import Factory, field, frozen
 
 from conveyor.checks import Finding
 from conveyor.errors import ConveyorError
+from conveyor.models.signature import FeatureSpec, Signature  # noqa: F401 - re-exported
 
 STAGES = ("development", "staging", "production", "archived")
 #: Stages that are held by one version at a time, like aliases.
@@ -72,43 +73,6 @@ class DatasetRef:
     role: str = "train"
     start: datetime | None = None
     end: datetime | None = None
-
-
-@frozen(kw_only=True)
-class FeatureSpec:
-    """One input feature of a model.
-
-    Attributes:
-        name: the column name.
-        dtype: its logical type (``float64``, ``int64``, ``bool``, ``category``, ...).
-        nullable: whether a missing value is allowed.
-        categories: for categorical features, the category -> code map's keys in
-            code order (code ``i`` is ``categories[i]``).
-    """
-
-    name: str
-    dtype: str
-    nullable: bool = True
-    categories: tuple[str, ...] | None = field(
-        default=None, converter=lambda v: None if v is None else tuple(v))
-
-
-def _feature_specs(values: Any) -> tuple[FeatureSpec, ...]:
-    return tuple(v if isinstance(v, FeatureSpec) else FeatureSpec(**v) for v in values)
-
-
-@frozen(kw_only=True)
-class Signature:
-    """The input a model expects: its features, in the order the model reads them.
-
-    ``features`` also accepts mappings with :class:`FeatureSpec`'s fields.
-    """
-
-    features: tuple[FeatureSpec, ...] = field(default=(), converter=_feature_specs)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.features)
 
 
 @frozen(kw_only=True)

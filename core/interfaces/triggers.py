@@ -1,11 +1,22 @@
-"""The trigger interface: decide whether a retraining should fire, and why."""
+"""The trigger interface: decide whether a retraining should fire, and why.
+
+A trigger is a pure decision: it is handed the time and the last event of its
+binding, so a cron schedule can be tested across a DST change without touching
+the clock.  Everything around the decision (enabled, cooldown, single flight,
+recording, the ``on_trigger_fired`` event) is applied by core in
+:func:`conveyor.triggers.evaluate`, the same way for every trigger.
+"""
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from attrs import Factory, frozen
+
+if TYPE_CHECKING:
+    from conveyor.interfaces.metadata import TriggerEvent
 
 
 @frozen(kw_only=True)
@@ -15,8 +26,11 @@ class TriggerDecision:
     Attributes:
         fire: whether a retraining should start now.
         reason: why (or why not), in words recorded with the run.
-        details: evidence (drift scores, schedule slot, new-data fingerprint, ...).
-        key: idempotency key; two decisions with one key start one run.
+        details: JSON-able evidence (drift scores, schedule slot, new-data
+            fingerprint, ...); stored with the event, so the next evaluation can
+            read it back from ``last_event.details``.
+        key: idempotency key: the same tick or evidence gives the same key, and
+            one key starts at most one run.  Required when ``fire`` is true.
     """
 
     fire: bool
@@ -26,8 +40,25 @@ class TriggerDecision:
 
 
 class Trigger(abc.ABC):
-    """Decides whether the pipeline should run again."""
+    """Decides whether the pipeline should run again.
+
+    What an implementation must guarantee (``conveyor.testing.triggers`` checks it):
+
+    * ``evaluate`` reads no clock: the same ``now``, ``last_event`` (and the same
+      stored evidence, for triggers that read monitoring results or list data)
+      give an equal decision;
+    * every decision has a reason; a firing one has a key, stable for the same
+      tick or evidence, so a tick fires once however often it is evaluated.
+
+    Built as ``factory(app=app, config=config)`` with ``config`` holding the
+    backend's own keys of ``[triggers.<name>]``; the binding keys are core's.
+    """
 
     @abc.abstractmethod
-    def evaluate(self) -> TriggerDecision:
-        """Look at the world (clock, data, monitoring) and decide."""
+    def evaluate(self, now: datetime, last_event: TriggerEvent | None) -> TriggerDecision:
+        """Decide at ``now`` (timezone-aware).
+
+        ``last_event`` is the newest event of this binding that fired (its
+        ``details`` are the evidence the trigger gave then, its ``key`` that
+        decision's key), or ``None`` when it never fired.
+        """

@@ -6,7 +6,8 @@ Each module is usable alone, on polars tables and LightGBM, with no store:
 * :mod:`conveyor.ml.profile` / :mod:`conveyor.ml.validation` -- schema + statistics
   profile of a reference batch, and the checks of a new batch against it;
 * :mod:`conveyor.ml.split` -- leakage-free time-based split;
-* :mod:`conveyor.ml.train` -- the LightGBM trainer, the model signature and ``predict``;
+* :mod:`conveyor.ml.train` -- the LightGBM trainer (the model value, its signature and
+  ``predict`` are in :mod:`conveyor.models`);
 * :mod:`conveyor.ml.evaluate` -- overall and per-slice metrics;
 * :mod:`conveyor.ml.gate` -- the model validator whose verdict is the "blessing".
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-    from conveyor.ml.train import TrainedModel
+    from conveyor.models.model import TrainedModel
 
 EPS = 1e-15
 #: Whether a larger value of each metric is better.
@@ -216,7 +216,7 @@ def evaluate(frame: pl.DataFrame, predictions: Any, *, label: str, objective: st
 def evaluate_model(model: TrainedModel, frame: pl.DataFrame, *, slice_by: Sequence[str] = (),
                    min_slice_rows: int = 1) -> Evaluation:
     """Predict ``frame`` with ``model`` and :func:`evaluate` it."""
-    from conveyor.ml.train import predict
+    from conveyor.models.inference import predict
 
     return evaluate(frame, predict(model, frame), label=model.signature.label,
                     objective=model.signature.objective, slice_by=slice_by,

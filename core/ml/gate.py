@@ -19,13 +19,8 @@ A candidate passes when all of these hold (``docs/ml.md`` has the details):
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen, validators
@@ -39,7 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-    from conveyor.ml.train import TrainedModel
+    from conveyor.models.model import TrainedModel
 
 
 @frozen(kw_only=True)
@@ -270,16 +265,15 @@ def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 1
                 tolerance: float = 0.0, expected: Any = None) -> InfraResult:
     """Load ``model``'s stored text in a child process and predict ``sample`` there.
 
-    The child (``python -m conveyor.ml.canary``) gets the model text, its
-    metadata (signature, SHA-256) and the sample as Arrow IPC in a private
-    temporary directory.  The check fails when the child times out, crashes,
-    refuses the model, or predicts differently from ``expected`` (by default the
-    in-process predictions of ``model``).
+    The child (:func:`conveyor.models.canary.run_canary`) gets the model text, its
+    metadata (signature, SHA-256) and the sample.  The check fails when the child
+    times out, crashes, refuses the model, or predicts differently from
+    ``expected`` (by default the in-process predictions of ``model``).
     """
     import numpy as np
 
-    from conveyor.ml.canary import SAMPLE_FILE
-    from conveyor.ml.train import METADATA_FILE, MODEL_FILE, predict
+    from conveyor.models.canary import run_canary
+    from conveyor.models.inference import predict
 
     def fail(check: str, message: str, **evidence: Any) -> InfraResult:
         evidence = {"passed": False, **evidence}
@@ -290,47 +284,29 @@ def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 1
     if expected is None:
         expected = predict(model, sample)
     expected = np.asarray(expected, dtype=np.float64)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="conveyor-canary-") as tmp:  # mode 0700
-        directory = Path(tmp)
-        (directory / MODEL_FILE).write_text(model.model_text, encoding="utf-8")
-        (directory / METADATA_FILE).write_text(model.metadata_json(), encoding="utf-8")
-        sample.write_ipc(directory / SAMPLE_FILE)
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "conveyor.ml.canary", str(directory)],
-                capture_output=True, text=True, timeout=timeout, cwd=directory, env=env,
-                check=False)
-        except subprocess.TimeoutExpired:
-            return fail("infra.timeout", f"the child process did not load and predict within "
-                        f"{timeout:g} s", seconds=time.perf_counter() - started)
-    seconds = time.perf_counter() - started
-    stderr = proc.stderr.strip()[-2000:]
-    if proc.returncode != 0:
-        how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
-               else f"exited with status {proc.returncode}")
+    run = run_canary(model.model_text, model.metadata_json(), sample, timeout=timeout)
+    if run.returncode is None:
+        return fail("infra.timeout", run.reason, seconds=run.seconds)
+    if run.returncode != 0:
         return fail("infra.load_failed", f"loading the candidate in a child process failed: "
-                    f"the child {how}: {stderr.splitlines()[-1] if stderr else 'no output'}",
-                    returncode=proc.returncode, seconds=seconds, stderr=stderr)
-    try:
-        result = json.loads(proc.stdout)
-        got = np.asarray(result["predictions"], dtype=np.float64)
-    except (ValueError, KeyError, TypeError) as exc:
-        return fail("infra.bad_output", f"the child process answered unreadably: {exc}",
-                    returncode=proc.returncode, seconds=seconds, stderr=stderr)
+                    f"{run.reason}", returncode=run.returncode, seconds=run.seconds,
+                    stderr=run.stderr)
+    if not run.ok:
+        return fail("infra.bad_output", run.reason, returncode=run.returncode,
+                    seconds=run.seconds, stderr=run.stderr)
+    got = np.asarray(run.predictions, dtype=np.float64)
     if got.shape != expected.shape:
         return fail("infra.prediction_mismatch", f"the child predicted {got.size} rows, "
-                    f"expected {expected.size}", seconds=seconds)
+                    f"expected {expected.size}", seconds=run.seconds)
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
     if not diff <= tolerance:
         return fail("infra.prediction_mismatch", f"the model loaded in a child process "
                     f"predicts differently (max difference {diff:.3g}, tolerance "
                     f"{tolerance:g}): the stored text is not the model that was evaluated",
-                    seconds=seconds, max_abs_diff=diff, rows=int(got.size))
+                    seconds=run.seconds, max_abs_diff=diff, rows=int(got.size))
     return InfraResult(passed=True, evidence={
-        "passed": True, "returncode": 0, "seconds": seconds, "rows": int(got.size),
-        "max_abs_diff": diff, "sha256": result.get("sha256")})
+        "passed": True, "returncode": 0, "seconds": run.seconds, "rows": int(got.size),
+        "max_abs_diff": diff, "sha256": run.sha256})
 
 
 # --------------------------------------------------------------------------- the gate
@@ -354,7 +330,7 @@ def validate_model(
     import numpy as np
     import polars as pl
 
-    from conveyor.ml.train import predict
+    from conveyor.models.inference import predict
 
     config = config or GateConfig()
     findings: list[Finding] = []
@@ -433,7 +409,7 @@ def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataF
     """Score the incumbent on the same holdout and bound the difference by bootstrap."""
     import numpy as np
 
-    from conveyor.ml.train import predict
+    from conveyor.models.inference import predict
 
     metric = config.metric
     if incumbent.signature.objective != candidate.signature.objective:

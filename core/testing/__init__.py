@@ -16,10 +16,16 @@ Fixtures:
 * ``cli``: ``cli.invoke(*args)`` runs the ``conveyor`` command in ``tmp_path``
   through click's ``CliRunner`` and returns the result.
 
+``install_in_virtualenv(plugin_dir, env_dir)`` installs a plugin distribution into
+a throwaway virtualenv that sees the running environment, for tests that use the
+plugin exactly as a user would (through ``python -m conveyor``).
+
 Conformance suites, one per backend kind, live in the submodules
-(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``):
-subclass one and provide the fixture it names (``store``, ``registry``, ``online``)
-to hold your plugin to the same tests as the bundled ones.
+(``conveyor.testing.artifacts``, ``.metadata``, ``.registry``, ``.features``,
+``.orchestrator``, ``.server``, ``.triggers``, and ``.predictions`` for the
+prediction log on an artifact store): subclass one and provide the fixture it names
+(``store``, ``registry``, ``online``, ``app``, ``server_backend``, ``trigger``) to
+hold your plugin to the same tests as the bundled ones.
 """
 
 from __future__ import annotations
@@ -107,6 +113,55 @@ def conveyor_app(request: pytest.FixtureRequest, tmp_path: Path,
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=plugin_manager)
     yield app
     app.close()
+
+
+def virtualenv_seeing_this_interpreter(env_dir: Path) -> Path:
+    """A new virtualenv whose site-packages come first, then the running interpreter's.
+
+    ``system_site_packages=True`` would expose the *base* interpreter's packages, which
+    hold Conveyor only when it was installed there, not when the tests run in a
+    virtualenv.  A ``.pth`` line calling ``site.addsitedir`` on the running
+    interpreter's site folders works in both cases, and also runs their own ``.pth``
+    files (the editable-install finder).  What is installed into the new environment
+    lands there only, as a third party's distribution would.  Returns its python.
+    """
+    import site
+    import subprocess
+    import sysconfig
+    import venv
+
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                          "['purelib'])"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    folders = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+               *site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    seen = [f for f in dict.fromkeys(folders) if f in sys.path and Path(f).is_dir()]
+    lines = "".join(f"import site; site.addsitedir({f!r})\n" for f in seen)
+    (Path(own) / "_running_interpreter.pth").write_text(lines)
+    return python
+
+
+def install_in_virtualenv(plugin_dir: Path, env_dir: Path) -> Path:
+    """Install the plugin distribution in ``plugin_dir`` into a new virtualenv; its python.
+
+    The environment is :func:`virtualenv_seeing_this_interpreter`'s, so nothing is
+    downloaded.  ``plugin_dir`` is copied first, so the build leaves no files in the
+    source tree.
+    """
+    import shutil
+    import subprocess
+
+    python = virtualenv_seeing_this_interpreter(env_dir)
+    source = env_dir.parent / f"{plugin_dir.name}-src"
+    shutil.copytree(plugin_dir, source)
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-q", str(source)], check=True, timeout=300,
+                   capture_output=True)
+    return python
 
 
 class CliInvoker:

@@ -29,12 +29,16 @@ class LocalFeatureStoreConfig:
         definitions: the module ``conveyor features apply`` imports by default.
         batch_size: rows per online-store transaction when materializing.
         partition: time partitioning of offline files: ``day`` or ``month``.
+        view_refresh_s: how stale a view definition online lookups may use: they ask
+            the metadata store again at most this often (``apply`` in the same process
+            takes effect at once; 0 asks on every lookup).
     """
 
     prefix: str = field(default="features", validator=_check_prefix)
     definitions: str = "features"
     batch_size: int = field(default=50_000, validator=validators.gt(0))
     partition: str = field(default="day", validator=validators.in_(("day", "month")))
+    view_refresh_s: float = field(default=1.0, validator=validators.ge(0))
 
 
 @frozen(kw_only=True)

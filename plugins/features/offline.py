@@ -15,6 +15,7 @@ batch's ``_ingested_at``, which "as known at" queries compare against.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -26,13 +27,13 @@ from attrs import frozen
 from conveyor.errors import ConveyorError, NotFoundError, ValidationError
 from conveyor.features.definitions import INGESTED_AT, Entity, FeatureView, parse_refs
 from conveyor.interfaces.features import (
-    ONLINE_EVENT_TS,
     FeatureStore,
     IngestReport,
     MaterializeReport,
     OnlineStore,
 )
 from conveyor.plugins.features.config import LocalFeatureStoreConfig
+from conveyor.plugins.features.lookup import LRU, Part, ViewCache, plan, run
 
 if TYPE_CHECKING:
     import polars as pl
@@ -83,6 +84,9 @@ class LocalFeatureStore(FeatureStore):
         self._artifacts = artifacts
         self._metadata = metadata
         self._online = online
+        self._views = ViewCache(self._definition)
+        #: (references, full_names) -> the planned lookup, for string references
+        self._requests: LRU[tuple[Any, ...], tuple[Part, ...]] = LRU(256)
 
     # -- collaborators ---------------------------------------------------------------
 
@@ -131,20 +135,24 @@ class LocalFeatureStore(FeatureStore):
         views = sorted((i for i in items if isinstance(i, FeatureView)), key=lambda v: v.name)
         recorded += [self.metadata.put_definition(FEATURE_VIEW, v.name, v.to_spec())
                      for v in views]
+        self._views.clear()
+        self._requests.clear()
         return recorded
 
     def get_view(self, name: str | FeatureView) -> FeatureView:
         if isinstance(name, FeatureView):
             return name
+        return self._views.get(name)
+
+    def _definition(self, name: str) -> Definition:
         try:
-            definition = self.metadata.get_definition(FEATURE_VIEW, name)
+            return self.metadata.get_definition(FEATURE_VIEW, name)
         except NotFoundError:
             known = [d.name for d in self.metadata.list_definitions(FEATURE_VIEW)]
             raise NotFoundError(
                 f"no feature view named {name!r} is registered",
                 hint=f"registered: {', '.join(known) or 'none'}; register views with "
                 "`conveyor features apply`") from None
-        return FeatureView.from_spec(definition.spec)
 
     def list_views(self) -> list[FeatureView]:
         return [FeatureView.from_spec(d.spec)
@@ -153,10 +161,15 @@ class LocalFeatureStore(FeatureStore):
 
     # -- ingestion -------------------------------------------------------------------
 
-    def ingest(self, view: str | FeatureView, table: pa.Table | pl.DataFrame) -> IngestReport:
+    def ingest(self, view: str | FeatureView,
+               table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
         import polars as pl
 
+        from conveyor.datafiles import read_table_file
+
         v = self.get_view(view)
+        if isinstance(table, str | os.PathLike):
+            table = read_table_file(table)  # guarded: a bad file is a ValidationError
         df = conform(v, table if isinstance(table, pl.DataFrame) else pl.from_arrow(table))
         now = time.time_ns()
         ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
@@ -290,40 +303,18 @@ class LocalFeatureStore(FeatureStore):
         at: datetime | None = None,
         full_names: bool = False,
     ) -> pa.Table:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        from conveyor.features.pit import to_utc
-
-        keys = _as_arrow(entity_keys)
+        refresh = self.config.view_refresh_s
         given = {f.name: f for f in features if isinstance(f, FeatureView)}
-        at = to_utc(at or datetime.now(UTC))
-        columns: dict[str, pa.Array] = {}
-        for name, wanted in parse_refs(features).items():
-            v = given.get(name) or self.get_view(name)
-            for k in v.join_keys:
-                if k not in columns:
-                    if k not in keys.column_names:
-                        raise ValidationError(
-                            f"the entity keys lack {k!r}, a join key of feature view "
-                            f"{v.name!r}", hint="pass every join key of every view")
-                    columns[k] = keys[k]
-            got = self.online.read(v, keys, wanted)
-            fresh = None
-            if v.ttl is not None:
-                oldest = pa.scalar(at - v.ttl, pa.timestamp("us", "UTC"))
-                fresh = pc.fill_null(pc.greater_equal(got[ONLINE_EVENT_TS], oldest), False)
-            for feature in (v.feature_names if wanted is None else wanted):
-                out = f"{v.name}__{feature}" if full_names else feature
-                if out in columns:
-                    raise ValidationError(
-                        f"the feature column {out!r} appears twice in the result",
-                        hint="pass full_names=True")
-                values = got[feature]
-                if fresh is not None:
-                    values = pc.if_else(fresh, values, pa.nulls(len(values), values.type))
-                columns[out] = values
-        return pa.table(columns)
+
+        def resolve(name: str) -> FeatureView:
+            return given.get(name) or self._views.get(name, max_age=refresh)
+
+        # views passed as objects are keyed by identity; `is` below rules out a reused id
+        request = (tuple(f if isinstance(f, str) else id(f) for f in features), full_names)
+        parts = self._requests.get(request)
+        if parts is None or any(resolve(p.view.name) is not p.view for p in parts):
+            parts = self._requests.put(request, plan(features, resolve, full_names=full_names))
+        return run(parts, self.online, _as_arrow(entity_keys), at=at)
 
     def close(self) -> None:
         """Nothing to release: the app closes the stores it opened."""

@@ -11,7 +11,6 @@ rows it describes.  Every write is ``BEGIN IMMEDIATE`` on a WAL database.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from conveyor.features.definitions import FeatureView
 from conveyor.features.pit import arrow_type
 from conveyor.interfaces.features import ONLINE_EVENT_TS, MaterializationState, OnlineStore
 from conveyor.plugins.features.config import SQLiteOnlineStoreConfig
+from conveyor.plugins.features.lookup import LRU
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -132,7 +132,9 @@ class SQLiteOnlineStore(OnlineStore):
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._specs: dict[str, str] = {}
-        self._plans: dict[tuple[int, tuple[str, ...]], tuple[Any, ...]] = {}
+        # bounded: views are rebuilt (new objects) when their definition changes
+        self._plans: LRU[tuple[int, tuple[str, ...]], tuple[Any, ...]] = LRU(256)
+        self._sql: LRU[tuple[Any, ...], str] = LRU(512)
 
     # -- connection --------------------------------------------------------------------
 
@@ -345,8 +347,7 @@ class SQLiteOnlineStore(OnlineStore):
         wanted = tuple(view.feature_names if features is None else features)
         plan = self._plans.get((id(view), wanted))
         if plan is None or plan[0] is not view:
-            plan = self._plan(view, wanted)
-            self._plans[(id(view), wanted)] = plan
+            plan = self._plans.put((id(view), wanted), self._plan(view, wanted))
         _, key_types, names, dtypes, struct = plan
         absent = [k for k in key_types if k not in keys.column_names]
         if absent:
@@ -354,7 +355,7 @@ class SQLiteOnlineStore(OnlineStore):
                                   f"feature view {view.name!r}", hint="pass every join key")
         key_lists = [_storage_column(keys[k], t) for k, t in key_types.items()]
         requested = list(zip(*key_lists, strict=True))
-        found = self.lookup(view, requested, wanted)
+        found = self._lookup(view, requested, wanted)
         empty = (None,) * (len(wanted) + 1)
         rows = [(*key, *found.get(key, empty)) for key in requested]
         try:  # one conversion for the whole result: the fast path for small lookups
@@ -381,9 +382,9 @@ class SQLiteOnlineStore(OnlineStore):
                             for n, t in zip(names, dtypes, strict=True)])
         return view, key_types, names, dtypes, struct
 
-    def lookup(self, view: FeatureView, keys: Sequence[tuple[Any, ...]],
-               features: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-        """Stored ``(_event_ts, *features)`` per key tuple (SQLite values); a fast path."""
+    def _lookup(self, view: FeatureView, keys: Sequence[tuple[Any, ...]],
+                features: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Stored ``(_event_ts, *features)`` per key tuple (SQLite values)."""
         if view.name not in self._specs:
             self._check_prepared(view)
         key_names = view.join_keys
@@ -401,17 +402,13 @@ class SQLiteOnlineStore(OnlineStore):
                     found[row[:nkeys]] = row[nkeys:]
         return found
 
-    @functools.lru_cache(maxsize=512)  # noqa: B019 - a few statements per store
     def _select_sql(self, view: str, key_names: tuple[str, ...], features: tuple[str, ...],
                     n: int) -> str:
-        select = ", ".join([*(q(k) for k in key_names), "_event_ts", *(q(f) for f in features)])
-        name = q(table_name(view))
-        if len(key_names) == 1:
-            return (f"SELECT {select} FROM {name} WHERE {q(key_names[0])} IN "
-                    f"({', '.join('?' * n)})")
-        one = "(" + ", ".join("?" * len(key_names)) + ")"
-        return (f"SELECT {select} FROM {name} WHERE ({', '.join(q(k) for k in key_names)}) "
-                f"IN (VALUES {', '.join([one] * n)})")
+        cached = self._sql.get((view, key_names, features, n))
+        if cached is None:
+            cached = self._sql.put((view, key_names, features, n),
+                                   _select_sql(view, key_names, features, n))
+        return cached
 
     def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
         import pyarrow as pa
@@ -434,3 +431,17 @@ def _storage_spec(spec: str) -> Any:
     return ([(e["join_keys"], e["dtype"]) for e in data["entities"]],
             [(f["name"], f["dtype"]) for f in data["features"]],
             data.get("created_timestamp_field") is not None)
+
+
+def _select_sql(view: str, key_names: tuple[str, ...], features: tuple[str, ...], n: int
+                ) -> str:
+    """The lookup statement for ``n`` keys."""
+    select = ", ".join([*(q(k) for k in key_names), "_event_ts", *(q(f) for f in features)])
+    name = q(table_name(view))
+    if len(key_names) == 1:
+        return (f"SELECT {select} FROM {name} WHERE {q(key_names[0])} IN "
+                f"({', '.join('?' * n)})")
+    one = "(" + ", ".join("?" * len(key_names)) + ")"
+    return (f"SELECT {select} FROM {name} WHERE ({', '.join(q(k) for k in key_names)}) "
+            f"IN (VALUES {', '.join([one] * n)})")
+

@@ -26,10 +26,10 @@ def register_artifact_stores(register: Any) -> None:
 
 @hookimpl
 def register_orchestrators(register: Any) -> None:
-    """The local orchestrator: runs pipelines in this process."""
+    """The local orchestrator: executes steps in this process."""
     register(
         "local",
         factory="conveyor.plugins.local.orchestrator:LocalOrchestrator",
         config_class=LocalOrchestratorConfig,
-        description="In-process: dependency order, parallel threads, retries, caching",
+        description="In-process: steps inline or in parallel threads",
     )

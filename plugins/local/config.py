@@ -25,11 +25,9 @@ class LocalOrchestratorConfig:
 
     Attributes:
         max_workers: how many independent steps may run at once (threads).
-        cache: whether cached step outputs may be reused at all.
     """
 
     max_workers: int = field(default=1)
-    cache: bool = True
 
     @max_workers.validator
     def _check_workers(self, _attribute: Any, value: int) -> None:

@@ -59,7 +59,7 @@ def test_components_overhead_vs_bare_lightgbm():
 
     def floor():
         train_set = lgb.Dataset(x_train, label=y_train, feature_name=list(
-            signature.feature_names), categorical_feature=cats, params=params)
+            signature.names), categorical_feature=cats, params=params)
         valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set)
         return lgb.train(params, train_set, num_boost_round=config.num_boost_round,
                          valid_sets=[valid_set], callbacks=[lgb.early_stopping(

@@ -57,13 +57,13 @@ def test_backends_json(cli, plugin_manager):
 def test_config_json_shows_sources_and_masks_secrets(cli, tmp_path):
     (tmp_path / "conveyor.toml").write_text(
         '[metadata_store]\nurl = "sqlite:///m.db"\ntoken = "abc123"\n')
-    result = cli.invoke("config", "--json", env={"CONVEYOR_SERVING__PORT": "9999"})
+    result = cli.invoke("config", "--json", env={"CONVEYOR_SERVER__PORT": "9999"})
     data = json.loads(result.output)
     values = {v["key"]: v for v in data["values"]}
     assert values["metadata_store.url"]["source"] == "conveyor.toml"
     assert values["metadata_store.token"]["value"] == "********"
-    assert values["serving.port"] == {"key": "serving.port", "value": 9999,
-                                      "source": "env CONVEYOR_SERVING__PORT"}
+    assert values["server.port"] == {"key": "server.port", "value": 9999,
+                                      "source": "env CONVEYOR_SERVER__PORT"}
     assert "abc123" not in cli.invoke("config").output
 
 
@@ -79,16 +79,41 @@ def test_init_scaffolds_and_refuses_to_overwrite(cli, tmp_path):
     assert cli.invoke("init", "proj", "--force").exit_code == 0
 
 
-def test_scaffolded_project_passes_config_check(cli, tmp_path, monkeypatch):
-    assert cli.invoke("init", "proj").exit_code == 0
-    monkeypatch.chdir(tmp_path / "proj")
+def _expected_default_findings(plugin_manager) -> list[dict]:
+    """An info finding for each default backend no installed plugin provides; no others."""
+    from conveyor.backends import BackendKind
+    from conveyor.config import BACKEND_SECTIONS, DEFAULT_BACKENDS
+
+    catalogue = plugin_manager.catalogue()
+    return [{"check": "config.backend", "subject": section, "severity": "info"}
+            for kind, section in BACKEND_SECTIONS.items()
+            if DEFAULT_BACKENDS[section] not in catalogue.names(BackendKind(kind))]
+
+
+@pytest.mark.parametrize("where", ["empty folder", "scaffolded project"])
+def test_defaults_pass_their_own_check(cli, plugin_manager, tmp_path, monkeypatch, where):
+    if where == "scaffolded project":
+        assert cli.invoke("init", "proj").exit_code == 0
+        monkeypatch.chdir(tmp_path / "proj")
+    else:
+        monkeypatch.chdir(tmp_path)
     result = cli.invoke("config", "check", "--json")
-    findings = json.loads(result.output)
-    configured = {"artifact_store", "metadata_store", "model_registry"}
-    broken = [f for f in findings if f["subject"] in configured]
-    # each configured section either resolves or says exactly which plugin is missing
-    for finding in broken:
-        assert "no " in finding["message"], finding
+    assert result.exit_code == 0, result.output
+    findings = [{k: f[k] for k in ("check", "subject", "severity")}
+                for f in json.loads(result.output)]
+    assert findings == _expected_default_findings(plugin_manager)
+    for finding in json.loads(result.output):
+        assert "(the default; only commands that use a" in finding["message"]
+
+
+def test_a_configured_backend_nobody_provides_fails_the_check(cli, tmp_path, monkeypatch):
+    (tmp_path / "conveyor.toml").write_text('[orchestrator]\nbackend = "nowhere"\n')
+    monkeypatch.chdir(tmp_path)
+    result = cli.invoke("config", "check", "--json")
+    assert result.exit_code == 1
+    mine = [f for f in json.loads(result.output) if f["subject"] == "orchestrator"]
+    assert [f["severity"] for f in mine] == ["error"]
+    assert "no orchestrator backend named 'nowhere'" in mine[0]["message"]
 
 
 def test_conveyor_error_is_one_line_and_a_hint(cli, tmp_path):

@@ -51,17 +51,17 @@ def test_pyproject_without_tool_conveyor_is_ignored(tmp_path):
 
 def test_profiles_deep_merge_over_the_base(tmp_path, monkeypatch):
     (tmp_path / "conveyor.toml").write_text(
-        '[serving]\nbackend = "http"\nport = 8080\nhost = "127.0.0.1"\n'
-        '[profiles.production.serving]\nport = 9000\n'
-        '[profiles.qa.serving]\nport = 7000\n')
+        '[server]\nbackend = "http"\nport = 8080\nhost = "127.0.0.1"\n'
+        '[profiles.production.server]\nport = 9000\n'
+        '[profiles.qa.server]\nport = 7000\n')
     base = Config.load(cwd=tmp_path)
-    assert base.section("serving")["port"] == 8080
+    assert base.section("server")["port"] == 8080
     prod = Config.load(cwd=tmp_path, profile="production")
-    assert prod.section("serving") == {"backend": "http", "port": 9000, "host": "127.0.0.1"}
-    assert prod.sources["serving.port"] == "conveyor.toml [profiles.production]"
-    assert prod.sources["serving.host"] == "conveyor.toml"
+    assert prod.section("server") == {"backend": "http", "port": 9000, "host": "127.0.0.1"}
+    assert prod.sources["server.port"] == "conveyor.toml [profiles.production]"
+    assert prod.sources["server.host"] == "conveyor.toml"
     monkeypatch.setenv("CONVEYOR_PROFILE", "qa")
-    assert Config.load(cwd=tmp_path).section("serving")["port"] == 7000
+    assert Config.load(cwd=tmp_path).section("server")["port"] == 7000
 
 
 def test_builtin_profile_without_table_is_allowed(tmp_path):
@@ -69,21 +69,21 @@ def test_builtin_profile_without_table_is_allowed(tmp_path):
 
 
 def test_unknown_profile_is_an_error_listing_known_ones(tmp_path):
-    (tmp_path / "conveyor.toml").write_text('[profiles.qa.serving]\nport = 1\n')
+    (tmp_path / "conveyor.toml").write_text('[profiles.qa.server]\nport = 1\n')
     with pytest.raises(ConfigError, match="unknown profile 'prod'") as info:
         Config.load(cwd=tmp_path, profile="prod")
     assert "qa" in info.value.hint and "production" in info.value.hint
 
 
 def test_environment_overrides_win_and_are_typed(tmp_path, monkeypatch):
-    (tmp_path / "conveyor.toml").write_text('[serving]\nport = 8080\n')
-    monkeypatch.setenv("CONVEYOR_SERVING__PORT", "9090")
-    monkeypatch.setenv("CONVEYOR_SERVING__HOSTS", '["a", "b"]')
+    (tmp_path / "conveyor.toml").write_text('[server]\nport = 8080\n')
+    monkeypatch.setenv("CONVEYOR_SERVER__PORT", "9090")
+    monkeypatch.setenv("CONVEYOR_SERVER__HOSTS", '["a", "b"]')
     monkeypatch.setenv("CONVEYOR_PLUGIN__SLACK__CHANNEL", "#ml")
     config = Config.load(cwd=tmp_path, profile="production")
-    assert config.section("serving")["port"] == 9090
-    assert config.section("serving")["hosts"] == ["a", "b"]
-    assert config.sources["serving.port"] == "env CONVEYOR_SERVING__PORT"
+    assert config.section("server")["port"] == 9090
+    assert config.section("server")["hosts"] == ["a", "b"]
+    assert config.sources["server.port"] == "env CONVEYOR_SERVER__PORT"
     assert config.plugin_config("slack") == {"channel": "#ml"}
 
 
@@ -120,14 +120,14 @@ def test_unknown_section_names_file_key_and_allowed(tmp_path):
 
 
 def test_invalid_toml_names_the_file(tmp_path):
-    (tmp_path / "conveyor.toml").write_text("[serving\nport = 1\n")
+    (tmp_path / "conveyor.toml").write_text("[server\nport = 1\n")
     with pytest.raises(ConfigError, match="conveyor.toml is not valid TOML"):
         Config.load(cwd=tmp_path)
 
 
 def test_section_must_be_a_table(tmp_path):
-    (tmp_path / "conveyor.toml").write_text('serving = "http"\n')
-    with pytest.raises(ConfigError, match=r"'\$.serving' must be a table"):
+    (tmp_path / "conveyor.toml").write_text('server = "http"\n')
+    with pytest.raises(ConfigError, match=r"'\$.server' must be a table"):
         Config.load(cwd=tmp_path)
 
 

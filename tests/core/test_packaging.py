@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import tomllib
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from conveyor import __version__
+from conveyor.testing import install_in_virtualenv, virtualenv_seeing_this_interpreter
 
 pytestmark = pytest.mark.slow
 
@@ -62,19 +62,20 @@ def test_source_folders_refuse_to_be_imported_by_their_folder_name(repo_root):
         assert f"import '{right}' instead" in result.stderr
 
 
+def test_isolated_venv_finds_conveyor_but_installs_into_itself(tmp_path):
+    python = virtualenv_seeing_this_interpreter(tmp_path / "venv")
+    probe = subprocess.run(
+        [str(python), "-c", "import sys, sysconfig, conveyor; print(sys.prefix); "
+         "print(sysconfig.get_paths()['purelib']); print(conveyor.__version__)"],
+        check=True, capture_output=True, text=True, timeout=60).stdout.split("\n")
+    assert Path(probe[0]) == tmp_path / "venv"
+    assert Path(probe[1]).is_relative_to(tmp_path / "venv")
+    assert probe[2] == __version__
+
+
 def test_third_party_plugin_in_a_fresh_virtualenv(repo_root, tmp_path):
     """Install tests/fixtures/conveyor-hello beside Conveyor and use it like a user would."""
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    plugin_src = tmp_path / "conveyor-hello"
-    subprocess.run(["cp", "-r", str(repo_root / "tests/fixtures/conveyor-hello"),
-                    str(plugin_src)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "-q", str(plugin_src)],
-        check=True, timeout=300, capture_output=True,
-    )
+    python = install_in_virtualenv(repo_root / "tests/fixtures/conveyor-hello", tmp_path / "venv")
     project = tmp_path / "project"
     project.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}

@@ -13,7 +13,7 @@ from conveyor.errors import ConfigError, IntegrityError, NotFoundError
 from conveyor.ml.data import KEY
 from conveyor.ml.errors import DegenerateDataError, ModelLoadError, PredictionInputError
 from conveyor.ml.train import (
-    ModelSignature,
+    Signature,
     TrainConfig,
     TrainedModel,
     load_model,
@@ -25,12 +25,12 @@ from conveyor.ml.train import (
 
 def test_signature_has_order_kinds_and_sorted_category_maps(model, split):
     sig = model.signature
-    assert sig.feature_names == (*[f"f{i:02d}" for i in range(20)], "region", "device", "plan")
+    assert sig.names == (*[f"f{i:02d}" for i in range(20)], "region", "device", "plan")
     assert sig.category_maps["device"] == {"desktop": 0, "mobile": 1, "tablet": 2}
     nullable = {f.name for f in sig.features if f.nullable}
     assert nullable == {"f03", "f07", "f15"}
-    assert ModelSignature.from_json(sig.to_json()) == sig
-    assert model.booster.feature_name() == list(sig.feature_names)
+    assert Signature.from_json(sig.to_json()) == sig
+    assert model.booster.feature_name() == list(sig.names)
 
 
 def test_early_stopping_keeps_the_best_iteration(model, config):
@@ -127,7 +127,7 @@ def test_tampered_or_foreign_model_text_is_refused(model, tmp_path):
         TrainedModel.from_text("\x80\x04pickle", model.signature)
     with pytest.raises(NotFoundError):
         load_model(tmp_path / "nowhere")
-    other = ModelSignature(features=model.signature.features[:3], label="label",
+    other = Signature(features=model.signature.features[:3], label="label",
                            objective="binary")
     with pytest.raises(ModelLoadError, match="do not match"):
         TrainedModel.from_text(model.model_text, other)
@@ -194,7 +194,7 @@ def test_regression_objective(split):
     cfg = TrainConfig(label="f00", objective="regression", exclude=("entity_id", "label"),
                       key=KEY, num_boost_round=30, num_threads=2)
     m = train(split.train, split.validation, cfg)
-    assert "f00" not in m.signature.feature_names
+    assert "f00" not in m.signature.names
     p = predict(m, split.holdout)
     baseline = np.abs(split.holdout["f00"] - split.train["f00"].mean()).mean()
     assert np.mean(np.abs(p - split.holdout["f00"].to_numpy())) < baseline

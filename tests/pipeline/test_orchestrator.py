@@ -11,6 +11,7 @@ from conveyor import hookimpl
 from conveyor.config import Config
 from conveyor.errors import ConveyorError
 from conveyor.pipeline import GateRefused, files, pipeline, step
+from conveyor.runs import run_pipeline
 
 CALLS: dict[str, int] = {}
 
@@ -63,7 +64,7 @@ def configure(app, text: str) -> None:
 
 
 def test_run_records_steps_outputs_metrics_and_lineage(app):
-    result = app.orchestrator.run(numbers)
+    result = run_pipeline(app, numbers)
     assert result.status == "succeeded", result.error
     assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
     assert result.output("summarise") == {"rows": 3, "total": 12}
@@ -79,35 +80,35 @@ def test_run_records_steps_outputs_metrics_and_lineage(app):
 
 
 def test_second_run_is_fully_cached_and_a_parameter_reruns_downstream(app):
-    first = app.orchestrator.run(numbers)
-    again = app.orchestrator.run(numbers)
+    first = run_pipeline(app, numbers)
+    again = run_pipeline(app, numbers)
     assert [o.status for o in again.steps.values()] == ["cached"] * 3
     assert again.output("summarise") == first.output("summarise")
     assert CALLS == {"ingest": 1, "double": 1, "summarise": 1}
-    changed = app.orchestrator.run(numbers, parameters={"factor": 3})
+    changed = run_pipeline(app, numbers, parameters={"factor": 3})
     assert [o.status for o in changed.steps.values()] == ["cached", "succeeded", "succeeded"]
     assert changed.output("summarise") == {"rows": 3, "total": 18}
 
 
 def test_new_data_invalidates_the_cache(app):
-    app.orchestrator.run(numbers)
+    run_pipeline(app, numbers)
     (app.root / "data" / "b.csv").write_text("x\n10\n")
-    result = app.orchestrator.run(numbers)
+    result = run_pipeline(app, numbers)
     assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
     assert result.output("summarise") == {"rows": 4, "total": 32}
 
 
 def test_no_cache_runs_everything(app):
-    app.orchestrator.run(numbers)
-    result = app.orchestrator.run(numbers, use_cache=False)
+    run_pipeline(app, numbers)
+    result = run_pipeline(app, numbers, use_cache=False)
     assert [o.status for o in result.steps.values()] == ["succeeded"] * 3
 
 
 def test_a_deleted_output_is_not_reused(app):
-    first = app.orchestrator.run(numbers)
+    first = run_pipeline(app, numbers)
     key = first.steps["double"].outputs["output"].metadata["key"]
     app.artifacts.delete(key)
-    again = app.orchestrator.run(numbers)
+    again = run_pipeline(app, numbers)
     assert again.steps["double"].status == "succeeded"
 
 
@@ -129,11 +130,11 @@ def flaky_pipeline():
 
 def test_retries_with_backoff(app):
     ATTEMPTS["flaky"] = 0
-    result = app.orchestrator.run(flaky_pipeline)
+    result = run_pipeline(app, flaky_pipeline)
     assert result.status == "succeeded"
     assert result.steps["flaky"].attempts == 3
     ATTEMPTS["flaky"] = -10
-    failing = app.orchestrator.run(flaky_pipeline, use_cache=False)
+    failing = run_pipeline(app, flaky_pipeline, use_cache=False)
     assert failing.status == "failed"
     assert failing.steps["flaky"].attempts == 3
     assert "OSError: transient" in failing.error
@@ -151,7 +152,7 @@ def refusing():
 
 
 def test_conveyor_errors_are_not_retried(app):
-    result = app.orchestrator.run(refusing)
+    result = run_pipeline(app, refusing)
     assert result.status == "failed"
     assert CALLS["refuses"] == 1
     assert result.hint == "fix the data"
@@ -163,15 +164,39 @@ def slow() -> None:
     threading.Event().wait(5)
 
 
+@step
+def after_slow(value: None) -> int:
+    called("after_slow")
+    return 1
+
+
 @pipeline
 def slow_pipeline():
-    slow()
+    after_slow(slow())
 
 
 def test_timeout_fails_the_step(app):
-    result = app.orchestrator.run(slow_pipeline)
+    result = run_pipeline(app, slow_pipeline)
     assert result.status == "failed"
     assert "timed out after 0.2 s" in result.error
+
+
+def test_a_thread_past_its_timeout_is_reported_running_and_nothing_after_it_starts(
+        app, capsys):
+    import time
+
+    begun = time.monotonic()
+    result = run_pipeline(app, slow_pipeline)
+    assert time.monotonic() - begun < 2, "the run waited for the thread"
+    outcome = result.steps["slow"]
+    assert outcome.status == "timed_out"
+    assert "could not be stopped and may still be running" in outcome.error
+    assert "no step after it was started" in outcome.error
+    assert "warning: step 'slow' timed out after 0.2 s" in capsys.readouterr().err
+    assert result.steps["after_slow"].status == "skipped"
+    assert "after_slow" not in CALLS
+    (execution,) = app.metadata.get_run(result.run_id).steps  # after_slow never started
+    assert execution.status == "failed" and "timed out" in execution.error
 
 
 @step
@@ -192,7 +217,7 @@ def gated():
 
 
 def test_gate_refusal_ends_the_run_refused_and_skips_the_rest(app):
-    result = app.orchestrator.run(gated)
+    result = run_pipeline(app, gated)
     assert result.status == "refused"
     assert result.steps["after_gate"].status == "skipped"
     assert "after_gate" not in CALLS
@@ -223,10 +248,10 @@ def resumable():
 
 def test_resume_reuses_the_steps_that_succeeded(app):
     FAIL["on"] = True
-    failed = app.orchestrator.run(resumable, use_cache=False)
+    failed = run_pipeline(app, resumable, use_cache=False)
     assert failed.status == "failed"
     FAIL["on"] = False
-    resumed = app.orchestrator.run(resumable, use_cache=False, resume_from=failed.run_id)
+    resumed = run_pipeline(app, resumable, use_cache=False, resume_from=failed.run_id)
     assert resumed.status == "succeeded"
     assert resumed.steps["first"].status == "cached"
     assert resumed.output("second") == {"a": 1, "b": 2}
@@ -261,7 +286,7 @@ def diamond():
 def test_independent_steps_run_in_parallel_when_asked(app):
     configure(app, "[orchestrator]\nmax_workers = 2\n")
     BARRIER.reset()
-    result = app.orchestrator.run(diamond)
+    result = run_pipeline(app, diamond)
     assert result.status == "succeeded", result.error
     assert result.output("join") == 3
 
@@ -284,7 +309,7 @@ def test_trigger_event_and_lifecycle_hooks(app, register_plugin):
 
     register_plugin(Listener(), "listener")
     event = app.metadata.record_trigger_event("manual", "test")
-    result = app.orchestrator.run(numbers, trigger_event=event.id)
+    result = run_pipeline(app, numbers, trigger_event=event.id)
     assert app.metadata.get_run(result.run_id).trigger_event == event.id
     assert seen == [("run_started", event.id), ("step", "ingest", "succeeded"),
                     ("step", "double", "succeeded"), ("step", "summarise", "succeeded"),
@@ -306,7 +331,7 @@ def numbers_in_memory(data: str = "data/*.csv", factor: int = 2):
 
 
 def test_an_in_memory_output_is_recorded_by_a_derived_fingerprint_and_not_stored(app):
-    result = app.orchestrator.run(numbers_in_memory)
+    result = run_pipeline(app, numbers_in_memory)
     assert result.ok, result.error
     record = result.steps["ingest_in_memory"].outputs["output"]
     assert record.uri == "transient://numbers_in_memory/ingest_in_memory/output"
@@ -316,17 +341,17 @@ def test_an_in_memory_output_is_recorded_by_a_derived_fingerprint_and_not_stored
     assert not any("ingest_in_memory" in key for key in keys)
     assert any("double" in key for key in keys)
     # the same inputs give the same fingerprint; new data gives another
-    again = app.orchestrator.run(numbers_in_memory, use_cache=False)
+    again = run_pipeline(app, numbers_in_memory, use_cache=False)
     assert again.steps["ingest_in_memory"].outputs["output"].fingerprint == record.fingerprint
     (app.root / "data" / "b.csv").write_text("x\n10\n")
-    changed = app.orchestrator.run(numbers_in_memory)
+    changed = run_pipeline(app, numbers_in_memory)
     assert changed.steps["ingest_in_memory"].outputs["output"].fingerprint != record.fingerprint
     assert changed.output("summarise") == {"rows": 4, "total": 32}
 
 
 def test_unchanged_inputs_reuse_an_in_memory_step_without_running_it(app):
-    app.orchestrator.run(numbers_in_memory)
-    again = app.orchestrator.run(numbers_in_memory)
+    run_pipeline(app, numbers_in_memory)
+    again = run_pipeline(app, numbers_in_memory)
     assert [o.status for o in again.steps.values()] == ["cached"] * 3
     assert CALLS == {"ingest_in_memory": 1, "double": 1, "summarise": 1}
     with pytest.raises(ConveyorError, match="kept in memory") as caught:
@@ -335,8 +360,51 @@ def test_unchanged_inputs_reuse_an_in_memory_step_without_running_it(app):
 
 
 def test_a_cache_miss_downstream_recomputes_the_in_memory_value_once(app):
-    app.orchestrator.run(numbers_in_memory)
-    changed = app.orchestrator.run(numbers_in_memory, parameters={"factor": 3})
+    run_pipeline(app, numbers_in_memory)
+    changed = run_pipeline(app, numbers_in_memory, parameters={"factor": 3})
     assert [o.status for o in changed.steps.values()] == ["cached", "succeeded", "succeeded"]
     assert changed.output("summarise") == {"rows": 3, "total": 18}
     assert CALLS == {"ingest_in_memory": 2, "double": 2, "summarise": 2}
+
+
+# -- gates: core turns a failing verdict into the outcome "refused" ------------------------
+
+
+@step(gate=True)
+def judge(passed: bool) -> object:
+    from conveyor.checks import Finding
+    from conveyor.ml.gate import GateVerdict
+
+    called("judge")
+    return GateVerdict(passed=passed, findings=[] if passed else [
+        Finding(check="test.worse", message="the candidate is worse")])
+
+
+@pipeline
+def judged(passed: bool = False):
+    judge(passed)
+    after_gate()
+
+
+def test_a_failing_verdict_refuses_the_run_also_when_reused_from_the_cache(app):
+    first = run_pipeline(app, judged)
+    assert first.status == "refused"
+    assert first.steps["judge"].status == "refused"
+    assert [f.check for f in first.findings] == ["test.worse"]
+    assert "Model gate: FAILED" in first.error
+    assert first.steps["after_gate"].status == "skipped"
+    again = run_pipeline(app, judged)
+    assert again.status == "refused"
+    assert again.steps["judge"].status == "refused"
+    assert [f.check for f in again.findings] == ["test.worse"]
+    assert CALLS == {"judge": 1}, "the stored verdict was reused"
+    passing = run_pipeline(app, judged, parameters={"passed": True})
+    assert passing.ok, passing.error
+    assert CALLS == {"judge": 2, "after_gate": 1}
+
+
+def test_a_gate_step_has_one_output():
+    from conveyor.pipeline import PipelineDefinitionError
+
+    with pytest.raises(PipelineDefinitionError, match="exactly one output"):
+        step(gate=True, outputs=("a", "b"))

@@ -128,3 +128,48 @@ def test_a_plugin_model_check_joins_the_gate(cli, project, register_plugin):
     assert 0.5 < seen["auc"] <= 1.0
     assert seen["incumbent"] is None
     assert json.loads(cli.invoke("models", "list", "--json").output) == []
+
+
+READ_BACK = """
+import json, sys
+from conveyor.app import Conveyor
+from conveyor.runs import load_run_output
+
+app = Conveyor.load()
+run = app.metadata.get_run(sys.argv[1])
+seen = {}
+for execution in run.steps:
+    for name, record in execution.outputs.items():
+        if record.metadata.get("transient"):
+            continue
+        value = load_run_output(app, run.id, execution.name, name)
+        seen[f"{execution.name}.{name}"] = {"type": type(value).__name__,
+                                             "passed": getattr(value, "passed", None)}
+print(json.dumps(seen))
+"""
+
+
+def test_every_stored_output_of_a_run_reads_back_in_a_fresh_process(cli, project):
+    import os
+    import subprocess
+    import sys
+
+    code, summary = run(cli)
+    assert code == 0, summary
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    done = subprocess.run([sys.executable, "-c", READ_BACK, summary["run_id"]], cwd=project,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert {k: v["type"] for k, v in seen.items()} == {
+        "ingest_features.output": "dict",
+        "build_training_set.output": "DataFrame",
+        "validate_data.output": "DataProfile",
+        "train_model.output": "TrainedModel",
+        "evaluate_candidate.output": "Evaluation",
+        "gate.output": "GateVerdict",
+        "register_model.output": "dict",
+        "promote.output": "dict",
+        "materialize_features.output": "dict",
+    }
+    assert seen["gate.output"]["passed"] is True
