@@ -126,7 +126,7 @@ class ModelRegistryContract(RegistryPolicyContract):
         signature = Signature(features=[
             FeatureSpec(name="age", dtype="float64", nullable=False),
             FeatureSpec(name="plan", dtype="category", categories=["basic", "pro"]),
-        ])
+        ], label="churned", objective="binary")
         mv = self._register(
             registry, model_file, run_id="run-1",
             datasets=[DatasetRef(uri="file:///train.parquet", fingerprint="f" * 64,
@@ -142,6 +142,7 @@ class ModelRegistryContract(RegistryPolicyContract):
         assert stored.sha256 == model_file.sha256
         assert stored.signature.names == ("age", "plan")
         assert stored.signature.features[1].categories == ("basic", "pro")
+        assert stored.signature == signature  # the label and objective too
         assert stored.datasets[0].end == start + timedelta(days=30)
         assert stored.governance.owner == "ml-team"
         assert (stored.metrics, stored.params) == ({"auc": 0.91}, {"num_leaves": 31})

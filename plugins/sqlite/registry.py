@@ -21,7 +21,6 @@ from conveyor.interfaces.registry import (
     Approval,
     AuditSnapshot,
     DatasetRef,
-    FeatureSpec,
     Governance,
     ModelSummary,
     ModelVersion,
@@ -76,8 +75,7 @@ class SQLiteRegistryBackend(RegistryBackend):
         gov = new.governance
         gov_json = "{}" if gov == _NO_GOVERNANCE else dumps(
             {k: v for k, v in asdict(gov).items() if k != "approvals"})
-        features = new.signature.features
-        sig_json = dumps([asdict(f) for f in features]) if features else "[]"
+        sig_json = dumps(new.signature.to_dict()) if new.signature.features else "[]"
         metrics_json = dumps(new.metrics) if new.metrics else "{}"
         params_json = dumps(new.params) if new.params else "{}"
         artifact_row = artifact_values(new.artifact_uri, new.sha256, kind="model", at=stamp,
@@ -397,7 +395,7 @@ def _version(row: Sequence[Any], aliases: list[str], approvals: list[Approval],
     stage = ("production" if "production" in aliases else "staging" if "staging" in aliases
              else "archived" if archived else "development")
     governance = Governance(**loads(row[10]), approvals=approvals)
-    signature = Signature(features=[FeatureSpec(**f) for f in loads(row[11])])
+    signature = Signature.from_dict(loads(row[11]))
     return ModelVersion(
         id=f"{row[0]}:{row[1]}", name=row[0], version=row[1], created=parse_ts(row[2]),
         created_by=row[3], artifact_uri=row[4], sha256=row[5], model_format=row[6],
