@@ -27,6 +27,7 @@ from conveyor.interfaces.lineage import (
     node_id,
     parse_node,
 )
+from conveyor.monitoring.result import MonitoringResult
 
 RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled")
 FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
@@ -378,6 +379,24 @@ class MetadataStore(abc.ABC):
     def list_trigger_events(self, *, trigger: str | None = None,
                             limit: int = 50) -> list[TriggerEvent]:
         """Trigger events, newest first."""
+
+    # monitoring results
+
+    @abc.abstractmethod
+    def record_monitoring_result(self, result: MonitoringResult) -> MonitoringResult:
+        """Store a monitoring result; one with the same id replaces it (the window was
+        recomputed, e.g. once more labels arrived), so ids stay unique."""
+
+    @abc.abstractmethod
+    def get_monitoring_result(self, result_id: str) -> MonitoringResult:
+        """One stored result (NotFoundError when absent)."""
+
+    @abc.abstractmethod
+    def list_monitoring_results(self, *, model: str, version: int | None = None,
+                                kind: str | None = None,
+                                limit: int = 50) -> list[MonitoringResult]:
+        """Results of ``model`` (one version, one kind), newest computation first: the
+        drift and performance triggers read the first."""
 
     # lineage
 

@@ -27,6 +27,7 @@ from conveyor.interfaces.metadata import (
 from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig
 from conveyor.plugins.sqlite.definitions import SQLiteDefinitions
 from conveyor.plugins.sqlite.lineage import traverse, write_model
+from conveyor.plugins.sqlite.monitoring import SQLiteMonitoringResults
 from conveyor.plugins.sqlite.registry import PACKAGE
 from conveyor.plugins.sqlite.rows import (
     _ARTIFACT_COLUMNS,
@@ -51,7 +52,7 @@ from conveyor.sqlite import Database, dumps, now, parse_ts, path_from_url, ts
 _OPERATORS = {"<": "<", "<=": "<=", "=": "=", "==": "=", ">=": ">=", ">": ">", "!=": "!="}
 
 
-class SQLiteMetadataStore(SQLiteDefinitions, MetadataStore):
+class SQLiteMetadataStore(SQLiteDefinitions, SQLiteMonitoringResults, MetadataStore):
     """The metadata store on a SQLite file (see :mod:`conveyor.sqlite`).
 
     Attributes:
