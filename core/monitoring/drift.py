@@ -13,7 +13,6 @@ small samples from flagging noise (``docs/monitoring.md``).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -192,6 +191,10 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
                             hint="pass the features, or a reference with such columns")
     rows_cur = cur.select(pl.len()).collect().item()
     rows_ref = profile.row_count if profile is not None else ref.select(pl.len()).collect().item()
+    for side, rows in (("reference", rows_ref), ("current data", rows_cur)):
+        if rows == 0:
+            raise ConveyorError(f"drift: the {side} has no rows",
+                                hint="widen the window (--since / --until)")
     per_batch = max(1, batch_bytes // (8 * max(rows_cur + (0 if ref is None else rows_ref), 1)))
     results: list[FeatureDrift] = []
     for start in range(0, len(names), per_batch):
@@ -268,9 +271,8 @@ def _numeric(name: str, ref: NumericReference, series: pl.Series, t: DriftThresh
         ("ks", significant and d >= t.ks), ("psi", significant and psi >= t.psi),
         ("wasserstein", significant and w is not None and w >= t.wasserstein),
         ("missing", missing_breached)) if hit]
-    edges = [f"{e:.4g}" for e in ref.edges]
-    bins = ([f"<= {edges[0]}"] + [f"({a}, {b}]" for a, b in itertools.pairwise(edges)]
-            + [f"> {edges[-1]}"]) if edges else ["all"]
+    edges = [f"{e:.3g}" for e in ref.edges]  # bin i holds values up to edges[i]
+    bins = [f"<= {e}" for e in edges] + [f"> {edges[-1]}"] if edges else ["all"]
     return FeatureDrift(
         name=name, kind=NUMERIC, rows_reference=ref.rows, rows_current=series.len(),
         missing_reference=before, missing_current=after, test="ks", statistic=d, p_value=p,

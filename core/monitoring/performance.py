@@ -155,7 +155,8 @@ def join_labels(predictions: pl.LazyFrame, labels: pl.LazyFrame | pl.DataFrame, 
                           pl.col(label_time).cast(pl.Datetime("us", "UTC")).alias("_label_at"),
                           pl.col(label).alias("label")).sort("_label_at")
     return predictions.sort("time").join_asof(right, left_on="time", right_on="_label_at",
-                                              by="entity_key", strategy="forward"
+                                              by="entity_key", strategy="forward",
+                                              check_sortedness=False
                                               ).drop("_label_at")
 
 
