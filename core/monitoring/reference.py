@@ -72,20 +72,19 @@ def finite_sorted(series: pl.Series) -> np.ndarray:
     import polars as pl
 
     values = series.cast(pl.Float64).to_numpy()  # nulls become NaN
-    values = values[np.isfinite(values)]
-    values.sort()
-    return values
+    finite = np.isfinite(values)
+    return np.sort(values if finite.all() else values[finite])
 
 
 def numeric_from_sample(series: pl.Series) -> NumericReference:
     """The reference of a numeric column from its sample."""
     import numpy as np
 
-    from conveyor.monitoring.stats import bin_shares
+    from conveyor.monitoring.stats import bin_shares, sorted_quantiles
 
     values = finite_sorted(series)
     if values.size:
-        edges = np.unique(np.quantile(values, DECILES))
+        edges = np.unique(sorted_quantiles(values, DECILES))
         shares = bin_shares(values, edges)
         std = float(values.std(ddof=1)) if values.size > 1 else 0.0
     else:

@@ -10,6 +10,7 @@ first (``docs/monitoring.md``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -105,16 +106,20 @@ def ks_2samp(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     # one search of the reference in the current sample finds both (half the work of
     # evaluating both CDFs at every point of both samples).
     upto = np.searchsorted(current, reference, "right")  # current values <= r
-    below = upto.copy()  # current values < r: differs only where current has r itself
-    tied = (upto > 0) & (current[np.maximum(upto - 1, 0)] == reference)
-    below[tied] = np.searchsorted(current, reference[tied], "left")
+    tied = current[np.maximum(upto - 1, 0)] == reference
+    tied &= upto > 0
+    below = upto  # current values < r: differs only where current has r itself
+    if tied.any():
+        below = upto.copy()
+        below[tied] = np.searchsorted(current, reference[tied], "left")
+    ref_cdf = np.arange(1, n + 1) / n  # at the i-th reference value, without ties
+    at = ref_cdf - upto / m
+    before = (ref_cdf - 1.0 / n) - below / m
     change = reference[1:] != reference[:-1]
-    last = np.append(change, True)  # the last of a run of equal reference values
-    first = np.insert(change, 0, True)
-    index = np.arange(n)
-    at = np.abs((index[last] + 1) / n - upto[last] / m).max()
-    before = np.abs(index[first] / n - below[first] / m).max()
-    d = float(max(at, before))
+    if not change.all():  # equal reference values: the CDF is the last one's, and steps
+        at = at[np.append(change, True)]  # only before the first of them
+        before = before[np.insert(change, 0, True)]
+    d = float(max(np.abs(at).max(), np.abs(before).max()))
     return d, kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)
 
 
@@ -144,6 +149,16 @@ def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) 
     e = np.clip(np.asarray(expected, dtype=float), epsilon, None)
     a = np.clip(np.asarray(actual, dtype=float), epsilon, None)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def sorted_quantiles(sorted_values: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """Quantiles of a sorted sample (``np.quantile``'s linear rule, without re-sorting)."""
+    import numpy as np
+
+    pos = np.asarray(levels, dtype=float) * (sorted_values.size - 1)
+    low = np.floor(pos).astype(int)
+    high = np.minimum(low + 1, sorted_values.size - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def bin_shares(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:

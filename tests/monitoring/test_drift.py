@@ -19,8 +19,14 @@ REPETITIONS = 100
 
 def test_no_drift_at_a_million_rows_flags_at_most_five_percent_of_features() -> None:
     rng = np.random.default_rng(11)
-    reference, current = frame(rng, 1_000_000, numeric=19), frame(rng, 1_000_000, numeric=19)
-    report = compare(reference, current)
+
+    def draw() -> pl.DataFrame:  # float32 draws: half the time of float64 ones
+        plan = frame(rng, 1_000_000, numeric=1).drop("x0")
+        return plan.with_columns(pl.Series(f"x{i}", rng.standard_normal(1_000_000,
+                                                                        dtype=np.float32))
+                                 for i in range(19))
+
+    report = compare(draw(), draw())
     assert len(report.features) == 20
     assert len(report.drifted_features) <= 1  # 5 % of 20
     assert not report.drifted
