@@ -116,7 +116,7 @@ def monitor_drift(app: Any, model: str, *, version: int | None = None, kind: str
         raise ConveyorError(f"unknown drift kind {kind!r}", hint="drift or skew")
     mv = resolve_model(app, model, version)
     start, end = _window(since, until)
-    features = list(mv.signature.names) or None
+    features: list[str] | None = list(mv.signature.names) or None
     current = _features(app, mv, start, end)
     if kind == "skew":
         reference: Any = load_registered_profile(app, mv)
@@ -127,6 +127,12 @@ def monitor_drift(app: Any, model: str, *, version: int | None = None, kind: str
     else:
         reference = _features(app, mv, start - (end - start), start)
         source = f"log {start - (end - start):%Y-%m-%dT%H:%M}..{start:%Y-%m-%dT%H:%M}"
+    known = (reference.names if kind == "skew"
+             else reference.collect_schema().names())
+    # a model input the reference never had (the profile was taken before feature
+    # joins, or the log lacks a column) is reported, not compared
+    not_compared = [n for n in features or () if n not in known]
+    features = [n for n in features or known if n in known]
     report = compare(reference, current, features=features, thresholds=thresholds,
                      wasserstein=wasserstein, progress=progress)
     result = MonitoringResult(
@@ -135,7 +141,8 @@ def monitor_drift(app: Any, model: str, *, version: int | None = None, kind: str
         rows=report.rows_current, scores=report.scores(), breached=report.breached(),
         details={"reference": source, "reference_rows": report.rows_reference,
                  "drifted_features": list(report.drifted_features),
-                 "skipped": list(report.skipped), "thresholds": _plain(report.thresholds)},
+                 "skipped": list(report.skipped), "not_compared": not_compared,
+                 "thresholds": _plain(report.thresholds)},
         created=datetime.now(UTC))
     _store(app, result, "on_drift_detected", DriftDetected(
         model=mv.name, version=mv.version, features=report.drifted_features,

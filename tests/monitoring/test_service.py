@@ -24,7 +24,8 @@ from ._data import frame, probability, scores
 DAY = timedelta(days=1)
 START = datetime(2024, 3, 1, tzinfo=UTC)
 SIGNATURE = Signature(features=[FeatureSpec(name=n, dtype="float64") for n in ("x0", "x1", "x2")]
-                      + [FeatureSpec(name="plan", dtype="string")],
+                      + [FeatureSpec(name="plan", dtype="string"),
+                         FeatureSpec(name="joined", dtype="float64")],  # never logged
                       label="churned", objective="binary")
 
 
@@ -95,6 +96,7 @@ def test_drift_between_weeks_is_stored_and_fires_the_event(conveyor_app: Any, tm
     assert "ks.x0" in result.breached
     assert {name.split(".", 1)[1] for name in result.breached} == {"x0"}
     assert monitored.report.rows_reference == 28_000
+    assert result.details["not_compared"] == ["joined"]
     assert conveyor_app.metadata.list_monitoring_results(model="churn", kind="drift") == [result]
     (event,) = events.seen
     assert event.features == ("x0",) and event.result_id == result.id
@@ -113,6 +115,7 @@ def test_skew_against_the_training_profile(conveyor_app: Any, tmp_path: Path) ->
     assert "ks.x0" in after.result.breached
     assert {name.split(".", 1)[1] for name in after.result.breached} == {"x0"}
     assert after.report.reference == "profile"
+    assert after.result.details["not_compared"] == ["joined"]
     assert after.result.details["reference"] == conveyor_app.registry.get("churn", 1).profile_uri
     assert after.result.id != monitor_drift(conveyor_app, "churn", since=until - 7 * DAY,
                                             until=until).result.id
