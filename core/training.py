@@ -148,13 +148,47 @@ def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
 
 @step(outputs=("train", "validation", "holdout"), persist=False)
 def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
-               fractions: list | None = None) -> tuple:
-    """Split by time: every training row precedes every validation and holdout row."""
+               fractions: list | None = None, cutoffs: list | None = None) -> tuple:
+    """Split by time: every training row precedes every validation and holdout row.
+
+    ``cutoffs`` ``[T1, T2]`` (ISO dates or datetimes) split explicitly: training
+    before ``T1``, validation from ``T1`` to before ``T2``, holdout from ``T2`` on.
+    Without them the cutoffs fall at the cumulative ``fractions`` of the rows.
+    """
     from conveyor.ml.split import split_by_time
 
-    parts = split_by_time(data, timestamp=timestamp,
+    bounds: list[Any] = [None, None]
+    if cutoffs is not None:
+        bounds = [_instant(c, "cutoffs") for c in cutoffs]
+        if len(bounds) != 2 or bounds[0] >= bounds[1]:
+            raise ConveyorError(f"split_data cutoffs {cutoffs!r} are not two increasing "
+                                "instants", hint='give cutoffs=["2024-02-01", "2024-03-01"]: '
+                                "validation starts at the first, holdout at the second")
+        zone = getattr(data.schema.get(timestamp), "time_zone", None)
+        if zone:  # naive cutoffs are in the column's zone
+            from zoneinfo import ZoneInfo
+
+            bounds = [b if b.tzinfo else b.replace(tzinfo=ZoneInfo(zone)) for b in bounds]
+    parts = split_by_time(data, timestamp=timestamp, validation_start=bounds[0],
+                          holdout_start=bounds[1],
                           fractions=tuple(fractions or (0.7, 0.15, 0.15)))
     return parts.train, parts.validation, parts.holdout
+
+
+def _instant(value: Any, what: str) -> Any:
+    """A datetime from an ISO string (or a date/datetime as it is)."""
+    from datetime import date, datetime
+
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConveyorError(f"{what}: {value!r} is not a date or time",
+                            hint='write ISO dates such as "2024-02-01" or '
+                            '"2024-02-01T00:00:00"') from None
 
 
 @step
@@ -234,7 +268,10 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     from conveyor.interfaces.registry import DatasetRef, Governance
 
     app = ctx.app
-    existing = [v for v in app.registry.list_versions(model_name) if v.sha256 == model.sha256] \
+    # a version is the same model only with the same text AND signature (category maps
+    # included): one text trained with another signature predicts differently
+    existing = [v for v in app.registry.list_versions(model_name)
+                if v.sha256 == model.sha256 and v.signature == model.signature] \
         if model_name in {m.name for m in app.registry.list_models()} else []
     if existing:
         version = existing[0]
@@ -242,8 +279,11 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
         base = f"models/{model_name}/{model.sha256}"
         model_info = _put_once(app.artifacts, f"{base}/model.txt", model.model_text.encode(),
                                "text/plain")
-        profile_info = _put_once(app.artifacts, f"{base}/profile.json",
-                                 profile.to_json().encode(), "application/json")
+        profile_json = profile.to_json().encode()
+        # content-named: a key shared by two runs always holds the same bytes
+        profile_info = _put_once(app.artifacts,
+                                 f"models/{model_name}/profiles/{_sha256(profile_json)}.json",
+                                 profile_json, "application/json")
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)
@@ -251,7 +291,10 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                 continue
             uri, fingerprint = record.uri, record.fingerprint
             if is_transient(record):
-                stored = _put_once(app.artifacts, f"{base}/{role}.parquet", frame)
+                # named by the record's fingerprint (its producing step's cache key)
+                stored = _put_once(app.artifacts,
+                                   f"models/{model_name}/data/{fingerprint}/{role}.parquet",
+                                   frame)
                 uri, fingerprint = stored.uri, stored.sha256
             times = frame.get_column(timestamp) if timestamp in frame.columns else None
             datasets.append(DatasetRef(
@@ -272,6 +315,12 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
         run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
     ctx.log_metrics({"registered_version": version.version})
     return {"model": model_name, "version": version.version, "sha256": version.sha256}
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _put_once(store: Any, key: str, data: Any, media_type: str | None = None) -> Any:
