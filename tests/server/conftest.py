@@ -176,9 +176,7 @@ def rich_signature(*, extra: bool = False) -> Any:
 def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: str | None =
                         HTTP_ALIAS, corrupt: bool = False) -> Any:
     """Train, register (with its signature) and, with ``alias``, promote a model; with
-    ``corrupt`` the stored bytes do not match the SHA-256 the registry records."""
-    import hashlib
-
+    ``corrupt`` the stored bytes no longer match the SHA-256 the registry records."""
     import lightgbm as lgb
     import numpy as np
 
@@ -194,9 +192,16 @@ def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: 
     text = booster.model_to_string().encode()
     key = f"models/{HTTP_MODEL}/{seed}-{int(extra)}-{int(corrupt)}/model.txt"
     info = app.artifacts.put_bytes(key, text, media_type="text/plain")
-    sha = hashlib.sha256(b"not these bytes").hexdigest() if corrupt else info.sha256
-    version = app.registry.register(HTTP_MODEL, artifact_uri=info.uri, sha256=sha,
+    version = app.registry.register(HTTP_MODEL, artifact_uri=info.uri, sha256=info.sha256,
                                     signature=signature, actor="test")
+    if corrupt:  # the stored bytes change behind the registry's back
+        import os
+        from urllib.parse import urlsplit
+
+        path = urlsplit(info.uri).path
+        os.chmod(path, 0o600)
+        with open(path, "wb") as fh:
+            fh.write(text[: len(text) // 2])
     if alias is not None:
         app.registry.set_alias(HTTP_MODEL, alias, version.version, actor="test",
                                reason="test", force=True)
