@@ -106,26 +106,17 @@ class ModelSlot:
     def _resolve(self) -> ModelVersion | None:
         return self.app.registry.resolve(self.name, self.alias)
 
-    def _feed(self) -> Any:
-        return getattr(self.app.registry, "changes_since", None)
-
     def _latest_change(self) -> int:
-        feed = self._feed()
-        if feed is None:
-            return 0
         cursor = self._cursor
         while True:
-            changes = feed(cursor, model=self.name, limit=1000)
+            changes = self.app.registry.changes_since(cursor, model=self.name, limit=1000)
             if not changes:
                 return cursor
             cursor = changes[-1].id
 
     def _moved(self) -> bool:
         """Whether the alias moved since the last poll (one change-feed query)."""
-        feed = self._feed()
-        if feed is None:  # a registry without a change feed: compare the alias itself
-            return True
-        changes = feed(self._cursor, model=self.name, limit=1000)
+        changes = self.app.registry.changes_since(self._cursor, model=self.name, limit=1000)
         if changes:
             self._cursor = changes[-1].id
         return any(c.alias == self.alias for c in changes)
