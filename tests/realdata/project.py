@@ -139,7 +139,7 @@ def duckdb_reference(root: Path):
     for name in ("flights", "weather", "carriers", "aircraft"):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
                     f"'{root / 'data'}/{name}-*.parquet')")
-    frame = con.execute(
+    frame = con.sql(
         DUCKDB_REFERENCE.replace("w.temp, w.precip", "w.obs_time, w.temp, w.precip")
         .replace("c.delay_rate", "c.day, c.delay_rate")).to_arrow_table()
     frame = pl.from_arrow(frame)
