@@ -224,15 +224,15 @@ def _refusal(app: Any, config: TriggerBinding, pipeline: str, last: TriggerEvent
 
 
 def _pipeline_name(app: Any, config: TriggerBinding) -> str:
-    from conveyor.cli.run import resolve_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
 
     return resolve_pipeline(app.config, config.pipeline)[0]
 
 
 def _recorded_names(app: Any, config: TriggerBinding, pipeline: str) -> list[str]:
     """The names runs of the bound pipeline are recorded under (the @pipeline's name)."""
-    from conveyor.cli.run import resolve_pipeline
     from conveyor.pipeline import load_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
 
     _, target, _ = resolve_pipeline(app.config, config.pipeline)
     return list(dict.fromkeys([load_pipeline(target).name, pipeline]))
