@@ -101,7 +101,7 @@ class NewDataTrigger(Trigger):
         for path, info in found.items():
             relative = path[len(root):].lstrip("/")
             names = relative.split("/")
-            if info.get("type") == "directory" or any(n[:1] in "._" for n in names):
+            if info.get("type") == "directory" or any(n[:1] in (".", "_") for n in names):
                 continue
             if fnmatch.fnmatch(relative, self.config.pattern):
                 files.append((path, int(info.get("size") or 0), _mtime(info)))
