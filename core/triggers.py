@@ -52,6 +52,8 @@ STATUSES = ("fired", "not_due", "disabled", "cooldown", "running", "duplicate")
 #: How many recent events are searched for the last firing when the newest event
 #: does not point at it (events recorded by something other than this module).
 _SEARCH_WINDOW = 200
+#: How many of the newest events are read for a firing before trusting a pointer.
+_RECENT = 20
 #: How long a lease lasts unless renewed (the watcher renews it every third of that).
 DEFAULT_LEASE_TTL = timedelta(minutes=2)
 
@@ -136,13 +138,20 @@ def decided_at(event: TriggerEvent) -> datetime:
 
 
 def last_fired(metadata: MetadataStore, name: str) -> TriggerEvent | None:
-    """The newest event of trigger ``name`` that fired, or ``None`` (one or two lookups)."""
-    newest = metadata.list_trigger_events(trigger=name, limit=1)
-    if not newest:
+    """The newest event of trigger ``name`` that fired, or ``None``.
+
+    The newest few events are read first: a refusal records the firing its process
+    saw, which another process may have overtaken meanwhile, so a firing among them
+    wins over that pointer.  Older firings are found through the newest refusal's
+    pointer, else in a wider window.
+    """
+    recent = metadata.list_trigger_events(trigger=name, limit=_RECENT)
+    for event in recent:
+        if event.fired:
+            return event
+    if not recent:
         return None
-    if newest[0].fired:
-        return newest[0]
-    meta = newest[0].details.get("conveyor")
+    meta = recent[0].details.get("conveyor")
     if isinstance(meta, dict) and "last_fired" in meta:
         if meta["last_fired"] is None:
             return None

@@ -35,7 +35,8 @@ from conveyor.watch.launch import Launch, launch, pending
 
 log = logging.getLogger("conveyor.watch")
 
-#: Most firings one trigger may catch up in one tick; the rest wait for the next.
+#: Most firings one trigger may catch up in one tick; the rest wait for the next
+#: (as they do once a burst outlasts one interval, so other triggers get their turn).
 MAX_BURST = 1000
 
 
@@ -56,6 +57,8 @@ class Watcher:
         names: the triggers to watch (default every configured one).
         holder: this watcher's unique name, stored on its leases.
         stop: set to end the loop after the current run (SIGTERM sets it).
+        until: the watcher's time stops there: later evaluations happen at ``until``
+            (set by :meth:`run`).
     """
 
     app: Any
@@ -66,6 +69,12 @@ class Watcher:
     holder: str = field(factory=new_holder)
     stop: threading.Event = field(factory=threading.Event)
     launches: list[Launch] = field(factory=list)
+    until: datetime | None = None
+
+    def now(self) -> datetime:
+        """The clock's time, held at ``until``."""
+        now = self.clock.now()
+        return now if self.until is None else min(now, self.until)
 
     def triggers(self) -> list[str]:
         return list(self.names) or trigger_names(self.app)
@@ -82,7 +91,7 @@ class Watcher:
     def _tick_one(self, name: str) -> list[TriggerOutcome]:
         from conveyor.runs.resolve import resolve_pipeline
 
-        now = self.clock.now()
+        now = began = self.now()  # each evaluation below reads the clock again
         config = binding(self.app, name)
         outcomes: list[TriggerOutcome] = []
         if config.enabled:
@@ -95,13 +104,15 @@ class Watcher:
                 self._log(name, "resumed", resumed.reason)
                 self._start(resumed)
         for _ in range(MAX_BURST):
+            now = self.now()
             outcome = evaluate(self.app, name, now, holder=self.holder, lease_ttl=self.lease_ttl)
             outcomes.append(outcome)
             self._log(name, outcome.status, outcome.reason)
             if not outcome.fired:
                 break
             self._start(outcome)
-            if self.stop.is_set():
+            if self.stop.is_set() or (self.now() != self.until
+                                      and self.now() - began >= self.interval):
                 break
         self.app.metadata.put_watch_state(name, {
             "last_tick": now.isoformat(), "status": outcomes[-1].status,
@@ -119,18 +130,24 @@ class Watcher:
 
     def _log(self, name: str, status: str, reason: str) -> None:
         level = logging.DEBUG if status == "not_due" else logging.INFO
-        log.log(level, "%s trigger %s: %s: %s", self.clock.now().isoformat(timespec="seconds"),
+        log.log(level, "%s trigger %s: %s: %s", self.now().isoformat(timespec="seconds"),
                 name, status, reason)
 
     def run(self, *, once: bool = False, until: datetime | None = None) -> None:
-        """Tick until stopped (SIGTERM: the current run finishes first), once, or ``until``."""
+        """Tick until stopped (SIGTERM: the current run finishes first), once, or until a
+        tick started at ``until`` or later."""
         previous = _on_sigterm(self.stop)
+        self.until = until
         try:
             while not self.stop.is_set():
+                began = self.now()
                 self.tick()
-                if once or (until is not None and self.clock.now() >= until):
+                if once or (until is not None and began >= until):
                     break
-                if self.clock.wait(self.interval.total_seconds(), self.stop):
+                pause = self.interval.total_seconds()
+                if until is not None:
+                    pause = min(pause, max((until - self.clock.now()).total_seconds(), 0.0))
+                if self.clock.wait(pause, self.stop):
                     break
         finally:
             if previous is not None:
