@@ -29,6 +29,7 @@ from conveyor.interfaces.lineage import (
     node_id,
     parse_node,
 )
+from conveyor.monitoring.result import MonitoringResult
 
 RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled", "interrupted")
 FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
@@ -422,6 +423,24 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def get_watch_state(self, name: str) -> WatchState | None:
         """The watcher state stored under ``name``, or ``None``."""
+
+    # monitoring results
+
+    @abc.abstractmethod
+    def record_monitoring_result(self, result: MonitoringResult) -> MonitoringResult:
+        """Store a monitoring result; one with the same id replaces it (the window was
+        recomputed, e.g. once more labels arrived), so ids stay unique."""
+
+    @abc.abstractmethod
+    def get_monitoring_result(self, result_id: str) -> MonitoringResult:
+        """One stored result (NotFoundError when absent)."""
+
+    @abc.abstractmethod
+    def list_monitoring_results(self, *, model: str, version: int | None = None,
+                                kind: str | None = None,
+                                limit: int = 50) -> list[MonitoringResult]:
+        """Results of ``model`` (one version, one kind), newest computation first: the
+        drift and performance triggers read the first."""
 
     # lineage
 

@@ -28,6 +28,7 @@ from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig
 from conveyor.plugins.sqlite.definitions import SQLiteDefinitions
 from conveyor.plugins.sqlite.leases import SQLiteLeases
 from conveyor.plugins.sqlite.lineage import traverse, write_model
+from conveyor.plugins.sqlite.monitoring import SQLiteMonitoringResults
 from conveyor.plugins.sqlite.registry import PACKAGE
 from conveyor.plugins.sqlite.rows import (
     _ARTIFACT_COLUMNS,
@@ -52,7 +53,8 @@ from conveyor.sqlite import Database, dumps, now, parse_ts, path_from_url, ts
 _OPERATORS = {"<": "<", "<=": "<=", "=": "=", "==": "=", ">=": ">=", ">": ">", "!=": "!="}
 
 
-class SQLiteMetadataStore(SQLiteDefinitions, SQLiteLeases, MetadataStore):
+class SQLiteMetadataStore(SQLiteDefinitions, SQLiteLeases, SQLiteMonitoringResults,
+                          MetadataStore):
     """The metadata store on a SQLite file (see :mod:`conveyor.sqlite`).
 
     Attributes:
