@@ -103,13 +103,18 @@ def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
     meta.close()
 
 
-def test_sigkill_mid_run_then_restart(tmp_path):
+def watch_a_long_run(tmp_path: Path, *args: str) -> tuple[Path, Path, subprocess.Popen, str]:
+    """A watcher running a yearly tick's run that lasts until ``hold`` is removed."""
     root = make_project(tmp_path / "p", '[triggers.yearly]\nbackend = "cron"\n'
                         'schedule = "0 0 1 1 *"\npipeline = "training"\n')
     hold = tmp_path / "hold"
     hold.touch()
-    first = watch(root, "--interval", "1s", "--lease-ttl", "2s", hold=hold)
-    run_id = wait_for_running(root)
+    proc = watch(root, "--interval", "1s", *args, hold=hold)
+    return root, hold, proc, wait_for_running(root)
+
+
+def test_sigkill_mid_run_then_restart(tmp_path):
+    root, hold, first, run_id = watch_a_long_run(tmp_path, "--lease-ttl", "2s")
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     hold.unlink()
@@ -117,7 +122,7 @@ def test_sigkill_mid_run_then_restart(tmp_path):
     lease = meta.get_lease("pipeline:training")
     assert lease is not None
     assert meta.get_run(run_id).status == "running", "nobody recorded the end"
-    # a restart before the lease lapsed leaves the run alone and starts nothing
+    # once the lease lapsed, a restart records the run interrupted and starts nothing
     time.sleep(max(0.0, (lease.expires - datetime.now(UTC)).total_seconds()) + 0.2)
     again = watch(root, "--once", "--lease-ttl", "2s")
     _, err = again.communicate(timeout=60)
@@ -134,12 +139,7 @@ def test_sigkill_mid_run_then_restart(tmp_path):
 
 
 def test_sigterm_lets_the_running_pipeline_finish(tmp_path):
-    root = make_project(tmp_path / "p", '[triggers.yearly]\nbackend = "cron"\n'
-                        'schedule = "0 0 1 1 *"\npipeline = "training"\n')
-    hold = tmp_path / "hold"
-    hold.touch()
-    proc = watch(root, "--interval", "1s", hold=hold)
-    run_id = wait_for_running(root)
+    root, hold, proc, run_id = watch_a_long_run(tmp_path)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     assert proc.poll() is None, "it waits for the run"
