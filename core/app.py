@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from conveyor.interfaces import (
         FeatureStore,
         MetadataStore,
-        ModelRegistry,
         OnlineStore,
         Orchestrator,
         Server,
         Trigger,
     )
+    from conveyor.registry import ModelRegistry
 
 
 @define
@@ -123,7 +123,14 @@ class Conveyor:
 
     @property
     def registry(self) -> ModelRegistry:
-        return self.backend(BackendKind.MODEL_REGISTRY)
+        """Core's registry (every rule) over the backend ``[model_registry]`` selects."""
+        with self._lock:
+            if "conveyor.registry" not in self._backends:
+                from conveyor.registry import ModelRegistry
+
+                backend = self.backend(BackendKind.MODEL_REGISTRY)
+                self._backends["conveyor.registry"] = ModelRegistry(backend, app=self)
+            return self._backends["conveyor.registry"]
 
     @property
     def features(self) -> FeatureStore:

@@ -59,6 +59,7 @@ SECTIONS: dict[str, str] = {
     "profiles": "named overrides: [profiles.<name>.<section>]",
     "triggers": "named retraining triggers: [triggers.<name>] backend = ..., pipeline = ...",
     "pipelines": "named pipelines: [pipelines.<name>] target = \"module:function\"",
+    "promotion": "the promotion rule of each alias: auto, approval or never",
     **{section: f"the {kind.replace('_', ' ')} backend" for kind, section in
        BACKEND_SECTIONS.items()},
 }

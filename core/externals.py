@@ -113,6 +113,7 @@ class ModelState(External):
             "aliases": app.registry.aliases(self.model),
             "approvals": sorted((v.version, a.by) for v in app.registry.list_versions(self.model)
                                 for a in v.governance.approvals),
+            "promotion": app.registry.policy.rules,  # a changed [promotion] reruns it too
         }
         return hashlib.sha256(canonical_json(state).encode()).hexdigest()
 

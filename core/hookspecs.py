@@ -58,10 +58,11 @@ def register_metadata_stores(register: Register) -> None:
 
 @hookspec
 def register_model_registries(register: Register) -> None:
-    """Register model registries (:class:`conveyor.interfaces.ModelRegistry`).
+    """Register model-registry backends (:class:`conveyor.interfaces.RegistryBackend`).
 
-    A registry keeps model versions, aliases/stages, approvals and an append-only
-    audit log; moving an alias is atomic.  Collect-all.
+    A backend stores model versions, aliases, verdicts, approvals and an append-only
+    audit log (an alias moves by one atomic compare-and-set); core's
+    ``conveyor.registry.ModelRegistry`` enforces every rule over it.  Collect-all.
     """
 
 

@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from conveyor.ml.profile import DataProfile
     from conveyor.ml.train import TrainedModel
 
-PROMOTION_POLICIES = ("auto", "approval", "never")
-
-
 # -- steps -------------------------------------------------------------------------------------
 
 
@@ -293,38 +290,18 @@ def _put_once(store: Any, key: str, data: Any, media_type: str | None = None) ->
 
 
 @step
-def promote(ctx: StepContext, registered: dict, state: str, *, staging: str = "auto",
-            production: str = "auto") -> dict:
-    """Move aliases by policy: ``auto``, ``approval`` (only once approved) or ``never``.
+def promote(ctx: StepContext, registered: dict, state: str) -> dict:
+    """Move aliases by the project's one promotion policy, ``[promotion]`` in config.
 
-    ``state`` is ``model_state(model)``: the step reruns when an alias moves or an
-    approval is recorded, and is reused from cache otherwise.
+    Each alias's rule is ``auto`` (moved now, when the evidence allows),
+    ``approval`` (moved only once someone approved the version) or ``never``;
+    ``production`` also needs the passing verdict ``register_model`` recorded.
+    ``state`` is ``model_state(model)``: the step reruns when an alias moves, an
+    approval is recorded or the rules change, and is reused from cache otherwise.
     """
-    app = ctx.app
     name, number = registered["model"], registered["version"]
     if state != name:
         raise ConveyorError(f"promote got the state of model {state!r} for model {name!r}",
                             hint="pass model_state(model) of the registered model")
-    moved: dict[str, str] = {}
-    for alias, policy in (("staging", staging), ("production", production)):
-        if policy not in PROMOTION_POLICIES:
-            raise ConveyorError(f"promotion policy {policy!r} for {alias} is unknown",
-                                hint=f"use one of: {', '.join(PROMOTION_POLICIES)}")
-        current = app.registry.resolve(name, alias)
-        if current is not None and current.version == number:
-            moved[alias] = "already"
-            continue
-        if policy == "never":
-            moved[alias] = "not promoted (policy: never)"
-            continue
-        if policy == "approval":
-            version = app.registry.get(name, number)
-            if not version.governance.approvals:
-                moved[alias] = (f"awaiting approval: conveyor models approve {name} {number} "
-                                f"--by WHO, then conveyor models promote {name} {number} "
-                                f"--to {alias}")
-                continue
-        app.registry.set_alias(name, alias, number, actor=f"run {ctx.run_id}",
-                               reason=f"policy {policy} after a passing gate")
-        moved[alias] = "promoted"
+    moved = ctx.app.registry.promote_by_policy(name, number, actor=f"run {ctx.run_id}")
     return {"model": name, "version": number, "aliases": moved}

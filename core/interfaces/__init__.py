@@ -18,8 +18,8 @@ from conveyor.interfaces.orchestrator import Orchestrator
 from conveyor.interfaces.registry import (
     AliasChange,
     Approval,
-    ModelRegistry,
     ModelVersion,
+    RegistryBackend,
     ValidationVerdict,
 )
 from conveyor.interfaces.server import Server
@@ -33,10 +33,10 @@ __all__ = [
     "FeatureStore",
     "LineageGraph",
     "MetadataStore",
-    "ModelRegistry",
     "ModelVersion",
     "OnlineStore",
     "Orchestrator",
+    "RegistryBackend",
     "Run",
     "Server",
     "StepExecution",

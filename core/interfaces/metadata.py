@@ -4,51 +4,33 @@ The values a store hands out are frozen attrs classes defined here; the module
 imports nothing heavier than attrs, so interfaces and values can be used by
 commands that must start fast.
 
-Lineage nodes are addressed by typed ids (:func:`node_id`):
-
-* ``artifact:<id>``: a recorded artifact (a URI plus its fingerprint),
-* ``run:<id>`` and ``step:<id>``: a pipeline run and one of its step executions,
-* ``trigger:<id>``: the trigger event that caused a run,
-* ``model:<name>:<version>``: a registered model version.
-
-Edges point in the direction data flows (``src`` is upstream of ``dst``).
+Lineage values (nodes, edges, graphs, model records) live in
+:mod:`conveyor.interfaces.lineage` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from attrs import Factory, field, frozen
+
+from conveyor.interfaces.lineage import (
+    NODE_KINDS,
+    Direction,
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    ModelRecord,
+    node_id,
+    parse_node,
+)
 
 RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled")
 FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
 STEP_STATUSES = ("running", "succeeded", "failed", "cached", "skipped")
-NODE_KINDS = ("artifact", "run", "step", "trigger", "model")
-Direction = Literal["upstream", "downstream"]
-
-_NODE = re.compile(r"^(artifact|run|step|trigger|model):(.+)$")
-
-
-def node_id(kind: str, *parts: object) -> str:
-    """The lineage id of a node: ``node_id("model", "churn", 3) == "model:churn:3"``."""
-    if kind not in NODE_KINDS:
-        raise ValueError(f"unknown lineage node kind {kind!r}; one of {', '.join(NODE_KINDS)}")
-    return ":".join([kind, *(str(p) for p in parts)])
-
-
-def parse_node(node: str) -> tuple[str, str]:
-    """``"model:churn:3" -> ("model", "churn:3")``; ValueError for a malformed id."""
-    match = _NODE.match(node)
-    if match is None:
-        raise ValueError(
-            f"{node!r} is not a lineage node id; use artifact:ID, run:ID, step:ID, "
-            "trigger:ID or model:NAME:VERSION"
-        )
-    return match.group(1), match.group(2)
 
 
 # -- values ---------------------------------------------------------------------------
@@ -229,74 +211,6 @@ class Run:
 
 
 @frozen(kw_only=True)
-class LineageNode:
-    """A node of a lineage graph.
-
-    Attributes:
-        id: typed id (``run:...``, ``artifact:...``, ``model:name:3``, ...).
-        kind: the part before the first colon.
-        label: a short human-readable name.
-        attributes: facts worth showing (uri, status, fingerprint, ...).
-    """
-
-    id: str
-    kind: str
-    label: str
-    attributes: dict[str, Any] = Factory(dict)
-
-
-@frozen(kw_only=True)
-class LineageEdge:
-    """Data flows from ``src`` to ``dst``; ``relation`` says how.
-
-    Relations: ``input`` (artifact -> step), ``output`` (step -> artifact),
-    ``contains`` (run -> step), ``triggered`` (trigger -> run), ``registered_as``
-    (artifact -> model), ``produced`` (run -> model), ``trained_on`` (artifact -> model).
-    """
-
-    src: str
-    dst: str
-    relation: str
-
-
-@frozen(kw_only=True)
-class LineageGraph:
-    """What lies upstream or downstream of ``root``.
-
-    Attributes:
-        root: the node the query started from.
-        direction: ``upstream`` or ``downstream``.
-        nodes: every node reached (the root included), keyed by id.
-        edges: the edges between them (direction of data flow).
-        truncated: whether the depth or size limit cut the graph short.
-    """
-
-    root: str
-    direction: str
-    nodes: dict[str, LineageNode] = Factory(dict)
-    edges: tuple[LineageEdge, ...] = field(default=(), converter=tuple)
-    truncated: bool = False
-
-    def neighbours(self, node: str) -> list[tuple[LineageEdge, str]]:
-        """The edges leaving ``node`` in this graph's direction, with the node reached."""
-        if self.direction == "upstream":
-            return [(e, e.src) for e in self.edges if e.dst == node]
-        return [(e, e.dst) for e in self.edges if e.src == node]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form (``conveyor lineage --json``)."""
-        return {
-            "root": self.root,
-            "direction": self.direction,
-            "truncated": self.truncated,
-            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label,
-                       "attributes": n.attributes} for n in self.nodes.values()],
-            "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation}
-                      for e in self.edges],
-        }
-
-
-@frozen(kw_only=True)
 class Definition:
     """One version of a named JSON definition (feature views, entities, ...).
 
@@ -468,6 +382,16 @@ class MetadataStore(abc.ABC):
     # lineage
 
     @abc.abstractmethod
+    def record_model(self, record: ModelRecord) -> None:
+        """Record a registered model version as a lineage node with its edges.
+
+        Core calls it after the registry committed a registration, so lineage
+        never depends on where the registry keeps its data.  Idempotent:
+        recording the same version again changes nothing.  The model file and
+        every dataset are recorded as artifacts (URI + fingerprint).
+        """
+
+    @abc.abstractmethod
     def lineage(self, node: str, *, direction: Direction = "upstream",
                 depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
         """The lineage graph around ``node`` (see :func:`node_id`).
@@ -500,3 +424,11 @@ class MetadataStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
+
+
+__all__ = [
+    "FINISHED_RUN_STATUSES", "NODE_KINDS", "RUN_STATUSES", "STEP_STATUSES", "ArtifactRecord",
+    "ArtifactRef", "Definition", "Direction", "LineageEdge", "LineageGraph", "LineageNode",
+    "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord", "Run", "StepExecution",
+    "TriggerEvent", "node_id", "parse_node",
+]

@@ -1,4 +1,12 @@
-"""The model registry interface: versions, aliases/stages, approvals and an audit log.
+"""The model registry's values and the primitives a registry backend implements.
+
+A registry *backend* (the ``model_registry`` backend kind) is storage only:
+:class:`RegistryBackend` allocates versions, moves aliases by compare-and-set
+with an audit record in the same transaction, flags archives, records verdicts
+and approvals, and reads.  Every rule (names, reserved aliases, promotion
+evidence, approvals, artifact confinement, audit replay, events, lineage) is
+core's: :class:`conveyor.registry.ModelRegistry` wraps whichever backend config
+selects, and is what ``app.registry`` returns.
 
 Values are frozen attrs classes defined here (this module imports nothing
 heavier than attrs).
@@ -12,18 +20,23 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from attrs import Factory, field, frozen
 
 from conveyor.checks import Finding
+from conveyor.errors import ConveyorError
 from conveyor.models.signature import FeatureSpec, Signature  # noqa: F401 - re-exported
 
 STAGES = ("development", "staging", "production", "archived")
 #: Stages that are held by one version at a time, like aliases.
 STAGE_ALIASES = ("staging", "production")
+#: Audit actions: ``set``/``rollback``/``remove`` move an alias; ``archive`` and
+#: ``unarchive`` flag a version (their records have ``alias == "archived"``).
+AUDIT_ACTIONS = ("set", "rollback", "remove", "archive", "unarchive")
+ALIAS_ACTIONS = AUDIT_ACTIONS[:3]
 #: Model and alias names: a letter or digit, then letters, digits, ``_``, ``.``, ``-``.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: The only model formats a registry accepts (nothing is ever unpickled).
@@ -216,113 +229,158 @@ class ModelSummary:
     updated: datetime
 
 
-# -- the interface --------------------------------------------------------------------
+@frozen(kw_only=True)
+class NewVersion:
+    """A version to insert: every field but the number, which the backend allocates.
+
+    Core has checked every field (name, hash, format, artifact confinement) and
+    normalised it; the backend stores it as given.  ``governance.approvals`` is
+    always empty here.
+    """
+
+    name: str
+    created: datetime
+    artifact_uri: str
+    sha256: str
+    model_format: str = "lightgbm-text"
+    datasets: tuple[DatasetRef, ...] = field(default=(), converter=tuple)
+    metrics: dict[str, float] = Factory(dict)
+    params: dict[str, Any] = Factory(dict)
+    governance: Governance = Factory(Governance)
+    signature: Signature = Factory(Signature)
+    profile_uri: str | None = None
+    run_id: str | None = None
+    created_by: str = ""
 
 
-class ModelRegistry(abc.ABC):
-    """Keeps model versions and which version each alias points at.
+@frozen(kw_only=True)
+class AuditSnapshot:
+    """Everything the audit-replay check compares, read in one consistent state.
+
+    Attributes:
+        holders: ``(model, alias) -> (version, id of the audit record that set it)``.
+        archived: ``(model, version)`` of every archived version.
+        changes: the whole audit log, oldest first.
+        artifacts: ``(model, version, artifact_uri, sha256)`` of every version.
+    """
+
+    holders: dict[tuple[str, str], tuple[int, int]] = Factory(dict)
+    archived: frozenset[tuple[str, int]] = field(default=frozenset(), converter=frozenset)
+    changes: tuple[AliasChange, ...] = field(default=(), converter=tuple)
+    artifacts: tuple[tuple[str, int, str, str], ...] = field(default=(), converter=tuple)
+
+
+class StaleAliasError(ConveyorError):
+    """A compare-and-set found another holder than expected: someone moved it first."""
+
+
+# -- the backend interface --------------------------------------------------------------
+
+
+class RegistryBackend(abc.ABC):
+    """Storage primitives of a model registry (the ``model_registry`` backend kind).
 
     What an implementation must guarantee:
 
-    * version numbers are allocated inside the insert transaction: ``(model,
-      version)`` is unique, and concurrent registrations get 1, 2, 3, ... with no
-      gap and no duplicate;
-    * the artifact URI lies inside the configured artifact store and its recorded
-      SHA-256 matches (the server chooses artifact locations, not the client);
-    * moving an alias is one atomic transaction that also appends to the
-      append-only audit log: readers see the old holder or the new one, never
-      none or two, and the log always replays to the current holders;
-    * promotion to ``production`` requires a passing validation verdict for that
-      version unless forced with a reason (the force is audited);
-    * ``on_model_registered`` and ``on_alias_changed`` fire after commit.
+    * :meth:`insert_version` allocates the number inside its insert transaction:
+      ``(model, version)`` is unique and concurrent inserts, from any number of
+      processes, get 1, 2, 3, ... with no gap and no duplicate;
+    * :meth:`move_alias` is one atomic compare-and-set that appends its audit
+      record(s) in the same transaction: readers see the old holder or the new
+      one, never none or two, and the log always replays to the current holders;
+    * the audit log, verdicts and approvals are append-only, and audit ids and
+      times increase in commit order (``changes_since`` relies on it);
+    * a method returns only after its write committed.
 
-    Unknown models or versions raise :class:`~conveyor.errors.NotFoundError`.
+    It enforces no policy: names, evidence, approvals and artifact checks are
+    core's (:class:`conveyor.registry.ModelRegistry`).  Unknown models or
+    versions raise :class:`~conveyor.errors.NotFoundError`.
     """
 
-    @abc.abstractmethod
-    def register(self, name: str, *, artifact_uri: str, sha256: str,
-                 model_format: str = "lightgbm-text", run_id: str | None = None,
-                 datasets: Sequence[DatasetRef] = (),
-                 metrics: Mapping[str, float] | None = None,
-                 params: Mapping[str, Any] | None = None,
-                 governance: Governance | None = None,
-                 signature: Signature | None = None, profile_uri: str | None = None,
-                 actor: str = "") -> ModelVersion:
-        """Register the next version of model ``name`` and return it."""
+    # -- writes ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def get(self, name: str, version: int | None = None) -> ModelVersion:
-        """A version (the latest when ``version`` is None)."""
+    def insert_version(self, new: NewVersion) -> ModelVersion:
+        """Allocate the next version number of ``new.name`` and insert it, atomically."""
 
     @abc.abstractmethod
-    def list_models(self) -> list[ModelSummary]:
-        """Every registered model, by name."""
+    def move_alias(self, name: str, alias: str, target: int | None, *,
+                   expected: int | None, action: str, actor: str, reason: str = "",
+                   forced: bool = False, evidence: Mapping[str, Any] | None = None,
+                   after: int | None = None) -> list[AliasChange]:
+        """Compare-and-set: move ``alias`` from ``expected`` to ``target`` (None: unset).
+
+        Raises :class:`StaleAliasError` when the holder is not ``expected`` (or,
+        with ``after``, when the alias's last audit record is not ``after``).  An
+        archived target is unarchived in the same transaction, with its own
+        ``unarchive`` record before the move's.  Returns the records appended.
+        """
+
+    @abc.abstractmethod
+    def set_archived(self, name: str, version: int, archived: bool, *, actor: str,
+                     reason: str = "") -> AliasChange:
+        """Flag a version (un)archived with its audit record, in one transaction.
+
+        Archiving a version that holds an alias raises :class:`StaleAliasError`.
+        """
+
+    @abc.abstractmethod
+    def add_validation(self, name: str, version: int, *, passed: bool, actor: str = "",
+                       run_id: str | None = None, summary: str = "",
+                       details: Mapping[str, Any] | None = None) -> ValidationVerdict:
+        """Append a validation verdict for a version."""
+
+    @abc.abstractmethod
+    def add_approval(self, name: str, version: int, *, by: str, comment: str = ""
+                     ) -> Approval:
+        """Append an approval of a version."""
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version with its aliases and approvals (the latest when ``version`` is None)."""
 
     @abc.abstractmethod
     def list_versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
 
     @abc.abstractmethod
+    def list_models(self) -> list[ModelSummary]:
+        """Every registered model, by name."""
+
+    @abc.abstractmethod
     def resolve(self, name: str, alias: str) -> ModelVersion | None:
-        """The version ``alias`` points at now, or None."""
+        """The version holding ``alias`` now, read in one consistent state, or None."""
 
     @abc.abstractmethod
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of a model and the version holding it."""
 
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str,
-                  reason: str = "", force: bool = False) -> AliasChange:
-        """Move ``alias`` (a free alias or ``staging``/``production``) to ``version``.
-
-        Moving ``production`` needs a passing validation verdict for ``version``
-        (``ValidationError`` otherwise) unless ``force`` with a non-empty reason.
-        """
-
-    @abc.abstractmethod
-    def remove_alias(self, name: str, alias: str, *, actor: str, reason: str = ""
-                     ) -> AliasChange:
-        """Unset ``alias``, audited."""
-
-    @abc.abstractmethod
-    def rollback(self, name: str, alias: str, *, actor: str, reason: str = ""
-                 ) -> AliasChange:
-        """Move ``alias`` back to the holder before the current one, audited.
-
-        Repeated rollbacks keep walking back through the alias's history.
-        """
-
-    @abc.abstractmethod
-    def archive(self, name: str, version: int, *, actor: str, reason: str = ""
-                ) -> AliasChange:
-        """Mark a version archived (refused while it holds an alias), audited."""
-
-    @abc.abstractmethod
-    def alias_at(self, name: str, alias: str, at: datetime) -> int | None:
-        """Which version held ``alias`` at time ``at`` (None: nobody)."""
-
-    @abc.abstractmethod
     def history(self, name: str, *, alias: str | None = None) -> list[AliasChange]:
         """The audit log of a model (optionally one alias), oldest first."""
 
     @abc.abstractmethod
-    def record_validation(self, name: str, version: int, *, passed: bool, actor: str = "",
-                          run_id: str | None = None, summary: str = "",
-                          details: Mapping[str, Any] | None = None) -> ValidationVerdict:
-        """Record a validation verdict for a version."""
+    def changes_since(self, audit_id: int, *, model: str | None = None,
+                      limit: int = 1000) -> list[AliasChange]:
+        """Audit records with ``id > audit_id`` (optionally of one model), oldest first.
+
+        One indexed query: a watcher in another process polls it with the last
+        id it saw to learn of every alias move.
+        """
 
     @abc.abstractmethod
     def validations(self, name: str, version: int) -> list[ValidationVerdict]:
         """Every verdict recorded for a version, oldest first."""
 
     @abc.abstractmethod
-    def approve(self, name: str, version: int, *, by: str, comment: str = "") -> Approval:
-        """Record that ``by`` approved a version."""
+    def audit_snapshot(self) -> AuditSnapshot:
+        """Holders, archive flags, the audit log and artifacts, in one consistent read."""
 
     @abc.abstractmethod
-    def check(self, *, deep: bool = False) -> list[Finding]:
-        """Verify integrity: audit replay matches the alias holders; artifacts exist
-        with their recorded hashes (``deep`` re-reads and re-hashes their bytes)."""
+    def check_storage(self) -> list[Finding]:
+        """Storage-level integrity: the store's own check, versions exactly 1..latest."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

@@ -10,8 +10,9 @@ Subclass :class:`MetadataStoreContract` in your plugin's tests and provide the
             yield s
             s.close()
 
-Lineage involving model versions is checked by :mod:`conveyor.testing.registry`
-(it needs a registry sharing the store's database).
+Model versions enter lineage through ``record_model`` (core calls it after a
+registration committed); :mod:`conveyor.testing.registry` also checks it end to
+end, with the registry and this store in different databases.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from conveyor.interfaces.metadata import (
     ArtifactRecord,
     LineageGraph,
     MetadataStore,
+    ModelRecord,
     Run,
     StepExecution,
     TriggerEvent,
@@ -276,6 +278,40 @@ class MetadataStoreContract:
             store.lineage("artifact:nope")
         with pytest.raises(ConveyorError):
             store.lineage("bogus")
+
+    def test_model_records_join_the_graph_idempotently(self, store: MetadataStore) -> None:
+        from conveyor.interfaces.registry import DatasetRef
+
+        ids = self._pipeline(store)
+        model_file = store.get_artifact(ids["model"])
+        record = ModelRecord(
+            model="churn", version=3, artifact_uri=model_file.uri,
+            sha256=model_file.fingerprint, run_id=ids["run"],
+            created=datetime(2024, 5, 1, tzinfo=UTC), datasets=[
+                DatasetRef(uri="file:///table.parquet", fingerprint=SHA_B),
+                DatasetRef(uri="file:///holdout.parquet", fingerprint="e" * 64,
+                           role="holdout", start=datetime(2024, 4, 1, tzinfo=UTC))])
+        store.record_model(record)
+        store.record_model(record)  # again: nothing changes
+        up = store.lineage("model:churn:3")
+        node = up.nodes["model:churn:3"]
+        assert (node.kind, node.label) == ("model", "churn v3")
+        assert node.attributes["sha256"] == model_file.fingerprint
+        edges = sorted((e.src, e.relation) for e in up.edges if e.dst == "model:churn:3")
+        holdout = store.find_artifacts(uri="file:///holdout.parquet")
+        assert [a.kind for a in holdout] == ["dataset"]
+        assert edges == sorted([
+            (f"artifact:{ids['model']}", "registered_as"), (f"run:{ids['run']}", "produced"),
+            (f"artifact:{ids['table']}", "trained_on"),
+            (f"artifact:{holdout[0].id}", "trained_on")])
+        assert len(up.edges) == len({(e.src, e.dst, e.relation) for e in up.edges})
+        assert f"artifact:{ids['raw']}" in up.nodes  # upstream continues through the run
+        down = store.lineage(f"artifact:{ids['raw']}", direction="downstream")
+        assert "model:churn:3" in down.nodes
+        assert "model:churn:3" in store.lineage(f"run:{ids['run']}",
+                                                direction="downstream").nodes
+        with pytest.raises(NotFoundError):
+            store.lineage("model:churn:4")
 
     # -- definitions ---------------------------------------------------------------------
 

@@ -1,32 +1,34 @@
-"""Conformance suite for model-registry plugins.
+"""Conformance suite for registry backends, with core's rules over them.
 
 Subclass :class:`ModelRegistryContract` and provide two fixtures:
 
-* ``registry``: a fresh, empty registry per test;
-* ``artifact_store``: the artifact store that registry verifies URIs against.
+* ``backend``: a fresh, empty :class:`~conveyor.interfaces.RegistryBackend` per test;
+* ``artifact_store``: the artifact store registered URIs must lie in.
 
-Two optional fixtures unlock more tests (they are skipped otherwise):
+The suite wraps the backend in core's :class:`conveyor.registry.ModelRegistry`
+and checks the whole behaviour, policy included (names, reserved aliases,
+verdicts, approvals, forced reasons, confinement, events after commit), so a
+backend that implements the primitives correctly gets every rule for free.
+Optional fixtures unlock more tests (they are skipped otherwise):
 
-* ``project_dir``: a project folder whose ``conveyor.toml`` selects this registry
+* ``reopen``: a callable returning a second backend instance on the same storage
+  (what another process would open): the change feed and events are read
+  through it, so they prove the writes committed;
+* ``metadata``: a metadata store kept somewhere else than the registry (another
+  database file), for model lineage recorded through core;
+* ``project_dir``: a project folder whose ``conveyor.toml`` selects this backend
   and that artifact store, for the multi-process tests (8 processes x 25
   concurrent registrations; promoters racing readers).  Worker processes open
   it with ``Conveyor.load(cwd=project_dir)``.
-* ``metadata``: the metadata store sharing the registry's database, for model
-  lineage.
 
-This module also runs the worker processes: ``python -m conveyor.testing.registry
-register|promote|resolve ...`` (see :func:`main`).
+The worker processes of the multi-process tests are
+:mod:`conveyor.testing.registry_workers`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import random
-import subprocess
-import sys
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,20 +47,25 @@ from conveyor.interfaces.registry import (
     DatasetRef,
     FeatureSpec,
     Governance,
-    ModelRegistry,
     ModelVersion,
+    RegistryBackend,
     Signature,
 )
+from conveyor.registry import ModelRegistry, PromotionPolicy
+from conveyor.testing.registry_policy import RegistryPolicyContract
+from conveyor.testing.registry_workers import run_workers
+
+__all__ = ["MODEL_BYTES", "ModelRegistryContract", "run_workers"]
 
 MODEL_BYTES = b"tree\nversion=v4\nnum_class=1\n"
 
 
-class ModelRegistryContract:
-    """The behaviour every :class:`~conveyor.interfaces.ModelRegistry` must show."""
+class ModelRegistryContract(RegistryPolicyContract):
+    """The behaviour core's registry must show over any :class:`RegistryBackend`."""
 
     @pytest.fixture
-    def registry(self) -> ModelRegistry:
-        raise NotImplementedError("a ModelRegistryContract subclass must define `registry`")
+    def backend(self) -> RegistryBackend:
+        raise NotImplementedError("a ModelRegistryContract subclass must define `backend`")
 
     @pytest.fixture
     def artifact_store(self) -> Any:
@@ -66,12 +73,32 @@ class ModelRegistryContract:
                                   "`artifact_store`")
 
     @pytest.fixture
+    def reopen(self) -> Callable[[], RegistryBackend]:
+        pytest.skip("cross-instance tests need a `reopen` fixture")
+
+    @pytest.fixture
     def project_dir(self) -> Path:
         pytest.skip("multi-process tests need a `project_dir` fixture")
 
     @pytest.fixture
     def metadata(self) -> Any:
-        pytest.skip("model lineage needs a `metadata` fixture sharing the registry's database")
+        pytest.skip("model lineage needs a `metadata` fixture (a metadata store kept apart "
+                    "from the registry)")
+
+    @pytest.fixture
+    def events(self) -> list[tuple[str, Any]]:
+        """``(hook name, event)`` of every event the ``registry`` fixture emitted."""
+        return []
+
+    @pytest.fixture
+    def registry(self, backend: RegistryBackend, artifact_store: Any,
+                 events: list[tuple[str, Any]]) -> ModelRegistry:
+        return ModelRegistry(backend, artifacts=artifact_store, policy=PromotionPolicy(),
+                             emit=lambda hook, event: events.append((hook, event)))
+
+    def _with(self, backend: RegistryBackend, artifact_store: Any, **kwargs: Any
+              ) -> ModelRegistry:
+        return ModelRegistry(backend, artifacts=artifact_store, **kwargs)
 
     @pytest.fixture
     def model_file(self, artifact_store: Any) -> Any:
@@ -99,7 +126,7 @@ class ModelRegistryContract:
         signature = Signature(features=[
             FeatureSpec(name="age", dtype="float64", nullable=False),
             FeatureSpec(name="plan", dtype="category", categories=["basic", "pro"]),
-        ])
+        ], label="churned", objective="binary")
         mv = self._register(
             registry, model_file, run_id="run-1",
             datasets=[DatasetRef(uri="file:///train.parquet", fingerprint="f" * 64,
@@ -115,6 +142,7 @@ class ModelRegistryContract:
         assert stored.sha256 == model_file.sha256
         assert stored.signature.names == ("age", "plan")
         assert stored.signature.features[1].categories == ("basic", "pro")
+        assert stored.signature == signature  # the label and objective too
         assert stored.datasets[0].end == start + timedelta(days=30)
         assert stored.governance.owner == "ml-team"
         assert (stored.metrics, stored.params) == ({"auc": 0.91}, {"num_leaves": 31})
@@ -309,24 +337,6 @@ class ModelRegistryContract:
         assert problems
         assert problems[0].check == "registry.artifacts"
 
-    def test_model_lineage(self, registry: ModelRegistry, model_file: Any,
-                           metadata: Any) -> None:
-        run_id = metadata.start_run("train")
-        step = metadata.start_step(run_id, "train", inputs={
-            "table": {"uri": "file:///train.parquet", "fingerprint": "f" * 64}})
-        metadata.finish_step(step, "succeeded", outputs={"model": model_file})
-        self._register(registry, model_file, run_id=run_id, datasets=[
-            DatasetRef(uri="file:///train.parquet", fingerprint="f" * 64)])
-        up = metadata.lineage("model:churn:1")
-        kinds = {node.split(":", 1)[0] for node in up.nodes}
-        assert {"model", "artifact", "step", "run"} <= kinds
-        train_data = next(n for n in up.nodes.values()
-                          if n.attributes.get("uri") == "file:///train.parquet")
-        down = metadata.lineage(train_data.id, direction="downstream")
-        assert "model:churn:1" in down.nodes
-        assert "model:churn:1" in metadata.lineage(f"run:{run_id}",
-                                                   direction="downstream").nodes
-
     # -- several processes ----------------------------------------------------------------
 
     def test_concurrent_registrations_from_8_processes(self, project_dir: Path,
@@ -369,114 +379,3 @@ def _tamper(store: Any, info: Any) -> bool:
     path.chmod(0o600)
     path.write_bytes(b"tampered")
     return True
-
-
-# -- worker processes -------------------------------------------------------------------
-
-
-def run_workers(project_dir: Path, commands: list[list[str]], *,
-                timeout: float = 120.0) -> list[dict[str, Any]]:
-    """Start one worker process per command, release them together, collect results.
-
-    Each worker opens the project, prints ``ready``, waits for a line on stdin,
-    does its work and prints one JSON object (``versions``, ``errors``, ``elapsed``,
-    ``finished_at``).  Each result gets two more keys: ``wall``, seconds from the
-    release to the last exit, and ``span``, seconds from the release to the moment
-    the last worker finished its work (process teardown excluded).
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    procs = [subprocess.Popen([sys.executable, "-m", "conveyor.testing.registry",
-                               command[0], str(project_dir), *command[1:]],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
-             for command in commands]
-    try:
-        for proc in procs:
-            line = proc.stdout.readline()
-            if line.strip() != "ready":
-                raise AssertionError(f"worker failed to start: {line}{proc.stderr.read()}")
-        started = time.perf_counter()
-        released = time.time()
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=timeout)
-            if proc.returncode != 0:
-                raise AssertionError(f"worker exited {proc.returncode}: {err}")
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        wall = time.perf_counter() - started
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    span = max(r.get("finished_at", released) for r in results) - released
-    for result in results:
-        result["wall"] = wall
-        result["span"] = span
-    return results
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Worker entry point: ``register|promote|resolve PROJECT_DIR MODEL ...``."""
-    from conveyor.app import Conveyor
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    command, project, model = args[0], args[1], args[2]
-    app = Conveyor.load(cwd=project)
-    registry = app.registry
-    # open everything a registration touches before the start signal, so the timed
-    # part measures registrations, not imports
-    registry.list_models()
-    app.artifacts.exists("warm-up/nothing")
-    import conveyor.events  # noqa: F401 - a registration's event classes (attrs compiles ~14 ms)
-    print("ready", flush=True)
-    sys.stdin.readline()
-    versions: list[int] = []
-    ids: list[int] = []
-    errors: list[str] = []
-    started = time.perf_counter()
-    if command == "register":
-        count, uri, sha = int(args[3]), args[4], args[5]
-        for _ in range(count):
-            try:
-                versions.append(registry.register(model, artifact_uri=uri, sha256=sha).version)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-    elif command == "promote":
-        count, rng = int(args[3]), random.Random(int(args[4]))
-        candidates = [v.version for v in registry.list_versions(model)]
-        for _ in range(count):
-            target = rng.choice(candidates)
-            try:
-                change = registry.set_alias(model, "production", target, actor=f"p{args[4]}")
-                if change.to_version != target:
-                    errors.append(f"moved to v{target} but the record says {change!r}")
-                versions.append(target)
-                ids.append(change.id)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-    elif command == "resolve":
-        deadline = time.monotonic() + float(args[3])
-        while time.monotonic() < deadline:
-            try:
-                mv = registry.resolve(model, "production")
-                if mv is None or mv.stage != "production" or "production" not in mv.aliases:
-                    errors.append(f"read saw no single production holder: {mv!r}")
-                else:
-                    versions.append(mv.version)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-    else:
-        raise SystemExit(f"unknown worker command {command!r}")
-    elapsed = time.perf_counter() - started
-    finished_at = time.time()
-    app.close()
-    print(json.dumps({"versions": versions, "ids": ids, "errors": errors,
-                      "elapsed": elapsed, "finished_at": finished_at}), flush=True)
-
-
-if __name__ == "__main__":
-    main()

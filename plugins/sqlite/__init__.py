@@ -1,4 +1,4 @@
-"""Bundled plugin ``sqlite``: the metadata store and model registry on one SQLite file.
+"""Bundled plugin ``sqlite``: the metadata store and registry backend on one SQLite file.
 
 Both backends default to ``sqlite:///.conveyor/conveyor.db`` (relative to the
 project root).  This module stays light: the stores are imported on first use.
@@ -21,6 +21,6 @@ def register_metadata_stores(register: Any) -> None:
 
 @hookimpl
 def register_model_registries(register: Any) -> None:
-    register("sqlite", factory="conveyor.plugins.sqlite.registry:SQLiteModelRegistry",
+    register("sqlite", factory="conveyor.plugins.sqlite.registry:SQLiteRegistryBackend",
              config_class=SQLiteModelRegistryConfig, schemes=("sqlite",),
              description="SQLite file (atomic alias moves, append-only audit log)")

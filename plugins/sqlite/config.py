@@ -7,7 +7,8 @@ from typing import Any
 from attrs import field, frozen, validators
 
 DEFAULT_URL = "sqlite:///.conveyor/conveyor.db"
-SYNCHRONOUS = ("normal", "full", "extra")
+#: SQLite's ``synchronous`` pragma values (kept here so loading plugins stays light).
+SYNCHRONOUS = ("full", "normal", "extra")
 
 
 def _check_url(_instance: Any, _attribute: Any, value: str) -> None:
@@ -28,33 +29,30 @@ class SQLiteMetadataStoreConfig:
     Attributes:
         url: ``sqlite:///path`` (relative to the project root) or ``sqlite:////abs``.
         busy_timeout_s: how long a writer waits for another one before giving up.
-        synchronous: SQLite's ``synchronous`` pragma in WAL mode: ``normal`` survives
-            process crashes (a power loss may drop the last commits), ``full`` also
-            survives power loss at the cost of an fsync per commit.
+        synchronous: SQLite's ``synchronous`` pragma in WAL mode: ``full`` (the
+            default) fsyncs every commit, so a write that returned survives a power
+            loss; ``normal`` survives process crashes only (a power loss may drop
+            the last commits) and saves that fsync.
     """
 
     url: str = field(default=DEFAULT_URL, validator=_check_url)
     busy_timeout_s: float = field(default=30.0, validator=validators.gt(0))
-    synchronous: str = field(default="normal", validator=validators.in_(SYNCHRONOUS))
+    synchronous: str = field(default="full", validator=validators.in_(SYNCHRONOUS))
 
 
 @frozen(kw_only=True)
 class SQLiteModelRegistryConfig:
     """``[model_registry]`` settings.
 
+    Promotion rules and artifact checks are not here: they are core's (the
+    ``[promotion]`` section), the same whichever registry backend is configured.
+
     Attributes:
         url: ``sqlite:///path`` (relative to the project root) or ``sqlite:////abs``.
         busy_timeout_s: how long a writer waits for another one before giving up.
         synchronous: see :class:`SQLiteMetadataStoreConfig`.
-        require_approval: aliases (e.g. ``["production"]``) that a version may only
-            take once someone approved it (``conveyor models approve``).
-        verify_artifacts: check that every registered artifact URI lies inside the
-            configured artifact store and has the SHA-256 given.  Turn off only for
-            a registry that deliberately has no artifact store.
     """
 
     url: str = field(default=DEFAULT_URL, validator=_check_url)
     busy_timeout_s: float = field(default=30.0, validator=validators.gt(0))
-    synchronous: str = field(default="normal", validator=validators.in_(SYNCHRONOUS))
-    require_approval: tuple[str, ...] = field(default=(), converter=tuple)
-    verify_artifacts: bool = True
+    synchronous: str = field(default="full", validator=validators.in_(SYNCHRONOUS))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import math
 import sqlite3
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -17,46 +14,45 @@ from conveyor.interfaces.metadata import (
     STEP_STATUSES,
     ArtifactRecord,
     ArtifactRef,
-    Definition,
     Direction,
-    LineageEdge,
     LineageGraph,
-    LineageNode,
     MetadataStore,
     MetricPoint,
+    ModelRecord,
     PipelineRecord,
     Run,
     StepExecution,
     TriggerEvent,
-    parse_node,
 )
 from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig
-from conveyor.plugins.sqlite.db import Database, dumps, loads, now, parse_ts, path_from_url, ts
+from conveyor.plugins.sqlite.definitions import SQLiteDefinitions
+from conveyor.plugins.sqlite.lineage import traverse, write_model
+from conveyor.plugins.sqlite.registry import PACKAGE
+from conveyor.plugins.sqlite.rows import (
+    _ARTIFACT_COLUMNS,
+    _ARTIFACT_COLUMNS_A,
+    _RUN_COLUMNS,
+    _RUN_COLUMNS_R,
+    _artifact,
+    _event,
+    _fields,
+    _finite_or_none,
+    _json_path,
+    _like_prefix,
+    _metric_value,
+    _ordered,
+    _pipeline,
+    _run,
+    insert_artifact,
+    new_id,
+)
+from conveyor.sqlite import Database, dumps, now, parse_ts, path_from_url, ts
 
 _OPERATORS = {"<": "<", "<=": "<=", "=": "=", "==": "=", ">=": ">=", ">": ">", "!=": "!="}
 
 
-def new_id() -> str:
-    """A random id: 16 hex digits (64 bits)."""
-    return uuid.uuid4().hex[:16]
-
-
-def artifact_id(uri: str, fingerprint: str) -> str:
-    """The stable id of an artifact record: derived from its URI and fingerprint."""
-    return hashlib.sha256(f"{uri}\0{fingerprint}".encode()).hexdigest()[:20]
-
-
-def _finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _metric_value(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-class SQLiteMetadataStore(MetadataStore):
-    """The metadata store on a SQLite file (see :mod:`conveyor.plugins.sqlite.db`).
+class SQLiteMetadataStore(SQLiteDefinitions, MetadataStore):
+    """The metadata store on a SQLite file (see :mod:`conveyor.sqlite`).
 
     Attributes:
         db: the database file and its connection.
@@ -69,7 +65,7 @@ class SQLiteMetadataStore(MetadataStore):
             root = app.config.root if app is not None else Path.cwd()
             path = path_from_url(config.url, root)
         self.app = app
-        self.db = Database(Path(path), busy_timeout_s=config.busy_timeout_s,
+        self.db = Database(Path(path), package=PACKAGE, busy_timeout_s=config.busy_timeout_s,
                            synchronous=config.synchronous)
         self.db.conn  # noqa: B018 - open and migrate now, so errors surface at construction
 
@@ -461,308 +457,11 @@ class SQLiteMetadataStore(MetadataStore):
 
     # -- lineage ----------------------------------------------------------------------
 
+    def record_model(self, record: ModelRecord) -> None:
+        self.db.write(lambda conn: write_model(conn, record))
+
     def lineage(self, node: str, *, direction: Direction = "upstream",
                 depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
-        if direction not in ("upstream", "downstream"):
-            raise ConveyorError(f"unknown lineage direction {direction!r}",
-                                hint="use 'upstream' or 'downstream'")
-        try:
-            kind, _ = parse_node(node)
-        except ValueError as exc:
-            raise ConveyorError(str(exc)) from None
         with self.db.snapshot() as conn:
-            if kind == "run":
-                node = f"run:{self._resolve_run_id(conn, node[4:])}"
-            root = _describe(conn, node)
-            if root is None:
-                raise NotFoundError(f"nothing is recorded for lineage node {node!r}")
-            nodes = {node: root}
-            edges: dict[tuple[str, str, str], LineageEdge] = {}
-            frontier = [node]
-            truncated = False
-            for _level in range(depth):
-                following: list[str] = []
-                for current in frontier:
-                    for edge, other, expand in _neighbours(conn, current, direction):
-                        edges.setdefault((edge.src, edge.dst, edge.relation), edge)
-                        if other in nodes:
-                            continue
-                        if len(nodes) >= max_nodes:
-                            truncated = True
-                            continue
-                        described = _describe(conn, other)
-                        nodes[other] = described or LineageNode(
-                            id=other, kind=other.split(":", 1)[0], label=other,
-                            attributes={"missing": True})
-                        if expand:
-                            following.append(other)
-                frontier = following
-                if not frontier:
-                    break
-            else:
-                truncated = truncated or bool(frontier)
-        kept = tuple(e for e in edges.values() if e.src in nodes and e.dst in nodes)
-        return LineageGraph(root=node, direction=direction, nodes=nodes, edges=kept,
-                            truncated=truncated)
-
-    # -- definitions ------------------------------------------------------------------
-
-    def put_definition(self, kind: str, name: str, spec: Mapping[str, Any]) -> Definition:
-        if not kind or not name:
-            raise ConveyorError("a definition needs a kind and a name")
-        text = dumps(dict(spec))
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()
-        at = ts(now())
-
-        def write(conn: sqlite3.Connection) -> Definition:
-            row = conn.execute(
-                "SELECT version, fingerprint FROM definitions WHERE kind = ? AND name = ? "
-                "ORDER BY version DESC LIMIT 1", (kind, name)).fetchone()
-            if row is not None and row[1] == fingerprint:
-                return self._definition(conn, kind, name, row[0])
-            version = 1 if row is None else row[0] + 1
-            conn.execute("INSERT INTO definitions (kind, name, version, spec, fingerprint, "
-                         "created) VALUES (?, ?, ?, ?, ?, ?)",
-                         (kind, name, version, text, fingerprint, at))
-            return self._definition(conn, kind, name, version)
-
-        return self.db.write(write, retry_conflicts=True)
-
-    def _definition(self, conn: sqlite3.Connection, kind: str, name: str,
-                    version: int | None) -> Definition:
-        sql = ("SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-               "WHERE kind = ? AND name = ?")
-        args: list[Any] = [kind, name]
-        if version is None:
-            sql += " ORDER BY version DESC LIMIT 1"
-        else:
-            sql += " AND version = ?"
-            args.append(int(version))
-        row = conn.execute(sql, args).fetchone()
-        if row is None:
-            which = f"{kind} {name!r}" + ("" if version is None else f" version {version}")
-            raise NotFoundError(f"no {which} is defined",
-                                hint="apply the definition first")
-        return _definition(row)
-
-    def get_definition(self, kind: str, name: str, version: int | None = None
-                       ) -> Definition:
-        with self.db.locked() as conn:
-            return self._definition(conn, kind, name, version)
-
-    def list_definitions(self, kind: str) -> list[Definition]:
-        with self.db.locked() as conn:
-            rows = conn.execute(
-                "SELECT d.kind, d.name, d.version, d.spec, d.fingerprint, d.created "
-                "FROM definitions d WHERE d.kind = ? AND d.version = (SELECT max(version) "
-                "FROM definitions x WHERE x.kind = d.kind AND x.name = d.name) "
-                "ORDER BY d.name", (kind,)).fetchall()
-        return [_definition(r) for r in rows]
-
-    def definition_history(self, kind: str, name: str) -> list[Definition]:
-        with self.db.locked() as conn:
-            rows = conn.execute(
-                "SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-                "WHERE kind = ? AND name = ? ORDER BY version", (kind, name)).fetchall()
-        return [_definition(r) for r in rows]
-
-
-# -- shared with the registry -------------------------------------------------------------
-
-
-INSERT_ARTIFACT = (
-    "INSERT INTO artifacts (id, uri, fingerprint, kind, size, media_type, metadata, created) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
-
-
-def artifact_values(uri: str, fingerprint: str, *, kind: str = "artifact",
-                    size: int | None = None, media_type: str | None = None,
-                    metadata: Mapping[str, Any] | None = None, at: str) -> tuple[Any, ...]:
-    """The :data:`INSERT_ARTIFACT` parameters of an artifact record; its id comes first."""
-    return (artifact_id(uri, fingerprint), uri, fingerprint, kind, size, media_type,
-            dumps(dict(metadata)) if metadata else "{}", at)
-
-
-def insert_artifact(conn: sqlite3.Connection, uri: str, fingerprint: str, *,
-                    kind: str = "artifact", size: int | None = None,
-                    media_type: str | None = None, metadata: Mapping[str, Any] | None = None,
-                    at: str) -> str:
-    """Record an artifact inside the caller's transaction (idempotent); returns its id."""
-    values = artifact_values(uri, fingerprint, kind=kind, size=size, media_type=media_type,
-                             metadata=metadata, at=at)
-    conn.execute(INSERT_ARTIFACT, values)
-    return values[0]
-
-
-# -- lineage traversal --------------------------------------------------------------------
-
-
-def _neighbours(conn: sqlite3.Connection, node: str, direction: str
-                ) -> list[tuple[LineageEdge, str, bool]]:
-    """``(edge, other node, expand it?)`` for each edge of ``node`` in ``direction``."""
-    kind, key = node.split(":", 1)
-    up = direction == "upstream"
-    found: list[tuple[LineageEdge, str, bool]] = []
-
-    def add(src: str, dst: str, relation: str, expand: bool = True) -> None:
-        found.append((LineageEdge(src=src, dst=dst, relation=relation),
-                      src if src != node else dst, expand))
-
-    if kind == "artifact":
-        if up:
-            for (sid,) in conn.execute("SELECT step_id FROM step_artifacts WHERE artifact_id = ? "
-                                       "AND direction = 'output'", (key,)):
-                add(f"step:{sid}", node, "output")
-        else:
-            for (sid,) in conn.execute("SELECT step_id FROM step_artifacts WHERE artifact_id = ? "
-                                       "AND direction = 'input'", (key,)):
-                add(node, f"step:{sid}", "input")
-            for name, version in conn.execute(
-                    "SELECT name, version FROM model_versions WHERE artifact_id = ?", (key,)):
-                add(node, f"model:{name}:{version}", "registered_as")
-            for name, version in conn.execute(
-                    "SELECT DISTINCT name, version FROM model_datasets WHERE artifact_id = ?",
-                    (key,)):
-                add(node, f"model:{name}:{version}", "trained_on")
-    elif kind == "step":
-        wanted = "input" if up else "output"
-        for (aid,) in conn.execute("SELECT artifact_id FROM step_artifacts WHERE step_id = ? "
-                                   "AND direction = ? ORDER BY name", (key, wanted)):
-            if up:
-                add(f"artifact:{aid}", node, "input")
-            else:
-                add(node, f"artifact:{aid}", "output")
-        if up:
-            row = conn.execute("SELECT run_id FROM steps WHERE id = ?", (key,)).fetchone()
-            if row is not None:  # shown, not expanded: its sibling steps are not upstream
-                add(f"run:{row[0]}", node, "contains", expand=False)
-    elif kind == "run":
-        for (sid,) in conn.execute("SELECT id FROM steps WHERE run_id = ? ORDER BY started, "
-                                   "rowid", (key,)):
-            add(node, f"step:{sid}", "contains")
-        if up:
-            row = conn.execute("SELECT trigger_event FROM runs WHERE id = ?", (key,)).fetchone()
-            if row is not None and row[0] is not None:
-                add(f"trigger:{row[0]}", node, "triggered")
-        else:
-            for name, version in conn.execute(
-                    "SELECT name, version FROM model_versions WHERE run_id = ?", (key,)):
-                add(node, f"model:{name}:{version}", "produced")
-    elif kind == "trigger":
-        if not up:
-            for (rid,) in conn.execute("SELECT id FROM runs WHERE trigger_event = ?", (key,)):
-                add(node, f"run:{rid}", "triggered")
-    elif kind == "model" and up:
-        name, _, version = key.rpartition(":")
-        row = conn.execute("SELECT artifact_id, run_id FROM model_versions WHERE name = ? "
-                           "AND version = ?", (name, _int(version))).fetchone()
-        if row is not None:
-            add(f"artifact:{row[0]}", node, "registered_as")
-            if row[1]:
-                add(f"run:{row[1]}", node, "produced")
-            for (aid,) in conn.execute("SELECT artifact_id FROM model_datasets WHERE name = ? "
-                                       "AND version = ? ORDER BY role", (name, _int(version))):
-                add(f"artifact:{aid}", node, "trained_on")
-    return found
-
-
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return -1
-
-
-def _describe(conn: sqlite3.Connection, node: str) -> LineageNode | None:
-    """The node's label and attributes, or ``None`` when nothing is recorded for it."""
-    kind, key = node.split(":", 1)
-    if kind == "artifact":
-        row = conn.execute("SELECT uri, fingerprint, kind FROM artifacts WHERE id = ?",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
-            "uri": row[0], "fingerprint": row[1], "artifact_kind": row[2]})
-    if kind == "step":
-        row = conn.execute("SELECT name, status, run_id, cache_hit FROM steps WHERE id = ?",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
-            "status": row[1], "run_id": row[2], "cache_hit": bool(row[3])})
-    if kind == "run":
-        row = conn.execute("SELECT pipeline, status, started, code_fingerprint, git_commit "
-                           "FROM runs WHERE id = ?", (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=f"{row[0]} {key}",
-                                   attributes={"pipeline": row[0], "status": row[1],
-                                               "started": row[2], "code_fingerprint": row[3],
-                                               "git_commit": row[4]})
-    if kind == "trigger":
-        row = conn.execute("SELECT trigger, reason, created FROM trigger_events WHERE id = ?",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0],
-                                   attributes={"reason": row[1], "at": row[2]})
-    if kind == "model":
-        name, _, version = key.rpartition(":")
-        row = conn.execute("SELECT artifact_uri, sha256, created FROM model_versions "
-                           "WHERE name = ? AND version = ?", (name, _int(version))).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=f"{name} v{version}",
-                                   attributes={"artifact_uri": row[0], "sha256": row[1],
-                                               "created": row[2]})
-    return None
-
-
-# -- row conversion ---------------------------------------------------------------------
-
-_RUN_NAMES = ("id", "pipeline", "status", "started", "ended", "parameters", "trigger_event",
-              "code_fingerprint", "git_commit", "error")
-_RUN_COLUMNS = ", ".join(_RUN_NAMES)
-_RUN_COLUMNS_R = ", ".join(f"r.{c}" for c in _RUN_NAMES)
-_ARTIFACT_NAMES = ("id", "uri", "fingerprint", "kind", "size", "media_type", "metadata",
-                   "created")
-_ARTIFACT_COLUMNS = ", ".join(_ARTIFACT_NAMES)
-_ARTIFACT_COLUMNS_A = ", ".join(f"a.{c}" for c in _ARTIFACT_NAMES)
-
-
-def _run(row: Sequence[Any], metrics: dict[str, float], steps: Sequence[StepExecution]) -> Run:
-    return Run(id=row[0], pipeline=row[1], status=row[2], started=parse_ts(row[3]),
-               ended=parse_ts(row[4]), parameters=loads(row[5]), trigger_event=row[6],
-               code_fingerprint=row[7], git_commit=row[8], error=row[9], metrics=metrics,
-               steps=steps)
-
-
-def _artifact(row: Sequence[Any]) -> ArtifactRecord:
-    return ArtifactRecord(id=row[0], uri=row[1], fingerprint=row[2], kind=row[3], size=row[4],
-                          media_type=row[5], metadata=loads(row[6]), created=parse_ts(row[7]))
-
-
-def _event(row: Sequence[Any]) -> TriggerEvent:
-    return TriggerEvent(id=row[0], trigger=row[1], reason=row[2], details=loads(row[3]),
-                        key=row[4], fired=bool(row[5]), created=parse_ts(row[6]))
-
-
-def _pipeline(row: Sequence[Any]) -> PipelineRecord:
-    return PipelineRecord(name=row[0], code_fingerprint=row[1], git_commit=row[2],
-                          created=parse_ts(row[3]), updated=parse_ts(row[4]))
-
-
-def _definition(row: Sequence[Any]) -> Definition:
-    return Definition(kind=row[0], name=row[1], version=row[2], spec=loads(row[3]),
-                      fingerprint=row[4], created=parse_ts(row[5]))
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(value, recurse=False)
-
-
-def _ordered(items: dict[str, ArtifactRecord]) -> dict[str, ArtifactRecord]:
-    """Positional names (``"0"``, ``"1"``, ...) in numeric order, others by name."""
-    return dict(sorted(items.items(), key=lambda kv: (not kv[0].isdigit(),
-                                                      int(kv[0]) if kv[0].isdigit() else 0,
-                                                      kv[0])))
-
-
-def _json_path(key: str) -> str:
-    return '$."' + key.replace('"', '\\"') + '"'
-
-
-def _like_prefix(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            return traverse(conn, node, direction=direction, depth=depth,
+                            max_nodes=max_nodes, resolve_run=self._resolve_run_id)

@@ -114,6 +114,11 @@ def test_overhead_per_step_with_json_outputs_cached(conveyor_app):
 
 ROWS = 1_000_000
 PARAMS = {"num_boost_round": 100, "early_stopping_rounds": 0, "learning_rate": 0.1}
+FLOOR_PARAMS = {"objective": "binary", "metric": ["binary_logloss", "auc"],
+                "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 20,
+                "feature_fraction": 1.0, "bagging_fraction": 1.0, "bagging_freq": 0,
+                "lambda_l2": 0.0, "max_bin": 255, "seed": 0, "deterministic": True,
+                "verbosity": -1}
 
 
 def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
@@ -122,9 +127,11 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
     import polars as pl
 
     from conveyor.ml.data import generate
-    from conveyor.ml.split import split_by_time
-    from conveyor.ml.train import TrainConfig, build_signature, feature_matrix
+    from conveyor.ml.train import TrainConfig
     from conveyor.training import load_data, split_data, train_model
+
+    # the floor spells out the parameters the pipeline's TrainConfig stands for
+    assert TrainConfig(label="label", **PARAMS).lgb_params() == FLOOR_PARAMS
 
     data_dir = conveyor_app.root / "data"
     data_dir.mkdir()
@@ -146,21 +153,34 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
         return result
 
     def bare() -> None:
-        # the same work with no framework: read, split, and lightgbm.train with the same
-        # parameters and validation set (train() evaluates it every round)
-        frame = pl.read_parquet(data_dir / "batch.parquet")
-        parts = split_by_time(frame, timestamp="event_timestamp")
-        config = TrainConfig(label="label", key=("entity_id", "event_timestamp"), **PARAMS)
-        signature = build_signature(parts.train, config)
-        categorical = [f.name for f in signature.features if f.kind == "categorical"]
-        dataset = lgb.Dataset(feature_matrix(parts.train, signature),
-                              label=parts.train["label"].to_numpy(),
-                              feature_name=list(signature.names),
-                              categorical_feature=categorical, params=config.lgb_params())
-        validation = lgb.Dataset(feature_matrix(parts.validation, signature),
-                                 label=parts.validation["label"].to_numpy(), reference=dataset)
-        lgb.train(config.lgb_params(), dataset, num_boost_round=PARAMS["num_boost_round"],
-                  valid_sets=[validation], valid_names=["validation"])
+        # the same work in plain polars + lightgbm, no Conveyor code: read, a 70/15/15
+        # time split, categories encoded from the training part, lightgbm.train with the
+        # same parameters and validation set (evaluated every round), the model as text
+        frame = pl.read_parquet(data_dir / "batch.parquet").sort("event_timestamp",
+                                                                 maintain_order=True)
+        times = frame["event_timestamp"]
+        valid_from, hold_from = times[int(frame.height * 0.7)], times[int(frame.height * 0.85)]
+        ts = pl.col("event_timestamp")
+        train = frame.filter(ts < valid_from)
+        validation = frame.filter((ts >= valid_from) & (ts < hold_from))
+        features = [c for c in frame.columns
+                    if c not in ("entity_id", "event_timestamp", "label")]
+        categorical = [c for c in features if frame.schema[c] == pl.String]
+        enums = {c: pl.Enum(sorted(train[c].drop_nulls().unique())) for c in categorical}
+
+        def matrix(part: pl.DataFrame) -> Any:
+            return part.select(
+                pl.col(c).cast(enums[c], strict=False).to_physical().cast(pl.Float64)
+                if c in enums else pl.col(c).cast(pl.Float64) for c in features).to_numpy()
+
+        dataset = lgb.Dataset(matrix(train), label=train["label"].cast(pl.Float64).to_numpy(),
+                              feature_name=features, categorical_feature=categorical,
+                              params=FLOOR_PARAMS, free_raw_data=True)
+        valid = lgb.Dataset(matrix(validation), reference=dataset,
+                            label=validation["label"].cast(pl.Float64).to_numpy())
+        booster = lgb.train(FLOOR_PARAMS, dataset, num_boost_round=PARAMS["num_boost_round"],
+                            valid_sets=[valid], valid_names=["validation"])
+        booster.model_to_string()
 
     # lightgbm.train is the same work on both sides and the noisiest part of the run
     # (one core's worth of neighbours moves it by 20 %), so its time is also measured
@@ -196,7 +216,8 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
           f"framework (read + split + lightgbm.train) {floor[0]:.2f} s "
           f"{[round(t, 2) for t, _ in timings['bare']]}; the pipeline {ours[0]:.2f} s "
           f"{[round(t, 2) for t, _ in timings['framework']]}: overhead "
-          f"{ours[0] / floor[0] - 1:+.1%} (goal <= +10 %)")
+          f"{ours[0] / floor[0] - 1:+.1%} (goal <= +10 %: "
+          f"{'met' if ours[0] <= floor[0] * 1.1 else 'NOT MET'})")
     print(f"outside lightgbm.train (best of 3): the pipeline {ours_rest:.2f} s, no framework "
           f"{floor_rest:.2f} s: the framework adds {ours_rest - floor_rest:.2f} s, "
           f"{(ours_rest - floor_rest) / floor[0]:+.1%} of the floor's total")

@@ -83,8 +83,10 @@ def test_unchanged_inputs_after_promotion_are_fully_cached(cli, project):
     assert set(statuses(third).values()) == {"cached"}
 
 
-def test_approval_policy_keeps_production_until_approved(cli, project):
-    approval = ("-p", 'production="approval"')
+def test_approval_policy_keeps_production_until_approved(cli, project, monkeypatch):
+    # the scaffold's production profile says [promotion] production = "approval"
+    monkeypatch.setenv("CONVEYOR_PROFILE", "production")
+    approval = ()
     assert run(cli, *approval)[0] == 0
     listed = json.loads(cli.invoke("models", "list", "--json").output)
     assert listed[0]["aliases"] == {"staging": 1}

@@ -10,19 +10,24 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from conveyor.app import Conveyor
-from conveyor.plugins.sqlite.registry import SQLiteModelRegistry
+from conveyor.plugins.sqlite.registry import SQLiteRegistryBackend
+from conveyor.registry import ModelRegistry
 
 
 def main() -> None:
     project, model, action, point = sys.argv[1:5]
 
-    def checkpoint(self: SQLiteModelRegistry, name: str) -> None:
+    def checkpoint(self: Any, name: str) -> None:
         if name == point:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    SQLiteModelRegistry._checkpoint = checkpoint  # type: ignore[method-assign]
+    # inside the backend's transaction (``*.begin`` ... ``*.after_alias``) and in
+    # core's registry once the backend committed (``*.committed``)
+    SQLiteRegistryBackend._checkpoint = checkpoint  # type: ignore[method-assign]
+    ModelRegistry._checkpoint = checkpoint  # type: ignore[method-assign]
     registry = Conveyor.load(cwd=project).registry
     print("ready", flush=True)
     if point == "loop":

@@ -1,5 +1,13 @@
 """One SQLite database file: connection, migrations and write transactions.
 
+A utility for plugin authors: any backend that keeps its state in a SQLite file
+(the bundled registry and metadata store, an online feature store, ...) opens
+it with :class:`Database`, passing the package that holds its numbered
+migration files::
+
+    db = Database(path, package="my_plugin", synchronous="full")  # my_plugin/migrations/
+    version = db.write(lambda conn: conn.execute("INSERT ...").lastrowid)
+
 The rules every write follows (RELIABILITY.md #4):
 
 * WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for every write, so a
@@ -8,10 +16,10 @@ The rules every write follows (RELIABILITY.md #4):
 * a busy or conflicting transaction is rolled back *first* and then retried, a
   bounded number of times.
 
-Migrations are numbered SQL files shipped as package data.  They are applied
-inside one ``BEGIN IMMEDIATE`` transaction that re-reads ``PRAGMA user_version``
-after taking the lock, so N processes opening a new file at once apply each
-migration exactly once.
+Migrations are numbered SQL files (``0001_initial.sql``, ...) shipped as package
+data.  They are applied inside one ``BEGIN IMMEDIATE`` transaction that re-reads
+``PRAGMA user_version`` after taking the lock, so N processes opening a new file
+at once apply each migration exactly once.
 """
 
 from __future__ import annotations
@@ -87,9 +95,15 @@ def path_from_url(url: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """``(number, file name, sql)`` of every bundled migration, in order."""
-    folder = resources.files("conveyor.plugins.sqlite").joinpath("migrations")
+#: ``synchronous`` pragma values: ``full`` (the default) fsyncs every commit, so a
+#: commit that returned survives a power loss; ``normal`` survives process crashes
+#: only (a power loss may drop the last commits) and saves an fsync per commit.
+SYNCHRONOUS = ("full", "normal", "extra")
+
+
+def migrations(package: str) -> list[tuple[int, str, str]]:
+    """``(number, file name, sql)`` of every migration in ``package``'s ``migrations/``."""
+    folder = resources.files(package).joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = _MIGRATION.match(entry.name)
@@ -98,7 +112,7 @@ def migrations() -> list[tuple[int, str, str]]:
     found.sort()
     numbers = [n for n, _, _ in found]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise RuntimeError(f"SQLite migrations are not numbered 1..N: {numbers}")
+        raise RuntimeError(f"SQLite migrations in {package} are not numbered 1..N: {numbers}")
     return found
 
 
@@ -132,13 +146,19 @@ class Database:
 
     Attributes:
         path: the database file.
+        package: the package whose ``migrations/`` folder holds the numbered
+            migration files (shipped as package data).
         busy_timeout_s: how long a writer waits for the lock.
-        synchronous: the ``synchronous`` pragma (``normal``/``full``/``extra``).
+        synchronous: the ``synchronous`` pragma (see :data:`SYNCHRONOUS`).
     """
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0,
-                 synchronous: str = "normal") -> None:
+    def __init__(self, path: Path, *, package: str, busy_timeout_s: float = 30.0,
+                 synchronous: str = "full") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ConfigError(f"synchronous = {synchronous!r} is not a SQLite setting",
+                              hint=f"use one of: {', '.join(SYNCHRONOUS)}")
         self.path = Path(path)
+        self.package = package
         self.busy_timeout_s = busy_timeout_s
         self.synchronous = synchronous
         self._busy_ms = int(busy_timeout_s * 1000)
@@ -205,7 +225,7 @@ class Database:
             delay = min(delay * 2, 0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        steps = migrations()
+        steps = migrations(self.package)
         latest = len(steps)
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current == latest:

@@ -1,0 +1,141 @@
+"""Lineage values: typed node ids, nodes, edges, graphs, and model records.
+
+Lineage nodes are addressed by typed ids (:func:`node_id`):
+
+* ``artifact:<id>``: a recorded artifact (a URI plus its fingerprint),
+* ``run:<id>`` and ``step:<id>``: a pipeline run and one of its step executions,
+* ``trigger:<id>``: the trigger event that caused a run,
+* ``model:<name>:<version>``: a registered model version.
+
+Edges point in the direction data flows (``src`` is upstream of ``dst``).  The
+metadata store keeps all of them; core records model versions there
+(:meth:`~conveyor.interfaces.MetadataStore.record_model`) after the registry
+committed, so no metadata store reads registry tables.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from attrs import Factory, field, frozen
+
+from conveyor.interfaces.registry import DatasetRef
+
+NODE_KINDS = ("artifact", "run", "step", "trigger", "model")
+Direction = Literal["upstream", "downstream"]
+
+_NODE = re.compile(r"^(artifact|run|step|trigger|model):(.+)$")
+
+
+def node_id(kind: str, *parts: object) -> str:
+    """The lineage id of a node: ``node_id("model", "churn", 3) == "model:churn:3"``."""
+    if kind not in NODE_KINDS:
+        raise ValueError(f"unknown lineage node kind {kind!r}; one of {', '.join(NODE_KINDS)}")
+    return ":".join([kind, *(str(p) for p in parts)])
+
+
+def parse_node(node: str) -> tuple[str, str]:
+    """``"model:churn:3" -> ("model", "churn:3")``; ValueError for a malformed id."""
+    match = _NODE.match(node)
+    if match is None:
+        raise ValueError(
+            f"{node!r} is not a lineage node id; use artifact:ID, run:ID, step:ID, "
+            "trigger:ID or model:NAME:VERSION"
+        )
+    return match.group(1), match.group(2)
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class ModelRecord:
+    """A registered model version as lineage sees it (``model:<model>:<version>``).
+
+    Attributes:
+        model: the model's name.
+        version: its version number.
+        artifact_uri: the model file (edge ``registered_as`` from its artifact).
+        sha256: the model file's SHA-256 (its artifact fingerprint).
+        run_id: the run that produced it (edge ``produced``), if any.
+        created: when it was registered.
+        datasets: the data it was trained and judged on (edges ``trained_on``).
+    """
+
+    model: str
+    version: int
+    artifact_uri: str
+    sha256: str
+    run_id: str | None = None
+    created: datetime
+    datasets: tuple[DatasetRef, ...] = field(default=(), converter=tuple)
+
+
+@frozen(kw_only=True)
+class LineageNode:
+    """A node of a lineage graph.
+
+    Attributes:
+        id: typed id (``run:...``, ``artifact:...``, ``model:name:3``, ...).
+        kind: the part before the first colon.
+        label: a short human-readable name.
+        attributes: facts worth showing (uri, status, fingerprint, ...).
+    """
+
+    id: str
+    kind: str
+    label: str
+    attributes: dict[str, Any] = Factory(dict)
+
+
+@frozen(kw_only=True)
+class LineageEdge:
+    """Data flows from ``src`` to ``dst``; ``relation`` says how.
+
+    Relations: ``input`` (artifact -> step), ``output`` (step -> artifact),
+    ``contains`` (run -> step), ``triggered`` (trigger -> run), ``registered_as``
+    (artifact -> model), ``produced`` (run -> model), ``trained_on`` (artifact -> model).
+    """
+
+    src: str
+    dst: str
+    relation: str
+
+
+@frozen(kw_only=True)
+class LineageGraph:
+    """What lies upstream or downstream of ``root``.
+
+    Attributes:
+        root: the node the query started from.
+        direction: ``upstream`` or ``downstream``.
+        nodes: every node reached (the root included), keyed by id.
+        edges: the edges between them (direction of data flow).
+        truncated: whether the depth or size limit cut the graph short.
+    """
+
+    root: str
+    direction: str
+    nodes: dict[str, LineageNode] = Factory(dict)
+    edges: tuple[LineageEdge, ...] = field(default=(), converter=tuple)
+    truncated: bool = False
+
+    def neighbours(self, node: str) -> list[tuple[LineageEdge, str]]:
+        """The edges leaving ``node`` in this graph's direction, with the node reached."""
+        if self.direction == "upstream":
+            return [(e, e.src) for e in self.edges if e.dst == node]
+        return [(e, e.dst) for e in self.edges if e.src == node]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (``conveyor lineage --json``)."""
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "truncated": self.truncated,
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label,
+                       "attributes": n.attributes} for n in self.nodes.values()],
+            "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation}
+                      for e in self.edges],
+        }
