@@ -34,12 +34,13 @@ from conveyor.interfaces.metadata import (
     StepExecution,
     TriggerEvent,
 )
+from conveyor.testing.metadata_watch import WatchRecordsContract
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
 
-class MetadataStoreContract:
+class MetadataStoreContract(WatchRecordsContract):
     """The behaviour every :class:`~conveyor.interfaces.MetadataStore` must show."""
 
     @pytest.fixture
