@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +26,9 @@ class _Distribution:
         self._series: dict[tuple[str, str], list[Any]] = {}
 
     def add(self, model: str, version: str, values: Any) -> None:
+        if len(values) <= 4:  # a few rows: plain Python beats numpy's per-call overhead
+            self._add_few(model, version, values)
+            return
         np = self._np
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
@@ -35,6 +40,19 @@ class _Distribution:
                                             [np.zeros(len(self._bounds) + 1, np.int64), 0.0])
             entry[0] += counts
             entry[1] += total
+
+    def _add_few(self, model: str, version: str, values: Any) -> None:
+        found = [(bisect.bisect_left(PREDICTION_BUCKETS, v), v) for v in values.tolist()
+                 if math.isfinite(v)]
+        with self._lock:
+            entry = self._series.get((model, version))
+            if entry is None:
+                entry = self._series.setdefault(
+                    (model, version), [self._np.zeros(len(self._bounds) + 1, self._np.int64),
+                                       0.0])
+            for index, value in found:
+                entry[0][index] += 1
+                entry[1] += value
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import HistogramMetricFamily
