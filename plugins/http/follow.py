@@ -146,6 +146,12 @@ class ModelSlot:
             log.error("model %s v%s was not swapped in, v%s keeps serving: %s%s", self.name,
                       version.version, current.version if current else "-", exc.message,
                       f" (hint: {exc.hint})" if exc.hint else "")
+            from conveyor.events import ModelSwapFailed
+
+            self.app.emit("on_model_swap_failed", ModelSwapFailed(
+                model=self.name, alias=self.alias, version=version.version,
+                serving=current.version if current else None,
+                error=exc.message + (f" (hint: {exc.hint})" if exc.hint else "")))
             return False
         self._install(served)
         self.metrics.swaps.labels("ok").inc()
