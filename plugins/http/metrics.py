@@ -100,6 +100,7 @@ class ServerMetrics:
         self._log_stats = log_stats
         self._children: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._shared: Any = None
 
     def request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request (label children are cached: this is per request)."""
@@ -122,9 +123,36 @@ class ServerMetrics:
             self.served.remove(*old)
         self.served.labels(*new).set(1)
 
-    def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    def share(self, directory: str) -> None:
+        """Merge with the other worker processes' metrics through ``directory``
+        (see :mod:`.multiproc`); until :meth:`close`, snapshots are written there."""
+        from conveyor.plugins.http.multiproc import SnapshotWriter
+
+        self._shared = SnapshotWriter(directory, self._own)
+        self._shared.start()
+
+    def close(self) -> None:
+        """Write the last snapshot (several workers) and stop writing."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.stop()
+
+    def _own(self) -> bytes:
+        from prometheus_client import generate_latest
 
         if self._log_stats is not None:
             self.dropped.set(self._log_stats().dropped)
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry)
+
+    def render(self) -> tuple[bytes, str]:
+        """The ``/metrics`` body: this process's, or every worker's merged."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        shared = self._shared
+        if shared is None:
+            return self._own(), CONTENT_TYPE_LATEST
+        from conveyor.plugins.http.multiproc import merge
+
+        if self._log_stats is not None:
+            self.dropped.set(self._log_stats().dropped)
+        return merge(self.registry.collect(), shared.others()), CONTENT_TYPE_LATEST
