@@ -1,9 +1,9 @@
 """One worker process of a multi-process ``http`` server (started by the server).
 
 ``python -m conveyor.plugins.http.worker FD [METRICS_DIR]`` serves on the inherited
-listening socket ``FD`` (sharing its metrics through ``METRICS_DIR``) with the config from the environment (``CONVEYOR_CONFIG``,
-``CONVEYOR_SERVER__*``), prints the ready line once the model is loaded, and
-drains and exits on SIGTERM.
+listening socket ``FD`` (sharing its metrics through ``METRICS_DIR``) with the config
+from the environment (``CONVEYOR_CONFIG``, ``CONVEYOR_SERVER__*``), prints the ready
+line once the model is loaded, and drains and exits on SIGTERM.
 """
 
 from __future__ import annotations
