@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import logging
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from conveyor.models.smallbatch import SMALL_ROWS
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.plugins.http")
 _NEEDS_MODEL = frozenset(("model_metadata", "model_ready", "model_info", "infer",
                           "invocations", "predict"))
+_PREDICTS = frozenset(("infer", "invocations", "predict"))
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _WILDCARD = ("0.0.0.0", "::", "")
 
@@ -75,9 +77,15 @@ class ServerApp:
     """One process's server: the model slot, metrics, prediction log and the ASGI app."""
 
     def __init__(self, *, settings: ServerSettings, config: HttpServerConfig,
-                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None) -> None:
+                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None,
+                 challenger: ModelSlot | None = None) -> None:
         self.settings, self.config = settings, config
         self.slot, self.metrics, self.prediction_log = slot, metrics, log_
+        self.challenger = challenger
+        self._canary = config.challenger_mode == "canary"
+        self._canary_below = int(config.canary_share * (1 << 32))
+        self._key_header = config.canary_key_header.encode()
+        self._shadow_work: list[tuple[Any, str]] = []
         self.handlers = Handlers(self)
         self._static: dict[tuple[str, str], Any] = {}
         self._templated: list[tuple[Any, list[str]]] = []
@@ -98,7 +106,8 @@ class ServerApp:
 
     # -- prediction ---------------------------------------------------------------------
 
-    def predict(self, served: Served, columns: Any, request_id: str) -> Any:
+    def predict(self, served: Served, columns: Any, request_id: str, *,
+                shadow: bool = False) -> Any:
         """Validate ``columns`` against the signature, predict, count and log them.
 
         A few rows of plain columns are validated and encoded without polars
@@ -133,7 +142,47 @@ class ServerApp:
                                        predictions=predictions, request_ids=request_id)
         if not logged:
             self.metrics.errors.labels("prediction_log_dropped").inc()
+        if shadow or (self._canary and self.challenger is not None
+                      and served is self.challenger.current):
+            self.metrics.challenger.labels("shadow" if shadow else "canary", version).inc()
+        elif self.challenger is not None and not self._canary:
+            self._shadow_work.append((columns, request_id))  # after the answer is sent
         return predictions
+
+    # -- the challenger -----------------------------------------------------------------
+
+    def _pick(self, served: Served | None, params: dict[str, str],
+              headers: dict[bytes, bytes], rid: str) -> Served | None:
+        """The version a prediction request goes to: in canary mode the challenger
+        takes the share of request keys below ``canary_share`` (crc32 of the key:
+        the same key lands on the same side in every worker), or a request naming
+        its version."""
+        other = self.challenger.current if self.challenger is not None else None
+        if not self._canary or other is None or served is None \
+                or other.version == served.version:
+            return served
+        version = params.get("version")
+        if version is not None:
+            return other if version == str(other.version) else served
+        key = headers.get(self._key_header) or rid.encode()
+        return other if zlib.crc32(key) < self._canary_below else served
+
+    def _run_shadow(self) -> None:
+        """Predict the queued requests with the shadow challenger: logged and counted,
+        never answered; a refusal or failure is counted, never raised."""
+        work, self._shadow_work = self._shadow_work, []
+        other = self.challenger.current if self.challenger is not None else None
+        current = self.slot.current
+        if other is None or (current is not None and other.version == current.version):
+            return
+        for columns, rid in work:
+            try:
+                self.predict(other, columns, rid, shadow=True)
+            except BadRequest:
+                self.metrics.errors.labels("shadow_refused").inc()
+            except Exception:
+                log.exception("shadow prediction of v%s failed", other.version)
+                self.metrics.errors.labels("shadow_failed").inc()
 
     # -- routing and guards -------------------------------------------------------------
 
@@ -280,6 +329,8 @@ class ServerApp:
             route, params = self._match(scope["method"], scope["path"])
             label = route.path
             self._guard(route, headers)
+            if self.challenger is not None and route.handler in _PREDICTS:
+                served = self._pick(served, params, headers, rid)
             if route.handler in _NEEDS_MODEL and served is None:
                 raise BadRequest(503, "not_ready", "no model is loaded yet",
                                  hint="wait for /v2/health/ready",
@@ -317,3 +368,5 @@ class ServerApp:
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         await send({"type": "http.response.body", "body": response.body})
         self.metrics.request(label, response.status, time.perf_counter() - started)
+        if self._shadow_work:
+            self._run_shadow()

@@ -95,6 +95,9 @@ class ServerMetrics:
         self.dropped = Gauge("conveyor_prediction_log_dropped",
                              "Prediction-log records dropped (queue full) since start",
                              registry=r)
+        self.challenger = Counter("conveyor_challenger_predictions",
+                                  "Requests the challenger predicted, by mode and version",
+                                  ["mode", "version"], registry=r)
         self.distribution = _Distribution()
         r.register(self.distribution)  # type: ignore[arg-type]
         self._log_stats = log_stats

@@ -97,8 +97,14 @@ class HttpServer(Server):
         slot = ModelSlot(self.app, name, self.settings.alias,
                          poll_interval=self.config.poll_interval, metrics=metrics)
         slot.load_initial()
+        challenger = None
+        if self.config.challenger_alias:
+            challenger = ModelSlot(self.app, name, self.config.challenger_alias,
+                                   poll_interval=self.config.poll_interval, metrics=metrics)
+            challenger.load_initial(required=False)
         self._server_app = ServerApp(settings=self.settings, config=self.config, slot=slot,
-                                     metrics=metrics, log_=prediction_log)
+                                     metrics=metrics, log_=prediction_log,
+                                     challenger=challenger)
         self._uvicorn = uvicorn.Server(uvicorn.Config(
             self._server_app, loop="auto", http="auto", lifespan="off", access_log=False,
             log_level="warning", server_header=False, date_header=False,
@@ -115,6 +121,8 @@ class HttpServer(Server):
                                     hint="run with --traceback; see the log above")
             time.sleep(0.005)
         slot.start()
+        if challenger is not None:
+            challenger.start()
 
     def _spawn_workers(self, sock: socket.socket) -> None:
         from conveyor.plugins.http.follow import only_model
@@ -165,6 +173,8 @@ class HttpServer(Server):
         server_app, self._server_app = self._server_app, None
         if server_app is not None:
             server_app.slot.stop()
+            if server_app.challenger is not None:
+                server_app.challenger.stop()
             server_app.metrics.close()
             if server_app.prediction_log is not None:
                 server_app.prediction_log.close(timeout)
