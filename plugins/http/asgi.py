@@ -125,7 +125,8 @@ class ServerApp:
             if x is None:
                 frame = codecs.to_frame(columns, self.config.max_rows)
                 x = model.predictor.matrix(frame)
-                features: Any = frame.select(names)
+                features: Any = frame if tuple(frame.columns) == names else \
+                    frame.select(names)
             else:
                 features = {n: columns[n] for n in names}
         except PredictionInputError as exc:
