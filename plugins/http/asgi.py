@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.models.smallbatch import SMALL_ROWS
 from conveyor.plugins.http import codecs
 from conveyor.plugins.http.codecs import BadRequest
+from conveyor.plugins.http.logbuffer import LogBuffer
 from conveyor.plugins.http.routes import (
     ARROW_STREAM,
     ROUTES,
@@ -86,6 +87,7 @@ class ServerApp:
         self._canary_below = int(config.canary_share * (1 << 32))
         self._key_header = config.canary_key_header.encode()
         self._shadow_work: list[tuple[Any, str]] = []
+        self.log_buffer = None if log_ is None else LogBuffer(log_, self._log_dropped)
         self.handlers = Handlers(self)
         self._static: dict[tuple[str, str], Any] = {}
         self._templated: list[tuple[Any, list[str]]] = []
@@ -138,17 +140,24 @@ class ServerApp:
                        else model.booster.predict(x)) if len(x) else x[:, 0]
         name, version = served.label
         self.metrics.predicted(name, version, predictions)
-        logged = self.prediction_log is None or not len(predictions) or \
-            self.prediction_log.append(model=name, version=served.version, features=features,
-                                       predictions=predictions, request_ids=request_id)
-        if not logged:
-            self.metrics.errors.labels("prediction_log_dropped").inc()
+        if self.prediction_log is None or not len(predictions):
+            pass
+        elif isinstance(features, dict):  # a small request: coalesced with others
+            self.log_buffer.add(name, served.version, names, features, predictions,
+                                request_id)
+        elif not self.prediction_log.append(model=name, version=served.version,
+                                            features=features, predictions=predictions,
+                                            request_ids=request_id):
+            self._log_dropped()
         if shadow or (self._canary and self.challenger is not None
                       and served is self.challenger.current):
             self.metrics.challenger.labels("shadow" if shadow else "canary", version).inc()
         elif self.challenger is not None and not self._canary:
             self._shadow_work.append((columns, request_id))  # after the answer is sent
         return predictions
+
+    def _log_dropped(self) -> None:
+        self.metrics.errors.labels("prediction_log_dropped").inc()
 
     # -- the challenger -----------------------------------------------------------------
 

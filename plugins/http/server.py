@@ -177,6 +177,7 @@ class HttpServer(Server):
                 server_app.challenger.stop()
             server_app.metrics.close()
             if server_app.prediction_log is not None:
+                server_app.log_buffer.close()
                 server_app.prediction_log.close(timeout)
         sock, self._sock = self._sock, None
         if sock is not None:
