@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         DriftDetected,
         ModelRegistered,
         ModelSwapFailed,
+        PerformanceDecayed,
         RunFinished,
         RunStarted,
         StepFinished,
@@ -185,6 +186,11 @@ def on_drift_detected(app: Conveyor, event: DriftDetected) -> None:
 def on_model_swap_failed(app: Conveyor, event: ModelSwapFailed) -> None:
     """A model server did not swap in the version its alias moved to (it failed to
     load, verify or smoke-predict); the previous version keeps serving."""
+
+
+@hookspec
+def on_performance_decayed(app: Conveyor, event: PerformanceDecayed) -> None:
+    """Monitoring found a model's realized or estimated metric decayed past its tolerance."""
 
 
 # -- checks (collect-all; every finding of severity "error" blocks) -------------------
