@@ -128,3 +128,23 @@ class PerformanceDecayed:
     breached: tuple[str, ...] = field(default=(), converter=tuple)
     result_id: str | None = None
     at: datetime = Factory(_now)
+
+
+@frozen(kw_only=True)
+class ModelSwapFailed:
+    """A server refused the version its alias moved to; ``serving`` keeps answering.
+
+    Attributes:
+        model: the model's name.
+        alias: the alias the server follows.
+        version: the version that failed to load, verify or smoke-predict.
+        serving: the version still answering (``None``: none loaded yet).
+        error: what failed, with its hint.
+    """
+
+    model: str
+    alias: str
+    version: int
+    serving: int | None
+    error: str
+    at: datetime = Factory(_now)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AliasChanged,
         DriftDetected,
         ModelRegistered,
+        ModelSwapFailed,
         PerformanceDecayed,
         RunFinished,
         RunStarted,
@@ -179,6 +180,12 @@ def on_trigger_fired(app: Conveyor, event: TriggerFired) -> None:
 @hookspec
 def on_drift_detected(app: Conveyor, event: DriftDetected) -> None:
     """Monitoring detected drift between live inputs and the training profile."""
+
+
+@hookspec
+def on_model_swap_failed(app: Conveyor, event: ModelSwapFailed) -> None:
+    """A model server did not swap in the version its alias moved to (it failed to
+    load, verify or smoke-predict); the previous version keeps serving."""
 
 
 @hookspec

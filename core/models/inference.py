@@ -8,6 +8,7 @@ check and encode it.  Each call then costs one aggregate pass over the input
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conveyor.checks import Finding
@@ -32,6 +33,37 @@ def _accepted(spec: FeatureSpec) -> frozenset[str]:
     if spec.is_string:
         return frozenset(STRINGS)
     return frozenset(NUMERIC | STRINGS)  # integer/boolean codes, or their strings
+
+
+def _finding(check: str, message: str, subject: str, **details: Any) -> Finding:
+    return Finding(check=check, message=message, subject=subject, details=details)
+
+
+# The refusals of both validation paths (polars here, plain Python in
+# :mod:`conveyor.models.smallbatch`), so their messages cannot drift apart.
+def missing_column(name: str) -> Finding:
+    return _finding("input.missing_column", f"feature column {name!r} is missing", name)
+
+
+def missing_values(name: str, count: int) -> Finding:
+    return _finding("input.null", f"feature {name!r} has {count} missing value(s) but the "
+                    "model was trained without missing values for it", name)
+
+
+def wrong_type(spec: FeatureSpec, observed: str) -> Finding:
+    """``observed`` is the input column's polars type as text (``Int64``, ``String``)."""
+    return _finding("input.type", f"feature {spec.name!r} has type {observed}; the model "
+                    f"expects {spec.dtype}", spec.name, expected=spec.dtype, observed=observed)
+
+
+def infinite_values(name: str, count: int) -> Finding:
+    return _finding("input.infinite", f"feature {name!r} has {count} infinite value(s)", name)
+
+
+def input_error(problems: list[Finding]) -> PredictionInputError:
+    return PredictionInputError("input does not match the model signature: "
+                                + "; ".join(p.message for p in problems), hint=_HINT,
+                                findings=problems)
 
 
 def _encode(spec: FeatureSpec) -> pl.Expr:
@@ -72,6 +104,7 @@ class Predictor:
         self._accepts = {f.name: _accepted(f) for f in self._specs}
         self._encode = [_encode(f) for f in self._specs]
         self._null = pl.Null
+        self._small: Any = None
         # per feature: (missing-count expr for non-float input, for float input, inf expr)
         self._counts: dict[str, tuple[pl.Expr | None, pl.Expr | None, pl.Expr]] = {}
         for f in self._specs:
@@ -84,29 +117,21 @@ class Predictor:
     def validate(self, frame: pl.DataFrame) -> None:
         """Raise :class:`PredictionInputError` naming every field that does not fit."""
         problems: list[Finding] = []
-
-        def problem(check: str, message: str, subject: str, **details: Any) -> None:
-            problems.append(Finding(check=check, message=message, subject=subject,
-                                    details=details))
-
         schema = frame.schema
         exprs = []
         for spec in self._specs:
             name = spec.name
             dtype = schema.get(name)
             if dtype is None:
-                problem("input.missing_column", f"feature column {name!r} is missing", name)
+                problems.append(missing_column(name))
                 continue
             if dtype == self._null:  # every value missing (e.g. all null in JSON)
                 if not spec.nullable:
-                    problem("input.null", f"feature {name!r} has {frame.height} missing "
-                            "value(s) but the model was trained without missing values for "
-                            "it", name)
+                    problems.append(missing_values(name, frame.height))
                 continue
             observed = from_polars(dtype)
             if observed not in self._accepts[name]:
-                problem("input.type", f"feature {name!r} has type {dtype}; the model expects "
-                        f"{spec.dtype}", name, expected=spec.dtype, observed=str(dtype))
+                problems.append(wrong_type(spec, str(dtype)))
                 continue
             plain, floats, inf = self._counts[name]
             if observed in ("float32", "float64"):
@@ -119,16 +144,22 @@ class Predictor:
         for spec in self._specs:
             missing = counts.get(f"{spec.name}:missing")
             if missing:
-                problem("input.null", f"feature {spec.name!r} has {missing} missing value(s) "
-                        "but the model was trained without missing values for it", spec.name)
+                problems.append(missing_values(spec.name, missing))
             inf = counts.get(f"{spec.name}:inf")
             if inf:
-                problem("input.infinite", f"feature {spec.name!r} has {inf} infinite "
-                        "value(s)", spec.name)
+                problems.append(infinite_values(spec.name, inf))
         if problems:
-            raise PredictionInputError(
-                "input does not match the model signature: "
-                + "; ".join(p.message for p in problems), hint=_HINT, findings=problems)
+            raise input_error(problems)
+
+    def small_matrix(self, columns: Mapping[str, Any]) -> np.ndarray | None:
+        """:meth:`matrix` of a few plain columns (``{name: list or 1-d array}``) without
+        polars: the same checks and errors, or ``None`` when the input's types need
+        polars to tell (see :mod:`conveyor.models.smallbatch`)."""
+        if self._small is None:
+            from conveyor.models.smallbatch import SmallBatch
+
+            self._small = SmallBatch(self.signature)
+        return self._small.matrix(columns)
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         """Validate ``frame`` and return the float64 matrix in booster order."""

@@ -13,10 +13,13 @@ import asyncio
 import hmac
 import logging
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
+from conveyor.models.smallbatch import SMALL_ROWS
 from conveyor.plugins.http import codecs
 from conveyor.plugins.http.codecs import BadRequest
+from conveyor.plugins.http.logbuffer import LogBuffer
 from conveyor.plugins.http.routes import (
     ARROW_STREAM,
     ROUTES,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.plugins.http")
 _NEEDS_MODEL = frozenset(("model_metadata", "model_ready", "model_info", "infer",
                           "invocations", "predict"))
+_PREDICTS = frozenset(("infer", "invocations", "predict"))
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _WILDCARD = ("0.0.0.0", "::", "")
 
@@ -53,6 +57,13 @@ def _host_name(value: bytes) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _rows(columns: dict[str, Any]) -> int:
+    """Rows of the first column (the paths check that the others agree)."""
+    for values in columns.values():
+        return len(values)
+    return 0
+
+
 def allowed_hosts(settings: ServerSettings, config: HttpServerConfig) -> frozenset[str] | None:
     """Host header names accepted; ``None`` accepts any (a wildcard bind with no list)."""
     if config.allowed_hosts:
@@ -67,9 +78,16 @@ class ServerApp:
     """One process's server: the model slot, metrics, prediction log and the ASGI app."""
 
     def __init__(self, *, settings: ServerSettings, config: HttpServerConfig,
-                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None) -> None:
+                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None,
+                 challenger: ModelSlot | None = None) -> None:
         self.settings, self.config = settings, config
         self.slot, self.metrics, self.prediction_log = slot, metrics, log_
+        self.challenger = challenger
+        self._canary = config.challenger_mode == "canary"
+        self._canary_below = int(config.canary_share * (1 << 32))
+        self._key_header = config.canary_key_header.encode()
+        self._shadow_work: list[tuple[Any, str]] = []
+        self.log_buffer = None if log_ is None else LogBuffer(log_, self._log_dropped)
         self.handlers = Handlers(self)
         self._static: dict[tuple[str, str], Any] = {}
         self._templated: list[tuple[Any, list[str]]] = []
@@ -86,28 +104,95 @@ class ServerApp:
         self._hosts = allowed_hosts(settings, config)
         self._origins = frozenset(config.allowed_origins)
         self.pending = 0
+        self._small_rows = min(SMALL_ROWS, config.max_rows)
 
     # -- prediction ---------------------------------------------------------------------
 
-    def predict(self, served: Served, columns: Any, request_id: str) -> Any:
-        """Validate ``columns`` against the signature, predict, count and log them."""
-        from conveyor.models import PredictionInputError, predict
+    def predict(self, served: Served, columns: Any, request_id: str, *,
+                shadow: bool = False) -> Any:
+        """Validate ``columns`` against the signature, predict, count and log them.
 
-        frame = codecs.to_frame(columns, self.config.max_rows)
+        A few rows of plain columns are validated and encoded without polars
+        (``Predictor.small_matrix``, same rules and errors); anything else, or what
+        that path declines, goes through a polars table.
+        """
+        from conveyor.models import PredictionInputError
+
+        model = served.model
+        names = model.predictor.names
         try:
-            predictions = predict(served.model, frame)
+            x = None
+            if isinstance(columns, dict) and _rows(columns) <= self._small_rows:
+                x = model.predictor.small_matrix(columns)
+            if x is None:
+                frame = codecs.to_frame(columns, self.config.max_rows)
+                x = model.predictor.matrix(frame)
+                features: Any = frame if tuple(frame.columns) == names else \
+                    frame.select(names)
+            else:
+                features = {n: columns[n] for n in names}
         except PredictionInputError as exc:
             raise BadRequest(422, "signature_mismatch", exc.message, hint=exc.hint or "",
                              fields=[f.subject for f in exc.findings]) from None
+        # One OpenMP thread for a few rows: waking a team costs more than it saves, and
+        # far more when the cores are busy (measured ~50 us vs ~1-3 ms per call).
+        predictions = (model.booster.predict(x, num_threads=1) if len(x) <= SMALL_ROWS
+                       else model.booster.predict(x)) if len(x) else x[:, 0]
         name, version = served.label
         self.metrics.predicted(name, version, predictions)
-        logged = self.prediction_log is None or not len(predictions) or \
-            self.prediction_log.append(model=name, version=served.version,
-                                       features=frame.select(served.model.signature.names),
-                                       predictions=predictions, request_ids=request_id)
-        if not logged:
-            self.metrics.errors.labels("prediction_log_dropped").inc()
+        if self.prediction_log is None or not len(predictions):
+            pass
+        elif isinstance(features, dict):  # a small request: coalesced with others
+            self.log_buffer.add(name, served.version, names, features, predictions,
+                                request_id)
+        elif not self.prediction_log.append(model=name, version=served.version,
+                                            features=features, predictions=predictions,
+                                            request_ids=request_id):
+            self._log_dropped()
+        if shadow or (self._canary and self.challenger is not None
+                      and served is self.challenger.current):
+            self.metrics.challenger.labels("shadow" if shadow else "canary", version).inc()
+        elif self.challenger is not None and not self._canary:
+            self._shadow_work.append((columns, request_id))  # after the answer is sent
         return predictions
+
+    def _log_dropped(self) -> None:
+        self.metrics.errors.labels("prediction_log_dropped").inc()
+
+    # -- the challenger -----------------------------------------------------------------
+
+    def _pick(self, served: Served | None, params: dict[str, str],
+              headers: dict[bytes, bytes], rid: str) -> Served | None:
+        """The version a prediction request goes to: in canary mode the challenger
+        takes the share of request keys below ``canary_share`` (crc32 of the key:
+        the same key lands on the same side in every worker), or a request naming
+        its version."""
+        other = self.challenger.current if self.challenger is not None else None
+        if not self._canary or other is None or served is None \
+                or other.version == served.version:
+            return served
+        version = params.get("version")
+        if version is not None:
+            return other if version == str(other.version) else served
+        key = headers.get(self._key_header) or rid.encode()
+        return other if zlib.crc32(key) < self._canary_below else served
+
+    def _run_shadow(self) -> None:
+        """Predict the queued requests with the shadow challenger: logged and counted,
+        never answered; a refusal or failure is counted, never raised."""
+        work, self._shadow_work = self._shadow_work, []
+        other = self.challenger.current if self.challenger is not None else None
+        current = self.slot.current
+        if other is None or (current is not None and other.version == current.version):
+            return
+        for columns, rid in work:
+            try:
+                self.predict(other, columns, rid, shadow=True)
+            except BadRequest:
+                self.metrics.errors.labels("shadow_refused").inc()
+            except Exception:
+                log.exception("shadow prediction of v%s failed", other.version)
+                self.metrics.errors.labels("shadow_failed").inc()
 
     # -- routing and guards -------------------------------------------------------------
 
@@ -254,6 +339,8 @@ class ServerApp:
             route, params = self._match(scope["method"], scope["path"])
             label = route.path
             self._guard(route, headers)
+            if self.challenger is not None and route.handler in _PREDICTS:
+                served = self._pick(served, params, headers, rid)
             if route.handler in _NEEDS_MODEL and served is None:
                 raise BadRequest(503, "not_ready", "no model is loaded yet",
                                  hint="wait for /v2/health/ready",
@@ -291,3 +378,5 @@ class ServerApp:
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         await send({"type": "http.response.body", "body": response.body})
         self.metrics.request(label, response.status, time.perf_counter() - started)
+        if self._shadow_work:
+            self._run_shadow()

@@ -12,6 +12,19 @@ def _positive(_instance: Any, attribute: Any, value: float) -> None:
         raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
 
 
+def _one_of(*choices: str) -> Any:
+    def check(_instance: Any, attribute: Any, value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, "
+                             f"got {value!r}")
+    return check
+
+
+def _share(_instance: Any, attribute: Any, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name} must be between 0 and 1, got {value}")
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -35,6 +48,14 @@ class HttpServerConfig:
             loopback names and the bind host (any host when bound to a wildcard).
         allowed_origins: browser ``Origin`` values allowed to POST; empty: none.
         log_predictions: append every prediction to the prediction log.
+        challenger_alias: a second alias of the model to follow beside the served one
+            (empty: none).
+        challenger_mode: ``shadow`` (the challenger predicts every request after the
+            answer is sent; logged and counted, never returned) or ``canary`` (it
+            answers ``canary_share`` of the requests).
+        canary_share: the share of request keys the canary answers, 0 to 1.
+        canary_key_header: the request header whose value keeps a caller on one side
+            (e.g. a user id; without it the request id decides, per request).
     """
 
     workers: int = field(default=1, validator=_positive)
@@ -48,3 +69,7 @@ class HttpServerConfig:
     allowed_hosts: tuple[str, ...] = field(default=(), converter=_names)
     allowed_origins: tuple[str, ...] = field(default=(), converter=_names)
     log_predictions: bool = True
+    challenger_alias: str = ""
+    challenger_mode: str = field(default="shadow", validator=_one_of("shadow", "canary"))
+    canary_share: float = field(default=0.1, validator=_share)
+    canary_key_header: str = field(default="x-conveyor-key", converter=lambda v: str(v).lower())

@@ -80,10 +80,13 @@ class ModelSlot:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def load_initial(self) -> Served:
-        """Load what the alias points at now (the server is not ready before)."""
+    def load_initial(self, *, required: bool = True) -> Served | None:
+        """Load what the alias points at now (the server is not ready before); a
+        challenger's alias (``required=False``) may point nowhere yet."""
         self._cursor = self._latest_change()
         version = self._resolve()
+        if version is None and not required:
+            return None
         if version is None:
             raise ConveyorError(f"alias {self.alias!r} of model {self.name!r} points at no "
                                 "version", hint=f"promote one: conveyor models promote "
@@ -146,6 +149,12 @@ class ModelSlot:
             log.error("model %s v%s was not swapped in, v%s keeps serving: %s%s", self.name,
                       version.version, current.version if current else "-", exc.message,
                       f" (hint: {exc.hint})" if exc.hint else "")
+            from conveyor.events import ModelSwapFailed
+
+            self.app.emit("on_model_swap_failed", ModelSwapFailed(
+                model=self.name, alias=self.alias, version=version.version,
+                serving=current.version if current else None,
+                error=exc.message + (f" (hint: {exc.hint})" if exc.hint else "")))
             return False
         self._install(served)
         self.metrics.swaps.labels("ok").inc()

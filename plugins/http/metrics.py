@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +26,9 @@ class _Distribution:
         self._series: dict[tuple[str, str], list[Any]] = {}
 
     def add(self, model: str, version: str, values: Any) -> None:
+        if len(values) <= 4:  # a few rows: plain Python beats numpy's per-call overhead
+            self._add_few(model, version, values)
+            return
         np = self._np
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
@@ -35,6 +40,19 @@ class _Distribution:
                                             [np.zeros(len(self._bounds) + 1, np.int64), 0.0])
             entry[0] += counts
             entry[1] += total
+
+    def _add_few(self, model: str, version: str, values: Any) -> None:
+        found = [(bisect.bisect_left(PREDICTION_BUCKETS, v), v) for v in values.tolist()
+                 if math.isfinite(v)]
+        with self._lock:
+            entry = self._series.get((model, version))
+            if entry is None:
+                entry = self._series.setdefault(
+                    (model, version), [self._np.zeros(len(self._bounds) + 1, self._np.int64),
+                                       0.0])
+            for index, value in found:
+                entry[0][index] += 1
+                entry[1] += value
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import HistogramMetricFamily
@@ -77,11 +95,15 @@ class ServerMetrics:
         self.dropped = Gauge("conveyor_prediction_log_dropped",
                              "Prediction-log records dropped (queue full) since start",
                              registry=r)
+        self.challenger = Counter("conveyor_challenger_predictions",
+                                  "Requests the challenger predicted, by mode and version",
+                                  ["mode", "version"], registry=r)
         self.distribution = _Distribution()
         r.register(self.distribution)  # type: ignore[arg-type]
         self._log_stats = log_stats
         self._children: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._shared: Any = None
 
     def request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request (label children are cached: this is per request)."""
@@ -104,9 +126,36 @@ class ServerMetrics:
             self.served.remove(*old)
         self.served.labels(*new).set(1)
 
-    def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    def share(self, directory: str) -> None:
+        """Merge with the other worker processes' metrics through ``directory``
+        (see :mod:`.multiproc`); until :meth:`close`, snapshots are written there."""
+        from conveyor.plugins.http.multiproc import SnapshotWriter
+
+        self._shared = SnapshotWriter(directory, self._own)
+        self._shared.start()
+
+    def close(self) -> None:
+        """Write the last snapshot (several workers) and stop writing."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.stop()
+
+    def _own(self) -> bytes:
+        from prometheus_client import generate_latest
 
         if self._log_stats is not None:
             self.dropped.set(self._log_stats().dropped)
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry)
+
+    def render(self) -> tuple[bytes, str]:
+        """The ``/metrics`` body: this process's, or every worker's merged."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        shared = self._shared
+        if shared is None:
+            return self._own(), CONTENT_TYPE_LATEST
+        from conveyor.plugins.http.multiproc import merge
+
+        if self._log_stats is not None:
+            self.dropped.set(self._log_stats().dropped)
+        return merge(self.registry.collect(), shared.others()), CONTENT_TYPE_LATEST

@@ -184,7 +184,7 @@ class Handlers:
 
     def infer(self, request: Request) -> Response:
         served = self._check_model(request)
-        names = served.model.signature.names
+        names = served.model.predictor.names
         length = request.headers.get(b"inference-header-content-length")
         if length is not None:
             try:
@@ -210,7 +210,7 @@ class Handlers:
     def invocations(self, request: Request) -> Response:
         served = request.served
         payload = codecs.parse_json(request.body)
-        columns = codecs.mlflow_columns(payload, served.model.signature.names)
+        columns = codecs.mlflow_columns(payload, served.model.predictor.names)
         predictions = self.server.predict(served, columns, request.request_id)
         return Response(200, dumps({"predictions": predictions, "model": served.name,
                                     "version": served.version}))
@@ -221,7 +221,7 @@ class Handlers:
             columns: Any = codecs.arrow_columns(request.body)
         else:
             columns = codecs.simple_columns(codecs.parse_json(request.body),
-                                            served.model.signature.names)
+                                            served.model.predictor.names)
         predictions = self.server.predict(served, columns, request.request_id)
         return Response(200, dumps({"model": served.name, "version": served.version,
                                     "request_id": request.request_id,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -57,6 +59,7 @@ class HttpServer(Server):
         self._workers: list[subprocess.Popen[str]] = []
         self._ready_workers: set[int] = set()
         self._lock = threading.Lock()
+        self._metrics_dir: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -75,8 +78,9 @@ class HttpServer(Server):
             sock.close()
             raise
 
-    def start_on(self, sock: socket.socket) -> None:
-        """Load the model and serve on ``sock`` from a thread of this process."""
+    def start_on(self, sock: socket.socket, *, metrics_dir: str | None = None) -> None:
+        """Load the model and serve on ``sock`` from a thread of this process; a worker
+        of several shares its metrics through ``metrics_dir``."""
         import uvicorn
 
         from conveyor.plugins.http.asgi import ServerApp
@@ -88,11 +92,19 @@ class HttpServer(Server):
         prediction_log = (PredictionLog.for_app(self.app, flush_interval=1.0)
                           if self.config.log_predictions else None)
         metrics = ServerMetrics(prediction_log.stats if prediction_log else None)
+        if metrics_dir is not None:
+            metrics.share(metrics_dir)
         slot = ModelSlot(self.app, name, self.settings.alias,
                          poll_interval=self.config.poll_interval, metrics=metrics)
         slot.load_initial()
+        challenger = None
+        if self.config.challenger_alias:
+            challenger = ModelSlot(self.app, name, self.config.challenger_alias,
+                                   poll_interval=self.config.poll_interval, metrics=metrics)
+            challenger.load_initial(required=False)
         self._server_app = ServerApp(settings=self.settings, config=self.config, slot=slot,
-                                     metrics=metrics, log_=prediction_log)
+                                     metrics=metrics, log_=prediction_log,
+                                     challenger=challenger)
         self._uvicorn = uvicorn.Server(uvicorn.Config(
             self._server_app, loop="auto", http="auto", lifespan="off", access_log=False,
             log_level="warning", server_header=False, date_header=False,
@@ -109,6 +121,8 @@ class HttpServer(Server):
                                     hint="run with --traceback; see the log above")
             time.sleep(0.005)
         slot.start()
+        if challenger is not None:
+            challenger.start()
 
     def _spawn_workers(self, sock: socket.socket) -> None:
         from conveyor.plugins.http.follow import only_model
@@ -121,9 +135,12 @@ class HttpServer(Server):
             env["CONVEYOR_CONFIG"] = str(config.file)
         if config.profile:
             env["CONVEYOR_PROFILE"] = config.profile
+        # one scrape sees every worker: they merge snapshots through a private directory
+        self._metrics_dir = tempfile.mkdtemp(prefix="conveyor-metrics-")  # mode 0700
         for _ in range(self.config.workers):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "conveyor.plugins.http.worker", str(sock.fileno())],
+                [sys.executable, "-m", "conveyor.plugins.http.worker", str(sock.fileno()),
+                 self._metrics_dir],
                 pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True, env=env,
                 cwd=config.root)
             self._workers.append(proc)
@@ -156,7 +173,11 @@ class HttpServer(Server):
         server_app, self._server_app = self._server_app, None
         if server_app is not None:
             server_app.slot.stop()
+            if server_app.challenger is not None:
+                server_app.challenger.stop()
+            server_app.metrics.close()
             if server_app.prediction_log is not None:
+                server_app.log_buffer.close()
                 server_app.prediction_log.close(timeout)
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -176,6 +197,9 @@ class HttpServer(Server):
                 proc.wait()
         with self._lock:
             self._ready_workers.clear()
+        metrics_dir, self._metrics_dir = self._metrics_dir, None
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     # -- state ----------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """One worker process of a multi-process ``http`` server (started by the server).
 
-``python -m conveyor.plugins.http.worker FD`` serves on the inherited listening
-socket ``FD`` with the config from the environment (``CONVEYOR_CONFIG``,
-``CONVEYOR_SERVER__*``), prints the ready line once the model is loaded, and
-drains and exits on SIGTERM.
+``python -m conveyor.plugins.http.worker FD [METRICS_DIR]`` serves on the inherited
+listening socket ``FD`` (sharing its metrics through ``METRICS_DIR``) with the config
+from the environment (``CONVEYOR_CONFIG``, ``CONVEYOR_SERVER__*``), prints the ready
+line once the model is loaded, and drains and exits on SIGTERM.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         add_to_path(config.root)
         app = Conveyor(config=config, pm=make_plugin_manager(config.plugin_selection()))
         server = app.server
-        server.start_on(sock)
+        server.start_on(sock, metrics_dir=args[1] if len(args) > 1 else None)
     except ConveyorError as exc:
         print(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""),
               file=sys.stderr)
