@@ -264,8 +264,8 @@ class RedisOnlineStore(OnlineStore):
         key_lists = [storage_values(keys[k], t) for k, t in key_types.items()]
         names = ["_e", *wanted]
         if len(keys) == 1:
-            found = [self.client.hmget(self._row_key(view.name, next(zip(*key_lists))),
-                                       names)]
+            one = tuple(values[0] for values in key_lists)
+            found = [self.client.hmget(self._row_key(view.name, one), names)]
         else:
             with self.client.pipeline(transaction=False) as pipe:
                 for key in zip(*key_lists, strict=True):
