@@ -218,9 +218,13 @@ class Database:
         import psycopg
 
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield conn
+            with self.pool.connection() as conn:
+                # one round trip to begin (conn.transaction() would add a SET TRANSACTION)
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")  # read only: nothing to keep or lose
         except psycopg.OperationalError as exc:
             raise self._unavailable(exc) from None
 

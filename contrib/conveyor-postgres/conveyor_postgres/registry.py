@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 #: The NOTIFY channel of alias moves; the payload is ``schema:audit_id:model``.
 CHANNEL = "conveyor_registry"
 _NO_GOVERNANCE = Governance()
+_UPSERT_ALIAS = ("INSERT INTO aliases (name, alias, version, audit_id) VALUES (%(name)s, "
+                 "%(alias)s, %(to)s, %(id)s) ON CONFLICT (name, alias) DO UPDATE SET "
+                 "version = excluded.version, audit_id = excluded.audit_id")
+_DELETE_ALIAS = "DELETE FROM aliases WHERE name = %(name)s AND alias = %(alias)s"
 
 
 class PostgresRegistryBackend(RegistryBackend):
@@ -148,38 +152,41 @@ class PostgresRegistryBackend(RegistryBackend):
                    after: int | None = None) -> list[AliasChange]:
         def write(conn: psycopg.Connection) -> list[AliasChange]:
             self._checkpoint(f"{action}.begin")
-            self._lock_model(conn, name)
-            row = conn.execute("SELECT version FROM aliases WHERE name = %s AND alias = %s",
-                               (name, alias)).fetchone()
-            current = None if row is None else row[0]
+            # lock the model's row (held to commit), then read the holder, the alias's
+            # last record and the target's archive flag in a second statement: under
+            # READ COMMITTED it takes its snapshot after the lock was granted, so it sees
+            # the last writer's commit.  Pipelined: one round trip for both.
+            with conn.pipeline():
+                locked = conn.execute("SELECT 1 FROM models WHERE name = %s FOR UPDATE",
+                                      (name,))
+                state = conn.execute(
+                    "SELECT (SELECT version FROM aliases WHERE name = %(n)s AND "
+                    "alias = %(a)s), (SELECT max(id) FROM alias_audit WHERE name = %(n)s AND "
+                    "alias = %(a)s), (SELECT archived FROM model_versions WHERE "
+                    "name = %(n)s AND version = %(t)s)", {"n": name, "a": alias, "t": target})
+            if locked.fetchone() is None:
+                raise self._no_model(name)
+            row = state.fetchone()
+            current, last, archived = row
             if current != expected:
                 raise StaleAliasError(f"alias {alias!r} of {name!r} is held by v{current}, "
                                       f"not v{expected}")
-            if after is not None:
-                last = conn.execute("SELECT max(id) FROM alias_audit WHERE name = %s AND "
-                                    "alias = %s", (name, alias)).fetchone()[0]
-                if last != after:
-                    raise StaleAliasError(f"alias {alias!r} of {name!r} moved after record "
-                                          f"{after}")
+            if after is not None and last != after:
+                raise StaleAliasError(f"alias {alias!r} of {name!r} moved after record "
+                                      f"{after}")
+            if target is not None and archived is None:
+                self._archived(conn, name, target)  # raises the NotFoundError
             changes: list[AliasChange] = []
-            if target is not None and self._archived(conn, name, target):
+            if archived:
                 changes.append(self._audit(conn, name, "archived", target, None, "unarchive",
-                                           actor, f"{action} of {alias!r}"))
-                conn.execute("UPDATE model_versions SET archived = false WHERE name = %s AND "
-                             "version = %s", (name, target))
+                                           actor, f"{action} of {alias!r}",
+                                           then="UPDATE model_versions SET archived = false "
+                                           "WHERE name = %(name)s AND version = %(from)s"))
             self._checkpoint(f"{action}.before_audit")
+            then = (_DELETE_ALIAS if target is None else _UPSERT_ALIAS)
             change = self._audit(conn, name, alias, current, target, action, actor, reason,
-                                 forced, evidence)
+                                 forced, evidence, then=then)
             self._checkpoint(f"{action}.after_audit")
-            if target is None:
-                conn.execute("DELETE FROM aliases WHERE name = %s AND alias = %s",
-                             (name, alias))
-            else:
-                conn.execute(
-                    "INSERT INTO aliases (name, alias, version, audit_id) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (name, alias) DO UPDATE SET "
-                    "version = excluded.version, audit_id = excluded.audit_id",
-                    (name, alias, target, change.id))
             self._checkpoint(f"{action}.after_alias")
             changes.append(change)
             return changes
@@ -195,12 +202,11 @@ class PostgresRegistryBackend(RegistryBackend):
                     "SELECT 1 FROM aliases WHERE name = %s AND version = %s",
                     (name, version)).fetchone():
                 raise StaleAliasError(f"{name} v{version} holds an alias")
-            change = self._audit(conn, name, "archived", None if archived else version,
-                                 version if archived else None,
-                                 "archive" if archived else "unarchive", actor, reason)
-            conn.execute("UPDATE model_versions SET archived = %s WHERE name = %s AND "
-                         "version = %s", (archived, name, version))
-            return change
+            return self._audit(conn, name, "archived", None if archived else version,
+                               version if archived else None,
+                               "archive" if archived else "unarchive", actor, reason,
+                               then=f"UPDATE model_versions SET archived = {archived} "
+                               f"WHERE name = %(name)s AND version = {int(version)}")
 
         return self.db.write(write)
 
@@ -235,24 +241,32 @@ class PostgresRegistryBackend(RegistryBackend):
     def _audit(self, conn: psycopg.Connection, name: str, alias: str,
                from_version: int | None, to_version: int | None, action: str, actor: str,
                reason: str = "", forced: bool = False,
-               evidence: Mapping[str, Any] | None = None) -> AliasChange:
-        """Append one audit record (inside the caller's transaction) and notify it."""
-        # the clock row's lock, held to commit, orders appends: ids and times (kept
-        # increasing even when two hosts' clocks disagree) follow commit order
-        audit_id, at = conn.execute(
-            "UPDATE audit_clock SET last_id = last_id + 1, last_at = CASE "
-            "WHEN last_at IS NULL OR %(at)s > last_at THEN %(at)s "
-            "ELSE last_at + interval '1 microsecond' END RETURNING last_id, last_at",
-            {"at": now()}).fetchone()
+               evidence: Mapping[str, Any] | None = None, *, then: str = "") -> AliasChange:
+        """Append one audit record, notify it, and run ``then``: one statement.
+
+        The clock row's lock, held to commit, orders appends: ids and times (kept
+        increasing even when two hosts' clocks disagree) follow commit order.
+        ``then`` is a statement run with the record (``%(id)s``, ``%(to)s``, ...).
+        """
         text = dumps(dict(evidence or {}))
-        conn.execute(
-            "INSERT INTO alias_audit (id, name, alias, from_version, to_version, action, actor, "
-            "at, reason, forced, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (audit_id, name, alias, from_version, to_version, action, actor, at, reason,
-             forced, text))
-        conn.execute("UPDATE models SET updated = %s WHERE name = %s", (at, name))
-        conn.execute("SELECT pg_notify(%s, %s)",
-                     (CHANNEL, f"{self.db.schema}:{audit_id}:{name}"))
+        values = {"name": name, "alias": alias, "from": from_version, "to": to_version,
+                  "action": action, "actor": actor, "now": now(), "reason": reason,
+                  "forced": forced, "evidence": text, "channel": CHANNEL,
+                  "prefix": f"{self.db.schema}:", "suffix": f":{name}"}
+        follow = f", follow AS ({then.replace('%(id)s', '(SELECT id FROM record)')})" \
+            if then else ""
+        audit_id, at = conn.execute(
+            "WITH clock AS (UPDATE audit_clock SET last_id = last_id + 1, last_at = CASE "
+            "WHEN last_at IS NULL OR %(now)s > last_at THEN %(now)s "
+            "ELSE last_at + interval '1 microsecond' END RETURNING last_id, last_at), "
+            "record AS (INSERT INTO alias_audit (id, name, alias, from_version, to_version, "
+            "action, actor, at, reason, forced, evidence) SELECT last_id, %(name)s, %(alias)s, "
+            "%(from)s, %(to)s, %(action)s, %(actor)s, last_at, %(reason)s, %(forced)s, "
+            "%(evidence)s FROM clock RETURNING id, at), "
+            "touched AS (UPDATE models SET updated = (SELECT at FROM record) "
+            f"WHERE name = %(name)s){follow} "
+            "SELECT id, at, pg_notify(%(channel)s, %(prefix)s || id || %(suffix)s) FROM record",
+            values).fetchone()[:2]
         return AliasChange(id=audit_id, model=name, alias=alias, from_version=from_version,
                            to_version=to_version, action=action, actor=actor, at=at,
                            reason=reason, forced=forced, evidence=loads(text))
@@ -283,22 +297,27 @@ class PostgresRegistryBackend(RegistryBackend):
         return bool(row[0])
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
-        with self.db.snapshot() as conn:
+        # single statements: each is one round trip and reads one consistent state
+        with self.db.reading() as conn:
             if version is None:
-                row = conn.execute("SELECT latest_version FROM models WHERE name = %s",
-                                   (name,)).fetchone()
-                if row is None:
+                found = read_versions(conn, "v.name = %s AND v.version = (SELECT "
+                                      "latest_version FROM models WHERE name = %s)",
+                                      (name, name))
+                if not found:
                     raise self._no_model(name)
-                version = row[0]
-            found = read_versions(conn, name, version)
-            if not found:
-                self._archived(conn, name, version)  # raises the right NotFoundError
+            else:
+                found = read_versions(conn, "v.name = %s AND v.version = %s",
+                                      (name, int(version)))
+                if not found:
+                    self._archived(conn, name, version)  # raises the right NotFoundError
             return found[0]
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        with self.db.snapshot() as conn:
-            self._model_exists(conn, name)
-            return read_versions(conn, name)
+        with self.db.reading() as conn:
+            found = read_versions(conn, "v.name = %s", (name,))
+            if not found:
+                self._model_exists(conn, name)
+            return found
 
     def list_models(self) -> list[ModelSummary]:
         with self.db.snapshot() as conn:
@@ -314,16 +333,18 @@ class PostgresRegistryBackend(RegistryBackend):
                              aliases=aliases.get(r[0], {})) for r in rows]
 
     def resolve(self, name: str, alias: str) -> ModelVersion | None:
-        with self.db.snapshot() as conn:
-            row = conn.execute("SELECT version FROM aliases WHERE name = %s AND alias = %s",
-                               (name, alias)).fetchone()
-            return None if row is None else read_versions(conn, name, row[0])[0]
+        with self.db.reading() as conn:
+            found = read_versions(conn, "(v.name, v.version) = (SELECT name, version FROM "
+                                  "aliases WHERE name = %s AND alias = %s)", (name, alias))
+        return found[0] if found else None
 
     def aliases(self, name: str) -> dict[str, int]:
-        with self.db.snapshot() as conn:
-            self._model_exists(conn, name)
-            return dict(conn.execute("SELECT alias, version FROM aliases WHERE name = %s "
-                                     "ORDER BY alias", (name,)).fetchall())
+        with self.db.reading() as conn:
+            rows = conn.execute("SELECT alias, version FROM aliases WHERE name = %s "
+                                "ORDER BY alias", (name,)).fetchall()
+            if not rows:
+                self._model_exists(conn, name)
+            return dict(rows)
 
     def history(self, name: str, *, alias: str | None = None) -> list[AliasChange]:
         sql = f"SELECT {AUDIT_COLUMNS} FROM alias_audit WHERE name = %s"
@@ -331,9 +352,11 @@ class PostgresRegistryBackend(RegistryBackend):
         if alias is not None:
             sql += " AND alias = %s"
             args.append(alias)
-        with self.db.snapshot() as conn:
-            self._model_exists(conn, name)
-            return [change_value(r) for r in conn.execute(sql + " ORDER BY id", args)]
+        with self.db.reading() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+            if not rows:
+                self._model_exists(conn, name)
+        return [change_value(r) for r in rows]
 
     def changes_since(self, audit_id: int, *, model: str | None = None,
                       limit: int = 1000) -> list[AliasChange]:
@@ -371,11 +394,12 @@ class PostgresRegistryBackend(RegistryBackend):
                         break
 
     def validations(self, name: str, version: int) -> list[ValidationVerdict]:
-        with self.db.snapshot() as conn:
-            self._archived(conn, name, version)
-            return [verdict_value(r) for r in conn.execute(
-                f"SELECT {VERDICT_COLUMNS} FROM validations WHERE name = %s AND version = %s "
-                "ORDER BY id", (name, version))]
+        with self.db.reading() as conn:
+            rows = conn.execute(f"SELECT {VERDICT_COLUMNS} FROM validations WHERE name = %s "
+                                "AND version = %s ORDER BY id", (name, int(version))).fetchall()
+            if not rows:
+                self._archived(conn, name, version)  # NotFoundError for an unknown version
+        return [verdict_value(r) for r in rows]
 
     def audit_snapshot(self) -> AuditSnapshot:
         with self.db.snapshot() as conn:

@@ -19,42 +19,45 @@ from conveyor.sqlite import loads
 if TYPE_CHECKING:
     import psycopg
 
-VERSION_COLUMNS = ("name, version, created, created_by, artifact_uri, sha256, model_format, "
-                   "archived, metrics, params, governance, signature, profile_uri, run_id")
+VERSION_COLUMNS_V = ", ".join(f"v.{c}" for c in (
+    "name", "version", "created", "created_by", "artifact_uri", "sha256", "model_format",
+    "archived", "metrics", "params", "governance", "signature", "profile_uri", "run_id"))
 AUDIT_COLUMNS = ("id, name, alias, from_version, to_version, action, actor, at, reason, "
                  "forced, evidence")
 VERDICT_COLUMNS = "id, name, version, passed, at, actor, run_id, summary, details"
 
 
-def read_versions(conn: psycopg.Connection, name: str,
-                  version: int | None = None) -> list[ModelVersion]:
-    """Versions of ``name`` (one, or all oldest first) with aliases, approvals, datasets."""
-    extra, args = ("", [name]) if version is None else (" AND version = %s",
-                                                       [name, int(version)])
-    rows = conn.execute(f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = %s"
-                        f"{extra} ORDER BY version", args).fetchall()
-    if not rows:
-        return []
-    held: dict[int, list[str]] = {}
-    for alias, v in conn.execute("SELECT alias, version FROM aliases WHERE name = %s "
-                                 "ORDER BY alias", (name,)):
-        held.setdefault(v, []).append(alias)
-    approvals: dict[int, list[Approval]] = {}
-    for v, by, at, comment in conn.execute(
-            f"SELECT version, by, at, comment FROM approvals WHERE name = %s{extra} "
-            "ORDER BY id", args):
-        approvals.setdefault(v, []).append(
-            Approval(model=name, version=v, by=by, at=at, comment=comment))
-    datasets: dict[int, list[DatasetRef]] = {}
-    for v, uri, fingerprint, role, start, end in conn.execute(
-            "SELECT d.version, a.uri, a.fingerprint, d.role, d.start, d.\"end\" "
-            "FROM model_datasets d JOIN registry_artifacts a ON a.id = d.artifact_id "
-            f"WHERE d.name = %s{extra.replace('version', 'd.version')} "
-            "ORDER BY d.role, a.uri", args):
-        datasets.setdefault(v, []).append(DatasetRef(
-            uri=uri, fingerprint=fingerprint, role=role, start=start, end=end))
-    return [version_value(row, held.get(row[1], []), approvals.get(row[1], []),
-                          datasets.get(row[1], [])) for row in rows]
+def read_versions(conn: psycopg.Connection, where: str, args: Sequence[Any]
+                  ) -> list[ModelVersion]:
+    """Versions matching ``where`` (on ``model_versions v``), oldest first, with their
+    aliases, approvals and datasets: one statement, so one round trip and one
+    consistent state."""
+    rows = conn.execute(
+        f"SELECT {VERSION_COLUMNS_V}, "
+        "array(SELECT a.alias FROM aliases a WHERE a.name = v.name AND a.version = v.version "
+        "ORDER BY a.alias), "
+        "array(SELECT ARRAY[p.by, p.comment] FROM approvals p WHERE p.name = v.name AND "
+        "p.version = v.version ORDER BY p.id), "
+        "array(SELECT p.at FROM approvals p WHERE p.name = v.name AND p.version = v.version "
+        "ORDER BY p.id), "
+        "array(SELECT ARRAY[r.uri, r.fingerprint, d.role] FROM model_datasets d JOIN "
+        "registry_artifacts r ON r.id = d.artifact_id WHERE d.name = v.name AND "
+        "d.version = v.version ORDER BY d.role, r.uri), "
+        "array(SELECT ARRAY[d.start, d.\"end\"] FROM model_datasets d JOIN registry_artifacts r "
+        "ON r.id = d.artifact_id WHERE d.name = v.name AND d.version = v.version "
+        "ORDER BY d.role, r.uri) "
+        f"FROM model_versions v WHERE {where} ORDER BY v.version", args).fetchall()
+    result = []
+    for row in rows:
+        name, version = row[0], row[1]
+        aliases, approvals, approved_at, datasets, spans = row[14:19]
+        result.append(version_value(
+            row, list(aliases),
+            [Approval(model=name, version=version, by=by, at=at, comment=comment)
+             for (by, comment), at in zip(approvals, approved_at, strict=True)],
+            [DatasetRef(uri=uri, fingerprint=fingerprint, role=role, start=start, end=end)
+             for (uri, fingerprint, role), (start, end) in zip(datasets, spans, strict=True)]))
+    return result
 
 
 def version_value(row: Sequence[Any], aliases: list[str], approvals: list[Approval],
