@@ -61,11 +61,11 @@ def schemas() -> Iterator[tuple[str, str]]:
 def test_registrations_and_metric_writes_against_raw_psycopg(tmp_path: Path,
                                                              schemas: tuple[str, str]) -> None:
     import psycopg
-
-    from conveyor.app import Conveyor
     from conveyor_postgres.config import PostgresMetadataStoreConfig
     from conveyor_postgres.metadata import PostgresMetadataStore
     from conveyor_postgres.rows import artifact_id
+
+    from conveyor.app import Conveyor
 
     ours, floor_schema = schemas
     (tmp_path / "conveyor.toml").write_text(

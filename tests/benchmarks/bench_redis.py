@@ -57,11 +57,11 @@ def prefix() -> Iterator[str]:
 def test_online_lookup_p99_against_raw_hmget(prefix: str) -> None:
     import pyarrow as pa
     import redis
+    from conveyor_redis.config import RedisOnlineStoreConfig
+    from conveyor_redis.store import RedisOnlineStore
 
     from conveyor.features import Entity, Feature, FeatureView
     from conveyor.testing.features import online_rows
-    from conveyor_redis.config import RedisOnlineStoreConfig
-    from conveyor_redis.store import RedisOnlineStore
 
     customer = Entity(name="customer", join_keys="customer_id")
     view = FeatureView(name="stats", entities=[customer], ttl=timedelta(days=1), features=[
