@@ -9,7 +9,8 @@ it.  :func:`call_each` does this the same way for every hook:
 * an implementation receives only the arguments it names (pluggy's rule, so an
   implementation may take any subset of the spec's arguments);
 * the call order is pluggy's (the most recently registered plugin first);
-* with ``CONVEYOR_TRACE_HOOKS=1`` every call is traced to stderr;
+* with ``CONVEYOR_TRACE_HOOKS=1`` every call is traced to stderr: one line per hook
+  call naming the plugins it reaches (none, too), one per implementation's result;
 * a ``wrapper``/``hookwrapper`` implementation is refused: there is no inner call
   for it to wrap (:func:`refuse_wrappers` runs when a plugin registers);
 * a failing implementation is returned as a :class:`HookFailure` for the caller
@@ -100,7 +101,12 @@ def call_each(pm: ConveyorPluginManager, hook: str, arguments: Mapping[str, Any]
     """
     caller = getattr(pm.hook, hook)
     trace = pm.tracing
-    for impl in reversed(caller.get_hookimpls()):
+    impls = list(reversed(caller.get_hookimpls()))
+    if trace:
+        names = ", ".join(impl.plugin_name for impl in impls)
+        spec_args = caller.spec.argnames if caller.spec is not None else tuple(arguments)
+        _trace(f"{hook}({', '.join(spec_args)}) -> [{names}]")
+    for impl in impls:
         if _is_wrapper(impl):
             error = PluginLoadError(_wrapper_message(impl.plugin_name, hook), hint=_WRAPPER_HINT)
             failure = HookFailure(impl.plugin_name, hook, error)
@@ -111,8 +117,6 @@ def call_each(pm: ConveyorPluginManager, hook: str, arguments: Mapping[str, Any]
         if per_plugin is not None:
             available.update(per_plugin(impl.plugin_name))
         kwargs = {name: available[name] for name in impl.argnames}
-        if trace:
-            _trace(f"{hook}({', '.join(kwargs)}) -> {impl.plugin_name}")
         try:
             result = impl.function(**kwargs)
         except Exception as exc:

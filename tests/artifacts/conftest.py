@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conveyor.testing.artifacts import moto_s3_endpoint  # noqa: F401 - a fixture
+from conveyor.testing.services import moto_s3_endpoint  # noqa: F401 - a fixture
 
 BUCKET = "conveyor-tests"
 REGION = "eu-west-1"

@@ -118,11 +118,15 @@ def test_tracing_prints_a_line_for_every_call_and_result(monkeypatch, capsys):
                                             "event": TriggerFired(trigger="t", reason="r")}))
     list(call_each(pm, "check_data", {"app": None, "context": None}))
     pm.catalogue()
+    list(call_each(pm, "on_run_started", {"app": None, "event": None}))
     lines = capsys.readouterr().err.splitlines()
-    assert "[conveyor hook] on_trigger_fired(event) -> listener" in lines
+    assert "[conveyor hook] on_trigger_fired(app, event) -> [listener]" in lines
     assert "[conveyor hook] on_trigger_fired <- listener returned None" in lines
-    assert "[conveyor hook] check_data(context) -> checker" in lines
+    assert "[conveyor hook] check_data(app, context) -> [checker]" in lines
     assert "[conveyor hook] check_data <- checker returned []" in lines
+    # a call no plugin implements is traced too
+    assert "[conveyor hook] on_run_started(app, event) -> []" in lines
+    assert "[conveyor hook] register_orchestrators(register) -> []" in lines
 
 
 def test_a_listener_failing_on_every_event_is_reported_once(conveyor_app, register_plugin,
