@@ -29,20 +29,22 @@ class PostgresDefinitions:
         at = now()
 
         def write(conn: psycopg.Connection) -> Definition:
+            # writers of one definition queue on a lock named after it (held to commit),
+            # so the next version is read and inserted without a race
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                         (f"conveyor-definition:{self.db.schema}:{kind}:{name}",))
             row = conn.execute(
                 "SELECT version, fingerprint FROM definitions WHERE kind = %s AND name = %s "
                 "ORDER BY version DESC LIMIT 1", (kind, name)).fetchone()
             if row is not None and row[1] == fingerprint:
                 return self._definition(conn, kind, name, row[0])
             version = 1 if row is None else row[0] + 1
-            # two writers reading the same latest version collide on the primary key:
-            # the loser rolls back and is retried, reading the winner's version
             conn.execute("INSERT INTO definitions (kind, name, version, spec, fingerprint, "
                          "created) VALUES (%s, %s, %s, %s, %s, %s)",
                          (kind, name, version, text, fingerprint, at))
             return self._definition(conn, kind, name, version)
 
-        return self.db.write(write, retry_conflicts=True)
+        return self.db.write(write)
 
     def _definition(self, conn: psycopg.Connection, kind: str, name: str,
                     version: int | None) -> Definition:
