@@ -276,7 +276,7 @@ class ModelRegistry:
                     return last[-1]
                 if last:
                     _backoff(_attempt)
-                    continue  # moved between the two reads: read again and decide again
+                    continue  # moved since it was read: read again and decide again
             verdicts = self.backend.validations(name, target.version)
             evidence, forced = self.policy.evidence(
                 target, alias, verdicts[-1] if verdicts else None, force=force, reason=reason)
