@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.errors import AlreadyExistsError, ConveyorError, NotFoundError
 from conveyor.interfaces.metadata import (
     FINISHED_RUN_STATUSES,
     STEP_STATUSES,
@@ -27,6 +27,7 @@ from conveyor.sqlite import dumps, now
 from conveyor_postgres.config import PostgresMetadataStoreConfig
 from conveyor_postgres.db import Database, redact
 from conveyor_postgres.definitions import PostgresDefinitions
+from conveyor_postgres.leases import PostgresLeases
 from conveyor_postgres.lineage import traverse, write_model
 from conveyor_postgres.rows import (
     ARTIFACT_COLUMNS,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 _OPERATORS = {"<": "<", "<=": "<=", "=": "=", "==": "=", ">=": ">=", ">": ">", "!=": "!="}
 
 
-class PostgresMetadataStore(PostgresDefinitions, MetadataStore):
+class PostgresMetadataStore(PostgresDefinitions, PostgresLeases, MetadataStore):
     """The metadata store in a PostgreSQL schema.
 
     Attributes:
@@ -101,10 +102,17 @@ class PostgresMetadataStore(PostgresDefinitions, MetadataStore):
             ).fetchone() is None:
                 raise NotFoundError(f"no trigger event {trigger_event!r}",
                                     hint="record it first with record_trigger_event()")
-            conn.execute(
-                "INSERT INTO runs (id, pipeline, status, started, parameters, trigger_event, "
-                "code_fingerprint, git_commit) VALUES (%s, %s, 'running', %s, %s, %s, %s, %s)",
-                (run_id, pipeline, at, params, trigger_event, code_fingerprint, git_commit))
+            # the run key: a trigger event starts at most one run (a unique index)
+            if conn.execute(
+                    "INSERT INTO runs (id, pipeline, status, started, parameters, "
+                    "trigger_event, code_fingerprint, git_commit) VALUES (%s, %s, 'running', "
+                    "%s, %s, %s, %s, %s) ON CONFLICT (trigger_event) WHERE trigger_event IS "
+                    "NOT NULL DO NOTHING",
+                    (run_id, pipeline, at, params, trigger_event, code_fingerprint,
+                     git_commit)).rowcount == 0:
+                raise AlreadyExistsError(
+                    f"trigger event {trigger_event!r} already started a run",
+                    hint="a trigger event starts one run; record a new event to run again")
 
         self.db.write(write)
         return run_id

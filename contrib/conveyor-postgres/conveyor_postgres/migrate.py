@@ -141,6 +141,9 @@ def copy_metadata(source: MetadataStore, target: Database, *, registry: Any = No
     artifacts = source.find_artifacts(limit=_ALL)[::-1]
     definitions = [d for kind in kinds for latest in source.list_definitions(kind)
                    for d in source.definition_history(kind, latest.name)]
+    models = [s.name for s in registry.list_models()] if registry is not None else []
+    results = [r for name in models for r in source.list_monitoring_results(
+        model=name, limit=_ALL)[::-1]]
     records = [ModelRecord(model=mv.name, version=mv.version, artifact_uri=mv.artifact_uri,
                            sha256=mv.sha256, run_id=mv.run_id, created=mv.created,
                            datasets=mv.datasets)
@@ -170,11 +173,20 @@ def copy_metadata(source: MetadataStore, target: Database, *, registry: Any = No
                          (d.kind, d.name, d.version, dumps(d.spec), d.fingerprint, d.created))
         for record in records:
             write_model(conn, record)
+        for result in results:
+            conn.execute(
+                "INSERT INTO monitoring_results (id, model, version, kind, window_start, "
+                "window_end, rows, scores, breached, details, created) VALUES (%s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, %s)",
+                (result.id, result.model, result.version, result.kind, result.window_start,
+                 result.window_end, result.rows, dumps(result.scores),
+                 dumps(list(result.breached)), dumps(result.details), result.created))
 
     target.write(write)
     return {"runs": len(runs), "steps": sum(len(r.steps) for r in runs),
             "artifacts": len(artifacts), "metrics": sum(len(m) for m in metrics.values()),
-            "trigger_events": len(events), "definitions": len(definitions)}
+            "trigger_events": len(events), "definitions": len(definitions),
+            "monitoring_results": len(results)}
 
 
 def _insert_run(conn: psycopg.Connection, run: Any, points: Sequence[Any]) -> None:

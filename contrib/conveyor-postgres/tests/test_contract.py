@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from conveyor_postgres.config import PostgresMetadataStoreConfig, PostgresModelRegistryConfig
+from conveyor_postgres.db import migrations
 from conveyor_postgres.metadata import PostgresMetadataStore
 from conveyor_postgres.registry import PostgresRegistryBackend
 
@@ -72,7 +73,7 @@ class TestPostgresRegistryBackend(ModelRegistryContract):
 def test_the_backends_are_selected_by_url(pg_app: Any) -> None:
     assert isinstance(pg_app.metadata, PostgresMetadataStore)
     assert isinstance(pg_app.registry.backend, PostgresRegistryBackend)
-    assert pg_app.metadata.describe()["schema_version"] == 1
+    assert pg_app.metadata.describe()["schema_version"] == len(migrations())
 
 
 def test_postgres_scheme_is_accepted_too(pg_url: str, pg_schema: str) -> None:
