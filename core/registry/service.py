@@ -12,7 +12,9 @@ a backend of its own.
 from __future__ import annotations
 
 import logging
+import random
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +51,13 @@ from conveyor.registry.policy import (
 log = logging.getLogger("conveyor.registry")
 #: How often a compare-and-set that lost a race is re-read and retried.
 CAS_ATTEMPTS = 8
+
+
+def _backoff(attempt: int) -> None:
+    """A jittered pause before a compare-and-set is decided again (no lock-step livelock)."""
+    time.sleep(random.uniform(0, 0.001 * 2 ** attempt))
+
+
 _NO_GOVERNANCE = Governance()
 _NO_SIGNATURE = Signature()
 
@@ -266,6 +275,7 @@ class ModelRegistry:
                 if last and last[-1].to_version == target.version:
                     return last[-1]
                 if last:
+                    _backoff(_attempt)
                     continue  # moved since it was read: read again and decide again
             verdicts = self.backend.validations(name, target.version)
             evidence, forced = self.policy.evidence(
@@ -275,6 +285,7 @@ class ModelRegistry:
                     name, alias, target.version, expected=current, action="set", actor=actor,
                     reason=reason, forced=forced, evidence=evidence)
             except StaleAliasError:
+                _backoff(_attempt)
                 continue  # another writer moved it first: read again and decide again
             self._checkpoint("set.committed")
             self._emit_changes(changes)
@@ -294,6 +305,7 @@ class ModelRegistry:
                 changes = self.backend.move_alias(name, alias, None, expected=current,
                                                   action="remove", actor=actor, reason=reason)
             except StaleAliasError:
+                _backoff(_attempt)
                 continue
             self._emit_changes(changes)
             return changes[-1]
@@ -322,6 +334,7 @@ class ModelRegistry:
                     actor=actor, reason=reason or f"rollback of {alias!r}",
                     after=moves[-1].id)
             except StaleAliasError:
+                _backoff(_attempt)
                 continue
             self._checkpoint("rollback.committed")
             self._emit_changes(changes)
@@ -346,6 +359,7 @@ class ModelRegistry:
                 change = self.backend.set_archived(name, version, True, actor=actor,
                                                    reason=reason)
             except StaleAliasError:
+                _backoff(_attempt)
                 continue  # an alias moved to it meanwhile: the check above refuses now
             self._emit_changes([change])
             return change

@@ -1,0 +1,206 @@
+"""Lineage in the PostgreSQL metadata store: model records, and graph traversal.
+
+The graph is derived from the metadata store's own tables (steps, runs,
+artifacts, trigger events, and the model records core writes through
+``record_model``), never from the registry's.  Node ids, labels and attributes are
+the same as every Conveyor metadata store gives, times as fixed-width UTC text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.interfaces.lineage import (
+    Direction,
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    ModelRecord,
+    parse_node,
+)
+from conveyor_postgres.rows import insert_artifact, stamp
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def write_model(conn: psycopg.Connection, record: ModelRecord) -> None:
+    """Record a model version's node and edges inside the caller's transaction."""
+    at = record.created
+    aid = insert_artifact(conn, record.artifact_uri, record.sha256, kind="model", at=at)
+    conn.execute(
+        "INSERT INTO lineage_models (name, version, artifact_id, artifact_uri, sha256, run_id, "
+        "created) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name, version) DO NOTHING",
+        (record.model, record.version, aid, record.artifact_uri, record.sha256,
+         record.run_id, at))
+    for ref in record.datasets:
+        daid = insert_artifact(conn, ref.uri, ref.fingerprint, kind="dataset", at=at)
+        conn.execute(
+            "INSERT INTO lineage_model_datasets (name, version, artifact_id, role, start, "
+            "\"end\") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (record.model, record.version, daid, ref.role, ref.start, ref.end))
+
+
+def traverse(conn: psycopg.Connection, node: str, *, direction: Direction, depth: int,
+             max_nodes: int, resolve_run: Callable[[psycopg.Connection, str], str]
+             ) -> LineageGraph:
+    """The lineage graph around ``node``, read inside the caller's read transaction."""
+    if direction not in ("upstream", "downstream"):
+        raise ConveyorError(f"unknown lineage direction {direction!r}",
+                            hint="use 'upstream' or 'downstream'")
+    try:
+        kind, _ = parse_node(node)
+    except ValueError as exc:
+        raise ConveyorError(str(exc)) from None
+    if kind == "run":
+        node = f"run:{resolve_run(conn, node[4:])}"
+    root = _describe(conn, node)
+    if root is None:
+        raise NotFoundError(f"nothing is recorded for lineage node {node!r}")
+    nodes = {node: root}
+    edges: dict[tuple[str, str, str], LineageEdge] = {}
+    frontier = [node]
+    truncated = False
+    for _level in range(depth):
+        following: list[str] = []
+        for current in frontier:
+            for edge, other, expand in _neighbours(conn, current, direction):
+                edges.setdefault((edge.src, edge.dst, edge.relation), edge)
+                if other in nodes:
+                    continue
+                if len(nodes) >= max_nodes:
+                    truncated = True
+                    continue
+                described = _describe(conn, other)
+                nodes[other] = described or LineageNode(
+                    id=other, kind=other.split(":", 1)[0], label=other,
+                    attributes={"missing": True})
+                if expand:
+                    following.append(other)
+        frontier = following
+        if not frontier:
+            break
+    else:
+        truncated = truncated or bool(frontier)
+    kept = tuple(e for e in edges.values() if e.src in nodes and e.dst in nodes)
+    return LineageGraph(root=node, direction=direction, nodes=nodes, edges=kept,
+                        truncated=truncated)
+
+
+def _neighbours(conn: psycopg.Connection, node: str, direction: str
+                ) -> list[tuple[LineageEdge, str, bool]]:
+    """``(edge, other node, expand it?)`` for each edge of ``node`` in ``direction``."""
+    kind, key = node.split(":", 1)
+    up = direction == "upstream"
+    found: list[tuple[LineageEdge, str, bool]] = []
+
+    def add(src: str, dst: str, relation: str, expand: bool = True) -> None:
+        found.append((LineageEdge(src=src, dst=dst, relation=relation),
+                      src if src != node else dst, expand))
+
+    def rows(sql: str, *args: object) -> list[tuple[object, ...]]:
+        return conn.execute(sql, args).fetchall()
+
+    if kind == "artifact":
+        if up:
+            for (sid,) in rows("SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
+                               "AND direction = 'output' ORDER BY step_id", key):
+                add(f"step:{sid}", node, "output")
+        else:
+            for (sid,) in rows("SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
+                               "AND direction = 'input' ORDER BY step_id", key):
+                add(node, f"step:{sid}", "input")
+            for name, version in rows("SELECT name, version FROM lineage_models "
+                                      "WHERE artifact_id = %s ORDER BY name, version", key):
+                add(node, f"model:{name}:{version}", "registered_as")
+            for name, version in rows("SELECT DISTINCT name, version FROM "
+                                      "lineage_model_datasets WHERE artifact_id = %s "
+                                      "ORDER BY name, version", key):
+                add(node, f"model:{name}:{version}", "trained_on")
+    elif kind == "step":
+        wanted = "input" if up else "output"
+        for (aid,) in rows("SELECT artifact_id FROM step_artifacts WHERE step_id = %s "
+                           "AND direction = %s ORDER BY name", key, wanted):
+            if up:
+                add(f"artifact:{aid}", node, "input")
+            else:
+                add(node, f"artifact:{aid}", "output")
+        if up:
+            row = conn.execute("SELECT run_id FROM steps WHERE id = %s", (key,)).fetchone()
+            if row is not None:  # shown, not expanded: its sibling steps are not upstream
+                add(f"run:{row[0]}", node, "contains", expand=False)
+    elif kind == "run":
+        for (sid,) in rows("SELECT id FROM steps WHERE run_id = %s ORDER BY started, seq", key):
+            add(node, f"step:{sid}", "contains")
+        if up:
+            row = conn.execute("SELECT trigger_event FROM runs WHERE id = %s",
+                               (key,)).fetchone()
+            if row is not None and row[0] is not None:
+                add(f"trigger:{row[0]}", node, "triggered")
+        else:
+            for name, version in rows("SELECT name, version FROM lineage_models "
+                                      "WHERE run_id = %s ORDER BY name, version", key):
+                add(node, f"model:{name}:{version}", "produced")
+    elif kind == "trigger":
+        if not up:
+            for (rid,) in rows("SELECT id FROM runs WHERE trigger_event = %s ORDER BY seq",
+                               key):
+                add(node, f"run:{rid}", "triggered")
+    elif kind == "model" and up:
+        name, _, version = key.rpartition(":")
+        row = conn.execute("SELECT artifact_id, run_id FROM lineage_models WHERE name = %s "
+                           "AND version = %s", (name, _int(version))).fetchone()
+        if row is not None:
+            add(f"artifact:{row[0]}", node, "registered_as")
+            if row[1]:
+                add(f"run:{row[1]}", node, "produced")
+            for (aid,) in rows("SELECT artifact_id FROM lineage_model_datasets WHERE "
+                               "name = %s AND version = %s ORDER BY role, artifact_id",
+                               name, _int(version)):
+                add(f"artifact:{aid}", node, "trained_on")
+    return found
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+def _describe(conn: psycopg.Connection, node: str) -> LineageNode | None:
+    """The node's label and attributes, or ``None`` when nothing is recorded for it."""
+    kind, key = node.split(":", 1)
+    if kind == "artifact":
+        row = conn.execute("SELECT uri, fingerprint, kind FROM artifacts WHERE id = %s",
+                           (key,)).fetchone()
+        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
+            "uri": row[0], "fingerprint": row[1], "artifact_kind": row[2]})
+    if kind == "step":
+        row = conn.execute("SELECT name, status, run_id, cache_hit FROM steps WHERE id = %s",
+                           (key,)).fetchone()
+        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
+            "status": row[1], "run_id": row[2], "cache_hit": bool(row[3])})
+    if kind == "run":
+        row = conn.execute("SELECT pipeline, status, started, code_fingerprint, git_commit "
+                           "FROM runs WHERE id = %s", (key,)).fetchone()
+        return row and LineageNode(id=node, kind=kind, label=f"{row[0]} {key}",
+                                   attributes={"pipeline": row[0], "status": row[1],
+                                               "started": stamp(row[2]),
+                                               "code_fingerprint": row[3],
+                                               "git_commit": row[4]})
+    if kind == "trigger":
+        row = conn.execute("SELECT trigger, reason, created FROM trigger_events WHERE id = %s",
+                           (key,)).fetchone()
+        return row and LineageNode(id=node, kind=kind, label=row[0],
+                                   attributes={"reason": row[1], "at": stamp(row[2])})
+    if kind == "model":
+        name, _, version = key.rpartition(":")
+        row = conn.execute("SELECT artifact_uri, sha256, created FROM lineage_models "
+                           "WHERE name = %s AND version = %s", (name, _int(version))).fetchone()
+        return row and LineageNode(id=node, kind=kind, label=f"{name} v{version}",
+                                   attributes={"artifact_uri": row[0], "sha256": row[1],
+                                               "created": stamp(row[2])})
+    return None

@@ -1,0 +1,20 @@
+"""Plugin ``redis``: the online feature store on a Redis server.
+
+Selected by ``url = "redis://..."`` in ``[online_store]``.  This module stays light:
+hookimpls and the config class only; the store (and redis-py) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor import hookimpl
+from conveyor_redis.config import SCHEMES, RedisOnlineStoreConfig
+
+
+@hookimpl
+def register_online_stores(register: Any) -> None:
+    register("redis", factory="conveyor_redis.store:RedisOnlineStore",
+             config_class=RedisOnlineStoreConfig, schemes=SCHEMES, extras=("conveyor-redis",),
+             description="Redis (a hash per entity key, pipelined writes and lookups, "
+             "expiry from the view's TTL)")
