@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from conveyor.errors import ConfigError, ConveyorError
 
@@ -64,7 +64,12 @@ def ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@overload
+def parse_ts(value: str) -> datetime: ...
+@overload
+def parse_ts(value: None) -> None: ...
 def parse_ts(value: str | None) -> datetime | None:
+    """Text written by :func:`ts` as a datetime (``NULL`` stays ``None``)."""
     return None if value is None else datetime.fromisoformat(value)
 
 

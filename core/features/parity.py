@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class ParityReport:
     at: datetime
     sampled: int
     compared: int
-    mismatches: tuple[Mismatch, ...] = field(converter=tuple)
+    mismatches: tuple[Mismatch, ...] = field(converter=to_tuple)
 
     @property
     def ok(self) -> bool:
@@ -86,7 +87,7 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
     """Compare online with offline point-in-time values for ``sample`` keys."""
     import polars as pl
 
-    v = store.get_view(view)
+    v = store.get_view(view) if isinstance(view, str) else view
     state = store.online.get_state(v.name)
     if state is None or state.watermark is None:
         raise NotFoundError(f"feature view {v.name!r} has not been materialized",
@@ -103,7 +104,7 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
                     .select(keys).unique().sort(keys).collect().rows())
     rng = random.Random(seed)
     picked = rng.sample(offline_keys, min(len(offline_keys), sample - sample // 2))
-    online_keys = pl.from_arrow(store.online.sample_keys(v, sample, seed=seed)).rows()
+    online_keys = pl.DataFrame(store.online.sample_keys(v, sample, seed=seed)).rows()
     for key in online_keys:
         if len(picked) >= sample:
             break
@@ -117,7 +118,7 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
                          orient="row")
     offline = store.get_historical_features(
         frame.with_columns(pl.lit(at).alias("__at")), [v], timestamp="__at").collect()
-    online = pl.from_arrow(store.get_online_features([v], frame, at=at))
+    online = pl.DataFrame(store.get_online_features([v], frame, at=at))
     mismatches = []
     for i, key in enumerate(picked):
         for feature in v.feature_names:

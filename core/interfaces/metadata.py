@@ -17,6 +17,7 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
     Direction,
@@ -203,7 +204,7 @@ class Run:
     git_commit: str | None = None
     error: str | None = None
     metrics: dict[str, float] = Factory(dict)
-    steps: tuple[StepExecution, ...] = field(default=(), converter=tuple)
+    steps: tuple[StepExecution, ...] = field(default=(), converter=to_tuple)
 
     @property
     def duration_s(self) -> float | None:

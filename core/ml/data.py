@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from attrs import field, frozen, validators
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Shift:
         start_day: the shift applies to rows on or after this day of the span.
     """
 
-    features: tuple[str, ...] = field(default=(), converter=tuple)
+    features: tuple[str, ...] = field(default=(), converter=to_tuple)
     magnitude: float = 2.0
     unseen_rate: float = field(default=0.0, validator=[validators.ge(0.0), validators.le(1.0)])
     concept: float = field(default=0.0, validator=[validators.ge(0.0), validators.le(1.0)])

@@ -121,9 +121,9 @@ class Predictor:
             if missing:
                 problem("input.null", f"feature {spec.name!r} has {missing} missing value(s) "
                         "but the model was trained without missing values for it", spec.name)
-            inf = counts.get(f"{spec.name}:inf")
-            if inf:
-                problem("input.infinite", f"feature {spec.name!r} has {inf} infinite "
+            infinite = counts.get(f"{spec.name}:inf")
+            if infinite:
+                problem("input.infinite", f"feature {spec.name!r} has {infinite} infinite "
                         "value(s)", spec.name)
         if problems:
             raise PredictionInputError(
@@ -146,7 +146,7 @@ def _as_frame(frame: Any) -> pl.DataFrame:
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         pa = None
     if pa is not None and isinstance(frame, pa.Table | pa.RecordBatch):
-        return pl.from_arrow(frame)
+        return pl.DataFrame(frame)
     raise PredictionInputError(f"predict takes a polars DataFrame or an Arrow table, not "
                                f"{type(frame).__name__}", hint=_HINT)
 
@@ -166,4 +166,4 @@ def predict(model: TrainedModel, frame: pl.DataFrame, *, raw_score: bool = False
     x = model.predictor.matrix(frame)
     if frame.height == 0:
         return np.empty(0, dtype=np.float64)
-    return model.booster.predict(x, raw_score=raw_score)
+    return np.asarray(model.booster.predict(x, raw_score=raw_score))  # no copy: an ndarray

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import frozen
 
@@ -170,7 +170,7 @@ class LocalFeatureStore(FeatureStore):
         v = self.get_view(view)
         if isinstance(table, str | os.PathLike):
             table = read_table_file(table)  # guarded: a bad file is a ValidationError
-        df = conform(v, table if isinstance(table, pl.DataFrame) else pl.from_arrow(table))
+        df = conform(v, table if isinstance(table, pl.DataFrame) else pl.DataFrame(table))
         now = time.time_ns()
         ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
         batch_id = f"{now:020d}-{secrets.token_hex(4)}"
@@ -185,9 +185,10 @@ class LocalFeatureStore(FeatureStore):
                 key = f"{self._base(v.name)}/{self.config.partition}={label}/{batch_id}.parquet"
                 chunk = chunk.drop("__part")
                 info = self.artifacts.put_table(key, chunk, overwrite=False)
-                ts = chunk[v.timestamp_field]
-                files.append((key, info.sha256, chunk.height, ts.min().isoformat(),
-                              ts.max().isoformat()))
+                ts = chunk[v.timestamp_field]  # conformed to a Datetime column
+                first, last = cast("datetime", ts.min()), cast("datetime", ts.max())
+                files.append((key, info.sha256, chunk.height, first.isoformat(),
+                              last.isoformat()))
         files.sort()
         record = {"id": batch_id, "ingested_at": ingested_at.isoformat(), "files": files}
         self.artifacts.put_bytes(f"{self._base(v.name)}/_batches/{batch_id}.json",
@@ -390,11 +391,11 @@ def conform(v: FeatureView, df: pl.DataFrame) -> pl.DataFrame:
         raise ValidationError(f"the batch for feature view {v.name!r} has values that do "
                               f"not fit the declared types: {exc}".splitlines()[0],
                               hint="fix the values or the feature's dtype") from None
-    for column in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
-        if column is not None and out[column].null_count():
+    for required in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
+        if required is not None and out[required].null_count():
             raise ValidationError(
-                f"the batch for feature view {v.name!r} has {out[column].null_count()} "
-                f"null value(s) in {column!r}",
+                f"the batch for feature view {v.name!r} has {out[required].null_count()} "
+                f"null value(s) in {required!r}",
                 hint="keys and timestamps must be set on every row")
     return out
 
