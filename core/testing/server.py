@@ -54,8 +54,12 @@ def register_model(app: Any, *, name: str = MODEL, alias: str = ALIAS, seed: int
                         num_boost_round=5)
     info = app.artifacts.put_bytes(f"models/{name}/{seed}/model.txt",
                                    booster.model_to_string().encode(), media_type="text/plain")
+    from conveyor.models import FeatureSpec, Signature
+
+    signature = Signature(features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
+                          label="y", objective="binary")
     version = app.registry.register(name, artifact_uri=info.uri, sha256=info.sha256,
-                                    actor="contract")
+                                    signature=signature, actor="contract")
     app.registry.set_alias(name, alias, version.version, actor="contract")
     return version
 

@@ -151,3 +151,128 @@ def stdlib_server(register_plugin: Any) -> str:
     """Registers the ``stdlib`` server; returns its ``[server]`` selection lines."""
     register_plugin(StdlibServerPlugin(), "stdlib-server")
     return 'backend = "stdlib"\nmax_body = 65536\n'
+
+
+# -- the bundled http server: a model with every kind of feature, a started server -------
+
+HTTP_MODEL = "churn"
+HTTP_ALIAS = "production"
+HTTP_TOKEN = "http-test-token-0123456789"
+
+
+def rich_signature(*, extra: bool = False) -> Any:
+    """A numeric non-nullable, a categorical and a nullable integer feature (and, with
+    ``extra``, a fourth one: a changed signature)."""
+    from conveyor.models import FeatureSpec, Signature
+
+    features = [FeatureSpec(name="age", dtype="float64", nullable=False),
+                FeatureSpec(name="plan", dtype="category", categories=("basic", "pro")),
+                FeatureSpec(name="visits", dtype="int64")]
+    if extra:
+        features.append(FeatureSpec(name="tenure", dtype="float64"))
+    return Signature(features=features, label="churned", objective="binary")
+
+
+def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: str | None =
+                        HTTP_ALIAS, corrupt: bool = False) -> Any:
+    """Train, register (with its signature) and, with ``alias``, promote a model; with
+    ``corrupt`` the stored bytes no longer match the SHA-256 the registry records."""
+    import lightgbm as lgb
+    import numpy as np
+
+    signature = rich_signature(extra=extra)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(400, len(signature.features)))
+    x[:, 1] = rng.integers(0, 2, 400)
+    x[:, 2] = rng.integers(0, 20, 400)
+    y = (x[:, 0] + x[:, 1] - 0.1 * x[:, 2] + rng.normal(size=400) > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1, "seed": seed},
+                        lgb.Dataset(x, y, feature_name=list(signature.names)),
+                        num_boost_round=10)
+    text = booster.model_to_string().encode()
+    key = f"models/{HTTP_MODEL}/{seed}-{int(extra)}-{int(corrupt)}/model.txt"
+    info = app.artifacts.put_bytes(key, text, media_type="text/plain")
+    version = app.registry.register(HTTP_MODEL, artifact_uri=info.uri, sha256=info.sha256,
+                                    signature=signature, actor="test")
+    if corrupt:  # the stored bytes change behind the registry's back
+        import os
+        from urllib.parse import urlsplit
+
+        path = urlsplit(info.uri).path
+        os.chmod(path, 0o600)
+        with open(path, "wb") as fh:
+            fh.write(text[: len(text) // 2])
+    if alias is not None:
+        app.registry.set_alias(HTTP_MODEL, alias, version.version, actor="test",
+                               reason="test", force=True)
+    return version
+
+
+def write_server_config(app: Any, **keys: Any) -> Any:
+    """Write ``[server]`` for the http backend (port 0, fast polling) and reload it."""
+    from conveyor.config import Config
+
+    keys = {"backend": "http", "model": HTTP_MODEL, "alias": HTTP_ALIAS, "port": 0,
+            "poll_interval": 0.1, **keys}
+    lines = "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items() if v is not None)
+    (app.root / "conveyor.toml").write_text(f"[server]\n{lines}")
+    app.config = Config.load(cwd=app.root)
+    app._backends.pop("server", None)
+    return app
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+@pytest.fixture
+def start_http(conveyor_app: Any) -> Any:
+    """``start_http(**server_keys) -> started server`` with the rich model registered
+    (once); every server is stopped at teardown."""
+    started: list[Any] = []
+
+    def start(**keys: Any) -> Any:
+        if not conveyor_app.registry.list_models():
+            register_rich_model(conveyor_app)
+        write_server_config(conveyor_app, **keys)
+        server = conveyor_app.server
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(timeout=5)
+
+
+def send(url: str, method: str = "GET", body: Any = None, *, headers: dict[str, str] |
+         None = None, token: str | None = None, timeout: float = 10
+         ) -> tuple[int, dict[str, str], Any]:
+    """One HTTP request: ``(status, headers (lower-case names), JSON body or bytes)``;
+    a dict or list ``body`` is sent as JSON."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    headers = dict(headers or {})
+    if isinstance(body, dict | list):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
+                     body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        found = {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+    if found.get("content-type", "").startswith("application/json"):
+        return response.status, found, json.loads(data)
+    return response.status, found, data

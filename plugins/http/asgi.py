@@ -1,0 +1,293 @@
+"""The ASGI application: routing, the guards every request passes, and prediction.
+
+A raw ASGI callable (no framework on the hot path).  Order of the guards, each
+answering a JSON error that names the problem and the fix: unknown route (404/405),
+Host header (400), bearer token (401, constant-time compare), browser ``Origin``
+(403), content type (415), declared size (413, before any byte is read), load
+(503 + ``Retry-After``), read timeout (408), then the handler (400/404/422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from conveyor.plugins.http import codecs
+from conveyor.plugins.http.codecs import BadRequest
+from conveyor.plugins.http.routes import (
+    ARROW_STREAM,
+    ROUTES,
+    Handlers,
+    Request,
+    Response,
+    dumps,
+    new_request_id,
+)
+
+if TYPE_CHECKING:
+    from conveyor.plugins.http.config import HttpServerConfig
+    from conveyor.plugins.http.follow import ModelSlot, Served
+    from conveyor.plugins.http.metrics import ServerMetrics
+    from conveyor.server import ServerSettings
+
+log = logging.getLogger("conveyor.plugins.http")
+_NEEDS_MODEL = frozenset(("model_metadata", "model_ready", "model_info", "infer",
+                          "invocations", "predict"))
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_WILDCARD = ("0.0.0.0", "::", "")
+
+
+def _media_type(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return value.split(b";", 1)[0].strip().decode("latin-1").lower()
+
+
+def _host_name(value: bytes) -> str:
+    host = value.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def allowed_hosts(settings: ServerSettings, config: HttpServerConfig) -> frozenset[str] | None:
+    """Host header names accepted; ``None`` accepts any (a wildcard bind with no list)."""
+    if config.allowed_hosts:
+        return frozenset(h.strip("[]") for h in config.allowed_hosts)
+    host = settings.host.strip("[]").lower()
+    if host in _WILDCARD:
+        return None
+    return frozenset((*_LOOPBACK, host))
+
+
+class ServerApp:
+    """One process's server: the model slot, metrics, prediction log and the ASGI app."""
+
+    def __init__(self, *, settings: ServerSettings, config: HttpServerConfig,
+                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None) -> None:
+        self.settings, self.config = settings, config
+        self.slot, self.metrics, self.prediction_log = slot, metrics, log_
+        self.handlers = Handlers(self)
+        self._static: dict[tuple[str, str], Any] = {}
+        self._templated: list[tuple[Any, list[str]]] = []
+        self._paths: dict[str, set[str]] = {}
+        for route in ROUTES:
+            self._paths.setdefault(route.path, set()).add(route.method)
+            if "{" in route.path:
+                self._templated.append((route, route.path.strip("/").split("/")))
+            else:
+                self._static[(route.method, route.path)] = route
+        self._fns = {r.handler: getattr(self.handlers, r.handler) for r in ROUTES}
+        token = settings.token
+        self._expected = None if token is None else b"Bearer " + token.encode()
+        self._hosts = allowed_hosts(settings, config)
+        self._origins = frozenset(config.allowed_origins)
+        self.pending = 0
+
+    # -- prediction ---------------------------------------------------------------------
+
+    def predict(self, served: Served, columns: Any, request_id: str) -> Any:
+        """Validate ``columns`` against the signature, predict, count and log them."""
+        from conveyor.models import PredictionInputError, predict
+
+        frame = codecs.to_frame(columns, self.config.max_rows)
+        try:
+            predictions = predict(served.model, frame)
+        except PredictionInputError as exc:
+            raise BadRequest(422, "signature_mismatch", exc.message, hint=exc.hint or "",
+                             fields=[f.subject for f in exc.findings]) from None
+        name, version = served.label
+        self.metrics.predicted(name, version, predictions)
+        logged = self.prediction_log is None or not len(predictions) or \
+            self.prediction_log.append(model=name, version=served.version,
+                                       features=frame.select(served.model.signature.names),
+                                       predictions=predictions, request_ids=request_id)
+        if not logged:
+            self.metrics.errors.labels("prediction_log_dropped").inc()
+        return predictions
+
+    # -- routing and guards -------------------------------------------------------------
+
+    def _match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
+        route = self._static.get((method, path))
+        if route is not None:
+            return route, {}
+        parts = path.strip("/").split("/")
+        allowed: set[str] = set()
+        for candidate, pattern in self._templated:
+            if len(pattern) != len(parts):
+                continue
+            params: dict[str, str] = {}
+            for want, got in zip(pattern, parts, strict=True):
+                if want.startswith("{"):
+                    if not got:
+                        break
+                    params[want[1:-1]] = got
+                elif want != got:
+                    break
+            else:
+                if candidate.method == method:
+                    return candidate, params
+                allowed.add(candidate.method)
+        allowed |= self._paths.get(path, set())
+        if allowed:
+            raise BadRequest(405, "method_not_allowed", f"{method} is not allowed on {path}",
+                             hint=f"use {', '.join(sorted(allowed))}",
+                             headers=[(b"allow", ", ".join(sorted(allowed)).encode())])
+        raise BadRequest(404, "not_found", f"no route {path}",
+                         hint="GET /openapi.json lists every route")
+
+    def _guard(self, route: Any, headers: dict[bytes, bytes]) -> None:
+        if self._hosts is not None:
+            host = headers.get(b"host")
+            if host is None or _host_name(host) not in self._hosts:
+                raise BadRequest(400, "host_not_allowed", "the Host header names a host this "
+                                 "server does not answer for", fields=["Host"],
+                                 hint="call it by its bind address, or add the name to "
+                                      "allowed_hosts in [server]")
+        if not route.public and self._expected is not None:
+            sent = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self._expected):
+                raise BadRequest(401, "unauthorized", "missing or wrong bearer token",
+                                 fields=["Authorization"],
+                                 hint="send Authorization: Bearer <the [server] token>",
+                                 headers=[(b"www-authenticate", b"Bearer")])
+        if route.method != "POST":
+            return
+        origin = headers.get(b"origin")
+        if origin is not None and origin.decode("latin-1").lower() not in self._origins:
+            raise BadRequest(403, "origin_not_allowed", "requests from browser pages of "
+                             "other origins are refused", fields=["Origin"],
+                             hint="call the API from a server, or list the origin in "
+                                  "allowed_origins in [server]")
+        media = _media_type(headers.get(b"content-type"))
+        accepted = {"json": ("application/json",),
+                    "arrow": ("application/json", ARROW_STREAM),
+                    "v2": ("application/json", "application/octet-stream", None)}[route.body]
+        if media not in accepted:
+            raise BadRequest(415, "unsupported_media_type",
+                             f"content type {media or '(none)'} is not accepted here",
+                             fields=["Content-Type"],
+                             hint=f"send Content-Type: {' or '.join(a for a in accepted if a)}")
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise BadRequest(400, "malformed_header", "Content-Length is not a number",
+                                 fields=["Content-Length"]) from None
+            if size > self.config.max_body:
+                raise self._too_large()
+        if self.pending >= self.config.max_pending:
+            self.metrics.errors.labels("overloaded").inc()
+            raise BadRequest(503, "overloaded", f"{self.pending} requests are in progress, "
+                             "the most this server queues", hint="retry after the delay in "
+                             "Retry-After, or add workers",
+                             headers=[(b"retry-after", str(self.config.retry_after).encode())])
+
+    def _too_large(self) -> BadRequest:
+        return BadRequest(413, "body_too_large", f"the body is larger than "
+                          f"{self.config.max_body} bytes", fields=["Content-Length"],
+                          hint="split the batch, or raise max_body in [server]")
+
+    async def _read_body(self, receive: Any) -> bytes:
+        limit, chunks, size = self.config.max_body, [], 0
+        task = asyncio.current_task()
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            if task is not None:
+                task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.config.read_timeout, expire)
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise BadRequest(400, "disconnected", "the client went away")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large()
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if not timed_out:
+                raise
+            raise BadRequest(408, "read_timeout", f"the body took longer than "
+                             f"{self.config.read_timeout:g} s to arrive",
+                             hint="send the body promptly") from None
+        finally:
+            timer.cancel()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # -- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        label = "unmatched"
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")
+        if not (0 < len(rid) <= 64 and rid.isprintable()):
+            rid = new_request_id()
+        served = self.slot.current
+        try:
+            route, params = self._match(scope["method"], scope["path"])
+            label = route.path
+            self._guard(route, headers)
+            if route.handler in _NEEDS_MODEL and served is None:
+                raise BadRequest(503, "not_ready", "no model is loaded yet",
+                                 hint="wait for /v2/health/ready",
+                                 headers=[(b"retry-after", b"1")])
+            request = Request(params, b"", _media_type(headers.get(b"content-type")) or "",
+                              headers, served, rid)  # type: ignore[arg-type]
+            fn = self._fns[route.handler]
+            if route.method == "POST":
+                self.pending += 1
+                self.metrics.queue.inc()
+                try:
+                    request.body = await self._read_body(receive)
+                    response = fn(request)
+                finally:
+                    self.pending -= 1
+                    self.metrics.queue.dec()
+            else:
+                response = fn(request)
+        except BadRequest as exc:
+            self.metrics.errors.labels(exc.kind).inc()
+            response = Response(exc.status, dumps({
+                "error": exc.message, "kind": exc.kind, "fields": exc.fields,
+                "hint": exc.hint}), headers=tuple(exc.headers))
+        except Exception:
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
+            self.metrics.errors.labels("internal").inc()
+            response = Response(500, dumps({"error": "internal server error",
+                                            "kind": "internal", "fields": [],
+                                            "hint": "see the server's log"}))
+        out = [(b"content-type", response.content_type),
+               (b"content-length", str(len(response.body)).encode()),
+               (b"x-request-id", rid.encode()), *response.headers]
+        if served is not None:
+            out.extend(served.headers)
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        await send({"type": "http.response.body", "body": response.body})
+        self.metrics.request(label, response.status, time.perf_counter() - started)

@@ -1,0 +1,47 @@
+"""One worker process of a multi-process ``http`` server (started by the server).
+
+``python -m conveyor.plugins.http.worker FD`` serves on the inherited listening
+socket ``FD`` with the config from the environment (``CONVEYOR_CONFIG``,
+``CONVEYOR_SERVER__*``), prints the ready line once the model is loaded, and
+drains and exits on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    from conveyor.app import Conveyor
+    from conveyor.config import Config, add_to_path
+    from conveyor.errors import ConveyorError
+    from conveyor.manager import make_plugin_manager
+    from conveyor.plugins.http.server import READY_LINE
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sock = socket.socket(fileno=int(args[0]))
+    try:
+        config = Config.load()
+        add_to_path(config.root)
+        app = Conveyor(config=config, pm=make_plugin_manager(config.plugin_selection()))
+        server = app.server
+        server.start_on(sock)
+    except ConveyorError as exc:
+        print(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""),
+              file=sys.stderr)
+        return 1
+    print(READY_LINE, flush=True)
+    stop.wait()
+    server.stop()
+    app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

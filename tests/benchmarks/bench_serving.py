@@ -1,0 +1,217 @@
+"""Serving through ``conveyor serve`` against floors measured in the same run.
+
+Run: ``pytest -m benchmark tests/benchmarks/bench_serving.py -s``.
+
+* floor 1: in-process ``Booster.predict`` on a one-row numpy array (no HTTP);
+* floor 2: a bare uvicorn endpoint on the same stack (uvloop, httptools, orjson)
+  doing parse + predict, with no validation, metrics or logging;
+* Conveyor: ``conveyor serve`` (a child process), validation, metrics and the
+  prediction log on.
+
+Load comes from this process through the ``conveyor loadtest`` generator (keep-alive
+connections), so client and servers share the machine's cores: compare ratios.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conveyor.cli._loadtest import build_request, run_load
+
+pytestmark = pytest.mark.benchmark
+
+FEATURES = [f"f{i}" for i in range(20)]
+BARE = r"""
+import sys, lightgbm as lgb, numpy as np, orjson, uvicorn
+booster = lgb.Booster(model_file=sys.argv[1])
+names = booster.feature_name()
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        m = await receive()
+        body += m.get("body", b"")
+        if not m.get("more_body"):
+            break
+    if scope["method"] == "GET":  # health
+        out = b"{}"
+    else:
+        cols = orjson.loads(body)["columns"]
+        x = np.column_stack([np.asarray(cols[n], dtype=np.float64) for n in names])
+        out = orjson.dumps({"predictions": booster.predict(x)},
+                           option=orjson.OPT_SERIALIZE_NUMPY)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(out)).encode())]})
+    await send({"type": "http.response.body", "body": out})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools",
+            access_log=False, log_level="warning", lifespan="off")
+"""
+
+
+def _exe() -> list[str]:
+    found = shutil.which("conveyor", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "conveyor"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_health(url: str, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise AssertionError(f"{url} never answered")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    import lightgbm as lgb
+    import numpy as np
+
+    from conveyor.app import Conveyor
+    from conveyor.config import Config
+    from conveyor.manager import make_plugin_manager
+    from conveyor.models import FeatureSpec, Signature
+
+    root = tmp_path_factory.mktemp("serving")
+    (root / "conveyor.toml").write_text('[server]\nmodel = "bench"\nport = 0\n')
+    config = Config.load(cwd=root)
+    app = Conveyor(config=config, pm=make_plugin_manager(config.plugin_selection()))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, len(FEATURES)))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    booster = lgb.train({"objective": "binary", "num_leaves": 31, "verbose": -1},
+                        lgb.Dataset(x, y, feature_name=FEATURES), num_boost_round=100)
+    text = booster.model_to_string()
+    (root / "model.txt").write_text(text)
+    info = app.artifacts.put_bytes("models/bench/model.txt", text.encode())
+    signature = Signature(features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
+                          label="y", objective="binary")
+    version = app.registry.register("bench", artifact_uri=info.uri, sha256=info.sha256,
+                                    signature=signature, actor="bench")
+    app.registry.set_alias("bench", "production", version.version, actor="bench",
+                           reason="benchmark", force=True)
+    app.close()
+    return root, booster, signature.to_dict()
+
+
+@pytest.fixture(scope="module")
+def conveyor_url(project):
+    root, _booster, _sig = project
+    started = time.perf_counter()
+    proc = subprocess.Popen([*_exe(), "serve", "--port", str(_free_port())], cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
+    _wait_health(f"{url}/health")
+    ready_s = time.perf_counter() - started
+    yield url, ready_s
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def bare_url(project):
+    root, _booster, _sig = project
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE, str(root / "model.txt"), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    _wait_health(f"{url}/", 30)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+def _row(i: int = 0) -> list[float]:
+    return [((i + j) * 37 % 100) / 25.0 - 2.0 for j in range(len(FEATURES))]
+
+
+def test_single_row_throughput(project, conveyor_url, bare_url):
+    import numpy as np
+
+    _root, booster, signature = project
+    url, ready_s = conveyor_url
+    x = np.asarray([_row()])
+    n, began = 0, time.perf_counter()
+    while time.perf_counter() - began < 2:
+        booster.predict(x)
+        n += 1
+    in_process = n / (time.perf_counter() - began)
+    print(f"\nserving: in-process Booster.predict one row: {in_process:,.0f} /s")
+    print(f"serving: conveyor serve to ready: {ready_s:.2f} s")
+    for c in (1, 8, 32):
+        results = {}
+        for name, base in (("bare", bare_url), ("conveyor", url)):
+            request = build_request(base, "predict", "bench", signature, 1, None)
+            run_load(base, request, concurrency=c, duration=0.5)  # warm up
+            results[name] = run_load(base, request, concurrency=c, duration=4)
+            assert results[name].errors == 0, results[name].statuses
+        conv, bare = results["conveyor"], results["bare"]
+        print(f"serving c={c}: conveyor {conv.rps:,.0f} req/s p50 "
+              f"{conv.percentile(.5) * 1e3:.2f} ms p99 {conv.percentile(.99) * 1e3:.2f} ms | "
+              f"bare {bare.rps:,.0f} req/s p50 {bare.percentile(.5) * 1e3:.2f} ms p99 "
+              f"{bare.percentile(.99) * 1e3:.2f} ms | ratio {conv.rps / bare.rps:.2f}")
+
+
+def test_batch_of_1000_rows(project, conveyor_url):
+    import http.client
+
+    import numpy as np
+    import orjson
+    import polars as pl
+
+    _root, booster, _sig = project
+    url, _ready = conveyor_url
+    rows = [_row(i) for i in range(1000)]
+    columns = {f: [r[j] for r in rows] for j, f in enumerate(FEATURES)}
+    json_body = orjson.dumps({"columns": columns})
+    buffer = io.BytesIO()
+    pl.DataFrame(columns).write_ipc_stream(buffer)
+    arrow_body = buffer.getvalue()
+    naive = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        cols = json.loads(json_body)["columns"]
+        booster.predict(np.column_stack([np.asarray(cols[f]) for f in FEATURES]))
+        naive.append(time.perf_counter() - t0)
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    timings: dict[str, list[float]] = {}
+    for label, body, ctype in (("json", json_body, "application/json"),
+                               ("arrow", arrow_body, "application/vnd.apache.arrow.stream")):
+        timings[label] = []
+        for _ in range(60):
+            t0 = time.perf_counter()
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": ctype})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            timings[label].append(time.perf_counter() - t0)
+    conn.close()
+    print(f"\nserving 1000 rows: naive in-process json.loads + predict p50 "
+          f"{statistics.median(naive) * 1e3:.1f} ms | conveyor JSON p50 "
+          f"{statistics.median(timings['json'][10:]) * 1e3:.1f} ms | conveyor Arrow p50 "
+          f"{statistics.median(timings['arrow'][10:]) * 1e3:.1f} ms")
