@@ -78,7 +78,7 @@ class ServerMetrics:
                              "Prediction-log records dropped (queue full) since start",
                              registry=r)
         self.distribution = _Distribution()
-        r.register(self.distribution)  # type: ignore[arg-type]
+        r.register(self.distribution)
         self._log_stats = log_stats
         self._children: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
