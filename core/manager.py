@@ -26,7 +26,7 @@ import pluggy
 from attrs import evolve, field, frozen
 
 from conveyor import hookspecs
-from conveyor.backends import BackendKind, BackendSpec, Catalogue, Registrar
+from conveyor.backends import BackendKind, Catalogue, Registrar
 from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError, PluginConflictError, PluginLoadError
 from conveyor.hooks import HookFailure, call_each, refuse_wrappers, report_to_stderr
@@ -245,10 +245,6 @@ class ConveyorPluginManager(pluggy.PluginManager):
         from conveyor.materializers import catalogue_of
 
         return catalogue_of(self)
-
-    def backends_of(self, name: str) -> list[BackendSpec]:
-        """The backends the plugin called ``name`` provides."""
-        return [spec for spec in self.catalogue() if spec.plugin == name]
 
     def failures(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.status == "failed"]

@@ -30,7 +30,7 @@ import hashlib
 import importlib
 import inspect
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -203,10 +203,6 @@ class Graph:
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
-
-    def topological(self) -> Iterator[Node]:
-        """Nodes in call order, which is a valid dependency order by construction."""
-        return iter(self.nodes)
 
 
 class _GraphBuilder:

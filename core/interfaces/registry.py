@@ -31,9 +31,6 @@ from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 from conveyor.models.signature import FeatureSpec, Signature  # noqa: F401 - re-exported
 
-STAGES = ("development", "staging", "production", "archived")
-#: Stages that are held by one version at a time, like aliases.
-STAGE_ALIASES = ("staging", "production")
 #: Audit actions: ``set``/``rollback``/``remove`` move an alias; ``archive`` and
 #: ``unarchive`` flag a version (their records have ``alias == "archived"``).
 AUDIT_ACTIONS = ("set", "rollback", "remove", "archive", "unarchive")

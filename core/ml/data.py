@@ -10,7 +10,7 @@ between features and label changes), from a chosen day on.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from attrs import field, frozen, validators
@@ -186,8 +186,3 @@ def generate(
             mapping, return_dtype=pl.String)
     columns[LABEL] = pl.Series(LABEL, label, dtype=pl.Int64)
     return pl.DataFrame(list(columns.values()))
-
-
-def day_range(start: datetime, days: int) -> tuple[datetime, datetime]:
-    """The half-open interval ``[start, start + days)`` the generated time stamps fall in."""
-    return start, start + timedelta(days=days)
