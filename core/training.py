@@ -68,12 +68,16 @@ def load_data(paths: list) -> pl.DataFrame:
 
 
 @step
-def ingest_features(ctx: StepContext, data: pl.DataFrame, *, view: str,
+def ingest_features(ctx: StepContext, data: pl.DataFrame, after: Any = None, *, view: str,
                     definitions: str = "features") -> dict:
-    """Register the project's feature definitions and append the batch to ``view``.
+    """Register the project's feature definitions and add the batch's new rows to ``view``.
 
     ``definitions`` is the module holding the ``Entity``/``FeatureView`` values
-    (``features.py`` in the project).  Only the view's own columns are ingested.
+    (``features.py`` in the project).  Only the view's own columns are ingested, and
+    only rows the offline store does not hold yet are written (a rerun on the same
+    data writes nothing).  ``after``: another view's ``ingest_features`` output, to
+    chain the ingestions of several views; the last one's output lists them all
+    (``views``), so a training set built after it sees every view.
     """
     import importlib
 
@@ -85,43 +89,67 @@ def ingest_features(ctx: StepContext, data: pl.DataFrame, *, view: str,
         raise ConveyorError(f"cannot import the feature definitions {definitions!r}: {exc}",
                             hint="put them in features.py in the project folder") from None
     store = ctx.app.features
-    store.apply(collect_definitions(vars(module)))
+    applied = store.apply(collect_definitions(vars(module)))
     feature_view = store.get_view(view)
-    columns = [*feature_view.join_keys, feature_view.timestamp_field,
-               *feature_view.feature_names]
-    if feature_view.created_timestamp_field:
-        columns.append(feature_view.created_timestamp_field)
+    columns = list(feature_view.schema())
     missing = [c for c in columns if c not in data.columns]
     if missing:
         raise ConveyorError(f"the batch lacks the columns {missing} of feature view {view!r}",
                             hint="align features.py with the data")
     report = store.ingest(view, data.select(columns))
-    ctx.log_metrics({"ingested_rows": report.rows})
-    return {"view": view, "rows": report.rows, "files": list(report.files),
+    ctx.log_metrics({"ingested_rows": report.rows, "skipped_rows": report.skipped})
+    version = next((d.version for d in applied if d.name == view
+                    and d.kind == "feature_view"), None)
+    views = [*(after or {}).get("views", []), {"view": view, "version": version}]
+    return {"view": view, "version": version, "views": views, "rows": report.rows,
+            "skipped": report.skipped, "files": list(report.files),
             "ingested_at": report.ingested_at.isoformat()}
 
 
 @step
-def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: dict, *,
+def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: Any = None, *,
                        features: list, label: str = "label",
-                       timestamp: str = "event_timestamp") -> pl.DataFrame:
-    """Labels joined point-in-time correct with the feature views (the training set).
+                       timestamp: str = "event_timestamp", keep: list | None = None
+                       ) -> pl.DataFrame:
+    """Labels joined point-in-time correct with any number of feature views.
 
-    The label events (the view's keys, ``timestamp`` and ``label``) come from
-    ``data``; each feature is its latest value at or before the event, within TTL.
+    The label events come from ``data``: ``timestamp``, ``label``, every join key
+    of every view named in ``features`` (each view is joined on its own keys) and
+    the columns in ``keep``.  Each feature is its latest value at or before the
+    event, within TTL (a static view's latest value, whatever the time); every
+    event row is kept, with nulls where a view has no value.  ``ingested`` (the
+    last of the chained ``ingest_features`` outputs) orders this step after ingestion.
     """
+    from conveyor.features.definitions import parse_refs
+
     store = ctx.app.features
-    keys = list(store.get_view(ingested["view"]).join_keys)
-    events = data.select([*keys, timestamp, label])
+    views = [store.get_view(name) for name in parse_refs(features)]
+    keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
+    wanted = [*keys, timestamp, label, *(keep or [])]
+    absent = [c for c in wanted if c not in data.columns]
+    if absent:
+        owners = {k: [v.name for v in views if k in v.join_keys] for k in absent}
+        named = ", ".join(f"{c!r}" + (f" (join key of {', '.join(owners[c])})"
+                                      if owners[c] else "") for c in absent)
+        raise ConveyorError(
+            f"the label data lacks {named}; its columns: {', '.join(data.columns)}",
+            hint="add the column(s) to the label data, or name the view's entity join key "
+            "after the column that holds it")
+    events = data.select(list(dict.fromkeys(wanted)))
     frame = store.get_historical_features(events, features, timestamp=timestamp).collect()
-    ctx.log_metrics({"training_rows": frame.height})
+    ctx.log_metrics({"training_rows": frame.height, "feature_views": float(len(views))})
     return frame
 
 
 @step
-def materialize_features(ctx: StepContext, ingested: dict) -> dict:
-    """Bring the online store up to date with the ingested view (for serving)."""
-    report = ctx.app.features.materialize(ingested["view"])
+def materialize_features(ctx: StepContext, ingested: dict, *, end: str | None = None) -> dict:
+    """Bring the online store up to date with the ingested view (for serving).
+
+    ``end`` (ISO time) materializes historical data up to that event time instead of
+    now; a refused gate does not stop it: serving keeps fresh features either way.
+    """
+    report = ctx.app.features.materialize(
+        ingested["view"], end=None if end is None else _instant(end, "end"))
     return {"view": report.view, "rows": report.rows, "end": report.end.isoformat()}
 
 
@@ -150,24 +178,69 @@ def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
 
 @step(outputs=("train", "validation", "holdout"), persist=False)
 def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
-               fractions: list | None = None) -> tuple:
-    """Split by time: every training row precedes every validation and holdout row."""
+               fractions: list | None = None, cutoffs: list | None = None) -> tuple:
+    """Split by time: every training row precedes every validation and holdout row.
+
+    ``cutoffs`` ``[T1, T2]`` (ISO dates or datetimes) split explicitly: training
+    before ``T1``, validation from ``T1`` to before ``T2``, holdout from ``T2`` on.
+    Without them the cutoffs fall at the cumulative ``fractions`` of the rows.
+    """
     from conveyor.ml.split import split_by_time
 
-    parts = split_by_time(data, timestamp=timestamp,
+    bounds: list[Any] = [None, None]
+    if cutoffs is not None:
+        bounds = [_instant(c, "cutoffs") for c in cutoffs]
+        if len(bounds) != 2 or bounds[0] >= bounds[1]:
+            raise ConveyorError(f"split_data cutoffs {cutoffs!r} are not two increasing "
+                                "instants", hint='give cutoffs=["2024-02-01", "2024-03-01"]: '
+                                "validation starts at the first, holdout at the second")
+        zone = getattr(data.schema.get(timestamp), "time_zone", None)
+        if zone:  # naive cutoffs are in the column's zone
+            from zoneinfo import ZoneInfo
+
+            bounds = [b if b.tzinfo else b.replace(tzinfo=ZoneInfo(zone)) for b in bounds]
+    parts = split_by_time(data, timestamp=timestamp, validation_start=bounds[0],
+                          holdout_start=bounds[1],
                           fractions=tuple(fractions or (0.7, 0.15, 0.15)))
     return parts.train, parts.validation, parts.holdout
 
 
+def _instant(value: Any, what: str) -> Any:
+    """A datetime from an ISO string (or a date/datetime as it is)."""
+    from datetime import date, datetime
+
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConveyorError(f"{what}: {value!r} is not a date or time",
+                            hint='write ISO dates such as "2024-02-01" or '
+                            '"2024-02-01T00:00:00"') from None
+
+
 @step
 def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame, *,
-                params: dict | None = None) -> TrainedModel:
-    """Train LightGBM with early stopping on the validation part."""
+                params: dict | None = None, features: list | None = None) -> TrainedModel:
+    """Train LightGBM with early stopping on the validation part.
+
+    ``features``: the feature references the training set was built from
+    (``build_training_set``'s); those columns are nullable in the signature, since a
+    feature joined point-in-time can always be missing, besides ``params.nullable``.
+    """
+    from attrs import evolve
+
     from conveyor.ml.train import TrainConfig
     from conveyor.ml.train import train as fit
 
     config = TrainConfig.from_mapping(params or {}, section="train",
                                       where="pipeline parameters")
+    if features:
+        joined = _feature_columns(ctx, features)
+        config = evolve(config, nullable=(*config.nullable,
+                                          *[c for c in joined if c not in config.nullable]))
     model = fit(train, validation, config)
     ctx.log_metrics({"best_iteration": model.best_iteration})
     return model
@@ -236,7 +309,10 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     from conveyor.interfaces.registry import DatasetRef, Governance
 
     app = ctx.app
-    existing = [v for v in app.registry.list_versions(model_name) if v.sha256 == model.sha256] \
+    # a version is the same model only with the same text AND signature (category maps
+    # included): one text trained with another signature predicts differently
+    existing = [v for v in app.registry.list_versions(model_name)
+                if v.sha256 == model.sha256 and v.signature == model.signature] \
         if model_name in {m.name for m in app.registry.list_models()} else []
     if existing:
         version = existing[0]
@@ -244,8 +320,11 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
         base = f"models/{model_name}/{model.sha256}"
         model_info = _put_once(app.artifacts, f"{base}/model.txt", model.model_text.encode(),
                                "text/plain")
-        profile_info = _put_once(app.artifacts, f"{base}/profile.json",
-                                 profile.to_json().encode(), "application/json")
+        profile_json = profile.to_json().encode()
+        # content-named: a key shared by two runs always holds the same bytes
+        profile_info = _put_once(app.artifacts,
+                                 f"models/{model_name}/profiles/{_sha256(profile_json)}.json",
+                                 profile_json, "application/json")
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)
@@ -253,7 +332,10 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                 continue
             uri, fingerprint = record.uri, record.fingerprint
             if is_transient(record):
-                stored = _put_once(app.artifacts, f"{base}/{role}.parquet", frame)
+                # named by the record's fingerprint (its producing step's cache key)
+                stored = _put_once(app.artifacts,
+                                   f"models/{model_name}/data/{fingerprint}/{role}.parquet",
+                                   frame)
                 uri, fingerprint = stored.uri, stored.sha256
             times = frame.get_column(timestamp) if timestamp in frame.columns else None
             datasets.append(DatasetRef(
@@ -274,6 +356,21 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
         run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
     ctx.log_metrics({"registered_version": version.version})
     return {"model": model_name, "version": version.version, "sha256": version.sha256}
+
+
+def _feature_columns(ctx: StepContext, features: list) -> list[str]:
+    """The columns the feature references add to a training set."""
+    from conveyor.features.definitions import parse_refs
+
+    store = ctx.app.features
+    return [name for view, wanted in parse_refs(features).items()
+            for name in (store.get_view(view).feature_names if wanted is None else wanted)]
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _put_once(store: Any, key: str, data: Any, media_type: str | None = None) -> Any:

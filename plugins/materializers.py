@@ -2,7 +2,8 @@
 
 Tables as Parquet, LightGBM boosters as model text, bytes as they are, JSON-able
 values as JSON, and the training pipeline's values (:mod:`conveyor.training`):
-a ``TrainedModel`` as LightGBM text plus its signature, profiles, evaluations and
+a ``TrainedModel`` as its metadata record (signature, categories, parameters, the
+text's hash) with the LightGBM text beside it, profiles, evaluations and
 gate verdicts as JSON.  Nothing is pickled.  Registering imports nothing heavy:
 types are named as ``"module:Class"`` strings and the readers import on use.
 
@@ -69,16 +70,25 @@ def _booster_load(store: Any, key: str) -> Any:
 
 
 def _model_save(store: Any, key: str, model: Any) -> Any:
-    # the signature beside the model, then the model: LightGBM text, never pickled
-    store.put_bytes(f"{key}.meta.json", model.metadata_json().encode(), media_type=JSON)
-    return store.put_bytes(key, model.model_text.encode(), media_type="text/plain")
+    # The record (what the run stores and the cache compares) is the model's metadata:
+    # the signature with its category maps, parameters, best iteration and the text's
+    # SHA-256.  Its own hash therefore covers everything read back with the model, so
+    # two models with one text but different signatures never share an identity.  The
+    # LightGBM text is written first, beside it (never pickled).
+    store.put_bytes(_text_key(key), model.model_text.encode(), media_type="text/plain")
+    return store.put_bytes(key, model.metadata_json().encode(), media_type=JSON)
 
 
 def _model_load(store: Any, key: str) -> Any:
     from conveyor.models.model import TrainedModel
 
-    return TrainedModel.from_parts(store.get_bytes(key).decode(),
-                                   store.get_bytes(f"{key}.meta.json").decode())
+    # from_parts checks the text against the SHA-256 the record names
+    return TrainedModel.from_parts(store.get_bytes(_text_key(key)).decode(),
+                                   store.get_bytes(key).decode())
+
+
+def _text_key(key: str) -> str:
+    return f"{key.removesuffix('.json')}.model.txt"
 
 
 @hookimpl
@@ -96,7 +106,7 @@ def register_materializers(register: Any) -> None:
                           load=_booster_load, extension="txt"))
     register(Materializer(name="conveyor.trained_model",
                           matches="conveyor.models.model:TrainedModel", save=_model_save,
-                          load=_model_load, extension="txt"))
+                          load=_model_load, extension="json"))
     register(json_value("conveyor.ml.profile:DataProfile", "conveyor.data_profile"))
     register(json_value("conveyor.ml.evaluate:Evaluation", "conveyor.evaluation"))
     register(json_value("conveyor.ml.gate:GateVerdict", "conveyor.gate_verdict"))

@@ -122,24 +122,33 @@ def ingest(state: Any, view: str, file: Path, as_json: bool) -> None:
     report = state.app.features.ingest(view, file)
     if as_json:
         echo_json({"view": report.view, "rows": report.rows, "files": list(report.files),
-                   "ingested_at": report.ingested_at})
+                   "skipped": report.skipped, "ingested_at": report.ingested_at})
         return
-    click.echo(f"{report.view}: {report.rows} rows in {len(report.files)} file(s)")
+    click.echo(f"{report.view}: {report.rows} rows in {len(report.files)} file(s)"
+               + (f", {report.skipped} already stored" if report.skipped else ""))
+
+
+_TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
 
 
 @features.command("materialize")
 @click.argument("views", nargs=-1, required=True)
-@click.option("--end", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S",
-                                            "%Y-%m-%dT%H:%M:%S%z"]),
+@click.option("--start", type=_TIME, help="Event-time start of a backfill window: older "
+              "rows are left out (default: from the beginning).")
+@click.option("--end", type=_TIME,
               help="Event-time end of the window, UTC unless an offset is given "
-              "(default: now).")
+              "(default: now); an end before the watermark is refused.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def materialize(state: Any, views: tuple[str, ...], end: datetime | None,
-                batch_size: int | None, as_json: bool) -> None:
-    """Copy the latest values of VIEWS into the online store (incremental, resumable)."""
-    reports = [state.app.features.materialize(v, end=end, batch_size=batch_size)
+def materialize(state: Any, views: tuple[str, ...], start: datetime | None,
+                end: datetime | None, batch_size: int | None, as_json: bool) -> None:
+    """Copy the latest values of VIEWS into the online store (incremental, resumable).
+
+    For historical data give the window: ``--start 2024-01-01 --end 2024-03-31``
+    (materializing to now would put values older than their TTL out of reach).
+    """
+    reports = [state.app.features.materialize(v, start=start, end=end, batch_size=batch_size)
                for v in views]
     if as_json:
         echo_json([{"view": r.view, "start": r.start, "end": r.end, "rows": r.rows,
@@ -154,25 +163,40 @@ def materialize(state: Any, views: tuple[str, ...], end: datetime | None,
 
 @features.command("parity")
 @click.argument("view")
+@click.option("--at", "at", type=_TIME, help="The instant compared, at or before the "
+              "watermark (default: the watermark).")
 @click.option("--sample", type=click.IntRange(min=1), default=100, show_default=True,
               help="Entity keys to compare.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def parity(state: Any, view: str, sample: int, seed: int, as_json: bool) -> None:
-    """Compare online values with offline point-in-time values; exit 1 on skew."""
-    report = state.app.features.parity(view, sample=sample, seed=seed)
+def parity(state: Any, view: str, at: datetime | None, sample: int, seed: int,
+           as_json: bool) -> None:
+    """Compare online values with offline point-in-time values; exit 1 on skew.
+
+    Values missing on both sides are not agreement: a check that compared nothing
+    exits 1 too.
+    """
+    report = state.app.features.parity(view, sample=sample, seed=seed, at=at)
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(f"{report.view}: compared {report.compared} values of {report.sampled} "
-                   f"keys at {report.at.isoformat()}: {len(report.mismatches)} mismatch(es)")
+        click.echo(f"{report.view}: compared {report.compared} values in {report.rows} of "
+                   f"{report.sampled} sampled keys at {report.at.isoformat()}: "
+                   f"{len(report.mismatches)} mismatch(es)")
+        if report.both_missing or report.newer_online:
+            click.echo(f"  not compared: {report.both_missing} value(s) missing on both "
+                       f"sides, {report.newer_online} key(s) whose online value is newer")
         if report.mismatches:
             echo_table(["KEY", "FEATURE", "ONLINE", "OFFLINE"],
                        [[", ".join(f"{k}={v}" for k, v in m.key.items()), m.feature,
                          m.online, m.offline] for m in report.mismatches[:50]])
             if len(report.mismatches) > 50:
                 click.echo(f"... and {len(report.mismatches) - 50} more (use --json)")
+        elif not report.compared:
+            click.echo("Nothing was compared: every sampled value is missing on both sides "
+                       "or newer online. Hint: materialize up to the data's time "
+                       "(--end) and compare there (--at).", err=True)
     if not report.ok:
         click.get_current_context().exit(1)
 

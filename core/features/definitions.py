@@ -159,12 +159,18 @@ class FeatureView:
     ``e <= t`` and ``t - e <= ttl``; among rows with the same event time, the
     greatest created time wins, then the row ingested last.
 
+    A *static* view (``timestamp_field=None``: attributes that do not change with
+    time, such as an aircraft's model per tail number) has no event time: every
+    entity row gets the key's latest row (greatest created time, then ingested
+    last), whatever its timestamp; TTL does not apply.
+
     Attributes:
         name: the view's name (``"customer_stats"``); features are addressed as
             ``"customer_stats:feature"``.
         entities: the entities whose join keys identify a row.
         features: the feature columns and their types.
-        timestamp_field: the event-time column (when the value became true).
+        timestamp_field: the event-time column (when the value became true);
+            ``None`` for a static view.
         created_timestamp_field: optional column saying when the row was produced
             (breaks ties between equal event times; the "as known at" cutoff).
         source: where the data comes from (free text or a URI, for people and lineage).
@@ -176,7 +182,7 @@ class FeatureView:
     name: str
     entities: tuple[Entity, ...] = field(converter=_entities)
     features: tuple[Feature, ...] = field(converter=_features)
-    timestamp_field: str = "event_timestamp"
+    timestamp_field: str | None = "event_timestamp"
     created_timestamp_field: str | None = None
     source: str | None = None
     ttl: timedelta | None = field(default=None, converter=_to_ttl)
@@ -192,7 +198,12 @@ class FeatureView:
         if not self.features:
             raise ValidationError(f"feature view {self.name!r} has no features",
                                   hint="give it features=[Feature(name=..., dtype=...)]")
-        _check_name(f"timestamp field of view {self.name!r}", self.timestamp_field)
+        if self.timestamp_field is not None:
+            _check_name(f"timestamp field of view {self.name!r}", self.timestamp_field)
+        elif self.ttl is not None:
+            raise ValidationError(f"feature view {self.name!r} is static (no timestamp "
+                                  "field) but has a TTL", hint="drop the ttl, or give the "
+                                  "view a timestamp_field")
         if self.created_timestamp_field is not None:
             _check_name(f"created timestamp field of view {self.name!r}",
                         self.created_timestamp_field)
@@ -209,7 +220,8 @@ class FeatureView:
 
     def _roles(self) -> list[tuple[str, str]]:
         roles = [("join key", k) for k in self.join_keys]
-        roles.append(("timestamp field", self.timestamp_field))
+        if self.timestamp_field is not None:
+            roles.append(("timestamp field", self.timestamp_field))
         if self.created_timestamp_field:
             roles.append(("created timestamp field", self.created_timestamp_field))
         roles += [("feature", f.name) for f in self.features]
@@ -235,6 +247,11 @@ class FeatureView:
         return types
 
     @property
+    def static(self) -> bool:
+        """Whether the view has no event time (attributes that do not vary with time)."""
+        return self.timestamp_field is None
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
@@ -251,7 +268,8 @@ class FeatureView:
     def schema(self) -> dict[str, str]:
         """Column -> type of the view's data (keys, timestamps, features)."""
         columns = dict(self.key_types)
-        columns[self.timestamp_field] = "datetime"
+        if self.timestamp_field is not None:
+            columns[self.timestamp_field] = "datetime"
         if self.created_timestamp_field:
             columns[self.created_timestamp_field] = "datetime"
         columns.update({f.name: f.dtype for f in self.features})
@@ -278,7 +296,7 @@ class FeatureView:
             name=spec["name"],
             entities=[Entity.from_spec(e) for e in spec["entities"]],
             features=[Feature.from_spec(f) for f in spec["features"]],
-            timestamp_field=spec["timestamp_field"],
+            timestamp_field=spec.get("timestamp_field"),
             created_timestamp_field=spec.get("created_timestamp_field"),
             source=spec.get("source"),
             ttl=spec.get("ttl_seconds"),

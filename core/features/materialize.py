@@ -41,10 +41,18 @@ RowSource = Callable[[str | None, datetime | None, str | None], "pl.LazyFrame"]
 
 def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
                 newest_file: str | None, end: datetime | None = None,
-                batch_size: int = 50_000) -> MaterializeReport:
-    """Bring ``online`` up to ``end`` (default now) for ``view``; see the module doc."""
+                start: datetime | None = None, batch_size: int = 50_000
+                ) -> MaterializeReport:
+    """Bring ``online`` up to ``end`` (default now) for ``view``; see the module doc.
+
+    ``start`` (a backfill window ``start .. end``) leaves out rows with an event
+    time before it.  An ``end`` before the watermark is refused: the online store
+    already holds later values, and the watermark never moves back.
+    """
     import polars as pl
 
+    from conveyor.errors import ValidationError
+    from conveyor.features.definitions import INGESTED_AT
     from conveyor.features.pit import to_utc, utc_timestamp
 
     online.prepare(view)
@@ -56,7 +64,16 @@ def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
     else:
         target_end = to_utc(end) if end is not None else datetime.now(UTC)
         if state.watermark is not None and target_end < state.watermark:
-            target_end = state.watermark  # the watermark never moves back
+            raise ValidationError(
+                f"feature view {view.name!r} is materialized up to "
+                f"{state.watermark.isoformat()}; an end of {target_end.isoformat()} would "
+                "move it back",
+                hint="give an end at or after the watermark; to compare past values use "
+                "`conveyor features parity VIEW --at TIME`")
+        if start is not None and to_utc(start) > target_end:
+            raise ValidationError(f"the materialization window starts ({to_utc(start)}) "
+                                  f"after it ends ({target_end})",
+                                  hint="give START before END")
         target_file = newest_file
         if state.watermark == target_end and state.last_file == target_file:
             return MaterializeReport(view=view.name, start=state.watermark, end=target_end,
@@ -67,9 +84,13 @@ def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
     lf = rows(target_file, start_mark, start_file)
     schema = lf.collect_schema()
     keys = list(view.join_keys)
-    event = utc_timestamp(pl.col(view.timestamp_field), schema[view.timestamp_field])
+    # a static view's rows count from when they were ingested
+    event_column = view.timestamp_field or INGESTED_AT
+    event = utc_timestamp(pl.col(event_column), schema[event_column])
     cutoff = pl.lit(target_end).cast(pl.Datetime("us", "UTC"))
     keep = event <= cutoff
+    if start is not None:
+        keep = keep & (event >= pl.lit(to_utc(start)).cast(pl.Datetime("us", "UTC")))
     if start_mark is not None:
         fresh = event > pl.lit(start_mark).cast(pl.Datetime("us", "UTC"))
         if start_file is not None:

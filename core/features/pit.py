@@ -167,11 +167,13 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
     if missing:
         raise ValidationError(
             f"the entity frame lacks the join key(s) {', '.join(map(repr, missing))} "
-            f"of feature view {view.name!r}", hint="add the key columns to the entity frame")
+            f"of feature view {view.name!r} (its columns: {', '.join(schema.names())})",
+            hint=f"add {', '.join(map(repr, missing))} to the entity rows (the label data), "
+            "or rename the view's entity join key to the column that holds it")
     for feature in q.features:
         view.feature(feature)  # NotFoundError names the view's features
     data_schema = q.data.collect_schema()
-    need = [*keys, view.timestamp_field, *q.features]
+    need = [*keys, *([] if view.static else [view.timestamp_field]), *q.features]
     if view.created_timestamp_field:
         need.append(view.created_timestamp_field)
     absent = [c for c in need if c not in data_schema]
@@ -180,6 +182,9 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
                               f"{', '.join(map(repr, absent))}",
                               hint="ingest data that matches the view's definition")
     key_types = {k: polars_dtype(t) for k, t in view.key_types.items()}
+    if view.static:
+        return _pick_static(q, key_types, data_schema, as_of)
+    assert view.timestamp_field is not None  # only a static view has none
     narrow = [*keys, view.timestamp_field]
     if view.created_timestamp_field:
         narrow.append(view.created_timestamp_field)
@@ -254,7 +259,20 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
             .sort(_ROW)
             .collect()[_IDX])
 
-    outputs = list(zip(q.features, q.output_names(), strict=True))
+    return _gatherer(q, index_of), {n: data_schema[f] for f, n in q_outputs(q)}
+
+
+def q_outputs(q: ViewQuery) -> list[tuple[str, str]]:
+    """(feature, output column) of a query."""
+    return list(zip(q.features, q.output_names(), strict=True))
+
+
+def _gatherer(q: ViewQuery, index_of: Callable[[pl.LazyFrame], pl.Series]
+              ) -> Callable[[pl.LazyFrame], pl.DataFrame]:
+    """From entity rows to the query's feature columns, given each row's matched index."""
+    import polars as pl
+
+    outputs = q_outputs(q)
     values = q.data.select(*[pl.col(f).alias(n) for f, n in outputs]).with_row_index(_IDX)
 
     def gathered(base: pl.LazyFrame) -> pl.DataFrame:
@@ -276,7 +294,45 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
         at = position.gather(wanted)
         return found.select(pl.all().exclude(_IDX).gather(at))
 
-    return gathered, {n: data_schema[f] for f, n in outputs}
+    return gathered
+
+
+def _pick_static(q: ViewQuery, key_types: dict[str, pl.DataType], data_schema: pl.Schema,
+                 as_of: datetime | None
+                 ) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
+    """A static view: each entity row gets its key's latest row, whatever the time."""
+    import polars as pl
+
+    view = q.view
+    keys = list(view.join_keys)
+    valid = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
+    narrow = list(keys)
+    created = view.created_timestamp_field
+    if created:
+        narrow.append(created)
+    if as_of is not None:
+        columns = q.known_at if q.known_at is not None else tuple(
+            c for c in (created, INGESTED_AT) if c and c in data_schema)
+        if not columns:
+            raise ValidationError(
+                f"feature view {view.name!r} has no created timestamp, so 'as known at' "
+                "cannot be answered", hint="declare created_timestamp_field on the view")
+        cutoff = pl.lit(to_utc(as_of)).cast(pl.Datetime("us", "UTC"))
+        for column in columns:
+            narrow.append(column)
+            valid = valid & (utc_timestamp(pl.col(column), data_schema[column]) <= cutoff)
+    order = [*([utc_timestamp(pl.col(created), data_schema[created])] if created else []),
+             pl.col(_IDX)]
+    latest = (q.data.select(list(dict.fromkeys(narrow))).with_row_index(_IDX).filter(valid)
+              .with_columns(*[pl.col(k).cast(key_types[k]) for k in keys])
+              .group_by(keys).agg(pl.col(_IDX).sort_by(order).last()))
+
+    def index_of(base: pl.LazyFrame) -> pl.Series:
+        # null keys never match (a join does not equate nulls)
+        return (base.select(_ROW, *[pl.col(k).cast(key_types[k]) for k in keys])
+                .join(latest, on=keys, how="left").sort(_ROW).collect()[_IDX])
+
+    return _gatherer(q, index_of), {n: data_schema[f] for f, n in q_outputs(q)}
 
 
 def _packed_key(frame: pl.DataFrame, key: str) -> pl.Expr | None:

@@ -41,12 +41,14 @@ class IngestReport:
         rows: rows appended.
         files: the keys of the new offline files (one per time partition).
         ingested_at: the ingestion time stamped on every row (UTC).
+        skipped: rows of the batch already stored (ingestion writes only what is new).
     """
 
     view: str
     rows: int
     files: tuple[str, ...] = field(converter=to_tuple)
     ingested_at: datetime
+    skipped: int = 0
 
 
 @frozen(kw_only=True)
@@ -136,6 +138,9 @@ class FeatureStore(abc.ABC):
                table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
         """Append a batch to a view's offline store, schema-checked (ValidationError).
 
+        Only rows not stored yet are written (by content): ingesting the same data
+        again writes nothing, and growing data adds only its new rows.
+
         A path is read with :func:`conveyor.datafiles.read_table_file` (Parquet, or
         ``*.csv``): a bad file is a ValidationError naming it, and nothing is written.
         """
@@ -168,8 +173,10 @@ class FeatureStore(abc.ABC):
 
     @abc.abstractmethod
     def materialize(self, view: str | FeatureView, *, end: datetime | None = None,
-                    batch_size: int | None = None) -> MaterializeReport:
-        """Copy the latest values with event time <= ``end`` (default now) online."""
+                    batch_size: int | None = None, start: datetime | None = None
+                    ) -> MaterializeReport:
+        """Copy the latest values with event time in ``start .. end`` (default: from the
+        beginning to now) online; an ``end`` before the watermark is a ValidationError."""
 
     @abc.abstractmethod
     def get_online_features(
@@ -185,12 +192,13 @@ class FeatureStore(abc.ABC):
         A value older than its view's TTL at ``at`` (default now) is null.
         """
 
-    def parity(self, view: str | FeatureView, *, sample: int = 100, seed: int = 0
-               ) -> ParityReport:
-        """Compare online values with offline point-in-time values for sampled keys."""
+    def parity(self, view: str | FeatureView, *, sample: int = 100, seed: int = 0,
+               at: datetime | None = None) -> ParityReport:
+        """Compare online values with offline point-in-time values for sampled keys,
+        at ``at`` (default: the watermark); see :mod:`conveyor.features.parity`."""
         from conveyor.features.parity import check_parity
 
-        return check_parity(self, view, sample=sample, seed=seed)
+        return check_parity(self, view, sample=sample, seed=seed, at=at)
 
     @property
     @abc.abstractmethod

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from conveyor.models.model import TrainedModel
 
 _HINT = ("send every feature by name with the trained types; no +-inf, and missing values "
-         "only for nullable features")
+         "only for nullable features (train with train.nullable = [...] to allow them)")
 
 
 def _accepted(spec: FeatureSpec) -> frozenset[str]:

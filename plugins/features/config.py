@@ -28,7 +28,8 @@ class LocalFeatureStoreConfig:
         prefix: where in the artifact store the offline Parquet files live.
         definitions: the module ``conveyor features apply`` imports by default.
         batch_size: rows per online-store transaction when materializing.
-        partition: time partitioning of offline files: ``day`` or ``month``.
+        partition: time partitioning of offline files: ``day``, ``month`` or ``auto``
+            (daily once a batch holds 100,000 rows a day, else monthly).
         view_refresh_s: how stale a view definition online lookups may use: they ask
             the metadata store again at most this often (``apply`` in the same process
             takes effect at once; 0 asks on every lookup).
@@ -37,7 +38,8 @@ class LocalFeatureStoreConfig:
     prefix: str = field(default="features", validator=_check_prefix)
     definitions: str = "features"
     batch_size: int = field(default=50_000, validator=validators.gt(0))
-    partition: str = field(default="day", validator=validators.in_(("day", "month")))
+    partition: str = field(default="auto",
+                           validator=validators.in_(("auto", "day", "month")))
     view_refresh_s: float = field(default=1.0, validator=validators.ge(0))
 
 

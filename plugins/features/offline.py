@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from attrs import frozen
+from attrs import Factory, frozen
 
 from conveyor.errors import ConveyorError, NotFoundError, ValidationError
 from conveyor.features.definitions import INGESTED_AT, Entity, FeatureView, parse_refs
@@ -56,12 +56,15 @@ class Batch:
     Attributes:
         id: sortable batch id (ingestion order).
         ingested_at: the ingestion time stamped on its rows.
-        files: ``(key, sha256, rows, min event, max event)`` of each data file.
+        files: ``(key, sha256, rows, min event, max event)`` of each data file
+            (the event range is empty for a static view).
+        fingerprints: data file key -> :func:`content_fingerprint` of its rows.
     """
 
     id: str
     ingested_at: datetime
     files: tuple[tuple[str, str, int, str, str], ...]
+    fingerprints: dict[str, str] = Factory(dict)
 
     @property
     def rows(self) -> int:
@@ -171,31 +174,63 @@ class LocalFeatureStore(FeatureStore):
         if isinstance(table, str | os.PathLike):
             table = read_table_file(table)  # guarded: a bad file is a ValidationError
         df = conform(v, table if isinstance(table, pl.DataFrame) else pl.DataFrame(table))
+        del table  # the conformed frame is the only copy kept
         now = time.time_ns()
         ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
         batch_id = f"{now:020d}-{secrets.token_hex(4)}"
-        df = df.with_columns(pl.lit(ingested_at).cast(pl.Datetime("us", "UTC"))
-                             .alias(INGESTED_AT))
-        fmt = "%Y-%m-%d" if self.config.partition == "day" else "%Y-%m"
-        part = pl.col(v.timestamp_field).dt.strftime(fmt).alias("__part")
-        files = []
-        if df.height:
-            for (label,), chunk in df.with_columns(part).partition_by(
-                    "__part", as_dict=True, maintain_order=True).items():
-                key = f"{self._base(v.name)}/{self.config.partition}={label}/{batch_id}.parquet"
-                chunk = chunk.drop("__part")
-                info = self.artifacts.put_table(key, chunk, overwrite=False)
-                ts = chunk[v.timestamp_field]  # conformed to a Datetime column
-                first, last = cast("datetime", ts.min()), cast("datetime", ts.max())
-                files.append((key, info.sha256, chunk.height, first.isoformat(),
-                              last.isoformat()))
+        stamp = pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias(INGESTED_AT)
+        scheme = partitioning(v, df, self.config.partition)
+        stored = self.batches(v) if df.height else []
+        files, fingerprints, skipped = [], {}, 0
+        for label, chunk in _partitions(v, df, scheme):
+            fingerprint = content_fingerprint(chunk)
+            fresh = self._new_rows(v, chunk, fingerprint, stored)
+            skipped += chunk.height - fresh.height
+            if not fresh.height:
+                continue
+            key = f"{self._base(v.name)}/{scheme}={label}/{batch_id}.parquet"
+            fresh = fresh.with_columns(stamp)
+            info = self.artifacts.put_table(key, fresh, overwrite=False)
+            ts = v.timestamp_field  # None for a static view; else a Datetime column
+            first, last = ("", "") if ts is None else (
+                cast("datetime", fresh[ts].min()).isoformat(),
+                cast("datetime", fresh[ts].max()).isoformat())
+            files.append((key, info.sha256, fresh.height, first, last))
+            fingerprints[key] = fingerprint if fresh.height == chunk.height \
+                else content_fingerprint(fresh.drop(INGESTED_AT))
         files.sort()
-        record = {"id": batch_id, "ingested_at": ingested_at.isoformat(), "files": files}
-        self.artifacts.put_bytes(f"{self._base(v.name)}/_batches/{batch_id}.json",
-                                 json.dumps(record, sort_keys=True).encode(), overwrite=False,
-                                 media_type="application/json")
-        return IngestReport(view=v.name, rows=df.height, files=tuple(f[0] for f in files),
-                            ingested_at=ingested_at)
+        if files:  # a batch with nothing new writes nothing at all
+            record = {"id": batch_id, "ingested_at": ingested_at.isoformat(), "files": files,
+                      "fingerprints": fingerprints}
+            self.artifacts.put_bytes(f"{self._base(v.name)}/_batches/{batch_id}.json",
+                                     json.dumps(record, sort_keys=True).encode(),
+                                     overwrite=False, media_type="application/json")
+        return IngestReport(view=v.name, rows=sum(f[2] for f in files),
+                            files=tuple(f[0] for f in files), ingested_at=ingested_at,
+                            skipped=skipped)
+
+    def _new_rows(self, v: FeatureView, chunk: pl.DataFrame, fingerprint: str,
+                  stored: Sequence[Batch]) -> pl.DataFrame:
+        """The rows of ``chunk`` that no stored file of the view already holds.
+
+        A stored file with the same content fingerprint means none (the common case:
+        a rerun, or a month ingested again); otherwise the chunk is compared row by
+        row with the stored files whose event range overlaps it.
+        """
+        if not stored:
+            return chunk
+        if any(fingerprint in b.fingerprints.values() for b in stored):
+            return chunk.head(0)
+        if v.static:
+            span: tuple[datetime | None, datetime | None] = (None, None)
+        else:
+            times = chunk[v.timestamp_field]  # type: ignore[index]
+            span = (times.min(), times.max())  # type: ignore[assignment]
+        existing = self._scan(v, stored, event_range=span).drop(INGESTED_AT).collect()
+        if not existing.height:
+            return chunk
+        return chunk.join(existing.unique(), on=chunk.columns, how="anti", nulls_equal=True,
+                          maintain_order="left")
 
     def _base(self, view: str) -> str:
         return f"{self.config.prefix}/{view}"
@@ -208,7 +243,8 @@ class LocalFeatureStore(FeatureStore):
             record = json.loads(self.artifacts.get_bytes(info.key, sha256=info.sha256))
             found.append(Batch(id=record["id"],
                                ingested_at=datetime.fromisoformat(record["ingested_at"]),
-                               files=tuple(tuple(f) for f in record["files"])))
+                               files=tuple(tuple(f) for f in record["files"]),
+                               fingerprints=record.get("fingerprints", {})))
         return sorted(found, key=lambda b: b.id)
 
     def _scan(self, v: FeatureView, batches: Sequence[Batch], *, order: bool = False,
@@ -220,8 +256,8 @@ class LocalFeatureStore(FeatureStore):
         frames = []
         for batch in batches:
             for key, sha256, _rows, first, last in batch.files:
-                if (hi is not None and datetime.fromisoformat(first) > hi) or (
-                        lo is not None and datetime.fromisoformat(last) < lo):
+                if first and ((hi is not None and datetime.fromisoformat(first) > hi) or (
+                        lo is not None and datetime.fromisoformat(last) < lo)):
                     continue  # no row of this file can matter
                 frame = self.artifacts.scan_table(key, sha256=sha256)
                 if order:
@@ -277,7 +313,8 @@ class LocalFeatureStore(FeatureStore):
     # -- online ----------------------------------------------------------------------
 
     def materialize(self, view: str | FeatureView, *, end: datetime | None = None,
-                    batch_size: int | None = None) -> MaterializeReport:
+                    batch_size: int | None = None, start: datetime | None = None
+                    ) -> MaterializeReport:
         from conveyor.features.materialize import materialize
 
         v = self.get_view(view)
@@ -289,11 +326,12 @@ class LocalFeatureStore(FeatureStore):
             chosen = [b for b in batches if upto is not None and b.id <= upto]
             if since is not None and after_file is not None:
                 chosen = [b for b in chosen if b.id > after_file or any(
-                    datetime.fromisoformat(f[4]) > since for f in b.files)]
+                    not f[4] or datetime.fromisoformat(f[4]) > since for f in b.files)]
             return self._scan(v, chosen, order=True)
 
         return materialize(self.online, v, rows=rows,
                            newest_file=batches[-1].id if batches else None, end=end,
+                           start=start,
                            batch_size=batch_size or self.config.batch_size)
 
     def get_online_features(
@@ -332,6 +370,51 @@ def _as_arrow(keys: Any) -> pa.Table:
     if not rows:
         raise ValidationError("no entity keys were given", hint="pass at least one key")
     return pa.Table.from_pylist(rows)
+
+
+#: ``auto`` partitioning: daily files once a day holds this many rows, else monthly
+DAY_PARTITION_ROWS = 100_000
+
+
+def partitioning(v: FeatureView, df: pl.DataFrame, configured: str) -> str:
+    """The partition scheme of a batch: ``all`` for a static view, else ``day`` or
+    ``month`` (``auto``: by the batch's rows per day over its span)."""
+    if v.static:
+        return "all"
+    if configured != "auto":
+        return configured
+    if not df.height:
+        return "month"
+    assert v.timestamp_field is not None  # static views returned above
+    times = df[v.timestamp_field]
+    span = cast("datetime", times.max()) - cast("datetime", times.min())
+    days = max(1.0, span.total_seconds() / 86_400)
+    return "day" if df.height / days >= DAY_PARTITION_ROWS else "month"
+
+
+def _partitions(v: FeatureView, df: pl.DataFrame, scheme: str
+                ) -> Iterable[tuple[str, pl.DataFrame]]:
+    """``(label, rows)`` per partition, in time order; one partition's copy at a time."""
+    import polars as pl
+
+    if scheme == "all" or not df.height:
+        if df.height:
+            yield "static", df
+        return
+    label = pl.col(v.timestamp_field).dt.strftime(  # type: ignore[arg-type]
+        "%Y-%m-%d" if scheme == "day" else "%Y-%m")
+    labels = df.select(label.alias("l")).to_series()
+    for value in labels.unique().sort():
+        yield value, df.filter(labels == value)
+
+
+def content_fingerprint(rows: pl.DataFrame) -> str:
+    """A fingerprint of a table's content (columns, types, rows in order)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(list(rows.schema.items())).encode())
+    digest.update(rows.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def empty_frame(v: FeatureView, *, order: bool = False) -> pl.DataFrame:

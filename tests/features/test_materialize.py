@@ -64,9 +64,14 @@ def test_same_window_twice_is_byte_identical(conveyor_app, project: Path) -> Non
     second, again = materialized_bytes(conveyor_app, db)
     assert again.rows == 0
     assert second == first
-    # an earlier end than the watermark does not move it back or change anything
-    third, _ = materialized_bytes(conveyor_app, db, end=T0)
-    assert third == first
+    # an earlier end than the watermark is refused (never silently ignored), and
+    # changes nothing
+    from conveyor.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="would move it back") as refused:
+        materialized_bytes(conveyor_app, db, end=T0)
+    assert "--at" in refused.value.hint
+    assert db.read_bytes() == first
 
 
 def test_values_are_the_latest_rows(conveyor_app, project: Path) -> None:
