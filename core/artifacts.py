@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from attrs import frozen
@@ -165,6 +165,24 @@ class GcReport:
     dry_run: bool = True
 
 
+class ArtifactWriter(Protocol):
+    """The stream ``open_write`` yields: a writable binary file object.
+
+    Attributes:
+        info: the committed :class:`ArtifactInfo`, set once the ``with`` block ends.
+    """
+
+    info: ArtifactInfo | None
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+
+class ArtifactReader(Protocol):
+    """The stream ``open_read`` yields: a readable binary file object."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class ArtifactStore(abc.ABC):
     """Stores bytes and Arrow tables under keys.
 
@@ -198,7 +216,7 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def open_write(self, key: str, *, media_type: str = BINARY, overwrite: bool = True
-                   ) -> AbstractContextManager[IO[bytes]]:
+                   ) -> AbstractContextManager[ArtifactWriter]:
         """A writable stream; committed when the block exits cleanly, discarded on error.
 
         After the block, the stream's ``info`` attribute is the committed
@@ -211,7 +229,7 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def open_read(self, key: str, *, sha256: str | None = None
-                  ) -> AbstractContextManager[IO[bytes]]:
+                  ) -> AbstractContextManager[ArtifactReader]:
         """A readable stream; the hash is checked when the stream reaches its end."""
 
     @abc.abstractmethod
@@ -280,7 +298,8 @@ class ArtifactStore(abc.ABC):
             key, media_type=media_type, overwrite=overwrite
         ) as sink:
             shutil.copyfileobj(source, sink, 4 << 20)
-        return sink.info  # type: ignore[attr-defined]
+        assert sink.info is not None, "open_write sets info when the block ends"
+        return sink.info
 
     def get_file(self, key: str, path: str | os.PathLike[str], *,
                  sha256: str | None = None) -> ArtifactInfo:

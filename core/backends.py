@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import PluginConflictError, PluginLoadError, UnknownBackendError
 
 
@@ -80,8 +81,8 @@ class BackendSpec:
     name: str = field()
     factory: str | Callable[..., Any] = field(eq=False, hash=False)
     config_class: type
-    schemes: tuple[str, ...] = field(default=(), converter=tuple)
-    extras: tuple[str, ...] = field(default=(), converter=tuple)
+    schemes: tuple[str, ...] = field(default=(), converter=to_tuple)
+    extras: tuple[str, ...] = field(default=(), converter=to_tuple)
     description: str = ""
     plugin: str = ""
 

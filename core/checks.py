@@ -63,7 +63,8 @@ class ModelCheckContext:
     Attributes:
         model: registered model name.
         candidate: the candidate model (a ``lightgbm.Booster``).
-        metrics: the candidate's evaluation metrics on the holdout.
+        metrics: the candidate's evaluation metrics on the holdout (``None`` where a metric
+            is undefined on it, e.g. AUC with one class).
         incumbent: the model currently in production, or ``None``.
         incumbent_metrics: its metrics on the same holdout, or ``None``.
         holdout: the holdout table, a ``polars.DataFrame``.
@@ -72,8 +73,8 @@ class ModelCheckContext:
 
     model: str
     candidate: Any
-    metrics: dict[str, float] = Factory(dict)
+    metrics: dict[str, float | None] = Factory(dict)
     incumbent: Any = None
-    incumbent_metrics: dict[str, float] | None = None
+    incumbent_metrics: dict[str, float | None] | None = None
     holdout: Any = None
     run_id: str | None = None

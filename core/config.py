@@ -74,6 +74,7 @@ def core_keys(kind: str) -> frozenset[str]:
     """
     import attrs
 
+    cls: type[Any]
     if kind == "server":
         from conveyor.server import ServerSettings as cls
     elif kind == "trigger":

@@ -11,6 +11,8 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -101,7 +103,7 @@ class DriftDetected:
 
     model: str
     version: int | None
-    features: tuple[str, ...] = field(converter=tuple)
+    features: tuple[str, ...] = field(converter=to_tuple)
     scores: dict[str, float] = Factory(dict)
     result_id: str | None = None
     at: datetime = Factory(_now)
@@ -125,7 +127,7 @@ class PerformanceDecayed:
     metric: str
     reference: float | None = None
     scores: dict[str, float] = Factory(dict)
-    breached: tuple[str, ...] = field(default=(), converter=tuple)
+    breached: tuple[str, ...] = field(default=(), converter=to_tuple)
     result_id: str | None = None
     at: datetime = Factory(_now)
 

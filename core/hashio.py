@@ -67,7 +67,7 @@ class HashingWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         # bytes are immutable; anything else is copied, as the caller may reuse its buffer
         chunk = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
         self._sink.write(chunk)
@@ -137,7 +137,10 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+    def read(self, size: int = -1, /) -> bytes:
+        return super().read(size) or b""  # None only from non-blocking raw streams
+
+    def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self._raw.read(len(view))
         n = len(data)

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Literal
 
@@ -26,7 +26,8 @@ import pluggy
 from attrs import evolve, field, frozen
 
 from conveyor import hookspecs
-from conveyor.backends import BackendKind, BackendSpec, Catalogue, Registrar
+from conveyor.backends import BackendKind, Catalogue, Registrar
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError, PluginConflictError, PluginLoadError
 from conveyor.hooks import HookFailure, call_each, refuse_wrappers, report_to_stderr
 
@@ -78,8 +79,8 @@ class PluginSelection:
     """
 
     load: tuple[str, ...] | None = field(default=None)
-    disable: tuple[str, ...] = field(default=(), converter=tuple)
-    modules: tuple[str, ...] = field(default=(), converter=tuple)
+    disable: tuple[str, ...] = field(default=(), converter=to_tuple)
+    modules: tuple[str, ...] = field(default=(), converter=to_tuple)
 
     @classmethod
     def from_env(
@@ -222,7 +223,7 @@ class ConveyorPluginManager(pluggy.PluginManager):
                         for spec in registrars[plugin].specs:
                             catalogue.add(spec)
                 catalogue.unavailable.update(
-                    {i.name: i.error if i.status == "disabled" else f"failed: {i.error}"
+                    {i.name: str(i.error) if i.status == "disabled" else f"failed: {i.error}"
                      for i in self.infos.values() if i.status != "loaded"})
                 self._catalogue = catalogue
             return self._catalogue
@@ -244,10 +245,6 @@ class ConveyorPluginManager(pluggy.PluginManager):
         from conveyor.materializers import catalogue_of
 
         return catalogue_of(self)
-
-    def backends_of(self, name: str) -> list[BackendSpec]:
-        """The backends the plugin called ``name`` provides."""
-        return [spec for spec in self.catalogue() if spec.plugin == name]
 
     def failures(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.status == "failed"]
@@ -309,6 +306,7 @@ def make_plugin_manager(
     for ep, dist, _ in found:
         dists_by_name.setdefault(ep.name, []).append(dist or "?")
 
+    error: ConveyorError
     for ep, dist, version in found:
         info = PluginInfo(name=ep.name, module=ep.value, distribution=dist or None,
                           version=version)
@@ -384,11 +382,13 @@ def _module_of(plugin: Any) -> str:
 
 
 def _trace_to_stderr(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl],
+               kwargs: Mapping[str, Any]) -> None:
         names = ", ".join(impl.plugin_name for impl in impls)
         print(f"[conveyor hook] {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
 
-    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
         exc = outcome.exception
         result = f"raised {exc!r}" if exc is not None else repr(outcome.get_result())[:200]
         print(f"[conveyor hook] {hook_name} returned {result}", file=sys.stderr)

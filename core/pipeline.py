@@ -30,12 +30,13 @@ import hashlib
 import importlib
 import inspect
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.externals import (  # re-exported: they are part of authoring pipelines
     External,
@@ -109,7 +110,7 @@ class StepOptions:
     retries: int = 0
     backoff_s: float = 1.0
     timeout_s: float | None = None
-    outputs: tuple[str, ...] = field(default=("output",), converter=tuple)
+    outputs: tuple[str, ...] = field(default=("output",), converter=to_tuple)
     persist: bool = True
     gate: bool = False
 
@@ -196,16 +197,12 @@ class Graph:
     """A built pipeline: nodes in the order the pipeline called them."""
 
     pipeline: str
-    nodes: tuple[Node, ...] = field(converter=tuple)
+    nodes: tuple[Node, ...] = field(converter=to_tuple)
     parameters: dict[str, Any] = Factory(dict)
     fingerprint: str = ""
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
-
-    def topological(self) -> Iterator[Node]:
-        """Nodes in call order, which is a valid dependency order by construction."""
-        return iter(self.nodes)
 
 
 class _GraphBuilder:

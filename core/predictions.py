@@ -38,7 +38,7 @@ import time as _time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import frozen
 
@@ -275,7 +275,8 @@ class PredictionLog:
             for part in parts:
                 try:
                     self.store.put_table(
-                        batch_key(model, version, part["time"].min(), prefix=self.prefix),
+                        batch_key(model, version, cast("datetime", part["time"].min()),
+                                  prefix=self.prefix),
                         part, overwrite=False)
                 except Exception as exc:
                     failed += part.height

@@ -16,6 +16,9 @@ The rules every write follows (RELIABILITY.md #4):
 * a busy or conflicting transaction is rolled back *first* and then retried, a
   bounded number of times.
 
+A backend whose tables are created at run time (the online store makes one table
+per feature view) passes ``package=None`` and creates them in a :meth:`Database.write`.
+
 Migrations are numbered SQL files (``0001_initial.sql``, ...) shipped as package
 data.  They are applied inside one ``BEGIN IMMEDIATE`` transaction that re-reads
 ``PRAGMA user_version`` after taking the lock, so N processes opening a new file
@@ -37,7 +40,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from conveyor.errors import ConfigError, ConveyorError
 
@@ -64,7 +67,12 @@ def ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@overload
+def parse_ts(value: str) -> datetime: ...
+@overload
+def parse_ts(value: None) -> None: ...
 def parse_ts(value: str | None) -> datetime | None:
+    """Text written by :func:`ts` as a datetime (``NULL`` stays ``None``)."""
     return None if value is None else datetime.fromisoformat(value)
 
 
@@ -147,13 +155,21 @@ class Database:
     Attributes:
         path: the database file.
         package: the package whose ``migrations/`` folder holds the numbered
-            migration files (shipped as package data).
+            migration files (shipped as package data), or ``None`` for a database
+            whose owner creates its tables itself.
         busy_timeout_s: how long a writer waits for the lock.
         synchronous: the ``synchronous`` pragma (see :data:`SYNCHRONOUS`).
+        fresh_writes: run each write transaction on a new connection (closed after).
+            SQLite stamps a write with the change counter of the page-1 image its
+            connection last read, so a long-lived connection and a fresh one stamp
+            differently; with fresh writes the file depends only on the sequence of
+            committed writes (a resumed job ends byte-identical to an uninterrupted
+            one).  The long-lived connection stays open for reads, so closing the
+            writer does not checkpoint the WAL on every write.
     """
 
-    def __init__(self, path: Path, *, package: str, busy_timeout_s: float = 30.0,
-                 synchronous: str = "full") -> None:
+    def __init__(self, path: Path, *, package: str | None, busy_timeout_s: float = 30.0,
+                 synchronous: str = "full", fresh_writes: bool = False) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ConfigError(f"synchronous = {synchronous!r} is not a SQLite setting",
                               hint=f"use one of: {', '.join(SYNCHRONOUS)}")
@@ -161,11 +177,14 @@ class Database:
         self.package = package
         self.busy_timeout_s = busy_timeout_s
         self.synchronous = synchronous
+        self.fresh_writes = fresh_writes
         self._busy_ms = int(busy_timeout_s * 1000)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._depth = 0
+        # the connection of the write transaction in progress (nested writes join it)
+        self._writing: sqlite3.Connection | None = None
         # True while the busy handler is off for writes (see _begin_immediate)
         self._writer_waits = False
 
@@ -188,14 +207,19 @@ class Database:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        conn = self._connect()
+        if self.package is not None:
+            self._migrate(conn, self.package)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, cached_statements=256)
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         self._retry_busy(lambda: self._set_wal(conn))
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._migrate(conn)
         return conn
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
@@ -224,8 +248,8 @@ class Database:
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.05)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        steps = migrations(self.package)
+    def _migrate(self, conn: sqlite3.Connection, package: str) -> None:
+        steps = migrations(package)
         latest = len(steps)
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current == latest:
@@ -279,33 +303,45 @@ class Database:
         with self._lock:
             conn = self._connection()
             if self._depth:
-                return fn(conn)
-            delay = 0.002
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                self._depth += 1
+                return fn(self._writing or conn)
+            if self.fresh_writes:
+                writer = self._connect()
                 try:
-                    self._begin_immediate(conn)
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                    return result
-                except sqlite3.OperationalError as exc:
-                    _rollback(conn)
-                    if not _is_busy(exc):
-                        raise
-                    if attempt == MAX_ATTEMPTS:
-                        raise self._busy_error(f"{MAX_ATTEMPTS} attempts") from exc
-                except sqlite3.IntegrityError:
-                    _rollback(conn)
-                    if not retry_conflicts or attempt == MAX_ATTEMPTS:
-                        raise
-                except BaseException:
-                    _rollback(conn)
-                    raise
+                    return self._write_on(writer, fn, retry_conflicts)
                 finally:
-                    self._depth -= 1
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.2)
-            raise AssertionError("unreachable")  # pragma: no cover
+                    writer.close()
+            return self._write_on(conn, fn, retry_conflicts)
+
+    def _write_on(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T],
+                  retry_conflicts: bool) -> T:
+        delay = 0.002
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            self._depth += 1
+            self._writing = conn
+            try:
+                self._begin_immediate(conn)
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except sqlite3.OperationalError as exc:
+                _rollback(conn)
+                if not _is_busy(exc):
+                    raise
+                if attempt == MAX_ATTEMPTS:
+                    raise self._busy_error(f"{MAX_ATTEMPTS} attempts") from exc
+            except sqlite3.IntegrityError:
+                _rollback(conn)
+                if not retry_conflicts or attempt == MAX_ATTEMPTS:
+                    raise
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._depth -= 1
+                self._writing = None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.2)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _busy_error(self, detail: str) -> DatabaseBusyError:
         return DatabaseBusyError(
@@ -326,7 +362,9 @@ class Database:
         no statement waits.)  The busy timeout comes back before the next read, through
         :attr:`conn`; writes in a row switch the handler off once.
         """
-        if not self._writer_waits:
+        if conn is not self._conn:  # a fresh writer: its own handler, never used for reads
+            conn.execute("PRAGMA busy_timeout = 0")
+        elif not self._writer_waits:
             conn.execute("PRAGMA busy_timeout = 0")
             self._writer_waits = True
         deadline = time.monotonic() + self.busy_timeout_s

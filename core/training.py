@@ -24,13 +24,15 @@ are stored by the bundled plugin ``materializers``.  ``gate`` is a
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.errors import ConveyorError
 from conveyor.models.registered import load_registered_model, load_registered_profile
 from conveyor.pipeline import StepContext, is_transient, step
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import polars as pl
 
     from conveyor.ml.evaluate import Evaluation
@@ -346,8 +348,8 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             times = frame.get_column(timestamp) if timestamp in frame.columns else None
             datasets.append(DatasetRef(
                 uri=uri, fingerprint=fingerprint, role=role,
-                start=None if times is None else times.min(),
-                end=None if times is None else times.max()))
+                start=None if times is None else cast("datetime", times.min()),
+                end=None if times is None else cast("datetime", times.max())))
         version = app.registry.register(
             model_name, artifact_uri=model_info.uri, sha256=model_info.sha256,
             model_format="lightgbm-text", run_id=ctx.run_id, datasets=datasets,

@@ -56,6 +56,7 @@ def build_request(url: str, protocol: str, model: str, signature: dict[str, Any]
     """The raw HTTP request sent over and over: rows built from the signature."""
     features = signature["features"]
     columns = {f["name"]: [_value(f, i) for i in range(rows)] for f in features}
+    payload: dict[str, Any]
     if protocol == "predict":
         path, payload = "/predict", {"columns": columns}
     elif protocol == "invocations":

@@ -106,7 +106,7 @@ def status(state: Any, as_json: bool) -> None:
     from conveyor.triggers import decided_at, last_fired, trigger_names
 
     app = state.app
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in trigger_names(app):
         watched = app.metadata.get_watch_state(name)
         fired = last_fired(app.metadata, name)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class ParityReport:
     at: datetime
     sampled: int
     compared: int
-    mismatches: tuple[Mismatch, ...] = field(converter=tuple)
+    mismatches: tuple[Mismatch, ...] = field(converter=to_tuple)
     rows: int = 0
     both_missing: int = 0
     newer_online: int = 0
@@ -105,7 +106,7 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
     from conveyor.features.pit import polars_dtype, to_utc, utc_timestamp
     from conveyor.interfaces.features import ONLINE_EVENT_TS
 
-    v = store.get_view(view)
+    v = store.get_view(view) if isinstance(view, str) else view
     state = store.online.get_state(v.name)
     if state is None or state.watermark is None:
         raise NotFoundError(f"feature view {v.name!r} has not been materialized",
@@ -126,7 +127,7 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
                     .select(keys).unique().sort(keys).collect().rows())
     rng = random.Random(seed)
     picked = rng.sample(offline_keys, min(len(offline_keys), sample - sample // 2))
-    online_keys = pl.from_arrow(store.online.sample_keys(v, sample, seed=seed)).rows()
+    online_keys = pl.DataFrame(store.online.sample_keys(v, sample, seed=seed)).rows()
     for key in online_keys:
         if len(picked) >= sample:
             break
@@ -138,8 +139,8 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
                          orient="row")
     offline = store.get_historical_features(
         frame.with_columns(pl.lit(at).alias("__at")), [v], timestamp="__at").collect()
-    online = pl.from_arrow(store.get_online_features([v], frame, at=at))
-    stamps = pl.from_arrow(store.online.read(v, frame.to_arrow(), []))[ONLINE_EVENT_TS]
+    online = pl.DataFrame(store.get_online_features([v], frame, at=at))
+    stamps = pl.DataFrame(store.online.read(v, frame.to_arrow(), []))[ONLINE_EVENT_TS]
     mismatches = []
     compared = both_missing = rows = newer = 0
     for i, key in enumerate(picked):

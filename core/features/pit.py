@@ -34,10 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ValidationError
 from conveyor.features.definitions import INGESTED_AT, FeatureView
 from conveyor.models.dtypes import to_arrow as arrow_type  # noqa: F401 - the stores use it
@@ -71,8 +72,8 @@ class ViewQuery:
 
     view: FeatureView
     data: pl.LazyFrame = field(eq=False)
-    features: tuple[str, ...] = field(converter=tuple)
-    names: tuple[str, ...] = field(default=(), converter=tuple)
+    features: tuple[str, ...] = field(converter=to_tuple)
+    names: tuple[str, ...] = field(default=(), converter=to_tuple)
     known_at: tuple[str, ...] | None = field(
         default=None, converter=lambda v: None if v is None else tuple(v))
 
@@ -183,6 +184,7 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
     key_types = {k: polars_dtype(t) for k, t in view.key_types.items()}
     if view.static:
         return _pick_static(q, key_types, data_schema, as_of)
+    assert view.timestamp_field is not None  # only a static view has none
     narrow = [*keys, view.timestamp_field]
     if view.created_timestamp_field:
         narrow.append(view.created_timestamp_field)
@@ -286,8 +288,9 @@ def _gatherer(q: ViewQuery, index_of: Callable[[pl.LazyFrame], pl.Series]
         # position of each view row in ``found``, by a dense lookup (a binary search is
         # several times slower); null indexes gather nulls
         got = found[_IDX]
+        index_type = cast("pl.datatypes.IntegerType", got.dtype)  # _IDX holds row numbers
         position = pl.zeros(int(got[-1]) + 1 if len(got) else 0, got.dtype, eager=True
-                            ).scatter(got, pl.int_range(len(got), dtype=got.dtype, eager=True))
+                            ).scatter(got, pl.int_range(len(got), dtype=index_type, eager=True))
         at = position.gather(wanted)
         return found.select(pl.all().exclude(_IDX).gather(at))
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
+
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
@@ -44,7 +46,7 @@ class IngestReport:
 
     view: str
     rows: int
-    files: tuple[str, ...] = field(converter=tuple)
+    files: tuple[str, ...] = field(converter=to_tuple)
     ingested_at: datetime
     skipped: int = 0
 

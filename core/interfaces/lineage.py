@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.interfaces.registry import DatasetRef
 
 NODE_KINDS = ("artifact", "run", "step", "trigger", "model")
@@ -70,7 +71,7 @@ class ModelRecord:
     sha256: str
     run_id: str | None = None
     created: datetime
-    datasets: tuple[DatasetRef, ...] = field(default=(), converter=tuple)
+    datasets: tuple[DatasetRef, ...] = field(default=(), converter=to_tuple)
 
 
 @frozen(kw_only=True)
@@ -119,7 +120,7 @@ class LineageGraph:
     root: str
     direction: str
     nodes: dict[str, LineageNode] = Factory(dict)
-    edges: tuple[LineageEdge, ...] = field(default=(), converter=tuple)
+    edges: tuple[LineageEdge, ...] = field(default=(), converter=to_tuple)
     truncated: bool = False
 
     def neighbours(self, node: str) -> list[tuple[LineageEdge, str]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.interfaces.leases import Lease, WatchState
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
@@ -206,7 +207,7 @@ class Run:
     git_commit: str | None = None
     error: str | None = None
     metrics: dict[str, float] = Factory(dict)
-    steps: tuple[StepExecution, ...] = field(default=(), converter=tuple)
+    steps: tuple[StepExecution, ...] = field(default=(), converter=to_tuple)
 
     @property
     def duration_s(self) -> float | None:

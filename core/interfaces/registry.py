@@ -27,12 +27,10 @@ from typing import Any
 from attrs import Factory, field, frozen
 
 from conveyor.checks import Finding
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 from conveyor.models.signature import FeatureSpec, Signature  # noqa: F401 - re-exported
 
-STAGES = ("development", "staging", "production", "archived")
-#: Stages that are held by one version at a time, like aliases.
-STAGE_ALIASES = ("staging", "production")
 #: Audit actions: ``set``/``rollback``/``remove`` move an alias; ``archive`` and
 #: ``unarchive`` flag a version (their records have ``alias == "archived"``).
 AUDIT_ACTIONS = ("set", "rollback", "remove", "archive", "unarchive")
@@ -110,7 +108,7 @@ class Governance:
     owner: str = ""
     intended_use: str = ""
     limitations: str = ""
-    approvals: tuple[Approval, ...] = field(default=(), converter=tuple)
+    approvals: tuple[Approval, ...] = field(default=(), converter=to_tuple)
 
 
 @frozen(kw_only=True)
@@ -175,9 +173,9 @@ class ModelVersion:
     sha256: str
     model_format: str = "lightgbm-text"
     stage: str = "development"
-    aliases: tuple[str, ...] = field(default=(), converter=tuple)
+    aliases: tuple[str, ...] = field(default=(), converter=to_tuple)
     archived: bool = False
-    datasets: tuple[DatasetRef, ...] = field(default=(), converter=tuple)
+    datasets: tuple[DatasetRef, ...] = field(default=(), converter=to_tuple)
     metrics: dict[str, float] = Factory(dict)
     params: dict[str, Any] = Factory(dict)
     governance: Governance = Factory(Governance)
@@ -243,7 +241,7 @@ class NewVersion:
     artifact_uri: str
     sha256: str
     model_format: str = "lightgbm-text"
-    datasets: tuple[DatasetRef, ...] = field(default=(), converter=tuple)
+    datasets: tuple[DatasetRef, ...] = field(default=(), converter=to_tuple)
     metrics: dict[str, float] = Factory(dict)
     params: dict[str, Any] = Factory(dict)
     governance: Governance = Factory(Governance)
@@ -266,8 +264,8 @@ class AuditSnapshot:
 
     holders: dict[tuple[str, str], tuple[int, int]] = Factory(dict)
     archived: frozenset[tuple[str, int]] = field(default=frozenset(), converter=frozenset)
-    changes: tuple[AliasChange, ...] = field(default=(), converter=tuple)
-    artifacts: tuple[tuple[str, int, str, str], ...] = field(default=(), converter=tuple)
+    changes: tuple[AliasChange, ...] = field(default=(), converter=to_tuple)
+    artifacts: tuple[tuple[str, int, str, str], ...] = field(default=(), converter=to_tuple)
 
 
 class StaleAliasError(ConveyorError):

@@ -10,11 +10,12 @@ between features and label changes), from a chosen day on.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from attrs import field, frozen, validators
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Shift:
         start_day: the shift applies to rows on or after this day of the span.
     """
 
-    features: tuple[str, ...] = field(default=(), converter=tuple)
+    features: tuple[str, ...] = field(default=(), converter=to_tuple)
     magnitude: float = 2.0
     unseen_rate: float = field(default=0.0, validator=[validators.ge(0.0), validators.le(1.0)])
     concept: float = field(default=0.0, validator=[validators.ge(0.0), validators.le(1.0)])
@@ -185,8 +186,3 @@ def generate(
             mapping, return_dtype=pl.String)
     columns[LABEL] = pl.Series(LABEL, label, dtype=pl.Int64)
     return pl.DataFrame(list(columns.values()))
-
-
-def day_range(start: datetime, days: int) -> tuple[datetime, datetime]:
-    """The half-open interval ``[start, start + days)`` the generated time stamps fall in."""
-    return start, start + timedelta(days=days)

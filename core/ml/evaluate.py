@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.ml.errors import DegenerateDataError
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class Evaluation:
     objective: str
     rows: int
     overall: dict[str, float | None]
-    slices: tuple[SliceMetrics, ...] = field(default=(), converter=tuple)
+    slices: tuple[SliceMetrics, ...] = field(default=(), converter=to_tuple)
 
     def slice(self, column: str, value: str) -> SliceMetrics:
         """The metrics of one slice (KeyError when absent)."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen, validators
 
 from conveyor.checks import Finding, Severity
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError, ValidationError
 from conveyor.ml.evaluate import HIGHER_IS_BETTER, compute_metrics
 from conveyor.ml.validation import _jsonable, finding_from_dict, finding_to_dict, format_report
@@ -102,7 +103,7 @@ class GateVerdict:
     """
 
     passed: bool
-    findings: tuple[Finding, ...] = field(default=(), converter=tuple)
+    findings: tuple[Finding, ...] = field(default=(), converter=to_tuple)
     evidence: dict[str, Any] = field(factory=dict)
 
     @property
@@ -257,7 +258,7 @@ class InfraResult:
     """
 
     passed: bool
-    findings: tuple[Finding, ...] = field(default=(), converter=tuple)
+    findings: tuple[Finding, ...] = field(default=(), converter=to_tuple)
     evidence: dict[str, Any] = field(factory=dict)
 
 
@@ -425,13 +426,14 @@ def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataF
                 "production")
         return None
     metrics_i = compute_metrics(y, p_i, candidate.signature.objective)
-    if metrics_c.get(metric) is None or metrics_i.get(metric) is None:
+    value_c, value_i = metrics_c.get(metric), metrics_i.get(metric)
+    if value_c is None or value_i is None:
         finding("gate.incomparable", f"{metric} is undefined on this holdout (one class?)",
                 config.incomparable, metric)
         return None
     started = time.perf_counter()
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    difference = sign * (metrics_c[metric] - metrics_i[metric])
+    difference = sign * (value_c - value_i)
     n, m = y.size, config.bootstrap_rows
     if n > m:  # m-out-of-n bootstrap, rescaled to the full holdout
         sub = np.sort(np.random.default_rng(config.seed).choice(n, m, replace=False))

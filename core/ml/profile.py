@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class DataProfile:
         version: format version of the serialized profile.
     """
 
-    columns: tuple[ColumnProfile, ...] = field(converter=tuple)
+    columns: tuple[ColumnProfile, ...] = field(converter=to_tuple)
     row_count: int
     label: str | None = None
     label_kind: str | None = None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import evolve, field, frozen, validators
 
+from conveyor.convert import to_tuple
 from conveyor.ml.inputs import build_signature, check_training_data, resolve_features
 from conveyor.models.inference import Predictor, feature_matrix, predict
 from conveyor.models.model import (
@@ -75,10 +76,10 @@ class TrainConfig:
     label: str = "label"
     objective: str = field(default="binary", validator=validators.in_(OBJECTIVES))
     features: tuple[str, ...] | None = field(default=None, converter=_tuple_or_none)
-    exclude: tuple[str, ...] = field(default=(), converter=tuple)
+    exclude: tuple[str, ...] = field(default=(), converter=to_tuple)
     categorical: tuple[str, ...] | None = field(default=None, converter=_tuple_or_none)
-    nullable: tuple[str, ...] = field(default=(), converter=tuple)
-    key: tuple[str, ...] = field(default=(), converter=tuple)
+    nullable: tuple[str, ...] = field(default=(), converter=to_tuple)
+    key: tuple[str, ...] = field(default=(), converter=to_tuple)
     num_boost_round: int = field(default=1000, validator=validators.ge(1))
     early_stopping_rounds: int = field(default=50, validator=validators.ge(0))
     learning_rate: float = field(default=0.05, validator=validators.gt(0.0))

@@ -28,11 +28,12 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import field, frozen
 
 from conveyor.checks import Finding, Severity
+from conveyor.convert import to_tuple
 from conveyor.errors import ValidationError
 from conveyor.ml.profile import (
     BOOLEAN,
@@ -89,7 +90,7 @@ class CheckConfig:
     rename_similarity: float = 0.6
     allow_extra_columns: bool = True
     severity: dict[str, Severity] = field(factory=dict, converter=_overrides)
-    ignore: tuple[str, ...] = field(default=(), converter=tuple)
+    ignore: tuple[str, ...] = field(default=(), converter=to_tuple)
 
 
 class _Collector:
@@ -259,12 +260,13 @@ def _check_range(out: _Collector, ref: ColumnProfile, series: pl.Series,
     if not bad:
         return
     share = bad / finite.len()
+    seen_low, seen_high = cast(float, finite.min()), cast(float, finite.max())  # non-empty
     severity = Severity.ERROR if share > config.max_out_of_range else Severity.INFO
     out.add("range.out_of_range", f"column {ref.name!r}: {bad} value(s) ({share:.2%}) outside "
-            f"the reference range [{low:.6g}, {high:.6g}] (observed [{finite.min():.6g}, "
-            f"{finite.max():.6g}])", severity, subject=ref.name, share=share, below=below,
+            f"the reference range [{low:.6g}, {high:.6g}] (observed [{seen_low:.6g}, "
+            f"{seen_high:.6g}])", severity, subject=ref.name, share=share, below=below,
             above=above, reference_min=stats.min, reference_max=stats.max,
-            observed_min=float(finite.min()), observed_max=float(finite.max()))
+            observed_min=float(seen_low), observed_max=float(seen_high))
 
 
 def _check_categories(out: _Collector, ref: ColumnProfile, series: pl.Series,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.models.model import METADATA_FILE, MODEL_FILE
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class CanaryRun:
     reason: str = ""
     returncode: int | None = None
     seconds: float = 0.0
-    predictions: tuple[float, ...] = field(default=(), converter=tuple)
+    predictions: tuple[float, ...] = field(default=(), converter=to_tuple)
     sha256: str | None = None
     stderr: str = ""
 
@@ -110,9 +111,9 @@ def sample_for(signature: Signature, rows: int = 4) -> pl.DataFrame:
     columns: dict[str, pl.Series] = {}
     for spec in signature.features:
         if spec.categories is not None:
-            cats = list(spec.categories) or [None]
+            cats: list[str | None] = list(spec.categories) or [None]
             values: list[Any] = [cats[i % len(cats)] for i in range(rows)]
-            dtype = pl.String
+            dtype: pl.DataType | type[pl.DataType] = pl.String
         else:
             values = [float(i % 2) for i in range(rows)]
             dtype = pl.Float64 if spec.dtype.startswith("float") else to_polars(spec.dtype)

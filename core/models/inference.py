@@ -145,9 +145,9 @@ class Predictor:
             missing = counts.get(f"{spec.name}:missing")
             if missing:
                 problems.append(missing_values(spec.name, missing))
-            inf = counts.get(f"{spec.name}:inf")
-            if inf:
-                problems.append(infinite_values(spec.name, inf))
+            infinite = counts.get(f"{spec.name}:inf")
+            if infinite:
+                problems.append(infinite_values(spec.name, infinite))
         if problems:
             raise input_error(problems)
 
@@ -177,7 +177,7 @@ def _as_frame(frame: Any) -> pl.DataFrame:
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         pa = None
     if pa is not None and isinstance(frame, pa.Table | pa.RecordBatch):
-        return pl.from_arrow(frame)
+        return pl.DataFrame(frame)
     raise PredictionInputError(f"predict takes a polars DataFrame or an Arrow table, not "
                                f"{type(frame).__name__}", hint=_HINT)
 
@@ -197,4 +197,4 @@ def predict(model: TrainedModel, frame: pl.DataFrame, *, raw_score: bool = False
     x = model.predictor.matrix(frame)
     if frame.height == 0:
         return np.empty(0, dtype=np.float64)
-    return model.booster.predict(x, raw_score=raw_score)
+    return np.asarray(model.booster.predict(x, raw_score=raw_score))  # no copy: an ndarray

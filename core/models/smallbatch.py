@@ -121,29 +121,29 @@ class SmallBatch:
             if entry is None:
                 problems.append(missing_column(feature.name))
                 continue
-            observed, values = entry
-            if observed == _NULL:
+            seen, values = entry
+            if seen == _NULL:
                 if not feature.nullable:
                     problems.append(missing_values(feature.name, height))
                 cols.append([_NAN] * height)
                 continue
-            if observed not in feature.accepts:
-                problems.append(wrong_type(feature.spec, _POLARS_TEXT[observed]))
+            if seen not in feature.accepts:
+                problems.append(wrong_type(feature.spec, _POLARS_TEXT[seen]))
                 continue
             codes = feature.codes
             if codes is None:
                 column = [_NAN if v is None else v for v in values]
-            elif observed in FLOATS:
+            elif seen in FLOATS:
                 return None  # floats as category strings: polars' formatting decides
-            elif observed == "string":
+            elif seen == "string":
                 column = [codes.get(v, _NAN) for v in values]  # None -> NaN too
-            elif observed == "bool":
+            elif seen == "bool":
                 column = [_NAN if v is None else codes.get("true" if v else "false", _NAN)
                           for v in values]
             else:
                 column = [_NAN if v is None else codes.get(str(v), _NAN) for v in values]
             cols.append(column)
-            if observed in FLOATS:
+            if seen in FLOATS:
                 odd = [v for v in column if v != v or v in _INF]  # NaN (None became NaN)
                 if odd:
                     missing = sum(1 for v in odd if v != v)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 from conveyor.monitoring import stats
 from conveyor.monitoring.reference import (
@@ -102,10 +103,10 @@ class FeatureDrift:
     js: float | None = None
     wasserstein: float | None = None
     new_category_share: float | None = None
-    breached: tuple[str, ...] = field(default=(), converter=tuple)
-    bins: tuple[str, ...] = field(default=(), converter=tuple)
-    reference_shares: tuple[float, ...] = field(default=(), converter=tuple)
-    current_shares: tuple[float, ...] = field(default=(), converter=tuple)
+    breached: tuple[str, ...] = field(default=(), converter=to_tuple)
+    bins: tuple[str, ...] = field(default=(), converter=to_tuple)
+    reference_shares: tuple[float, ...] = field(default=(), converter=to_tuple)
+    current_shares: tuple[float, ...] = field(default=(), converter=to_tuple)
 
     @property
     def drifted(self) -> bool:
@@ -127,8 +128,8 @@ class DriftReport:
     reference: str
     rows_reference: int
     rows_current: int
-    features: tuple[FeatureDrift, ...] = field(converter=tuple)
-    skipped: tuple[str, ...] = field(default=(), converter=tuple)
+    features: tuple[FeatureDrift, ...] = field(converter=to_tuple)
+    skipped: tuple[str, ...] = field(default=(), converter=to_tuple)
     thresholds: DriftThresholds = DriftThresholds()
 
     @property
@@ -177,7 +178,7 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
     cur = current.lazy()
     cur_schema = cur.collect_schema()
     profile = reference if isinstance(reference, DataProfile) else None
-    ref = None if profile is not None else reference.lazy()
+    ref = None if isinstance(reference, DataProfile) else reference.lazy()
     kinds = _kinds(profile, None if ref is None else ref.collect_schema(), categorical)
     names = [n for n in (features or kinds) if n in kinds]
     absent = [n for n in (features or ()) if n not in kinds]
@@ -190,7 +191,11 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
         raise ConveyorError("drift: no numeric or categorical feature to compare",
                             hint="pass the features, or a reference with such columns")
     rows_cur = cur.select(pl.len()).collect().item()
-    rows_ref = profile.row_count if profile is not None else ref.select(pl.len()).collect().item()
+    if profile is not None:
+        rows_ref = profile.row_count
+    else:
+        assert ref is not None  # no profile: a frame was given
+        rows_ref = ref.select(pl.len()).collect().item()
     for side, rows in (("reference", rows_ref), ("current data", rows_cur)):
         if rows == 0:
             raise ConveyorError(f"drift: the {side} has no rows",
@@ -206,6 +211,7 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
         for name in chunk:
             kind = kinds[name]
             if ref_frame is None:
+                assert profile is not None  # no reference frame: a profile was given
                 column_ref = from_profile(profile.column(name), rows_ref)
             elif kind == NUMERIC:
                 column_ref = numeric_from_sample(ref_frame.get_column(name))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import asdict, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ValidationError
 from conveyor.monitoring.stats import Z95, hanley_mcneil_se
 
@@ -44,8 +45,8 @@ class Calibration:
         threshold: the decision threshold accuracy is estimated at.
     """
 
-    scores: tuple[float, ...] = field(converter=tuple)
-    probabilities: tuple[float, ...] = field(converter=tuple)
+    scores: tuple[float, ...] = field(converter=to_tuple)
+    probabilities: tuple[float, ...] = field(converter=to_tuple)
     rows: int
     error_raw: float
     error: float

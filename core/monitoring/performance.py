@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 from conveyor.monitoring import stats
 
@@ -92,7 +93,7 @@ class PerformanceReport:
     metric: str
     objective: str
     reference: float | None
-    windows: tuple[WindowMetric, ...] = field(converter=tuple)
+    windows: tuple[WindowMetric, ...] = field(converter=to_tuple)
     thresholds: PerformanceThresholds = PerformanceThresholds()
     calibration_error: float | None = None
 

@@ -122,10 +122,13 @@ def metric_chart(report: PerformanceReport) -> str:
         parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
                      f'{v:.3f}</text>')
     for prefix, colour in (("", CURRENT_COLOUR), ("estimated_", ESTIMATE_COLOUR)):
-        points = [(i, getattr(w, prefix + "low") if prefix else w.low,
-                   getattr(w, f"{prefix}high") if prefix else w.high,
-                   w.estimated if prefix else w.value) for i, w in enumerate(windows)]
-        points = [p for p in points if None not in p[1:] and all(map(math.isfinite, p[1:]))]
+        drawn = [(i, getattr(w, prefix + "low") if prefix else w.low,
+                  getattr(w, f"{prefix}high") if prefix else w.high,
+                  w.estimated if prefix else w.value) for i, w in enumerate(windows)]
+        points: list[tuple[int, float, float, float]] = [
+            (i, lo, hi, v) for i, lo, hi, v in drawn
+            if lo is not None and hi is not None and v is not None
+            and all(map(math.isfinite, (lo, hi, v)))]
         if not points:
             continue
         band = ([f"{x(i):.1f},{y(hi):.1f}" for i, _, hi, _ in points]

@@ -21,6 +21,8 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.convert import to_tuple
+
 KINDS = ("drift", "performance", "skew")
 
 
@@ -55,7 +57,7 @@ class MonitoringResult:
     window_end: datetime
     rows: int = 0
     scores: dict[str, float] = Factory(dict)
-    breached: tuple[str, ...] = field(default=(), converter=tuple)
+    breached: tuple[str, ...] = field(default=(), converter=to_tuple)
     details: dict[str, Any] = Factory(dict)
     created: datetime
 

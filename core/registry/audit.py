@@ -45,9 +45,9 @@ def _check_audit(name: str, records: list[AliasChange],
     for record in records:
         if record.action in ALIAS_ACTIONS:
             by_alias.setdefault(record.alias, []).append(record)
-        elif record.action == "archive":
+        elif record.action == "archive" and record.to_version is not None:
             flags[record.to_version] = True
-        elif record.action == "unarchive":
+        elif record.action == "unarchive" and record.from_version is not None:
             flags[record.from_version] = False
     aliases = {a for (n, a) in holders if n == name} | set(by_alias)
     for alias in sorted(aliases):

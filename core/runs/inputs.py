@@ -8,7 +8,7 @@ the step's work in this process, and its JSON form for another process.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import asdict, has
 
@@ -23,6 +23,9 @@ from conveyor.runs.work import (
     split_outputs,
     store_outputs,
 )
+
+if TYPE_CHECKING:
+    from attrs import AttrsInstance
 
 
 class StepInputs:
@@ -83,7 +86,7 @@ class StepInputs:
                                     hint="make it an attrs class, or run in this process")
             kind = type(ext)
             externals[arg] = {"type": f"{kind.__module__}:{kind.__qualname__}",
-                              "fields": asdict(ext)}
+                              "fields": asdict(cast("AttrsInstance", ext))}  # has() above
         return {**project_of(self.app), "run_id": self.run_id, "pipeline": self.graph.pipeline,
                 "node": node.id, "step": f"{fn.__module__}:{fn.__qualname__}",
                 "params": node.params, "inputs": inputs, "externals": externals,

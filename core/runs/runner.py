@@ -208,7 +208,7 @@ class _Run(StepInputs):
             if late and not (attempt.future in finished and attempt.future.exception() is None):
                 # also when the executor stopped the work itself at the deadline
                 running.remove(attempt)
-                outcome = self._timed_out(attempt)
+                outcome: StepOutcome | None = self._timed_out(attempt)
             elif attempt.future in finished:
                 running.remove(attempt)
                 outcome = self._complete(attempt, retry=retries)

@@ -20,6 +20,7 @@ from typing import Any
 
 from attrs import Factory, asdict, field, frozen
 
+from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError
 
 
@@ -56,7 +57,7 @@ class StepResult:
     (``None`` once it crossed a process boundary: read them from the store).
     """
 
-    outputs: tuple[StoredOutput, ...] = field(default=(), converter=tuple)
+    outputs: tuple[StoredOutput, ...] = field(default=(), converter=to_tuple)
     metrics: dict[str, float] = Factory(dict)
     values: dict[str, Any] | None = field(default=None, eq=False, repr=False)
 
@@ -99,9 +100,9 @@ class StepFailure(Exception):
 
         if isinstance(exc, StepFailure):
             return exc
-        conveyor_error = isinstance(exc, ConveyorError)
-        return cls(type(exc).__name__, exc.message if conveyor_error else str(exc),
-                   hint=exc.hint if conveyor_error else None, final=conveyor_error,
+        known = exc if isinstance(exc, ConveyorError) else None
+        return cls(type(exc).__name__, str(exc) if known is None else known.message,
+                   hint=None if known is None else known.hint, final=known is not None,
                    refused=isinstance(exc, GateRefused),
                    findings=tuple(_finding_dict(f) for f in getattr(exc, "findings", ()) or ()))
 

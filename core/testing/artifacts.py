@@ -169,6 +169,7 @@ class ArtifactStoreContract:
                 out.write(chunk)
             assert not store.exists("s/big.bin")  # not visible until the block ends
         data = b"".join(chunks)
+        assert out.info is not None
         assert out.info.sha256 == hashlib.sha256(data).hexdigest()
         assert out.info.size == len(data)
         with store.open_read("s/big.bin") as stream:
@@ -196,7 +197,7 @@ class ArtifactStoreContract:
         lazy = store.scan_table("t/a.parquet")
         assert isinstance(lazy, pl.LazyFrame)
         got = lazy.filter(pl.col("id") < 10).collect()
-        assert got.equals(pl.from_arrow(table.slice(0, 10)))
+        assert got.equals(pl.DataFrame(table.slice(0, 10)))
         frame = pl.DataFrame({"a": [1, 2, 3]})
         store.put_table("t/b.parquet", frame)
         assert store.get_table("t/b.parquet").equals(frame.to_arrow())
@@ -290,7 +291,11 @@ class ArtifactStoreContract:
         if pid == 0:  # pragma: no cover - the child
             try:
                 os.close(read_end)
-                work(lambda: os.write(write_end, b"1"))
+
+                def signal_ready() -> None:
+                    os.write(write_end, b"1")
+
+                work(signal_ready)
                 time.sleep(120)
             finally:
                 os._exit(0)

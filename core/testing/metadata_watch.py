@@ -52,10 +52,13 @@ class WatchRecordsContract:
         assert store.acquire_lease("pipeline:train", "b", now=T0 + TTL, ttl=TTL) is None
         # once it lapses, another holder takes it over
         taken = store.acquire_lease("pipeline:train", "b", now=T0 + TTL * 1.5, ttl=TTL, key="e2")
+        assert taken is not None
         assert (taken.holder, taken.key, taken.acquired) == ("b", "e2", T0 + TTL * 1.5)
         assert store.renew_lease("pipeline:train", "a", now=T0 + TTL * 1.5, ttl=TTL) is None
         assert store.release_lease("pipeline:train", "a") is False
-        assert store.get_lease("pipeline:train").holder == "b"
+        held = store.get_lease("pipeline:train")
+        assert held is not None
+        assert held.holder == "b"
         assert store.release_lease("pipeline:train", "b") is True
         assert store.get_lease("pipeline:train") is None
         # leases on other names are independent
@@ -65,10 +68,13 @@ class WatchRecordsContract:
     def test_the_holder_retakes_its_own_lease(self, store: MetadataStore) -> None:
         store.acquire_lease("p", "a", now=T0, ttl=TTL, key="e1")
         again = store.acquire_lease("p", "a", now=T0 + timedelta(seconds=1), ttl=TTL, key="e2")
+        assert again is not None
         assert (again.key, again.acquired, again.expires) == (
             "e2", T0, T0 + timedelta(seconds=1) + TTL)
-        assert store.get_lease("p").expired(T0 + timedelta(seconds=1) + TTL)
-        assert not store.get_lease("p").expired(T0 + TTL)
+        lease = store.get_lease("p")
+        assert lease is not None
+        assert lease.expired(T0 + timedelta(seconds=1) + TTL)
+        assert not lease.expired(T0 + TTL)
 
     def test_bad_leases_are_refused(self, store: MetadataStore) -> None:
         with pytest.raises(ConveyorError, match="naive"):
@@ -94,14 +100,19 @@ class WatchRecordsContract:
         for thread in threads:
             thread.join()
         assert len(winners) == 1
-        assert store.get_lease("contended").holder == winners[0]
+        held = store.get_lease("contended")
+        assert held is not None
+        assert held.holder == winners[0]
 
     def test_watch_state_round_trips_and_is_replaced(self, store: MetadataStore) -> None:
         assert store.get_watch_state("nightly") is None
         written = store.put_watch_state("nightly", {"last_tick": T0.isoformat(), "n": 1})
         assert isinstance(written, WatchState)
         read = store.get_watch_state("nightly")
+        assert read is not None
         assert (read.name, read.state) == ("nightly", {"last_tick": T0.isoformat(), "n": 1})
         store.put_watch_state("nightly", {"n": 2})
-        assert store.get_watch_state("nightly").state == {"n": 2}, "replaced, not merged"
+        replaced = store.get_watch_state("nightly")
+        assert replaced is not None
+        assert replaced.state == {"n": 2}, "replaced, not merged"
         assert store.get_watch_state("other") is None

@@ -158,6 +158,7 @@ class OrchestratorContract:
         result = run_pipeline(app, failing)
         assert result.status == "failed"
         assert result.steps["explodes"].status == "failed"
+        assert result.error is not None
         assert "ValueError: boom from the step" in result.error
         assert result.steps["never_reached"].status == "skipped"
         assert app.metadata.get_run(result.run_id).status == "failed"
@@ -183,6 +184,7 @@ class OrchestratorContract:
         assert time.monotonic() - begun < 4.5, "core waited for the step to finish"
         assert result.status == "failed"
         assert result.steps["hangs"].status == "timed_out"
+        assert result.error is not None
         assert "timed out after 0.5 s" in result.error
         assert result.steps["never_reached"].status == "skipped"
         (execution,) = [s for s in app.metadata.get_run(result.run_id).steps

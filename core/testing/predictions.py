@@ -187,7 +187,7 @@ class PredictionLogContract:
         with self.log(store) as log:
             log.append(model="churn", version=1, features=_features(2), predictions=[0.1, 0.2],
                        request_ids="good")
-            ragged = {"tenure": [1.0, 2.0], "plan": ["basic"]}  # a column one row short
+            ragged: dict[str, list[Any]] = {"tenure": [1.0, 2.0], "plan": ["basic"]}  # one short
             log.append(model="churn", version=1, features=ragged, predictions=[0.3, 0.4],
                        request_ids="bad")
         assert (log.stats().written, log.stats().failed) == (2, 2)

@@ -218,7 +218,9 @@ class ModelRegistryContract(RegistryPolicyContract):
         assert isinstance(change, AliasChange)
         assert (change.from_version, change.to_version, change.forced) == (None, 1, False)
         assert change.evidence["validation"]["summary"] == "better"
-        assert registry.resolve("churn", "production").stage == "production"
+        resolved = registry.resolve("churn", "production")
+        assert resolved is not None
+        assert resolved.stage == "production"
         assert [v.passed for v in registry.validations("churn", 1)] == [False, True]
 
     def test_force_needs_a_reason_and_is_audited(self, registry: ModelRegistry,
@@ -275,7 +277,9 @@ class ModelRegistryContract(RegistryPolicyContract):
             registry.set_alias("churn", "production", version, actor="a")
         back = registry.rollback("churn", "production", actor="oncall", reason="bad latency")
         assert (back.action, back.from_version, back.to_version) == ("rollback", 3, 2)
-        assert registry.resolve("churn", "production").version == 2
+        resolved = registry.resolve("churn", "production")
+        assert resolved is not None
+        assert resolved.version == 2
         assert registry.rollback("churn", "production", actor="oncall").to_version == 1
         with pytest.raises(ConveyorError):
             registry.rollback("churn", "production", actor="oncall")

@@ -34,12 +34,15 @@ def run_workers(project_dir: Path, commands: list[list[str]], *,
              for command in commands]
     try:
         for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
             line = proc.stdout.readline()
             if line.strip() != "ready":
                 raise AssertionError(f"worker failed to start: {line}{proc.stderr.read()}")
         started = time.perf_counter()
         released = time.time()
         for proc in procs:
+            assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
         results = []

@@ -160,6 +160,7 @@ class ServerContract:
         assert wait_for(lambda: server.ready)
         status, predictions = self.predict(server, rows)
         assert status == 200
+        assert predictions is not None
         expected = booster.predict(np.column_stack([rows[f] for f in FEATURES]))
         np.testing.assert_allclose(predictions, expected, rtol=1e-9)
 

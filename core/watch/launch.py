@@ -101,7 +101,7 @@ def launch(app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock,
                                     error=f"interrupted: {type(exc).__name__}")
         raise
     finally:
-        if beat is not None:
+        if beat is not None and lease is not None:
             beat.done.set()
             beat.join()
             app.metadata.release_lease(lease.name, holder)

@@ -83,8 +83,10 @@ class CronTrigger(Trigger):
         if last is not None and cfg.catch_up == "all":
             tick = self.schedule.next(last)
         elif last is not None and cfg.catch_up != "latest":
-            bound = int(_BOUNDED.fullmatch(cfg.catch_up).group(1))
-            newest = []
+            bounded = _BOUNDED.fullmatch(cfg.catch_up)
+            assert bounded is not None  # the config accepts all, latest or bounded(N)
+            bound = int(bounded.group(1))
+            newest: list[datetime] = []
             for candidate in self.schedule.until(now):
                 if candidate <= last or len(newest) == bound:
                     break

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import Factory, frozen
 
@@ -173,7 +173,7 @@ class LocalFeatureStore(FeatureStore):
         v = self.get_view(view)
         if isinstance(table, str | os.PathLike):
             table = read_table_file(table)  # guarded: a bad file is a ValidationError
-        df = conform(v, table if isinstance(table, pl.DataFrame) else pl.from_arrow(table))
+        df = conform(v, table if isinstance(table, pl.DataFrame) else pl.DataFrame(table))
         del table  # the conformed frame is the only copy kept
         now = time.time_ns()
         ingested_at = datetime.fromtimestamp(now // 1000 / 1e6, UTC)
@@ -191,9 +191,10 @@ class LocalFeatureStore(FeatureStore):
             key = f"{self._base(v.name)}/{scheme}={label}/{batch_id}.parquet"
             fresh = fresh.with_columns(stamp)
             info = self.artifacts.put_table(key, fresh, overwrite=False)
-            first, last = ("", "") if v.static else (
-                fresh[v.timestamp_field].min().isoformat(),  # type: ignore[union-attr]
-                fresh[v.timestamp_field].max().isoformat())  # type: ignore[union-attr]
+            ts = v.timestamp_field  # None for a static view; else a Datetime column
+            first, last = ("", "") if ts is None else (
+                cast("datetime", fresh[ts].min()).isoformat(),
+                cast("datetime", fresh[ts].max()).isoformat())
             files.append((key, info.sha256, fresh.height, first, last))
             fingerprints[key] = fingerprint if fresh.height == chunk.height \
                 else content_fingerprint(fresh.drop(INGESTED_AT))
@@ -384,8 +385,10 @@ def partitioning(v: FeatureView, df: pl.DataFrame, configured: str) -> str:
         return configured
     if not df.height:
         return "month"
-    times = df[v.timestamp_field]  # type: ignore[index]
-    days = max(1.0, (times.max() - times.min()).total_seconds() / 86_400)  # type: ignore[operator]
+    assert v.timestamp_field is not None  # static views returned above
+    times = df[v.timestamp_field]
+    span = cast("datetime", times.max()) - cast("datetime", times.min())
+    days = max(1.0, span.total_seconds() / 86_400)
     return "day" if df.height / days >= DAY_PARTITION_ROWS else "month"
 
 
@@ -471,11 +474,11 @@ def conform(v: FeatureView, df: pl.DataFrame) -> pl.DataFrame:
         raise ValidationError(f"the batch for feature view {v.name!r} has values that do "
                               f"not fit the declared types: {exc}".splitlines()[0],
                               hint="fix the values or the feature's dtype") from None
-    for column in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
-        if column is not None and out[column].null_count():
+    for required in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
+        if required is not None and out[required].null_count():
             raise ValidationError(
-                f"the batch for feature view {v.name!r} has {out[column].null_count()} "
-                f"null value(s) in {column!r}",
+                f"the batch for feature view {v.name!r} has {out[required].null_count()} "
+                f"null value(s) in {required!r}",
                 hint="keys and timestamps must be set on every row")
     return out
 

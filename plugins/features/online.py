@@ -6,7 +6,9 @@ order of the value: ``_event_ts``, ``_created_ts``, ``_file``, ``_row``.  An
 upsert only replaces a row whose order is strictly older, so an older event never
 overwrites a newer one and replaying a batch changes nothing.  Materialization
 state lives in ``_conveyor_state`` and is written in the same transaction as the
-rows it describes.  Every write is ``BEGIN IMMEDIATE`` on a WAL database.
+rows it describes.  The file is a :class:`conveyor.sqlite.Database` (WAL,
+``BEGIN IMMEDIATE`` writes, busy retries) without migrations: the tables are made
+per view at run time.
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ import json
 import os
 import random
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from conveyor.errors import ConveyorError, NotFoundError, ValidationError
+from conveyor.errors import NotFoundError, ValidationError
 from conveyor.features.definitions import FeatureView
 from conveyor.features.pit import arrow_type
 from conveyor.interfaces.features import ONLINE_EVENT_TS, MaterializationState, OnlineStore
 from conveyor.plugins.features.config import SQLiteOnlineStoreConfig
 from conveyor.plugins.features.lookup import LRU
+from conveyor.sqlite import Database, path_from_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,14 +124,13 @@ class SQLiteOnlineStore(OnlineStore):
                  path: str | os.PathLike[str] | None = None) -> None:
         config = config or SQLiteOnlineStoreConfig()
         if path is None:
-            rest = Path(config.url[len("sqlite:///"):]).expanduser()
-            root = app.root if app is not None else Path.cwd()
-            path = rest if rest.is_absolute() else root / rest
+            path = path_from_url(config.url, app.root if app is not None else Path.cwd())
         self.path = Path(path)
         self.busy_timeout_s = config.busy_timeout_s
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+        # normal: a derived copy that `materialize` rebuilds, so no fsync per batch
+        self.db = Database(self.path, package=None, busy_timeout_s=config.busy_timeout_s,
+                           synchronous="normal", fresh_writes=True)
+        self._schema_ready = False
         self._specs: dict[str, str] = {}
         # bounded: views are rebuilt (new objects) when their definition changes
         self._plans: LRU[tuple[int, tuple[str, ...]], tuple[Any, ...]] = LRU(256)
@@ -140,78 +140,20 @@ class SQLiteOnlineStore(OnlineStore):
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            self._conn = self._open()
-            self._pid = os.getpid()
-        return self._conn
-
-    def _open(self) -> sqlite3.Connection:
-        conn = self._connect()
-        self._transaction(conn, lambda c: [c.execute(sql) for sql in _META])
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-        deadline = time.monotonic() + self.busy_timeout_s
-        while True:  # switching a new file to WAL can report "locked" without waiting
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        if str(mode).lower() != "wal":
-            raise ConveyorError(f"SQLite refused WAL mode for {self.path}",
-                                hint="put the online store on a local filesystem")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
-
-    def _transaction(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
-                     ) -> T:
-        with self._lock:
-            for attempt in range(8):
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if "locked" in str(exc) and attempt < 7:
-                        time.sleep(0.01 * 2**attempt)
-                        continue
-                    raise
-                try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                    return result
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        raise AssertionError("unreachable")
+        """The long-lived read connection (the bookkeeping tables exist once it is open)."""
+        if not self._schema_ready:
+            self.db.write(lambda c: [c.execute(sql) for sql in _META])
+            self._schema_ready = True
+        return self.db.conn
 
     def write_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, on a fresh connection.
-
-        SQLite stamps a write with the change counter of the page-1 image its
-        connection last read, so a long-lived connection and a fresh one stamp
-        differently.  Reading page 1 anew for every write transaction makes the
-        file depend only on the sequence of committed writes: a resumed run ends
-        byte-identical to an uninterrupted one.  (The long-lived read connection
-        stays open, so closing the writer does not checkpoint on every batch.)
-        """
-        self.conn  # noqa: B018 - keep the reader open (and the schema created)
-        conn = self._connect()
-        try:
-            return self._transaction(conn, fn)
-        finally:
-            conn.close()
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, on a fresh connection
+        (so the file depends only on the committed writes: see ``Database.fresh_writes``)."""
+        self.conn  # noqa: B018 - the bookkeeping tables exist before any write
+        return self.db.write(fn)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self.db.close()
 
     # -- schema ------------------------------------------------------------------------
 
@@ -390,9 +332,8 @@ class SQLiteOnlineStore(OnlineStore):
         key_names = view.join_keys
         nkeys = len(key_names)
         found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        conn = self.conn
         features = tuple(features)
-        with self._lock:
+        with self.db.locked() as conn:
             for start in range(0, len(keys), CHUNK):
                 chunk = keys[start:start + CHUNK]
                 sql = self._select_sql(view.name, key_names, features, len(chunk))
@@ -416,8 +357,8 @@ class SQLiteOnlineStore(OnlineStore):
         self._check_prepared(view)
         key_types = view.key_types
         cols = ", ".join(q(k) for k in key_types)
-        with self._lock:
-            rows = self.conn.execute(
+        with self.db.locked() as conn:
+            rows = conn.execute(
                 f"SELECT {cols} FROM {q(table_name(view.name))} ORDER BY {cols}").fetchall()
         picked = random.Random(seed).sample(rows, min(n, len(rows)))
         columns = list(zip(*picked, strict=True)) if picked else [()] * len(key_types)

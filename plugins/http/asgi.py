@@ -142,7 +142,7 @@ class ServerApp:
         self.metrics.predicted(name, version, predictions)
         if self.prediction_log is None or not len(predictions):
             pass
-        elif isinstance(features, dict):  # a small request: coalesced with others
+        elif isinstance(features, dict) and self.log_buffer is not None:  # coalesced
             self.log_buffer.add(name, served.version, names, features, predictions,
                                 request_id)
         elif not self.prediction_log.append(model=name, version=served.version,

@@ -92,7 +92,7 @@ class ModelSlot:
                                 "version", hint=f"promote one: conveyor models promote "
                                                 f"{self.name} VERSION --alias {self.alias}")
         self._install(load_served(self.app, version))
-        return self.current  # type: ignore[return-value]
+        return self.current
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True,

@@ -99,7 +99,7 @@ class ServerMetrics:
                                   "Requests the challenger predicted, by mode and version",
                                   ["mode", "version"], registry=r)
         self.distribution = _Distribution()
-        r.register(self.distribution)  # type: ignore[arg-type]
+        r.register(self.distribution)
         self._log_stats = log_stats
         self._children: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}

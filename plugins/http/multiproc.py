@@ -106,5 +106,5 @@ def merge(own: Iterable[Any], others: Iterable[str]) -> bytes:
             yield workers
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Merged())  # type: ignore[arg-type]
+    registry.register(_Merged())
     return generate_latest(registry)

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import cast
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from conveyor.config import Config, add_to_path
     from conveyor.errors import ConveyorError
     from conveyor.manager import make_plugin_manager
-    from conveyor.plugins.http.server import READY_LINE
+    from conveyor.plugins.http.server import READY_LINE, HttpServer
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         config = Config.load()
         add_to_path(config.root)
         app = Conveyor(config=config, pm=make_plugin_manager(config.plugin_selection()))
-        server = app.server
+        server = cast(HttpServer, app.server)  # HttpServer spawned this worker
         server.start_on(sock, metrics_dir=args[1] if len(args) > 1 else None)
     except ConveyorError as exc:
         print(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""),

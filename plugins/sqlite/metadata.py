@@ -182,14 +182,14 @@ class SQLiteMetadataStore(SQLiteDefinitions, SQLiteLeases, SQLiteMonitoringResul
         for key, value in (parameters or {}).items():
             where.append("json_extract(r.parameters, ?) IS ?")
             args.extend([_json_path(key), value if not isinstance(value, bool) else int(value)])
-        for key, (op, value) in (metrics or {}).items():
+        for key, (op, bound) in (metrics or {}).items():
             if op not in _OPERATORS:
                 raise ConveyorError(f"unknown metric operator {op!r}",
                                     hint=f"use one of: {' '.join(_OPERATORS)}")
             where.append(
                 "(SELECT m.value FROM metrics m WHERE m.run_id = r.id AND m.step_id IS NULL "
                 f"AND m.key = ? ORDER BY m.id DESC LIMIT 1) {_OPERATORS[op]} ?")
-            args.extend([key, float(value)])
+            args.extend([key, float(bound)])
         sql = f"SELECT {_RUN_COLUMNS_R} FROM runs r"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -375,6 +375,7 @@ def _audit(conn: sqlite3.Connection, name: str, alias: str, from_version: int | 
         (name, alias, from_version, to_version, action, actor, ts(at), reason, int(forced),
          text))
     conn.execute("UPDATE models SET updated = ? WHERE name = ?", (ts(at), name))
+    assert cursor.lastrowid is not None  # set by the INSERT just above
     return AliasChange(id=cursor.lastrowid, model=name, alias=alias, from_version=from_version,
                        to_version=to_version, action=action, actor=actor, at=at, reason=reason,
                        forced=forced, evidence=loads(text))

@@ -203,3 +203,25 @@ def test_migration_2_keeps_the_lineage_of_versions_registered_before_it(
     assert {"artifact:a1", "artifact:d1"} <= set(graph.nodes)
     assert "model:m:1" in store.lineage("artifact:d1", direction="downstream").nodes
     store.close()
+
+
+def test_a_database_without_migrations_holds_the_tables_its_owner_makes(tmp_path: Path) -> None:
+    db = Database(tmp_path / "own.db", package=None, fresh_writes=True)
+    assert db.schema_version() == 0
+    db.write(lambda conn: conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    reader = db.conn
+
+    def nested(conn: sqlite3.Connection) -> None:
+        assert conn is not reader  # the write runs on its own connection
+        conn.execute("INSERT INTO t VALUES (1, 'a')")
+        # a nested write joins the outer transaction, on the same connection
+        db.write(lambda inner: inner.execute("INSERT INTO t VALUES (2, 'b')"))
+
+    db.write(nested)
+    assert db.conn is reader  # the read connection stayed open across the writes
+    assert db.conn.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [(1, "a"), (2, "b")]
+    with pytest.raises(sqlite3.IntegrityError):
+        db.write(lambda conn: (conn.execute("INSERT INTO t VALUES (3, 'c')"),
+                               conn.execute("INSERT INTO t VALUES (1, 'dup')")))
+    assert db.conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2  # rolled back whole
+    db.close()
