@@ -20,6 +20,7 @@ from attrs import Factory, field, frozen
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
     Direction,
+    FeatureViewUse,
     LineageEdge,
     LineageGraph,
     LineageNode,
@@ -388,7 +389,17 @@ class MetadataStore(abc.ABC):
         Core calls it after the registry committed a registration, so lineage
         never depends on where the registry keeps its data.  Idempotent:
         recording the same version again changes nothing.  The model file and
-        every dataset are recorded as artifacts (URI + fingerprint).
+        every dataset are recorded as artifacts (URI + fingerprint); every feature
+        view use is kept as given (order included) for :meth:`model_features`.
+        """
+
+    @abc.abstractmethod
+    def model_features(self, model: str, version: int) -> tuple[FeatureViewUse, ...]:
+        """The feature views (definition versions and features) a model version trained on.
+
+        Returns them in the order :meth:`record_model` received them; ``()`` for a
+        version recorded without feature views.  Raises
+        :class:`~conveyor.errors.NotFoundError` when the version was never recorded.
         """
 
     @abc.abstractmethod
@@ -428,7 +439,7 @@ class MetadataStore(abc.ABC):
 
 __all__ = [
     "FINISHED_RUN_STATUSES", "NODE_KINDS", "RUN_STATUSES", "STEP_STATUSES", "ArtifactRecord",
-    "ArtifactRef", "Definition", "Direction", "LineageEdge", "LineageGraph", "LineageNode",
-    "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord", "Run", "StepExecution",
-    "TriggerEvent", "node_id", "parse_node",
+    "ArtifactRef", "Definition", "Direction", "FeatureViewUse", "LineageEdge", "LineageGraph",
+    "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord", "Run",
+    "StepExecution", "TriggerEvent", "node_id", "parse_node",
 ]
