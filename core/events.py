@@ -96,10 +96,35 @@ class TriggerFired:
 
 @frozen(kw_only=True)
 class DriftDetected:
-    """Monitoring found live inputs drifting from the training profile."""
+    """Monitoring found live inputs drifting from the training profile (skew) or from
+    an earlier window (drift); ``result_id`` names the stored monitoring result."""
 
     model: str
     version: int | None
     features: tuple[str, ...] = field(converter=tuple)
     scores: dict[str, float] = Factory(dict)
+    result_id: str | None = None
+    at: datetime = Factory(_now)
+
+
+@frozen(kw_only=True)
+class PerformanceDecayed:
+    """Monitoring found a model's realized or estimated metric worse than its validation
+    metric by more than the tolerance.
+
+    Attributes:
+        metric: the metric judged (``auc``, ``rmse``, ...).
+        reference: the validation metric registered with the version.
+        scores: the newest window's values (``auc``, ``estimated_auc``, ...).
+        breached: which of them decayed (``auc`` and/or ``estimated_auc``).
+        result_id: the stored monitoring result with the per-window evidence.
+    """
+
+    model: str
+    version: int
+    metric: str
+    reference: float | None = None
+    scores: dict[str, float] = Factory(dict)
+    breached: tuple[str, ...] = field(default=(), converter=tuple)
+    result_id: str | None = None
     at: datetime = Factory(_now)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AliasChanged,
         DriftDetected,
         ModelRegistered,
+        PerformanceDecayed,
         RunFinished,
         RunStarted,
         StepFinished,
@@ -178,6 +179,11 @@ def on_trigger_fired(app: Conveyor, event: TriggerFired) -> None:
 @hookspec
 def on_drift_detected(app: Conveyor, event: DriftDetected) -> None:
     """Monitoring detected drift between live inputs and the training profile."""
+
+
+@hookspec
+def on_performance_decayed(app: Conveyor, event: PerformanceDecayed) -> None:
+    """Monitoring found a model's realized or estimated metric decayed past its tolerance."""
 
 
 # -- checks (collect-all; every finding of severity "error" blocks) -------------------

@@ -330,6 +330,14 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
         profile_info = _put_once(app.artifacts,
                                  f"models/{model_name}/profiles/{_sha256(profile_json)}.json",
                                  profile_json, "application/json")
+        label = model.signature.label
+        if model.signature.objective == "binary" and label in holdout.columns:
+            # monitoring estimates performance before labels arrive from this calibration
+            from conveyor.ml.train import predict
+            from conveyor.monitoring.estimate import store_calibration
+
+            store_calibration(app.artifacts, model_name, model.sha256,
+                              holdout.get_column(label), predict(model, holdout))
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)

@@ -22,6 +22,12 @@ half a million rows a year per trigger.  Each stored event's ``details`` has a
 ``"conveyor"`` entry: ``now`` (the time the decision was taken at, which the
 cooldown counts from), ``pipeline``, ``backend`` and, for a refusal,
 ``last_fired`` (the id of the newest firing then, so it is found in one lookup).
+
+With a ``holder`` (``conveyor watch``, ``conveyor trigger fire``), single flight
+is a lease in the metadata store: :func:`evaluate` takes ``pipeline:<name>`` before
+recording a firing and hands it to the caller with the outcome; the caller runs
+and releases it.  A lease whose holder died lapses after its ttl, and the run it
+covered is then recorded ``interrupted`` (:func:`recover`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from conveyor.errors import ConfigError, ConveyorError, NotFoundError
 from conveyor.interfaces.triggers import TriggerDecision
 
 if TYPE_CHECKING:
-    from conveyor.interfaces.metadata import MetadataStore, TriggerEvent
+    from conveyor.interfaces.metadata import Lease, MetadataStore, TriggerEvent
+    from conveyor.interfaces.triggers import Trigger
 
 log = logging.getLogger("conveyor.triggers")
 
@@ -45,6 +52,10 @@ STATUSES = ("fired", "not_due", "disabled", "cooldown", "running", "duplicate")
 #: How many recent events are searched for the last firing when the newest event
 #: does not point at it (events recorded by something other than this module).
 _SEARCH_WINDOW = 200
+#: How many of the newest events are read for a firing before trusting a pointer.
+_RECENT = 20
+#: How long a lease lasts unless renewed (the watcher renews it every third of that).
+DEFAULT_LEASE_TTL = timedelta(minutes=2)
 
 
 def _no_negative(_instance: Any, _attribute: Any, value: timedelta) -> None:
@@ -82,6 +93,8 @@ class TriggerOutcome:
         decision: the trigger's decision (``None`` when disabled).
         event: the stored event (``None`` when nothing was stored); a run started
             for a ``fired`` outcome passes ``trigger_event=event.id``.
+        lease: the pipeline's lease taken for a ``fired`` outcome evaluated with a
+            holder; the caller releases it when the run ends.
     """
 
     trigger: str
@@ -90,6 +103,7 @@ class TriggerOutcome:
     pipeline: str | None = None
     decision: TriggerDecision | None = None
     event: TriggerEvent | None = None
+    lease: Lease | None = None
 
     @property
     def fired(self) -> bool:
@@ -124,13 +138,20 @@ def decided_at(event: TriggerEvent) -> datetime:
 
 
 def last_fired(metadata: MetadataStore, name: str) -> TriggerEvent | None:
-    """The newest event of trigger ``name`` that fired, or ``None`` (one or two lookups)."""
-    newest = metadata.list_trigger_events(trigger=name, limit=1)
-    if not newest:
+    """The newest event of trigger ``name`` that fired, or ``None``.
+
+    The newest few events are read first: a refusal records the firing its process
+    saw, which another process may have overtaken meanwhile, so a firing among them
+    wins over that pointer.  Older firings are found through the newest refusal's
+    pointer, else in a wider window.
+    """
+    recent = metadata.list_trigger_events(trigger=name, limit=_RECENT)
+    for event in recent:
+        if event.fired:
+            return event
+    if not recent:
         return None
-    if newest[0].fired:
-        return newest[0]
-    meta = newest[0].details.get("conveyor")
+    meta = recent[0].details.get("conveyor")
     if isinstance(meta, dict) and "last_fired" in meta:
         if meta["last_fired"] is None:
             return None
@@ -144,14 +165,23 @@ def last_fired(metadata: MetadataStore, name: str) -> TriggerEvent | None:
     return None
 
 
-def evaluate(app: Any, name: str, now: datetime) -> TriggerOutcome:
+def lease_name(pipeline: str) -> str:
+    """The lease a run of ``pipeline`` is covered by."""
+    return f"pipeline:{pipeline}"
+
+
+def evaluate(app: Any, name: str, now: datetime, *, holder: str | None = None,
+             lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+             trigger: Trigger | None = None) -> TriggerOutcome:
     """Evaluate the binding ``[triggers.<name>]`` at ``now`` and record what it decided.
 
     Disabled bindings are skipped without asking the trigger.  A firing decision
     is refused inside the cooldown and, with ``single_flight``, while a run of the
-    pipeline is running; a key already stored is a ``duplicate`` (that tick fired
-    already, here or in another process).  A firing is recorded and announced
-    through ``on_trigger_fired``; the caller starts the run.
+    pipeline is running or (with a ``holder``) another holder has its lease; a key
+    already stored is a ``duplicate`` (that tick fired already, here or in another
+    process).  A firing is recorded and announced through ``on_trigger_fired``;
+    the caller starts the run (and releases ``outcome.lease``).  ``trigger``
+    replaces the configured one (a manual request).
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ConveyorError(f"trigger {name!r} evaluated at a naive time {now.isoformat()}",
@@ -161,7 +191,7 @@ def evaluate(app: Any, name: str, now: datetime) -> TriggerOutcome:
     if not config.enabled:
         return TriggerOutcome(trigger=name, status="disabled", pipeline=pipeline,
                               reason=f"[triggers.{name}] has enabled = false")
-    trigger = app.trigger(name)
+    trigger = trigger if trigger is not None else app.trigger(name)
     last = last_fired(app.metadata, name)
     decision = trigger.evaluate(now, last)
     backend = app.config.section(f"triggers.{name}").get("backend")
@@ -173,6 +203,13 @@ def evaluate(app: Any, name: str, now: datetime) -> TriggerOutcome:
     meta = {"now": now.isoformat(), "pipeline": pipeline, "backend": backend}
 
     refusal = _refusal(app, config, pipeline, last, now)
+    lease = None
+    if refusal is None and config.single_flight and holder is not None:
+        lease = app.metadata.acquire_lease(lease_name(pipeline), holder, now=now, ttl=lease_ttl)
+        if lease is None:
+            held = app.metadata.get_lease(lease_name(pipeline))
+            refusal = "running", (f"single flight: {held.holder if held else 'another holder'}"
+                                  f" holds the lease of pipeline {pipeline!r}")
     if refusal is not None:
         status, why = refusal
         event = app.metadata.record_trigger_event(
@@ -187,15 +224,39 @@ def evaluate(app: Any, name: str, now: datetime) -> TriggerOutcome:
         name, decision.reason, details={**decision.details, "conveyor": meta},
         key=decision.key, fired=True)
     if not event.is_new:
+        if lease is not None:
+            app.metadata.release_lease(lease.name, lease.holder)
         return TriggerOutcome(
             trigger=name, status="duplicate", pipeline=pipeline, decision=decision,
             event=event, reason=f"key {decision.key!r} already fired (event {event.id})")
     from conveyor.events import TriggerFired
 
+    if lease is not None:  # the lease now names the event whose run it covers
+        lease = app.metadata.acquire_lease(lease.name, holder, now=now, ttl=lease_ttl,
+                                           key=event.id) or lease
     app.emit("on_trigger_fired", TriggerFired(trigger=name, reason=event.reason,
                                               event_id=event.id, details=event.details))
     return TriggerOutcome(trigger=name, status="fired", reason=decision.reason,
-                          pipeline=pipeline, decision=decision, event=event)
+                          pipeline=pipeline, decision=decision, event=event, lease=lease)
+
+
+def recover(app: Any, pipeline: str, now: datetime) -> list[str]:
+    """Record ``interrupted`` the run a lapsed lease of ``pipeline`` covered; their ids.
+
+    A holder renews its lease while its run goes on; one that stopped renewing
+    (killed, machine lost) left the run ``running`` with nobody executing it.
+    """
+    lease = app.metadata.get_lease(lease_name(pipeline))
+    if lease is None or lease.key is None or not lease.expired(now):
+        return []
+    why = (f"interrupted: {lease.holder} stopped renewing the lease of pipeline "
+           f"{pipeline!r} (expired {lease.expires.isoformat()})")
+    interrupted = []
+    for run in app.metadata.search_runs(trigger_event=lease.key, status="running", limit=10):
+        app.metadata.finish_run(run.id, "interrupted", error=why)
+        log.warning("run %s of %s recorded interrupted: %s", run.id, pipeline, why)
+        interrupted.append(run.id)
+    return interrupted
 
 
 def _check_decision(name: str, backend: Any, decision: Any) -> None:
@@ -215,6 +276,7 @@ def _refusal(app: Any, config: TriggerBinding, pipeline: str, last: TriggerEvent
         return "cooldown", (f"cooldown: last fired at {decided_at(last).isoformat()}, "
                             f"cooldown is {config.cooldown}")
     if config.single_flight:
+        recover(app, pipeline, now)
         for run_pipeline in _recorded_names(app, config, pipeline):
             running = app.metadata.search_runs(pipeline=run_pipeline, status="running", limit=1)
             if running:
@@ -224,19 +286,19 @@ def _refusal(app: Any, config: TriggerBinding, pipeline: str, last: TriggerEvent
 
 
 def _pipeline_name(app: Any, config: TriggerBinding) -> str:
-    from conveyor.cli.run import resolve_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
 
     return resolve_pipeline(app.config, config.pipeline)[0]
 
 
 def _recorded_names(app: Any, config: TriggerBinding, pipeline: str) -> list[str]:
     """The names runs of the bound pipeline are recorded under (the @pipeline's name)."""
-    from conveyor.cli.run import resolve_pipeline
     from conveyor.pipeline import load_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
 
     _, target, _ = resolve_pipeline(app.config, config.pipeline)
     return list(dict.fromkeys([load_pipeline(target).name, pipeline]))
 
 
-__all__ = ["STATUSES", "TriggerBinding", "TriggerOutcome", "binding", "decided_at",
-           "evaluate", "last_fired", "trigger_names"]
+__all__ = ["DEFAULT_LEASE_TTL", "STATUSES", "TriggerBinding", "TriggerOutcome", "binding",
+           "decided_at", "evaluate", "last_fired", "lease_name", "recover", "trigger_names"]

@@ -9,41 +9,10 @@ from typing import Any
 import click
 
 from conveyor.cli._output import echo_json, echo_table
-from conveyor.errors import ConfigError
 
 _SYMBOL = {"succeeded": ("ok", "green"), "cached": ("cached", "cyan"),
            "failed": ("FAILED", "red"), "refused": ("REFUSED", "red"),
            "timed_out": ("TIMED OUT", "red"), "skipped": ("skipped", "white")}
-
-
-def resolve_pipeline(config: Any, name: str | None) -> tuple[str, str, dict[str, Any]]:
-    """``(name, "module:function", parameters)`` for a configured name or a target."""
-    table = config.section("pipelines")
-    if name is not None and ":" in name:
-        return name.split(":", 1)[1], name, {}
-    if name is None:
-        if len(table) == 1:
-            name = next(iter(table))
-        elif "training" in table:
-            name = "training"
-        else:
-            raise ConfigError(
-                "which pipeline? " + (f"configured: {', '.join(sorted(table))}" if table
-                                      else f"no [pipelines] in {config.where}"),
-                hint="conveyor run NAME, or conveyor run module:function")
-    if name not in table:
-        raise ConfigError(
-            f"no pipeline named {name!r} in {config.where}",
-            hint=f"configured: {', '.join(sorted(table)) or 'none'}; add "
-            f'[pipelines.{name}] target = "module:function", or pass module:function')
-    entry = table[name]
-    unknown = set(entry) - {"target", "parameters"}
-    if unknown or "target" not in entry:
-        raise ConfigError(
-            f"{config.where}: [pipelines.{name}] needs target = \"module:function\" and may "
-            f"have a [pipelines.{name}.parameters] table"
-            + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else ""))
-    return name, entry["target"], dict(entry.get("parameters", {}))
 
 
 def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -76,6 +45,7 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
     from conveyor.events import TriggerFired
     from conveyor.pipeline import load_pipeline
     from conveyor.runs import run_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
 
     app = state.app
     name, target, parameters = resolve_pipeline(app.config, pipeline)

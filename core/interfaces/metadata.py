@@ -5,18 +5,20 @@ imports nothing heavier than attrs, so interfaces and values can be used by
 commands that must start fast.
 
 Lineage values (nodes, edges, graphs, model records) live in
-:mod:`conveyor.interfaces.lineage` and are re-exported here.
+:mod:`conveyor.interfaces.lineage`, leases and watcher state in
+:mod:`conveyor.interfaces.leases`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from attrs import Factory, field, frozen
 
+from conveyor.interfaces.leases import Lease, WatchState
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
     Direction,
@@ -28,8 +30,9 @@ from conveyor.interfaces.lineage import (
     node_id,
     parse_node,
 )
+from conveyor.monitoring.result import MonitoringResult
 
-RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled")
+RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled", "interrupted")
 FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
 STEP_STATUSES = ("running", "succeeded", "failed", "cached", "skipped")
 
@@ -244,7 +247,10 @@ class MetadataStore(abc.ABC):
     * ids are unique strings; concurrent writers in several processes neither
       lose nor duplicate records;
     * recording the same artifact (URI + fingerprint) twice yields one record;
-    * a trigger event with a key is recorded at most once per ``(trigger, key)``;
+    * a trigger event with a key is recorded at most once per ``(trigger, key)``,
+      and at most one run is started per trigger event (the run key);
+    * a lease has at most one holder at a time; taking, renewing and releasing
+      are atomic compare-and-set operations;
     * definitions get a new version only when their content changes, and version
       numbers are allocated inside the insert transaction (1, 2, 3, ...);
     * the schema is versioned and migrated on open without racing other processes.
@@ -258,11 +264,16 @@ class MetadataStore(abc.ABC):
     def start_run(self, pipeline: str, *, parameters: Mapping[str, Any] | None = None,
                   trigger_event: str | None = None, code_fingerprint: str | None = None,
                   git_commit: str | None = None) -> str:
-        """Record a new ``running`` run of ``pipeline`` (recording the pipeline too)."""
+        """Record a new ``running`` run of ``pipeline`` (recording the pipeline too).
+
+        A trigger event starts at most one run: when a run was already started
+        for ``trigger_event``, :class:`~conveyor.errors.AlreadyExistsError` is raised
+        and nothing is recorded (a unique key, as Dagster's run keys).
+        """
 
     @abc.abstractmethod
     def finish_run(self, run_id: str, status: str, *, error: str | None = None) -> None:
-        """Mark a run ``succeeded``, ``failed``, ``refused`` or ``cancelled``."""
+        """Mark a run ``succeeded``, ``failed``, ``refused``, ``cancelled`` or ``interrupted``."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
@@ -380,6 +391,58 @@ class MetadataStore(abc.ABC):
                             limit: int = 50) -> list[TriggerEvent]:
         """Trigger events, newest first."""
 
+    # leases and watcher state (``conveyor watch``)
+
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta,
+                      key: str | None = None) -> Lease | None:
+        """Take lease ``name`` for ``holder`` until ``now + ttl``, in one transaction.
+
+        Succeeds when nobody holds it, when its lease expired at ``now``, or when
+        ``holder`` holds it already (renewed, ``key`` replaced).  Returns the lease
+        taken, or ``None`` while another holder's lease has not expired.
+        Times are the caller's (injected), never the store's clock.
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, name: str, holder: str, *, now: datetime,
+                    ttl: timedelta) -> Lease | None:
+        """Extend ``holder``'s lease to ``now + ttl``; ``None`` when it no longer holds it."""
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Drop ``holder``'s lease; ``False`` when it did not hold it (nothing changes)."""
+
+    @abc.abstractmethod
+    def get_lease(self, name: str) -> Lease | None:
+        """The lease on ``name``, expired or not, or ``None`` when nobody holds it."""
+
+    @abc.abstractmethod
+    def put_watch_state(self, name: str, state: Mapping[str, Any]) -> WatchState:
+        """Replace the watcher state stored under ``name`` (one transaction)."""
+
+    @abc.abstractmethod
+    def get_watch_state(self, name: str) -> WatchState | None:
+        """The watcher state stored under ``name``, or ``None``."""
+
+    # monitoring results
+
+    @abc.abstractmethod
+    def record_monitoring_result(self, result: MonitoringResult) -> MonitoringResult:
+        """Store a monitoring result; one with the same id replaces it (the window was
+        recomputed, e.g. once more labels arrived), so ids stay unique."""
+
+    @abc.abstractmethod
+    def get_monitoring_result(self, result_id: str) -> MonitoringResult:
+        """One stored result (NotFoundError when absent)."""
+
+    @abc.abstractmethod
+    def list_monitoring_results(self, *, model: str, version: int | None = None,
+                                kind: str | None = None,
+                                limit: int = 50) -> list[MonitoringResult]:
+        """Results of ``model`` (one version, one kind), newest computation first: the
+        drift and performance triggers read the first."""
+
     # lineage
 
     @abc.abstractmethod
@@ -389,18 +452,12 @@ class MetadataStore(abc.ABC):
         Core calls it after the registry committed a registration, so lineage
         never depends on where the registry keeps its data.  Idempotent:
         recording the same version again changes nothing.  The model file and
-        every dataset are recorded as artifacts (URI + fingerprint); every feature
-        view use is kept as given (order included) for :meth:`model_features`.
+        every dataset are recorded as artifacts (URI + fingerprint).
         """
 
     @abc.abstractmethod
     def model_features(self, model: str, version: int) -> tuple[FeatureViewUse, ...]:
-        """The feature views (definition versions and features) a model version trained on.
-
-        Returns them in the order :meth:`record_model` received them; ``()`` for a
-        version recorded without feature views.  Raises
-        :class:`~conveyor.errors.NotFoundError` when the version was never recorded.
-        """
+        """A version's ``record_model`` feature views, in order; NotFoundError if unrecorded."""
 
     @abc.abstractmethod
     def lineage(self, node: str, *, direction: Direction = "upstream",
@@ -439,7 +496,7 @@ class MetadataStore(abc.ABC):
 
 __all__ = [
     "FINISHED_RUN_STATUSES", "NODE_KINDS", "RUN_STATUSES", "STEP_STATUSES", "ArtifactRecord",
-    "ArtifactRef", "Definition", "Direction", "FeatureViewUse", "LineageEdge", "LineageGraph",
-    "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord", "Run",
-    "StepExecution", "TriggerEvent", "node_id", "parse_node",
+    "ArtifactRef", "Definition", "Direction", "FeatureViewUse", "Lease", "LineageEdge",
+    "LineageGraph", "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord",
+    "Run", "StepExecution", "TriggerEvent", "WatchState", "node_id", "parse_node",
 ]

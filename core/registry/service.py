@@ -268,8 +268,10 @@ class ModelRegistry:
                 self.backend.aliases(name).get(alias)
             if current == target.version:
                 last = self.backend.history(name, alias=alias)
-                if last:
+                if last and last[-1].to_version == target.version:
                     return last[-1]
+                if last:
+                    continue  # moved since it was read: read again and decide again
             verdicts = self.backend.validations(name, target.version)
             evidence, forced = self.policy.evidence(
                 target, alias, verdicts[-1] if verdicts else None, force=force, reason=reason)

@@ -89,7 +89,7 @@ def read_output(app: Any, record: Any, *, run_id: str | None = None,
     The materializer named in the record (and the plugin that registered it) must
     be loaded; otherwise the error names the plugin to enable or install.
     """
-    if is_transient(record):
+    if is_transient(record) and "key" not in record.metadata:
         step = record.metadata.get("step", "?")
         raise NotFoundError(
             f"output {record.uri} of step {step!r} was kept in memory (persist=False)"

@@ -336,12 +336,13 @@ class _Run(StepInputs):
             if is_transient(record):
                 if self.in_process:
                     continue  # nothing stored: recomputed from its inputs when needed
-                return False  # work elsewhere reads inputs from the store: run it again
+                if "key" not in record.metadata:
+                    return False  # work elsewhere reads inputs from the store: run it again
             try:
                 info = self.app.artifacts.info(record.metadata["key"])
             except (NotFoundError, KeyError):
                 return False
-            if info.sha256 != record.fingerprint:
+            if info.sha256 != record.metadata.get("sha256", record.fingerprint):
                 return False
         return True
 
@@ -359,6 +360,14 @@ class _Run(StepInputs):
                     f"transient://{self.graph.pipeline}/{node.id}/{out.name}",
                     transient_fingerprint(key, out.name), kind=out.materializer,
                     metadata={**meta, "transient": True})
+            elif not node.step.options.persist:
+                # kept in memory in process; stored only because the work ran elsewhere:
+                # fingerprinted as in process, so cache keys and lineage do not depend
+                # on the executor (the stored bytes' hash is kept beside)
+                outputs[out.name] = self.metadata.record_artifact(
+                    out.uri or out.key, transient_fingerprint(key, out.name),
+                    kind=out.materializer, size=out.size, media_type=out.media_type,
+                    metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True})
             else:
                 outputs[out.name] = self.metadata.record_artifact(
                     out.uri or out.key, out.sha256 or "", kind=out.materializer,

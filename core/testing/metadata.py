@@ -35,12 +35,13 @@ from conveyor.interfaces.metadata import (
     StepExecution,
     TriggerEvent,
 )
+from conveyor.testing.metadata_watch import WatchRecordsContract
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
 
-class MetadataStoreContract:
+class MetadataStoreContract(WatchRecordsContract):
     """The behaviour every :class:`~conveyor.interfaces.MetadataStore` must show."""
 
     @pytest.fixture
@@ -231,6 +232,56 @@ class MetadataStoreContract:
         assert store.get_trigger_event(skipped.id).fired is False
         assert [e.id for e in store.list_trigger_events(trigger="cron")] == [first.id]
         assert len(store.list_trigger_events()) == 5
+
+    # -- monitoring results --------------------------------------------------------------
+
+    def _result(self, kind: str, version: int, day: int, *, breached: tuple[str, ...] = (),
+                created: datetime | None = None, score: float = 0.1) -> Any:
+        from conveyor.monitoring import MonitoringResult
+
+        start = datetime(2024, 3, day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        return MonitoringResult(
+            id=MonitoringResult.make_id("churn", version, kind, start, end), model="churn",
+            version=version, kind=kind, window_start=start, window_end=end, rows=1000,
+            scores={"psi.tenure": score, "ks.tenure": 0.08}, breached=breached,
+            details={"reference": "profile", "windows": [{"start": start.isoformat()}]},
+            created=created or datetime.now(UTC))
+
+    def test_monitoring_results_round_trip_and_list_newest_first(
+            self, store: MetadataStore) -> None:
+        base = datetime(2024, 3, 10, tzinfo=UTC)
+        older = self._result("drift", 3, 1, created=base)
+        newer = self._result("drift", 3, 2, breached=("ks.tenure",),
+                             created=base + timedelta(hours=1))
+        skew = self._result("skew", 3, 2, created=base + timedelta(hours=2))
+        other = self._result("drift", 4, 2, created=base + timedelta(hours=3))
+        for result in (older, newer, skew, other):
+            stored = store.record_monitoring_result(result)
+            assert stored == result
+        assert store.get_monitoring_result(newer.id) == newer
+        assert [r.id for r in store.list_monitoring_results(model="churn", version=3,
+                                                            kind="drift")] == [newer.id,
+                                                                               older.id]
+        assert [r.id for r in store.list_monitoring_results(model="churn")] == [
+            other.id, skew.id, newer.id, older.id]
+        assert [r.id for r in store.list_monitoring_results(model="churn", limit=1)] == [
+            other.id]
+        assert store.list_monitoring_results(model="nobody") == []
+        with pytest.raises(NotFoundError):
+            store.get_monitoring_result("drift:nobody:1:x:y")
+
+    def test_a_recomputed_window_replaces_its_result(self, store: MetadataStore) -> None:
+        first = self._result("performance", 3, 1, created=datetime(2024, 3, 2, tzinfo=UTC))
+        again = self._result("performance", 3, 1, breached=("auc",), score=0.4,
+                             created=datetime(2024, 3, 3, tzinfo=UTC))
+        assert first.id == again.id
+        store.record_monitoring_result(first)
+        store.record_monitoring_result(again)
+        listed = store.list_monitoring_results(model="churn", kind="performance")
+        assert listed == [again]
+        assert listed[0].breached == ("auc",)
+        assert listed[0].scores["psi.tenure"] == 0.4
 
     # -- lineage -------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.errors import AlreadyExistsError, ConveyorError, NotFoundError
 from conveyor.interfaces.metadata import (
     FINISHED_RUN_STATUSES,
     STEP_STATUSES,
@@ -27,7 +27,9 @@ from conveyor.interfaces.metadata import (
 )
 from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig
 from conveyor.plugins.sqlite.definitions import SQLiteDefinitions
+from conveyor.plugins.sqlite.leases import SQLiteLeases
 from conveyor.plugins.sqlite.lineage import read_model_features, traverse, write_model
+from conveyor.plugins.sqlite.monitoring import SQLiteMonitoringResults
 from conveyor.plugins.sqlite.registry import PACKAGE
 from conveyor.plugins.sqlite.rows import (
     _ARTIFACT_COLUMNS,
@@ -52,7 +54,8 @@ from conveyor.sqlite import Database, dumps, now, parse_ts, path_from_url, ts
 _OPERATORS = {"<": "<", "<=": "<=", "=": "=", "==": "=", ">=": ">=", ">": ">", "!=": "!="}
 
 
-class SQLiteMetadataStore(SQLiteDefinitions, MetadataStore):
+class SQLiteMetadataStore(SQLiteDefinitions, SQLiteLeases, SQLiteMonitoringResults,
+                          MetadataStore):
     """The metadata store on a SQLite file (see :mod:`conveyor.sqlite`).
 
     Attributes:
@@ -100,10 +103,18 @@ class SQLiteMetadataStore(SQLiteDefinitions, MetadataStore):
             ).fetchone() is None:
                 raise NotFoundError(f"no trigger event {trigger_event!r}",
                                     hint="record it first with record_trigger_event()")
-            conn.execute(
-                "INSERT INTO runs (id, pipeline, status, started, parameters, trigger_event, "
-                "code_fingerprint, git_commit) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (run_id, pipeline, at, params, trigger_event, code_fingerprint, git_commit))
+            try:
+                conn.execute(
+                    "INSERT INTO runs (id, pipeline, status, started, parameters, trigger_event, "
+                    "code_fingerprint, git_commit) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                    (run_id, pipeline, at, params, trigger_event, code_fingerprint, git_commit))
+            except sqlite3.IntegrityError as exc:
+                if trigger_event is None or "runs.trigger_event" not in str(exc):
+                    raise
+                raise AlreadyExistsError(
+                    f"trigger event {trigger_event!r} already started a run",
+                    hint="a trigger event starts one run; record a new event to run again"
+                ) from None
 
         self.db.write(write)
         return run_id

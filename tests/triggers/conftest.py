@@ -101,3 +101,20 @@ def project(conveyor_app: Any, register_plugin: Any, fired: Fired) -> Any:
         return conveyor_app
 
     return write
+
+
+class StepClock:
+    """An injected clock for in-process watchers: time moves only when told to (waits
+    pass briefly in real time, so a lease heartbeat does not spin)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def now(self) -> datetime:
+        return self.at
+
+    def wait(self, seconds: float, stop: Any) -> bool:
+        return stop.wait(min(seconds, 0.05))
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)

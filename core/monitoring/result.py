@@ -1,4 +1,4 @@
-"""Monitoring: drift and performance of a served model version (the value it stores).
+"""The monitoring result: what one computation over one window stores.
 
 The decision (``docs/architecture.md``, "Monitoring"): drift and performance are
 computed by core, polars-native, from the prediction log
@@ -9,7 +9,9 @@ performance triggers read the newest stored result through the metadata API and
 never recompute: a trigger stays a cheap, pure decision, and the evidence it
 fires on is the stored result (its ``id`` makes the trigger's idempotency key).
 
-This module holds the value only; the computations come with the monitoring work.
+``skew`` is drift against the training profile (training-serving skew), ``drift``
+compares two windows of the log, ``performance`` compares the model's metric on
+labelled (or estimated) windows with its validation metric.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from attrs import Factory, field, frozen
 
-KINDS = ("drift", "performance")
+KINDS = ("drift", "performance", "skew")
 
 
 @frozen(kw_only=True)
@@ -32,8 +34,9 @@ class MonitoringResult:
             fires once per result.
         model: registered model name.
         version: registered model version.
-        kind: ``drift`` (inputs against the training profile) or ``performance``
-            (predictions against labels that arrived later).
+        kind: ``drift`` (a window of the log against an earlier one), ``skew``
+            (a window against the training profile) or ``performance``
+            (predictions against labels that arrived later, or estimated).
         window_start: first ``time`` of the log rows it covers (inclusive, UTC).
         window_end: end of the window (exclusive, UTC).
         rows: how many logged predictions it used.

@@ -1,0 +1,82 @@
+"""Distributed LightGBM on 2 workers: the same kind of model, as good as one machine's."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from conveyor.ml.data import generate
+from conveyor.ml.evaluate import evaluate_model
+from conveyor.ml.split import split_by_time
+from conveyor.ml.train import TrainConfig, train
+from conveyor.pipeline import pipeline, step
+from conveyor.runs import run_pipeline
+
+CONFIG = {"num_boost_round": 120, "learning_rate": 0.1, "early_stopping_rounds": 20,
+          "key": ["entity_id", "event_timestamp"]}
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return split_by_time(generate(20_000, seed=3), timestamp="event_timestamp",
+                         fractions=(0.7, 0.15, 0.15))
+
+
+@pytest.fixture
+def client(scheduler):
+    from distributed import Client
+
+    with Client(scheduler, timeout="20s", set_as_default=False) as client:
+        yield client
+
+
+def test_distributed_training_matches_one_machine(client, conveyor_app, parts):
+    from conveyor_dask.train import train_distributed
+
+    config = TrainConfig.from_mapping(CONFIG)
+    single = train(parts.train, parts.validation, config)
+    spread = train_distributed(client, conveyor_app, parts.train, parts.validation, config,
+                               partitions=3)
+    assert spread.signature == single.signature
+    assert spread.model_text.startswith("tree\n")
+    assert spread.sha256 == hashlib.sha256(spread.model_text.encode()).hexdigest()
+    assert 1 <= spread.best_iteration <= CONFIG["num_boost_round"]
+    assert spread.model_text.count("\nTree=") == spread.best_iteration
+    auc_single = evaluate_model(single, parts.holdout).overall["auc"]
+    auc_spread = evaluate_model(spread, parts.holdout).overall["auc"]
+    assert auc_single > 0.7
+    assert abs(auc_spread - auc_single) <= 0.005, (auc_spread, auc_single)
+    assert not list(conveyor_app.artifacts.list("scratch/")), "the parts were left behind"
+
+
+@step(outputs=("train", "validation", "holdout"))
+def three_parts(seed: int) -> tuple:
+    parts = split_by_time(generate(12_000, seed=seed), timestamp="event_timestamp",
+                          fractions=(0.7, 0.15, 0.15))
+    return parts.train, parts.validation, parts.holdout
+
+
+@pipeline
+def big_training(distributed_rows: int = 1):
+    from conveyor_dask.training import train_model
+
+    train_part, validation_part, _ = three_parts(seed=5)
+    train_model(train_part, validation_part, params=CONFIG, distributed_rows=distributed_rows)
+
+
+def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask_app):
+    result = run_pipeline(dask_app, big_training)
+    assert result.ok, result.error
+    run = dask_app.metadata.get_run(result.run_id)
+    (execution,) = [s for s in run.steps if s.name == "train_model"]
+    assert execution.metrics["distributed"] == 1.0
+    model = result.output("train_model")
+    assert model.signature.label == "label"
+
+    below = run_pipeline(dask_app, big_training, parameters={"distributed_rows": 10**9})
+    assert below.ok, below.error
+    (execution,) = [s for s in dask_app.metadata.get_run(below.run_id).steps
+                    if s.name == "train_model"]
+    assert "distributed" not in execution.metrics
+    assert below.output("train_model").signature == model.signature
