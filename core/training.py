@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from conveyor.interfaces.lineage import FeatureViewUse
     from conveyor.ml.evaluate import Evaluation
     from conveyor.ml.gate import GateVerdict
     from conveyor.ml.profile import DataProfile
@@ -289,6 +290,8 @@ def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, productio
                              extra_findings=extra, candidate_predictions=predictions)
     if production is not None:
         verdict.evidence["incumbent_version"] = production.version
+    if model_name:  # names the candidate's model in `conveyor models candidates`
+        verdict.evidence["model"] = model_name
     ctx.log_metrics({"gate_passed": float(verdict.passed)})
     return verdict
 
@@ -298,13 +301,17 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                    evaluation: Evaluation, profile: DataProfile, train: pl.DataFrame,
                    validation: pl.DataFrame, holdout: pl.DataFrame, *, model_name: str,
                    timestamp: str = "event_timestamp", description: str = "",
-                   owner: str = "", intended_use: str = "", limitations: str = "") -> dict:
+                   owner: str = "", intended_use: str = "", limitations: str = "",
+                   features: list | None = None) -> dict:
     """Register the blessed candidate with its lineage and record the gate's verdict.
 
     The training, validation and holdout tables are recorded as the version's
     datasets (stored URI, content fingerprint, time range); a table the pipeline
-    kept in memory is stored here, beside the model.  Registering a model whose
-    bytes are already registered returns that version.
+    kept in memory is stored here, beside the model.  ``features``: the feature
+    references the training set was built from (``build_training_set``'s); lineage
+    records each view with its definition version (:func:`trained_features` reads
+    them back).  Registering a model whose bytes are already registered returns
+    that version.
     """
     from conveyor.interfaces.registry import DatasetRef, Governance
 
@@ -358,7 +365,8 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
                     "best_iteration": model.best_iteration},
             governance=Governance(description=description, owner=owner,
                                   intended_use=intended_use, limitations=limitations),
-            signature=model.signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}")
+            signature=model.signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}",
+            features=_feature_uses(ctx, features or []))
     app.registry.record_validation(
         model_name, version.version, passed=verdict.passed, actor=f"run {ctx.run_id}",
         run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
@@ -368,11 +376,48 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
 
 def _feature_columns(ctx: StepContext, features: list) -> list[str]:
     """The columns the feature references add to a training set."""
+    return [name for _view, names in _resolve_refs(ctx, features) for name in names]
+
+
+def _resolve_refs(ctx: StepContext, features: list) -> list[tuple[str, list[str]]]:
+    """``(view, feature names)`` of each view the references name (``*`` resolved)."""
     from conveyor.features.definitions import parse_refs
 
     store = ctx.app.features
-    return [name for view, wanted in parse_refs(features).items()
-            for name in (store.get_view(view).feature_names if wanted is None else wanted)]
+    return [(view, list(store.get_view(view).feature_names if wanted is None else wanted))
+            for view, wanted in parse_refs(features).items()]
+
+
+def _feature_uses(ctx: StepContext, features: list) -> list[FeatureViewUse]:
+    """The views the references name, each with its current definition version."""
+    from conveyor.interfaces.lineage import FeatureViewUse
+
+    return [FeatureViewUse(view=view, features=names,
+                           version=ctx.app.metadata.get_definition("feature_view", view).version)
+            for view, names in _resolve_refs(ctx, features)]
+
+
+def trained_features(app: Any, model: str, version: int | str | None = None
+                     ) -> tuple[FeatureViewUse, ...]:
+    """The feature views, definition versions and features model ``model`` trained on.
+
+    ``version``: a version number, an alias (``"production"``) or ``None`` for the
+    latest.  Each :class:`~conveyor.interfaces.lineage.FeatureViewUse` gives the
+    view, the definition version (``app.metadata.get_definition("feature_view",
+    use.view, use.version)`` is its spec) and the features, whose ``refs`` the
+    feature store reads (``app.features.get_online_features(entities, use.refs)``).
+    Empty for a model registered without ``register_model(features=...)``.
+    """
+    registry = app.registry
+    if version is None or (isinstance(version, str) and not version.isdigit()):
+        found = registry.resolve(model, version or "latest")
+        if found is None:
+            raise ConveyorError(f"no version of model {model!r} holds alias {version!r}",
+                                hint=f"conveyor models show {model} lists its versions")
+        number = found.version
+    else:
+        number = int(version)
+    return app.metadata.model_features(model, number)
 
 
 def _sha256(data: bytes) -> str:
@@ -411,4 +456,5 @@ def promote(ctx: StepContext, registered: dict, state: str) -> dict:
         raise ConveyorError(f"promote got the state of model {state!r} for model {name!r}",
                             hint="pass model_state(model) of the registered model")
     moved = ctx.app.registry.promote_by_policy(name, number, actor=f"run {ctx.run_id}")
+    ctx.log_metrics({"promoted_aliases": float(sum(v == "promoted" for v in moved.values()))})
     return {"model": name, "version": number, "aliases": moved}

@@ -1,4 +1,4 @@
-"""``conveyor models``: list, show, promote, rollback, history, approve, check."""
+"""``conveyor models``: list, show, candidates, promote, rollback, history, approve, check."""
 
 from __future__ import annotations
 
@@ -143,6 +143,39 @@ def show(state: Any, ref: str, as_json: bool) -> None:
     for verdict in registry.validations(name, mv.version):
         click.echo(f"validation #{verdict.id}: {'passed' if verdict.passed else 'FAILED'} "
                    f"{_when(verdict.at)} {verdict.summary}")
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())) or "-"
+
+
+@models.command()
+@click.option("--pipeline", default=None, help="Only candidates of this pipeline's runs.")
+@click.option("--refused", is_flag=True, help="Only candidates the gate refused.")
+@click.option("--limit", default=20, show_default=True, help="How many recent runs to read.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (full reports).")
+@click.pass_obj
+def candidates(state: Any, pipeline: str | None, refused: bool, limit: int,
+               as_json: bool) -> None:
+    """Every model a run put before the gate: metrics, verdict and why; newest first.
+
+    A refused candidate is never registered nor promoted; its model and verdict stay
+    stored with its run.
+    """
+    from conveyor.candidates import list_candidates
+
+    found = list_candidates(state.app, pipeline=pipeline, refused=refused, limit=limit)
+    if as_json:
+        echo_json([c.to_dict() for c in found])
+        return
+    if not found:
+        click.echo("No run has put a candidate before a gate yet.")
+        return
+    echo_table(["RUN", "STARTED", "MODEL", "VERDICT", "VERSION", "METRICS", "WHY"],
+               [[c.run_id, _when(c.started), c.model or "-",
+                 "passed" if c.passed else "REFUSED",
+                 "-" if c.version is None else f"v{c.version}", _metrics_text(c.metrics),
+                 "; ".join(c.reasons) or "-"] for c in found])
 
 
 @models.command()

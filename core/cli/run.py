@@ -82,6 +82,10 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
         "findings": [{"check": f.check, "severity": f.severity.value, "subject": f.subject,
                       "message": f.message} for f in result.findings],
     }
+    from conveyor.candidates import run_candidate
+
+    candidate = run_candidate(app, result.run_id)
+    summary["candidate"] = None if candidate is None else candidate.to_dict()
     if as_json:
         echo_json(summary)
     else:
@@ -91,12 +95,31 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
         colour = "green" if result.ok else "red"
         click.secho(f"\nRun {result.run_id}: {result.status} in {result.duration_s:.2f}s",
                     fg=colour, bold=True)
+        if candidate is not None:
+            _echo_candidate(candidate)
         if result.error:
             click.secho(f"Reason: {result.error}", fg="red")
         if result.hint:
             click.echo(f"Hint: {result.hint}")
     if not result.ok:
         raise SystemExit(1)
+
+
+def _echo_candidate(candidate: Any) -> None:
+    """The candidate's metrics, the gate's verdict, its version and the promotion."""
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(candidate.metrics.items()))
+    click.echo(f"Candidate{' for ' + candidate.model if candidate.model else ''}: "
+               f"{metrics or 'no metrics'}")
+    if not candidate.passed:
+        click.secho("Gate: REFUSED (not registered; `conveyor models candidates` keeps it)",
+                    fg="red")
+        return
+    registered = "not registered" if candidate.version is None else \
+        f"registered as v{candidate.version}"
+    click.echo(f"Gate: passed, {registered}")
+    if candidate.promotion:
+        click.echo("Promotion: " + ", ".join(f"{alias} {what}" for alias, what in
+                                            sorted(candidate.promotion.items())))
 
 
 def _user() -> str:

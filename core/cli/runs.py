@@ -105,6 +105,9 @@ def show_run(state: Any, run_id: str, as_json: bool) -> None:
         cached = " (cache hit)" if step.cache_hit else ""
         click.echo(f"  step {step.name:<20} {step.status:<10} "
                    f"{_duration(step.duration_s)}{cached}")
+        if step.metrics:
+            click.echo("      metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in
+                                                   sorted(step.metrics.items())))
         for label, record in step.inputs.items():
             click.echo(f"      in  {label}: {record.uri} ({record.fingerprint[:12]})")
         for label, record in step.outputs.items():
@@ -148,6 +151,8 @@ def render_tree(graph: Any) -> list[str]:
             extra = f": {attrs.get('reason')}"
         elif node.kind == "model":
             extra = f" ({str(attrs.get('sha256'))[:12]})"
+        elif node.kind == "feature_view" and attrs.get("fingerprint"):
+            extra = f" (definition {str(attrs['fingerprint'])[:12]})"
         return f"{node.kind} {node.label}{extra}"
 
     def walk(node_id: str, prefix: str, relation: str | None) -> None:

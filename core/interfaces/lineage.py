@@ -5,7 +5,9 @@ Lineage nodes are addressed by typed ids (:func:`node_id`):
 * ``artifact:<id>``: a recorded artifact (a URI plus its fingerprint),
 * ``run:<id>`` and ``step:<id>``: a pipeline run and one of its step executions,
 * ``trigger:<id>``: the trigger event that caused a run,
-* ``model:<name>:<version>``: a registered model version.
+* ``model:<name>:<version>``: a registered model version,
+* ``feature_view:<name>:<version>``: one definition version of a feature view that
+  fed a model's training set (edge ``definition`` to the model).
 
 Edges point in the direction data flows (``src`` is upstream of ``dst``).  The
 metadata store keeps all of them; core records model versions there
@@ -24,10 +26,10 @@ from attrs import Factory, field, frozen
 from conveyor.convert import to_tuple
 from conveyor.interfaces.registry import DatasetRef
 
-NODE_KINDS = ("artifact", "run", "step", "trigger", "model")
+NODE_KINDS = ("artifact", "run", "step", "trigger", "model", "feature_view")
 Direction = Literal["upstream", "downstream"]
 
-_NODE = re.compile(r"^(artifact|run|step|trigger|model):(.+)$")
+_NODE = re.compile(r"^(artifact|run|step|trigger|model|feature_view):(.+)$")
 
 
 def node_id(kind: str, *parts: object) -> str:
@@ -43,12 +45,34 @@ def parse_node(node: str) -> tuple[str, str]:
     if match is None:
         raise ValueError(
             f"{node!r} is not a lineage node id; use artifact:ID, run:ID, step:ID, "
-            "trigger:ID or model:NAME:VERSION"
+            "trigger:ID, model:NAME:VERSION or feature_view:NAME:VERSION"
         )
     return match.group(1), match.group(2)
 
 
 # -- values ---------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class FeatureViewUse:
+    """One feature view a model was trained on: its definition version and the features.
+
+    Attributes:
+        view: the feature view's name.
+        version: the version of its definition (``kind="feature_view"`` in the
+            metadata store's definitions) the training set was built with.
+        features: the view's features the training set took, by name, in order
+            (``"view:*"`` is recorded as every feature the view then had).
+    """
+
+    view: str
+    version: int
+    features: tuple[str, ...] = field(default=(), converter=to_tuple)
+
+    @property
+    def refs(self) -> list[str]:
+        """The feature references (``"view:feature"``) the feature store reads."""
+        return [f"{self.view}:{name}" for name in self.features]
 
 
 @frozen(kw_only=True)
@@ -63,6 +87,8 @@ class ModelRecord:
         run_id: the run that produced it (edge ``produced``), if any.
         created: when it was registered.
         datasets: the data it was trained and judged on (edges ``trained_on``).
+        features: the feature views whose definitions fed its training set (edges
+            ``definition`` from ``feature_view:<view>:<version>``), in training order.
     """
 
     model: str
@@ -72,6 +98,7 @@ class ModelRecord:
     run_id: str | None = None
     created: datetime
     datasets: tuple[DatasetRef, ...] = field(default=(), converter=to_tuple)
+    features: tuple[FeatureViewUse, ...] = field(default=(), converter=to_tuple)
 
 
 @frozen(kw_only=True)
@@ -97,7 +124,8 @@ class LineageEdge:
 
     Relations: ``input`` (artifact -> step), ``output`` (step -> artifact),
     ``contains`` (run -> step), ``triggered`` (trigger -> run), ``registered_as``
-    (artifact -> model), ``produced`` (run -> model), ``trained_on`` (artifact -> model).
+    (artifact -> model), ``produced`` (run -> model), ``trained_on`` (artifact -> model),
+    ``definition`` (feature_view -> model).
     """
 
     src: str

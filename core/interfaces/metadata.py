@@ -23,6 +23,7 @@ from conveyor.interfaces.leases import Lease, WatchState
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
     Direction,
+    FeatureViewUse,
     LineageEdge,
     LineageGraph,
     LineageNode,
@@ -456,6 +457,10 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def model_features(self, model: str, version: int) -> tuple[FeatureViewUse, ...]:
+        """A version's ``record_model`` feature views, in order; NotFoundError if unrecorded."""
+
+    @abc.abstractmethod
     def lineage(self, node: str, *, direction: Direction = "upstream",
                 depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
         """The lineage graph around ``node`` (see :func:`node_id`).
@@ -492,7 +497,7 @@ class MetadataStore(abc.ABC):
 
 __all__ = [
     "FINISHED_RUN_STATUSES", "NODE_KINDS", "RUN_STATUSES", "STEP_STATUSES", "ArtifactRecord",
-    "ArtifactRef", "Definition", "Direction", "Lease", "LineageEdge", "LineageGraph",
-    "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord", "Run",
-    "StepExecution", "TriggerEvent", "WatchState", "node_id", "parse_node",
+    "ArtifactRef", "Definition", "Direction", "FeatureViewUse", "Lease", "LineageEdge",
+    "LineageGraph", "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord",
+    "Run", "StepExecution", "TriggerEvent", "WatchState", "node_id", "parse_node",
 ]

@@ -23,6 +23,7 @@ from attrs import evolve
 
 from conveyor.checks import Finding, Severity
 from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.interfaces.lineage import FeatureViewUse
 from conveyor.interfaces.registry import (
     ALIAS_ACTIONS,
     MODEL_FORMATS,
@@ -138,13 +139,15 @@ class ModelRegistry:
                  params: Mapping[str, Any] | None = None,
                  governance: Governance | Mapping[str, Any] | None = None,
                  signature: Signature | Sequence[FeatureSpec | Mapping[str, Any]] | None = None,
-                 profile_uri: str | None = None, actor: str = "") -> ModelVersion:
+                 profile_uri: str | None = None, actor: str = "",
+                 features: Sequence[FeatureViewUse] = ()) -> ModelVersion:
         """Register the next version of model ``name`` and return it.
 
         The artifact must be a committed object of the artifact store with this
         SHA-256 (a key of the store is recorded as the store's own URI).  Its
         lineage goes to the metadata store and ``on_model_registered`` fires,
-        both after the version committed.
+        both after the version committed.  ``features``: the feature views (and
+        their definition versions) that fed the training set, recorded in lineage.
         """
         check_name(name, "model name")
         sha256 = check_sha256(sha256)
@@ -170,7 +173,7 @@ class ModelRegistry:
             governance=evolve(gov, approvals=()) if gov.approvals else gov,
             signature=sig, profile_uri=profile_uri, run_id=run_id, created_by=actor)
         registered = self.backend.insert_version(new)
-        self._record_lineage(registered)
+        self._record_lineage(registered, features)
         if self._emit_hook is not None:
             from conveyor.events import ModelRegistered
 
@@ -179,7 +182,8 @@ class ModelRegistry:
                 sha256=sha256, run_id=run_id, at=registered.created))
         return registered
 
-    def _record_lineage(self, version: ModelVersion) -> None:
+    def _record_lineage(self, version: ModelVersion,
+                        features: Sequence[FeatureViewUse] = ()) -> None:
         """Record the version's lineage; a failure is reported, never undoes the version."""
         store = self.metadata
         if store is None:
@@ -190,7 +194,8 @@ class ModelRegistry:
             store.record_model(ModelRecord(
                 model=version.name, version=version.version,
                 artifact_uri=version.artifact_uri, sha256=version.sha256,
-                run_id=version.run_id, created=version.created, datasets=version.datasets))
+                run_id=version.run_id, created=version.created, datasets=version.datasets,
+                features=features))
         except Exception as exc:  # the version is committed: report, and let check() find it
             log.warning("lineage of %s v%s not recorded: %s", version.name, version.version,
                         exc)

@@ -27,6 +27,7 @@ import pytest
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.interfaces.metadata import (
     ArtifactRecord,
+    FeatureViewUse,
     LineageGraph,
     MetadataStore,
     ModelRecord,
@@ -363,6 +364,45 @@ class MetadataStoreContract(WatchRecordsContract):
                                                 direction="downstream").nodes
         with pytest.raises(NotFoundError):
             store.lineage("model:churn:4")
+
+    def test_model_records_name_the_feature_views_they_trained_on(
+            self, store: MetadataStore) -> None:
+        weather_v1 = store.put_definition("feature_view", "weather", {"features": ["temp"]})
+        weather_v2 = store.put_definition("feature_view", "weather",
+                                          {"features": ["temp", "precip"]})
+        uses = [FeatureViewUse(view="weather", version=weather_v2.version,
+                               features=["temp", "precip"]),
+                FeatureViewUse(view="aircraft", version=1, features=["seats"])]
+        created = datetime(2024, 5, 1, tzinfo=UTC)
+        record = ModelRecord(model="late", version=1, artifact_uri="file:///m1.txt",
+                             sha256=SHA_A, created=created, features=uses)
+        store.record_model(record)
+        store.record_model(record)  # again: nothing changes
+        store.record_model(ModelRecord(model="late", version=2, artifact_uri="file:///m2.txt",
+                                       sha256=SHA_B, created=created, features=uses[:1]))
+        store.record_model(ModelRecord(model="plain", version=1, artifact_uri="file:///p.txt",
+                                       sha256="c" * 64, created=created))
+        assert store.model_features("late", 1) == tuple(uses)  # order kept
+        assert store.model_features("late", 1)[0].refs == ["weather:temp", "weather:precip"]
+        assert store.model_features("late", 2) == tuple(uses[:1])
+        assert store.model_features("plain", 1) == ()
+        with pytest.raises(NotFoundError):
+            store.model_features("late", 3)
+        up = store.lineage("model:late:1", depth=1)
+        view_node = f"feature_view:weather:{weather_v2.version}"
+        assert {(e.src, e.relation) for e in up.edges if e.relation == "definition"} == {
+            (view_node, "definition"), ("feature_view:aircraft:1", "definition")}
+        node = up.nodes[view_node]
+        assert (node.kind, node.label) == ("feature_view", f"weather v{weather_v2.version}")
+        assert node.attributes["fingerprint"] == weather_v2.fingerprint
+        assert f"feature_view:weather:{weather_v1.version}" not in up.nodes
+        down = store.lineage(view_node, direction="downstream")
+        assert {"model:late:1", "model:late:2"} <= set(down.nodes)
+        assert "model:plain:1" not in down.nodes
+        assert set(store.lineage("feature_view:aircraft:1", direction="downstream").nodes) == {
+            "feature_view:aircraft:1", "model:late:1"}
+        with pytest.raises(NotFoundError):
+            store.lineage(f"feature_view:weather:{weather_v1.version}", direction="downstream")
 
     # -- definitions ---------------------------------------------------------------------
 

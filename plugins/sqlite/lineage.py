@@ -13,6 +13,7 @@ from collections.abc import Callable
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.interfaces.lineage import (
     Direction,
+    FeatureViewUse,
     LineageEdge,
     LineageGraph,
     LineageNode,
@@ -20,7 +21,7 @@ from conveyor.interfaces.lineage import (
     parse_node,
 )
 from conveyor.plugins.sqlite.rows import insert_artifact
-from conveyor.sqlite import ts
+from conveyor.sqlite import dumps, loads, ts
 
 
 def write_model(conn: sqlite3.Connection, record: ModelRecord) -> None:
@@ -39,6 +40,25 @@ def write_model(conn: sqlite3.Connection, record: ModelRecord) -> None:
             "start, \"end\") VALUES (?, ?, ?, ?, ?, ?)",
             (record.model, record.version, daid, ref.role, ref.start and ts(ref.start),
              ref.end and ts(ref.end)))
+    for position, use in enumerate(record.features):
+        conn.execute(
+            "INSERT OR IGNORE INTO lineage_model_features (name, version, view, view_version, "
+            "features, position) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.model, record.version, use.view, int(use.version),
+             dumps(list(use.features)), position))
+
+
+def read_model_features(conn: sqlite3.Connection, model: str, version: int
+                        ) -> tuple[FeatureViewUse, ...]:
+    """The feature views a recorded model version trained on, in recorded order."""
+    known = conn.execute("SELECT 1 FROM lineage_models WHERE name = ? AND version = ?",
+                         (model, int(version))).fetchone()
+    if known is None:
+        raise NotFoundError(f"model {model!r} version {version} is not recorded in lineage")
+    rows = conn.execute("SELECT view, view_version, features FROM lineage_model_features "
+                        "WHERE name = ? AND version = ? ORDER BY position",
+                        (model, int(version))).fetchall()
+    return tuple(FeatureViewUse(view=r[0], version=r[1], features=loads(r[2])) for r in rows)
 
 
 def traverse(conn: sqlite3.Connection, node: str, *, direction: Direction, depth: int,
@@ -154,6 +174,16 @@ def _neighbours(conn: sqlite3.Connection, node: str, direction: str
                                        "WHERE name = ? AND version = ? ORDER BY role",
                                        (name, _int(version))):
                 add(f"artifact:{aid}", node, "trained_on")
+            for view, view_version in conn.execute(
+                    "SELECT view, view_version FROM lineage_model_features WHERE name = ? "
+                    "AND version = ? ORDER BY position", (name, _int(version))):
+                add(f"feature_view:{view}:{view_version}", node, "definition")
+    elif kind == "feature_view" and not up:
+        view, _, version = key.rpartition(":")
+        for name, model_version in conn.execute(
+                "SELECT name, version FROM lineage_model_features WHERE view = ? AND "
+                "view_version = ? ORDER BY name, version", (view, _int(version))):
+            add(node, f"model:{name}:{model_version}", "definition")
     return found
 
 
@@ -196,4 +226,18 @@ def _describe(conn: sqlite3.Connection, node: str) -> LineageNode | None:
         return row and LineageNode(id=node, kind=kind, label=f"{name} v{version}",
                                    attributes={"artifact_uri": row[0], "sha256": row[1],
                                                "created": row[2]})
+    if kind == "feature_view":
+        view, _, version = key.rpartition(":")
+        used = conn.execute("SELECT 1 FROM lineage_model_features WHERE view = ? AND "
+                            "view_version = ? LIMIT 1", (view, _int(version))).fetchone()
+        if used is None:
+            return None
+        attributes = {"view": view, "version": _int(version)}
+        row = conn.execute("SELECT fingerprint, created FROM definitions WHERE kind = "
+                           "'feature_view' AND name = ? AND version = ?",
+                           (view, _int(version))).fetchone()
+        if row is not None:  # the definition itself, when this store holds it
+            attributes.update(fingerprint=row[0], created=row[1])
+        return LineageNode(id=node, kind=kind, label=f"{view} v{version}",
+                           attributes=attributes)
     return None

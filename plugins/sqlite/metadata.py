@@ -15,6 +15,7 @@ from conveyor.interfaces.metadata import (
     ArtifactRecord,
     ArtifactRef,
     Direction,
+    FeatureViewUse,
     LineageGraph,
     MetadataStore,
     MetricPoint,
@@ -27,7 +28,7 @@ from conveyor.interfaces.metadata import (
 from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig
 from conveyor.plugins.sqlite.definitions import SQLiteDefinitions
 from conveyor.plugins.sqlite.leases import SQLiteLeases
-from conveyor.plugins.sqlite.lineage import traverse, write_model
+from conveyor.plugins.sqlite.lineage import read_model_features, traverse, write_model
 from conveyor.plugins.sqlite.monitoring import SQLiteMonitoringResults
 from conveyor.plugins.sqlite.registry import PACKAGE
 from conveyor.plugins.sqlite.rows import (
@@ -470,6 +471,10 @@ class SQLiteMetadataStore(SQLiteDefinitions, SQLiteLeases, SQLiteMonitoringResul
 
     def record_model(self, record: ModelRecord) -> None:
         self.db.write(lambda conn: write_model(conn, record))
+
+    def model_features(self, model: str, version: int) -> tuple[FeatureViewUse, ...]:
+        with self.db.snapshot() as conn:
+            return read_model_features(conn, model, version)
 
     def lineage(self, node: str, *, direction: Direction = "upstream",
                 depth: int = 10, max_nodes: int = 1000) -> LineageGraph:

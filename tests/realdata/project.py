@@ -55,6 +55,42 @@ def flights(end: str = "2024-04-01"):
         "early_stopping_rounds": 0})
 '''
 
+# the same training set, judged, registered and promoted (the scaffold's tail)
+REGISTERED = '''
+from conveyor.pipeline import files, model_alias, model_state, pipeline
+from conveyor.training import (build_training_set, evaluate_candidate, gate,
+                               ingest_features, load_data, promote, register_model,
+                               split_data, train_model, validate_data)
+
+FEATURES = ["weather:*", "carrier_stats:delay_rate", "aircraft_info:*"]
+
+
+@pipeline
+def registered(model: str = "late", rule: dict | None = None):
+    events = load_data(files("data/flights-*.parquet"))
+    current = model_alias(model, "production")
+    profile = validate_data(events, current, label="late",
+                            checks={"ignore": ["flight_id", "sched_dep"]})
+    ingested = None
+    for source, view in (("weather", "weather"), ("carriers", "carrier_stats"),
+                         ("aircraft", "aircraft_info")):
+        ingested = ingest_features(load_data(files(f"data/{source}-*.parquet")), ingested,
+                                   view=view)
+    dataset = build_training_set(events, ingested, features=FEATURES, label="late",
+                                 timestamp="sched_dep", keep=["flight_id"])
+    train_part, validation_part, holdout = split_data(
+        dataset, timestamp="sched_dep", fractions=[0.6, 0.2, 0.2])
+    candidate = train_model(train_part, validation_part, features=FEATURES, params={
+        "label": "late", "key": ["flight_id"], "num_boost_round": 10,
+        "early_stopping_rounds": 0})
+    evaluation = evaluate_candidate(candidate, holdout)
+    verdict = gate(candidate, holdout, current, model_name=model, rule=rule or {})
+    version = register_model(candidate, verdict, evaluation, profile, train_part,
+                             validation_part, holdout, model_name=model,
+                             timestamp="sched_dep", features=FEATURES)
+    promote(version, model_state(model))
+'''
+
 AIRPORTS = ["ATL", "ORD", "DFW", "DEN", "LAX", "SEA"]
 CARRIERS = ["AA", "DL", "UA", "WN"]
 
@@ -116,8 +152,10 @@ def write_project(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "features.py").write_text(FEATURES)
     (root / "pipeline.py").write_text(PIPELINE)
+    (root / "registered.py").write_text(REGISTERED)
     (root / "conveyor.toml").write_text(
-        '[project]\nname = "flights"\n\n[pipelines.flights]\ntarget = "pipeline:flights"\n')
+        '[project]\nname = "flights"\n\n[pipelines.flights]\ntarget = "pipeline:flights"\n'
+        '\n[pipelines.registered]\ntarget = "registered:registered"\n')
 
 
 DUCKDB_REFERENCE = """

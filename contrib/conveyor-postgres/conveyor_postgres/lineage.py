@@ -8,12 +8,14 @@ the same as every Conveyor metadata store gives, times as fixed-width UTC text.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.interfaces.lineage import (
     Direction,
+    FeatureViewUse,
     LineageEdge,
     LineageGraph,
     LineageNode,
@@ -41,6 +43,26 @@ def write_model(conn: psycopg.Connection, record: ModelRecord) -> None:
             "INSERT INTO lineage_model_datasets (name, version, artifact_id, role, start, "
             "\"end\") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (record.model, record.version, daid, ref.role, ref.start, ref.end))
+    for position, use in enumerate(record.features):
+        conn.execute(
+            "INSERT INTO lineage_model_features (name, version, view, view_version, features, "
+            "position) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (record.model, record.version, use.view, int(use.version),
+             json.dumps(list(use.features)), position))
+
+
+def read_model_features(conn: psycopg.Connection, model: str, version: int
+                        ) -> tuple[FeatureViewUse, ...]:
+    """The feature views a recorded model version trained on, in recorded order."""
+    known = conn.execute("SELECT 1 FROM lineage_models WHERE name = %s AND version = %s",
+                         (model, int(version))).fetchone()
+    if known is None:
+        raise NotFoundError(f"model {model!r} version {version} is not recorded in lineage")
+    rows = conn.execute("SELECT view, view_version, features FROM lineage_model_features "
+                        "WHERE name = %s AND version = %s ORDER BY position",
+                        (model, int(version))).fetchall()
+    return tuple(FeatureViewUse(view=r[0], version=r[1], features=json.loads(r[2]))
+                 for r in rows)
 
 
 def traverse(conn: psycopg.Connection, node: str, *, direction: Direction, depth: int,
@@ -160,6 +182,16 @@ def _neighbours(conn: psycopg.Connection, node: str, direction: str
                                "name = %s AND version = %s ORDER BY role, artifact_id",
                                name, _int(version)):
                 add(f"artifact:{aid}", node, "trained_on")
+            for view, view_version in rows(
+                    "SELECT view, view_version FROM lineage_model_features WHERE name = %s "
+                    "AND version = %s ORDER BY position", name, _int(version)):
+                add(f"feature_view:{view}:{view_version}", node, "definition")
+    elif kind == "feature_view" and not up:
+        view, _, version = key.rpartition(":")
+        for name, model_version in rows(
+                "SELECT name, version FROM lineage_model_features WHERE view = %s AND "
+                "view_version = %s ORDER BY name, version", view, _int(version)):
+            add(node, f"model:{name}:{model_version}", "definition")
     return found
 
 
@@ -203,4 +235,18 @@ def _describe(conn: psycopg.Connection, node: str) -> LineageNode | None:
         return row and LineageNode(id=node, kind=kind, label=f"{name} v{version}",
                                    attributes={"artifact_uri": row[0], "sha256": row[1],
                                                "created": stamp(row[2])})
+    if kind == "feature_view":
+        view, _, version = key.rpartition(":")
+        used = conn.execute("SELECT 1 FROM lineage_model_features WHERE view = %s AND "
+                            "view_version = %s LIMIT 1", (view, _int(version))).fetchone()
+        if used is None:
+            return None
+        attributes: dict[str, object] = {"view": view, "version": _int(version)}
+        found = conn.execute("SELECT fingerprint, created FROM definitions WHERE kind = "
+                             "'feature_view' AND name = %s AND version = %s",
+                             (view, _int(version))).fetchone()
+        if found is not None:  # the definition itself, when this store holds it
+            attributes.update(fingerprint=found[0], created=stamp(found[1]))
+        return LineageNode(id=node, kind=kind, label=f"{view} v{version}",
+                           attributes=attributes)
     return None

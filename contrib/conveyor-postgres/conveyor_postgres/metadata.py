@@ -14,6 +14,7 @@ from conveyor.interfaces.metadata import (
     ArtifactRecord,
     ArtifactRef,
     Direction,
+    FeatureViewUse,
     LineageGraph,
     MetadataStore,
     MetricPoint,
@@ -28,7 +29,7 @@ from conveyor_postgres.config import PostgresMetadataStoreConfig
 from conveyor_postgres.db import Database, redact
 from conveyor_postgres.definitions import PostgresDefinitions
 from conveyor_postgres.leases import PostgresLeases
-from conveyor_postgres.lineage import traverse, write_model
+from conveyor_postgres.lineage import read_model_features, traverse, write_model
 from conveyor_postgres.rows import (
     ARTIFACT_COLUMNS,
     ARTIFACT_COLUMNS_A,
@@ -473,6 +474,10 @@ class PostgresMetadataStore(PostgresDefinitions, PostgresLeases, MetadataStore):
 
     def record_model(self, record: ModelRecord) -> None:
         self.db.write(lambda conn: write_model(conn, record), retry_conflicts=True)
+
+    def model_features(self, model: str, version: int) -> tuple[FeatureViewUse, ...]:
+        with self.db.snapshot() as conn:
+            return read_model_features(conn, model, version)
 
     def lineage(self, node: str, *, direction: Direction = "upstream",
                 depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
