@@ -6,7 +6,8 @@ commands that must start fast.
 
 Lineage values (nodes, edges, graphs, model records) live in
 :mod:`conveyor.interfaces.lineage`, leases and watcher state in
-:mod:`conveyor.interfaces.leases`; both are re-exported here.
+:mod:`conveyor.interfaces.leases`, the stored trigger event in
+:mod:`conveyor.interfaces.triggers`; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from conveyor.interfaces.lineage import (
     node_id,
     parse_node,
 )
+from conveyor.interfaces.triggers import TriggerEvent
 from conveyor.monitoring.result import MonitoringResult
 
 RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled", "interrupted")
@@ -131,32 +133,6 @@ class StepExecution:
     @property
     def duration_s(self) -> float | None:
         return None if self.ended is None else (self.ended - self.started).total_seconds()
-
-
-@frozen(kw_only=True)
-class TriggerEvent:
-    """Why a retraining was (or was not) started.
-
-    Attributes:
-        id: the event's id (runs refer to it).
-        trigger: the trigger's name.
-        reason: why it fired, in words.
-        details: the evidence (drift scores, schedule slot, data fingerprint, ...).
-        key: idempotency key: one event per ``(trigger, key)``.
-        fired: whether the trigger decided to start a run.
-        created: when it was recorded.
-        is_new: ``False`` when recording returned an event already stored under
-            the same key (not stored; ignored by equality).
-    """
-
-    id: str
-    trigger: str
-    reason: str
-    details: dict[str, Any] = Factory(dict)
-    key: str | None = None
-    fired: bool = True
-    created: datetime
-    is_new: bool = field(default=True, eq=False)
 
 
 @frozen(kw_only=True)

@@ -11,12 +11,35 @@ from __future__ import annotations
 
 import abc
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from attrs import Factory, frozen
+from attrs import Factory, field, frozen
 
-if TYPE_CHECKING:
-    from conveyor.interfaces.metadata import TriggerEvent
+
+@frozen(kw_only=True)
+class TriggerEvent:
+    """Why a retraining was (or was not) started.
+
+    Attributes:
+        id: the event's id (runs refer to it).
+        trigger: the trigger's name.
+        reason: why it fired, in words.
+        details: the evidence (drift scores, schedule slot, data fingerprint, ...).
+        key: idempotency key: one event per ``(trigger, key)``.
+        fired: whether the trigger decided to start a run.
+        created: when it was recorded.
+        is_new: ``False`` when recording returned an event already stored under
+            the same key (not stored; ignored by equality).
+    """
+
+    id: str
+    trigger: str
+    reason: str
+    details: dict[str, Any] = Factory(dict)
+    key: str | None = None
+    fired: bool = True
+    created: datetime
+    is_new: bool = field(default=True, eq=False)
 
 
 @frozen(kw_only=True)
