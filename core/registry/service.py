@@ -15,7 +15,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,12 +51,27 @@ from conveyor.registry.policy import (
 
 log = logging.getLogger("conveyor.registry")
 #: How often a compare-and-set that lost a race is re-read and retried.
-CAS_ATTEMPTS = 8
+#: how long a compare-and-set keeps deciding again while other writers win the race
+CAS_PATIENCE_SECONDS = 15.0
+
+
+def _attempts() -> Iterator[int]:
+    """Attempt numbers for a compare-and-set, until :data:`CAS_PATIENCE_SECONDS` pass.
+
+    Bounded by time, not by a count: with several promoters in tight loops on a
+    loaded machine a writer can lose eight races in a row, which is contention,
+    not a reason to refuse the user's change.
+    """
+    deadline = time.monotonic() + CAS_PATIENCE_SECONDS
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        yield attempt
+        attempt += 1
 
 
 def _backoff(attempt: int) -> None:
     """A jittered pause before a compare-and-set is decided again (no lock-step livelock)."""
-    time.sleep(random.uniform(0, 0.001 * 2 ** attempt))
+    time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 6)))
 
 
 _NO_GOVERNANCE = Governance()
@@ -271,7 +286,7 @@ class ModelRegistry:
         if force and not reason.strip():
             raise ConveyorError("forcing a promotion needs a reason",
                                 hint="add --reason 'why the checks may be skipped'")
-        for _attempt in range(CAS_ATTEMPTS):
+        for _attempt in _attempts():
             target = self.backend.get_version(name, version)
             current = target.version if alias in target.aliases else \
                 self.backend.aliases(name).get(alias)
@@ -301,7 +316,7 @@ class ModelRegistry:
                      ) -> AliasChange:
         """Unset ``alias``, audited."""
         check_name(alias, "alias")
-        for _attempt in range(CAS_ATTEMPTS):
+        for _attempt in _attempts():
             current = self.backend.aliases(name).get(alias)
             if current is None:
                 raise NotFoundError(f"model {name!r} has no alias {alias!r}",
@@ -325,7 +340,7 @@ class ModelRegistry:
         new verdict: it is the emergency path.
         """
         check_name(alias, "alias")
-        for _attempt in range(CAS_ATTEMPTS):
+        for _attempt in _attempts():
             records = self.backend.history(name, alias=alias)
             stack, _problems = replay(records)
             if len(stack) < 2:
@@ -349,7 +364,7 @@ class ModelRegistry:
     def archive(self, name: str, version: int, *, actor: str, reason: str = ""
                 ) -> AliasChange:
         """Mark a version archived (refused while it holds an alias), audited."""
-        for _attempt in range(CAS_ATTEMPTS):
+        for _attempt in _attempts():
             mv = self.backend.get_version(name, version)
             if mv.archived:
                 last = [c for c in self.backend.history(name, alias="archived")
@@ -374,7 +389,7 @@ class ModelRegistry:
     def _contended(name: str, alias: str) -> ConveyorError:
         return ConveyorError(
             f"alias {alias!r} of model {name!r} kept moving while this change was decided "
-            f"({CAS_ATTEMPTS} attempts)",
+            f"(for {CAS_PATIENCE_SECONDS:g} s)",
             hint="another process is moving it in a loop; try again once it stops")
 
     def promote_by_policy(self, name: str, version: int, *, actor: str,

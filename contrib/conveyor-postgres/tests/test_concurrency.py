@@ -38,14 +38,12 @@ def test_concurrent_alias_moves_leave_one_holder_for_every_reader(pg_app: Any) -
         mv = registry.register("flip", artifact_uri=info.uri, sha256=info.sha256)
         registry.record_validation("flip", mv.version, passed=True, summary="ok")
     registry.set_alias("flip", "production", 1, actor="setup")
-    # four promoters in tight loops on a loaded machine: core's compare-and-set gives
-    # up after 8 lost races and says so; that is a refusal (nothing written), never an
-    # inconsistency, so it is allowed here but counted
+    # four promoters in tight loops on a loaded machine: core's compare-and-set keeps
+    # deciding again while it loses races (bounded by time, not by a count), so every
+    # one of the 160 moves lands
     results = run_workers(pg_app.root, [["promote", "flip", "40", str(seed)] for seed in range(4)]
                           + [["resolve", "flip", "3"] for _ in range(3)], timeout=300)
-    refused = [e for r in results[:4] for e in r["errors"]]
-    assert all("kept moving while this change was decided" in e for e in refused), refused
-    assert len(refused) <= 16  # at most a tenth of the 160 moves
+    assert [e for r in results[:4] for e in r["errors"]] == []
     assert [e for r in results[4:] for e in r["errors"]] == []  # one holder, every read
     reads = [v for r in results[4:] for v in r["versions"]]
     assert len(reads) > 50
