@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conveyor.config import Config
+from conveyor.config import Config, add_to_path
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,15 @@ def dask_plugin(register_plugin: Any) -> Any:
 def dask_app(conveyor_app: Any, dask_plugin: Any, dask_toml: str) -> Any:
     """An app rooted in ``tmp_path`` whose orchestrator is the module's cluster."""
     return _configure(conveyor_app, dask_toml)
+
+
+@pytest.fixture
+def project_steps(dask_app: Any) -> Any:
+    """``project_steps.py`` copied into the project root and imported from there.
+
+    Workers import steps by module name from the project root, as they would a real
+    project's; the test's own module is not importable outside pytest.
+    """
+    shutil.copy(Path(__file__).with_name("project_steps.py"), dask_app.root / "dask_steps.py")
+    add_to_path(dask_app.root)  # undone at teardown by the conveyor_app fixture
+    return importlib.import_module("dask_steps")

@@ -6,12 +6,10 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
 from conveyor.errors import ConfigError, ConveyorError
-from conveyor.pipeline import pipeline, step
 from conveyor.runs import run_pipeline
 from conveyor.testing.orchestrator import OrchestratorContract
 
@@ -27,31 +25,12 @@ class TestDaskOrchestrator(OrchestratorContract):
 # -- a worker killed mid-step ------------------------------------------------------------
 
 
-@step(cache=False, retries=1, backoff_s=0.1)
-def dies_once(ctx) -> dict:
-    """The first attempt waits to be killed with its worker; the second one finishes."""
-    marker = Path(ctx.app.root) / "worker.pid"
-    if not marker.exists():
-        marker.write_text(str(os.getpid()))
-        time.sleep(60)
-    return {"pid": os.getpid()}
-
-
-@pipeline
-def killed_worker():
-    dies_once()
-
-
-@pytest.mark.skipif(bool(os.environ.get("CI")), reason=(
-    "fails in CI's fresh virtualenv (passes in a developer venv and the system "
-    "interpreter): the killed step is never seen starting; "
-    "open in the session note, to be fixed first"))
-def test_a_worker_killed_mid_step_is_retried_by_core_and_recorded(dask_app):
+def test_a_worker_killed_mid_step_is_retried_by_core_and_recorded(dask_app, project_steps):
     from concurrent.futures import ThreadPoolExecutor
 
     marker = dask_app.root / "worker.pid"
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(run_pipeline, dask_app, killed_worker)
+        running = pool.submit(run_pipeline, dask_app, project_steps.killed_worker)
         deadline = time.monotonic() + 30
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)

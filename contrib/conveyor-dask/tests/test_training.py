@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 
@@ -11,7 +10,6 @@ from conveyor.ml.data import generate
 from conveyor.ml.evaluate import evaluate_model
 from conveyor.ml.split import split_by_time
 from conveyor.ml.train import TrainConfig, train
-from conveyor.pipeline import pipeline, step
 from conveyor.runs import run_pipeline
 
 CONFIG = {"num_boost_round": 120, "learning_rate": 0.1, "early_stopping_rounds": 20,
@@ -51,27 +49,9 @@ def test_distributed_training_matches_one_machine(client, conveyor_app, parts):
     assert not list(conveyor_app.artifacts.list("scratch/")), "the parts were left behind"
 
 
-@step(outputs=("train", "validation", "holdout"))
-def three_parts(seed: int) -> tuple:
-    parts = split_by_time(generate(12_000, seed=seed), timestamp="event_timestamp",
-                          fractions=(0.7, 0.15, 0.15))
-    return parts.train, parts.validation, parts.holdout
-
-
-@pipeline
-def big_training(distributed_rows: int = 1):
-    from conveyor_dask.training import train_model
-
-    train_part, validation_part, _ = three_parts(seed=5)
-    train_model(train_part, validation_part, params=CONFIG, distributed_rows=distributed_rows)
-
-
-@pytest.mark.skipif(bool(os.environ.get("CI")), reason=(
-    "fails in CI's fresh virtualenv (passes in a developer venv and the system "
-    "interpreter): a worker cannot import the test module's steps "
-    "(No module named 'contrib'); open in the session note, to be fixed first"))
-def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask_app):
-    result = run_pipeline(dask_app, big_training)
+def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask_app,
+                                                                          project_steps):
+    result = run_pipeline(dask_app, project_steps.big_training)
     assert result.ok, result.error
     run = dask_app.metadata.get_run(result.run_id)
     (execution,) = [s for s in run.steps if s.name == "train_model"]
@@ -79,7 +59,8 @@ def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask
     model = result.output("train_model")
     assert model.signature.label == "label"
 
-    below = run_pipeline(dask_app, big_training, parameters={"distributed_rows": 10**9})
+    below = run_pipeline(dask_app, project_steps.big_training,
+                         parameters={"distributed_rows": 10**9})
     assert below.ok, below.error
     (execution,) = [s for s in dask_app.metadata.get_run(below.run_id).steps
                     if s.name == "train_model"]
