@@ -71,8 +71,9 @@ class Conveyor:
 
     # -- backends ------------------------------------------------------------------------
 
-    def backend_spec(self, kind: BackendKind | str, section: str | None = None
-                     ) -> tuple[BackendSpec, Any]:
+    def backend_spec(
+        self, kind: BackendKind | str, section: str | None = None
+    ) -> tuple[BackendSpec, Any]:
         """The backend a config section selects, and its structured config."""
         kind = BackendKind(kind)
         section = section or BACKEND_SECTIONS[kind.value]
@@ -97,7 +98,7 @@ class Conveyor:
             raise ConfigError(
                 f"{self.config.where}: [{section}] names no backend",
                 hint=f'add backend = "NAME" (installed: '
-                f"{', '.join(catalogue.names(kind)) or 'none'}) or url = \"scheme://...\"",
+                f'{", ".join(catalogue.names(kind)) or "none"}) or url = "scheme://..."',
             )
         config = structure(spec.config_class, table, section=section, where=self.config.where)
         return spec, config
@@ -194,8 +195,9 @@ class Conveyor:
         findings: list[Finding] = []
         for plugin, result in call_each(self.pm, hook_name, {"app": self, "context": context}):
             if isinstance(result, HookFailure):
-                findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
-                                                 f"crashed: {result.message}"))
+                findings.append(
+                    _crashed(plugin, f"the check from plugin {plugin!r} crashed: {result.message}")
+                )
                 continue
             try:
                 items = list(result or ())
@@ -205,15 +207,21 @@ class Conveyor:
                 if isinstance(item, Finding):
                     findings.append(item)
                 else:
-                    findings.append(_crashed(plugin, f"the check from plugin {plugin!r} "
-                                                     f"returned {item!r}, not a Finding"))
+                    findings.append(
+                        _crashed(
+                            plugin,
+                            f"the check from plugin {plugin!r} returned {item!r}, not a Finding",
+                        )
+                    )
         return findings
 
     def _configured(self, section: str) -> bool:
         """Whether any key of ``section`` was set by a file, profile or the environment."""
         prefix = f"{section}."
-        return any(key.startswith(prefix) and source != "default"
-                   for key, source in self.config.sources.items())
+        return any(
+            key.startswith(prefix) and source != "default"
+            for key, source in self.config.sources.items()
+        )
 
     def preflight(self) -> list[Finding]:
         """Check that every configured backend exists and its config is valid."""
@@ -226,25 +234,48 @@ class Conveyor:
                 # a default nobody configured and nobody provides breaks nothing until a
                 # command needs that kind: information, not an error
                 chosen = self._configured(section)
-                findings.append(Finding(
-                    check="config.backend", subject=section,
-                    severity=Severity.ERROR if chosen else Severity.INFO,
-                    message=exc.message if chosen else
-                    f"{exc.message} (the default; only commands that use a "
-                    f"{kind_value.replace('_', ' ')} need one)",
-                    details={"hint": exc.hint}))
+                findings.append(
+                    Finding(
+                        check="config.backend",
+                        subject=section,
+                        severity=Severity.ERROR if chosen else Severity.INFO,
+                        message=exc.message
+                        if chosen
+                        else f"{exc.message} (the default; only commands that use a "
+                        f"{kind_value.replace('_', ' ')} need one)",
+                        details={"hint": exc.hint},
+                    )
+                )
             except ConveyorError as exc:
-                findings.append(Finding(check="config.backend", subject=section,
-                                        message=exc.message, details={"hint": exc.hint}))
+                findings.append(
+                    Finding(
+                        check="config.backend",
+                        subject=section,
+                        message=exc.message,
+                        details={"hint": exc.hint},
+                    )
+                )
         for name in self.config.data.get("triggers", {}):
             try:
                 self.backend_spec(BackendKind.TRIGGER, section=f"triggers.{name}")
             except ConveyorError as exc:
-                findings.append(Finding(check="config.trigger", subject=name,
-                                        message=exc.message, details={"hint": exc.hint}))
+                findings.append(
+                    Finding(
+                        check="config.trigger",
+                        subject=name,
+                        message=exc.message,
+                        details={"hint": exc.hint},
+                    )
+                )
         for info in self.pm.failures():
-            findings.append(Finding(check="plugins.failed", subject=info.name,
-                                    severity=Severity.WARNING, message=info.error or ""))
+            findings.append(
+                Finding(
+                    check="plugins.failed",
+                    subject=info.name,
+                    severity=Severity.WARNING,
+                    message=info.error or "",
+                )
+            )
         return findings
 
 

@@ -71,8 +71,7 @@ def validate_key(key: Any, *, what: str = "artifact key") -> str:
     and look-alike Unicode are all refused.
     """
     if not isinstance(key, str):
-        raise ConfinementError(f"{what} must be a string, got {type(key).__name__}",
-                               hint=_KEY_RULE)
+        raise ConfinementError(f"{what} must be a string, got {type(key).__name__}", hint=_KEY_RULE)
     shown = repr(key) if len(key) <= 120 else repr(key[:120]) + "..."
     try:
         decoded = _fully_decoded(key)
@@ -144,8 +143,14 @@ class ArtifactInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``created`` as ISO 8601)."""
-        return {"key": self.key, "uri": self.uri, "sha256": self.sha256, "size": self.size,
-                "created": self.created.isoformat(), "media_type": self.media_type}
+        return {
+            "key": self.key,
+            "uri": self.uri,
+            "sha256": self.sha256,
+            "size": self.size,
+            "created": self.created.isoformat(),
+            "media_type": self.media_type,
+        }
 
 
 @frozen(kw_only=True)
@@ -210,13 +215,15 @@ class ArtifactStore(abc.ABC):
     uri: str
 
     @abc.abstractmethod
-    def put_bytes(self, key: str, data: bytes, *, media_type: str = BINARY,
-                  overwrite: bool = True) -> ArtifactInfo:
+    def put_bytes(
+        self, key: str, data: bytes, *, media_type: str = BINARY, overwrite: bool = True
+    ) -> ArtifactInfo:
         """Store ``data`` under ``key`` (replacing what was there) and commit it."""
 
     @abc.abstractmethod
-    def open_write(self, key: str, *, media_type: str = BINARY, overwrite: bool = True
-                   ) -> AbstractContextManager[ArtifactWriter]:
+    def open_write(
+        self, key: str, *, media_type: str = BINARY, overwrite: bool = True
+    ) -> AbstractContextManager[ArtifactWriter]:
         """A writable stream; committed when the block exits cleanly, discarded on error.
 
         After the block, the stream's ``info`` attribute is the committed
@@ -228,18 +235,21 @@ class ArtifactStore(abc.ABC):
         """The bytes stored under ``key``, verified against the recorded SHA-256."""
 
     @abc.abstractmethod
-    def open_read(self, key: str, *, sha256: str | None = None
-                  ) -> AbstractContextManager[ArtifactReader]:
+    def open_read(
+        self, key: str, *, sha256: str | None = None
+    ) -> AbstractContextManager[ArtifactReader]:
         """A readable stream; the hash is checked when the stream reaches its end."""
 
     @abc.abstractmethod
-    def put_table(self, key: str, table: pa.Table | pl.DataFrame, *,
-                  overwrite: bool = True) -> ArtifactInfo:
+    def put_table(
+        self, key: str, table: pa.Table | pl.DataFrame, *, overwrite: bool = True
+    ) -> ArtifactInfo:
         """Store a table as Parquet under ``key``."""
 
     @abc.abstractmethod
-    def get_table(self, key: str, *, columns: list[str] | None = None,
-                  sha256: str | None = None) -> pa.Table:
+    def get_table(
+        self, key: str, *, columns: list[str] | None = None, sha256: str | None = None
+    ) -> pa.Table:
         """Read a Parquet table, verified before it is parsed."""
 
     @abc.abstractmethod
@@ -291,18 +301,26 @@ class ArtifactStore(abc.ABC):
             return False
         return True
 
-    def put_file(self, key: str, path: str | os.PathLike[str], *, media_type: str = BINARY,
-                 overwrite: bool = True) -> ArtifactInfo:
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str = BINARY,
+        overwrite: bool = True,
+    ) -> ArtifactInfo:
         """Store the file at ``path`` under ``key`` (streamed, not loaded in memory)."""
-        with open(path, "rb") as source, self.open_write(
-            key, media_type=media_type, overwrite=overwrite
-        ) as sink:
+        with (
+            open(path, "rb") as source,
+            self.open_write(key, media_type=media_type, overwrite=overwrite) as sink,
+        ):
             shutil.copyfileobj(source, sink, 4 << 20)
         assert sink.info is not None, "open_write sets info when the block ends"
         return sink.info
 
-    def get_file(self, key: str, path: str | os.PathLike[str], *,
-                 sha256: str | None = None) -> ArtifactInfo:
+    def get_file(
+        self, key: str, path: str | os.PathLike[str], *, sha256: str | None = None
+    ) -> ArtifactInfo:
         """Copy ``key`` to the local file ``path``; it appears only once verified."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

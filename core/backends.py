@@ -34,8 +34,10 @@ class BackendKind(enum.StrEnum):
     @property
     def hook_name(self) -> str:
         """The collect-all hook through which plugins register backends of this kind."""
-        return "register_model_registries" if self is BackendKind.MODEL_REGISTRY else (
-            f"register_{self.value}s"
+        return (
+            "register_model_registries"
+            if self is BackendKind.MODEL_REGISTRY
+            else (f"register_{self.value}s")
         )
 
     @property

@@ -53,12 +53,20 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form."""
-        return {"run_id": self.run_id, "pipeline": self.pipeline,
-                "started": self.started.isoformat(), "run_status": self.run_status,
-                "model": self.model, "passed": self.passed, "metrics": self.metrics,
-                "reasons": list(self.reasons), "report": self.report,
-                "artifact_uri": self.artifact_uri, "version": self.version,
-                "promotion": self.promotion}
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "started": self.started.isoformat(),
+            "run_status": self.run_status,
+            "model": self.model,
+            "passed": self.passed,
+            "metrics": self.metrics,
+            "reasons": list(self.reasons),
+            "report": self.report,
+            "artifact_uri": self.artifact_uri,
+            "version": self.version,
+            "promotion": self.promotion,
+        }
 
 
 def run_candidate(app: Any, run_id: str) -> Candidate | None:
@@ -74,26 +82,36 @@ def run_candidate(app: Any, run_id: str) -> Candidate | None:
     metrics = (evidence.get("candidate") or {}).get("metrics") or {}
     registered = next((s for s in run.steps if "registered_version" in s.metrics), None)
     promoted = next((s for s in run.steps if "promoted_aliases" in s.metrics), None)
-    promotion = _read(app, read_output, next(iter(promoted.outputs.values()), None)) \
-        if promoted is not None else None
+    promotion = (
+        _read(app, read_output, next(iter(promoted.outputs.values()), None))
+        if promoted is not None
+        else None
+    )
     model = gate.inputs.get("model")
     return Candidate(
-        run_id=run.id, pipeline=run.pipeline, started=run.started, run_status=run.status,
-        model=str(evidence.get("model") or ""), passed=bool(gate.metrics["gate_passed"]),
+        run_id=run.id,
+        pipeline=run.pipeline,
+        started=run.started,
+        run_status=run.status,
+        model=str(evidence.get("model") or ""),
+        passed=bool(gate.metrics["gate_passed"]),
         metrics={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
         reasons=tuple(getattr(verdict, "reasons", ())),
         report=verdict.report() if verdict is not None else (run.error or ""),
         artifact_uri=None if model is None else model.uri,
         version=None if registered is None else int(registered.metrics["registered_version"]),
-        promotion=dict((promotion or {}).get("aliases") or {}))
+        promotion=dict((promotion or {}).get("aliases") or {}),
+    )
 
 
-def list_candidates(app: Any, *, pipeline: str | None = None, refused: bool = False,
-                    limit: int = 20) -> list[Candidate]:
+def list_candidates(
+    app: Any, *, pipeline: str | None = None, refused: bool = False, limit: int = 20
+) -> list[Candidate]:
     """The candidates of the latest runs, newest first (``refused``: only those)."""
     found: list[Candidate] = []
-    for run in app.metadata.search_runs(pipeline=pipeline,
-                                        status="refused" if refused else None, limit=limit):
+    for run in app.metadata.search_runs(
+        pipeline=pipeline, status="refused" if refused else None, limit=limit
+    ):
         candidate = run_candidate(app, run.id)
         if candidate is not None:
             found.append(candidate)

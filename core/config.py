@@ -58,10 +58,12 @@ SECTIONS: dict[str, str] = {
     "plugin": "plugin-wide settings, one table per plugin name",
     "profiles": "named overrides: [profiles.<name>.<section>]",
     "triggers": "named retraining triggers: [triggers.<name>] backend = ..., pipeline = ...",
-    "pipelines": "named pipelines: [pipelines.<name>] target = \"module:function\"",
+    "pipelines": 'named pipelines: [pipelines.<name>] target = "module:function"',
     "promotion": "the promotion rule of each alias: auto, approval or never",
-    **{section: f"the {kind.replace('_', ' ')} backend" for kind, section in
-       BACKEND_SECTIONS.items()},
+    **{
+        section: f"the {kind.replace('_', ' ')} backend"
+        for kind, section in BACKEND_SECTIONS.items()
+    },
 }
 
 
@@ -109,8 +111,9 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|private_key|access_key)",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|credential|private_key|access_key)", re.IGNORECASE
+)
 _ENV_PREFIX = "CONVEYOR_"
 MASK = "********"
 
@@ -186,8 +189,7 @@ class Config:
                 known = sorted({*profiles, *BUILTIN_PROFILES})
                 raise ConfigError(
                     f"unknown profile {profile!r} (from --profile or CONVEYOR_PROFILE)",
-                    hint=f"use one of: {', '.join(known)}, or add [profiles.{profile}] to "
-                    f"{where}",
+                    hint=f"use one of: {', '.join(known)}, or add [profiles.{profile}] to {where}",
                 )
             overrides = profiles.get(profile, {})
             _check_sections(overrides, where, f"profiles.{profile}.")
@@ -210,8 +212,9 @@ class Config:
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
         """The ``[plugin.<name>]`` table: plugin-wide settings."""
-        return _resolve(copy.deepcopy(self.data.get("plugin", {}).get(plugin, {})),
-                        f"plugin.{plugin}")
+        return _resolve(
+            copy.deepcopy(self.data.get("plugin", {}).get(plugin, {})), f"plugin.{plugin}"
+        )
 
     def plugin_selection(self) -> Any:
         """The ``[plugins]`` table as a :class:`~conveyor.manager.PluginSelection`."""
@@ -292,14 +295,18 @@ def structure(cls: type, data: Mapping[str, Any], *, section: str, where: str) -
         return converter.structure(dict(data), cls)
     except Exception as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            messages = cattrs.transform_error(exc, path=f"$.{section}",
-                                              format_exception=_format_exception)
+            messages = cattrs.transform_error(
+                exc, path=f"$.{section}", format_exception=_format_exception
+            )
         else:
             messages = [f"$.{section}: {exc}"]
         names = [a.alias or a.name for a in attrs.fields(cls) if a.init] if attrs.has(cls) else []
         # a backend section also holds the keys core reads itself (server settings, bindings)
-        kind = "server" if section == "server" else (
-            "trigger" if section.startswith("triggers.") else "")
+        kind = (
+            "server"
+            if section == "server"
+            else ("trigger" if section.startswith("triggers.") else "")
+        )
         allowed = ", ".join(dict.fromkeys([*names, *sorted(core_keys(kind) - set(names))]))
         raise ConfigError(
             f"invalid config in {where}: " + "; ".join(messages),
@@ -346,8 +353,9 @@ def _find(path: str | os.PathLike[str] | None, start: Path) -> tuple[Path | None
     if path is not None:
         file = Path(path)
         if not file.is_file():
-            raise ConfigError(f"config file {file} does not exist",
-                              hint="check --config / CONVEYOR_CONFIG")
+            raise ConfigError(
+                f"config file {file} does not exist", hint="check --config / CONVEYOR_CONFIG"
+            )
         return file, _read(file)
     for folder in (start, *start.resolve().parents):
         candidate = folder / CONFIG_FILE
@@ -366,8 +374,9 @@ def _read(file: Path) -> dict[str, Any]:
         with file.open("rb") as handle:
             table = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}",
-                          hint="fix the syntax at the line named") from None
+        raise ConfigError(
+            f"{file} is not valid TOML: {exc}", hint="fix the syntax at the line named"
+        ) from None
     return table
 
 
@@ -404,8 +413,9 @@ def _with_env_refs(table: Any, where: str, path: str = "$") -> Any:
     return table
 
 
-def _merge(into: dict, sources: dict, layer: Mapping[str, Any], label: str | None,
-           prefix: str = "") -> None:
+def _merge(
+    into: dict, sources: dict, layer: Mapping[str, Any], label: str | None, prefix: str = ""
+) -> None:
     for key, value in layer.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict) and not isinstance(value, EnvRef):
@@ -426,7 +436,7 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith(_ENV_PREFIX) or "__" not in name:
             continue
-        parts = [p.lower() for p in name[len(_ENV_PREFIX):].split("__")]
+        parts = [p.lower() for p in name[len(_ENV_PREFIX) :].split("__")]
         if parts[0] not in SECTIONS or parts[0] == "profiles" or not all(parts):
             raise ConfigError(
                 f"environment variable {name} does not name a config key",

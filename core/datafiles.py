@@ -60,14 +60,18 @@ def read_parquet_file(path: str | os.PathLike[str]) -> pl.DataFrame:
             raise _bad(file, f"is cut short ({size} bytes, no Parquet footer at the end)")
         raise ValidationError(
             f"{file} is not a Parquet file (it does not begin and end with 'PAR1')",
-            hint="pass a Parquet file, or a CSV file named *.csv")
+            hint="pass a Parquet file, or a CSV file named *.csv",
+        )
     footer = int.from_bytes(tail[:4], "little")
     if footer <= 0 or footer > size - 12:
         raise _bad(file, f"has a footer length ({footer} bytes) that does not fit the file")
     try:
-        reader = pq.ParquetFile(str(file), page_checksum_verification=True,
-                                thrift_string_size_limit=THRIFT_STRING_LIMIT,
-                                thrift_container_size_limit=THRIFT_CONTAINER_LIMIT)
+        reader = pq.ParquetFile(
+            str(file),
+            page_checksum_verification=True,
+            thrift_string_size_limit=THRIFT_STRING_LIMIT,
+            thrift_container_size_limit=THRIFT_CONTAINER_LIMIT,
+        )
         with reader:
             table = reader.read()
         return pl.from_arrow(table)  # type: ignore[return-value]
@@ -85,19 +89,24 @@ def read_csv_file(path: str | os.PathLike[str]) -> pl.DataFrame:
 
     file = Path(path)
     if _size(file) == 0:
-        raise ValidationError(f"{file} is empty (0 bytes)",
-                              hint="pass a CSV file with a header row and data rows")
+        raise ValidationError(
+            f"{file} is empty (0 bytes)", hint="pass a CSV file with a header row and data rows"
+        )
     try:
         return pl.read_csv(file, try_parse_dates=True)
     except Exception as exc:
-        raise ValidationError(f"{file} is not a well-formed CSV file: {_first_line(exc)}",
-                              hint="fix the file (one header row, the same number of "
-                              "fields on every row, UTF-8), or pass Parquet") from None
+        raise ValidationError(
+            f"{file} is not a well-formed CSV file: {_first_line(exc)}",
+            hint="fix the file (one header row, the same number of "
+            "fields on every row, UTF-8), or pass Parquet",
+        ) from None
     except BaseException as exc:
         if type(exc).__name__ != "PanicException":
             raise
-        raise ValidationError(f"{file} is not a well-formed CSV file: {_first_line(exc)}",
-                              hint="fix the file, or pass Parquet") from None
+        raise ValidationError(
+            f"{file} is not a well-formed CSV file: {_first_line(exc)}",
+            hint="fix the file, or pass Parquet",
+        ) from None
 
 
 def _size(file: Path) -> int:

@@ -68,13 +68,18 @@ class Files(External):
     def resolve(self, app: Any) -> list[Path]:
         found = self.paths(app.root)
         if not found:
-            raise ConveyorError(f"no files match {self.pattern!r} under {app.root}",
-                                hint="check the data path parameter of the pipeline")
+            raise ConveyorError(
+                f"no files match {self.pattern!r} under {app.root}",
+                hint="check the data path parameter of the pipeline",
+            )
         return found
 
     def describe(self, app: Any) -> str:
-        return (app.root / self.pattern).as_uri() if not Path(self.pattern).is_absolute() \
+        return (
+            (app.root / self.pattern).as_uri()
+            if not Path(self.pattern).is_absolute()
             else Path(self.pattern).as_uri()
+        )
 
 
 @frozen
@@ -111,8 +116,11 @@ class ModelState(External):
             return "none"
         state = {
             "aliases": app.registry.aliases(self.model),
-            "approvals": sorted((v.version, a.by) for v in app.registry.list_versions(self.model)
-                                for a in v.governance.approvals),
+            "approvals": sorted(
+                (v.version, a.by)
+                for v in app.registry.list_versions(self.model)
+                for a in v.governance.approvals
+            ),
             "promotion": app.registry.policy.rules,  # a changed [promotion] reruns it too
         }
         return hashlib.sha256(canonical_json(state).encode()).hexdigest()

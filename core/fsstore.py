@@ -149,12 +149,13 @@ class FsspecArtifactStore(ArtifactStore):
         return self._path(BLOBS, sha256)
 
     def _relative(self, path: str) -> str:
-        return path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
+        return path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
 
     # -- writing -------------------------------------------------------------------------
 
-    def put_bytes(self, key: str, data: bytes, *, media_type: str = BINARY,
-                  overwrite: bool = True) -> ArtifactInfo:
+    def put_bytes(
+        self, key: str, data: bytes, *, media_type: str = BINARY, overwrite: bool = True
+    ) -> ArtifactInfo:
         """Store ``data`` under ``key`` and commit it (hashing it once)."""
         key = self._writable_key(key, overwrite)
         view = memoryview(data).cast("B")
@@ -163,8 +164,9 @@ class FsspecArtifactStore(ArtifactStore):
         return self._commit(key, sha, len(view), media_type, overwrite)
 
     @contextmanager
-    def open_write(self, key: str, *, media_type: str = BINARY, overwrite: bool = True
-                   ) -> Iterator[HashingWriter]:
+    def open_write(
+        self, key: str, *, media_type: str = BINARY, overwrite: bool = True
+    ) -> Iterator[HashingWriter]:
         """A stream hashed as it is written; committed when the block exits cleanly."""
         key = self._writable_key(key, overwrite)
         sink = self._blob_sink()
@@ -179,8 +181,9 @@ class FsspecArtifactStore(ArtifactStore):
             raise
         writer.info = self._commit(key, sha, writer.size, media_type, overwrite)
 
-    def put_table(self, key: str, table: pa.Table | pl.DataFrame, *,
-                  overwrite: bool = True) -> ArtifactInfo:
+    def put_table(
+        self, key: str, table: pa.Table | pl.DataFrame, *, overwrite: bool = True
+    ) -> ArtifactInfo:
         """Store ``table`` as Parquet, streamed straight into the store while hashed."""
         import pyarrow.parquet as pq
 
@@ -198,11 +201,18 @@ class FsspecArtifactStore(ArtifactStore):
             raise _already_exists(key)
         return key
 
-    def _commit(self, key: str, sha256: str, size: int, media_type: str,
-                overwrite: bool) -> ArtifactInfo:
+    def _commit(
+        self, key: str, sha256: str, size: int, media_type: str, overwrite: bool
+    ) -> ArtifactInfo:
         created = datetime.now(UTC)
-        manifest = {"format": MANIFEST_FORMAT, "key": key, "sha256": sha256, "size": size,
-                    "media_type": media_type, "created": created.isoformat()}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "key": key,
+            "sha256": sha256,
+            "size": size,
+            "media_type": media_type,
+            "created": created.isoformat(),
+        }
         data = json.dumps(manifest, sort_keys=True).encode()
         try:
             self._commit_manifest(self._manifest_path(key), data, exclusive=not overwrite)
@@ -220,18 +230,21 @@ class FsspecArtifactStore(ArtifactStore):
         """The bytes under ``key``, verified against the recorded (and given) SHA-256."""
         manifest = self._manifest(validate_key(key), sha256)
         data = self._read_committed_blob(manifest)
-        check_digest(key, hashlib.sha256(data).hexdigest(), manifest["sha256"], len(data),
-                      manifest["size"])
+        check_digest(
+            key, hashlib.sha256(data).hexdigest(), manifest["sha256"], len(data), manifest["size"]
+        )
         return data
 
     def _digest_of_uri(self, uri: str) -> str:
         from conveyor.errors import ConfinementError
 
         prefix = f"{self.uri}/{BLOBS}/"
-        digest = uri[len(prefix):] if isinstance(uri, str) and uri.startswith(prefix) else ""
+        digest = uri[len(prefix) :] if isinstance(uri, str) and uri.startswith(prefix) else ""
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ConfinementError(f"{uri!r} is not a content URI of the store {self.uri}",
-                                   hint="use a URI this store handed out (ArtifactInfo.uri)")
+            raise ConfinementError(
+                f"{uri!r} is not a content URI of the store {self.uri}",
+                hint="use a URI this store handed out (ArtifactInfo.uri)",
+            )
         return digest
 
     def has_content(self, uri: str) -> bool:
@@ -242,18 +255,23 @@ class FsspecArtifactStore(ArtifactStore):
         """The bytes of a content URI of this store (``<root>/blobs/<sha256>``), verified."""
         digest = self._digest_of_uri(uri)
         if sha256 is not None and sha256 != digest:
-            raise IntegrityError(f"{uri!r} holds content {digest}, not the expected {sha256}",
-                                 hint="the record points at other bytes than it claims")
+            raise IntegrityError(
+                f"{uri!r} holds content {digest}, not the expected {sha256}",
+                hint="the record points at other bytes than it claims",
+            )
         try:
             data = self._read_blob(self._blob_path(digest))
         except FileNotFoundError:
-            raise NotFoundError(f"the content {uri!r} is no longer in the store",
-                                hint="it was removed by gc or by hand; restore it from a "
-                                "backup") from None
+            raise NotFoundError(
+                f"the content {uri!r} is no longer in the store",
+                hint="it was removed by gc or by hand; restore it from a backup",
+            ) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
-            raise IntegrityError(f"{uri!r} hashes to {actual}: its bytes were modified",
-                                 hint="restore the object from a backup")
+            raise IntegrityError(
+                f"{uri!r} hashes to {actual}: its bytes were modified",
+                hint="restore the object from a backup",
+            )
         return data
 
     @contextmanager
@@ -269,8 +287,9 @@ class FsspecArtifactStore(ArtifactStore):
         with reader:
             yield reader
 
-    def get_table(self, key: str, *, columns: list[str] | None = None,
-                  sha256: str | None = None) -> pa.Table:
+    def get_table(
+        self, key: str, *, columns: list[str] | None = None, sha256: str | None = None
+    ) -> pa.Table:
         """Read a Parquet table; its bytes are verified before Arrow parses them."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -280,8 +299,13 @@ class FsspecArtifactStore(ArtifactStore):
             buffer = self._read_buffer(self._blob_path(manifest["sha256"]))
         except FileNotFoundError:
             raise _missing_blob(key, manifest) from None
-        check_digest(key, hashlib.sha256(buffer).hexdigest(), manifest["sha256"], buffer.size,
-                      manifest["size"])
+        check_digest(
+            key,
+            hashlib.sha256(buffer).hexdigest(),
+            manifest["sha256"],
+            buffer.size,
+            manifest["size"],
+        )
         return pq.read_table(pa.BufferReader(buffer), columns=columns)
 
     def scan_table(self, key: str, *, sha256: str | None = None) -> pl.LazyFrame:
@@ -303,7 +327,7 @@ class FsspecArtifactStore(ArtifactStore):
         folder = prefix.rpartition("/")[0]
         found: dict[str, str] = {}
         for path, _size, _mtime in self._walk(f"{keys_root}/{folder}" if folder else keys_root):
-            rel = path[len(keys_root) + 1:]
+            rel = path[len(keys_root) + 1 :]
             if not rel.endswith(MANIFEST_SUFFIX) or rel.rpartition("/")[2].startswith("."):
                 continue
             key = rel[: -len(MANIFEST_SUFFIX)]
@@ -311,7 +335,7 @@ class FsspecArtifactStore(ArtifactStore):
                 found[path] = key
         ordered = sorted(found, key=found.__getitem__)
         for start in range(0, len(ordered), 256):
-            batch = ordered[start:start + 256]
+            batch = ordered[start : start + 256]
             contents = self.fs.cat([self._confine(p) for p in batch], on_error="omit")
             for path in batch:
                 if path in contents:  # deleted since the walk: not listed
@@ -344,7 +368,8 @@ class FsspecArtifactStore(ArtifactStore):
                 and manifest.get("key") == key
                 and isinstance(manifest.get("sha256"), str)
                 and _SHA256.fullmatch(manifest["sha256"]) is not None
-                and type(manifest.get("size")) is int and manifest["size"] >= 0
+                and type(manifest.get("size")) is int
+                and manifest["size"] >= 0
                 and isinstance(manifest.get("media_type"), str)
                 and isinstance(manifest.get("created"), str)
             )
@@ -367,8 +392,10 @@ class FsspecArtifactStore(ArtifactStore):
 
     def _to_info(self, manifest: dict[str, Any]) -> ArtifactInfo:
         return ArtifactInfo(
-            key=manifest["key"], uri=f"{self.uri}/{BLOBS}/{manifest['sha256']}",
-            sha256=manifest["sha256"], size=manifest["size"],
+            key=manifest["key"],
+            uri=f"{self.uri}/{BLOBS}/{manifest['sha256']}",
+            sha256=manifest["sha256"],
+            size=manifest["size"],
             created=datetime.fromisoformat(manifest["created"]),
             media_type=manifest["media_type"],
         )
@@ -380,8 +407,10 @@ class FsspecArtifactStore(ArtifactStore):
         key = validate_key(key)
         path = self._confine(self._manifest_path(key))
         if not self.fs.exists(path):
-            raise NotFoundError(f"no artifact {key!r} in the store {self.uri}",
-                                hint="`conveyor artifacts ls` lists the stored artifacts")
+            raise NotFoundError(
+                f"no artifact {key!r} in the store {self.uri}",
+                hint="`conveyor artifacts ls` lists the stored artifacts",
+            )
         try:
             self.fs.rm_file(path)
         except FileNotFoundError:

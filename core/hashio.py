@@ -84,8 +84,9 @@ class HashingWriter(io.RawIOBase):
     def _hand_over(self) -> None:
         if self._thread is None:
             self._queue = queue.Queue(maxsize=4)
-            self._thread = threading.Thread(target=self._hash_batches, daemon=True,
-                                            name="conveyor-hash")
+            self._thread = threading.Thread(
+                target=self._hash_batches, daemon=True, name="conveyor-hash"
+            )
             self._thread.start()
         assert self._queue is not None
         self._queue.put(self._batch)
@@ -146,8 +147,9 @@ class VerifyingReader(io.RawIOBase):
         n = len(data)
         if n == 0:
             if not self.verified:
-                check_digest(self._key, self._hash.hexdigest(), self._expected,
-                              self._seen, self._size)
+                check_digest(
+                    self._key, self._hash.hexdigest(), self._expected, self._seen, self._size
+                )
                 self.verified = True
             return 0
         self._seen += n

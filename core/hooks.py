@@ -34,13 +34,17 @@ if TYPE_CHECKING:
 
     from conveyor.manager import ConveyorPluginManager
 
+
 @functools.cache
 def dispatched_hooks() -> frozenset[str]:
     """The hooks called through :func:`call_each`: every spec in :mod:`conveyor.hookspecs`."""
     from conveyor import hookspecs
 
-    return frozenset(name for name, value in vars(hookspecs).items()
-                     if callable(value) and hasattr(value, "conveyor_spec"))
+    return frozenset(
+        name
+        for name, value in vars(hookspecs).items()
+        if callable(value) and hasattr(value, "conveyor_spec")
+    )
 
 
 @frozen
@@ -80,18 +84,23 @@ def refuse_wrappers(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
 
 
 def _wrapper_message(plugin: str, hook: str) -> str:
-    return (f"plugin {plugin!r} implements {hook} as a wrapper: Conveyor calls {hook} once "
-            "per plugin, so that one plugin's failure cannot stop the others, and a wrapper "
-            "would have no inner call to wrap")
+    return (
+        f"plugin {plugin!r} implements {hook} as a wrapper: Conveyor calls {hook} once "
+        "per plugin, so that one plugin's failure cannot stop the others, and a wrapper "
+        "would have no inner call to wrap"
+    )
 
 
-_WRAPPER_HINT = ("implement it as a plain @conveyor.hookimpl (drop wrapper=True / "
-                 "hookwrapper=True)")
+_WRAPPER_HINT = "implement it as a plain @conveyor.hookimpl (drop wrapper=True / hookwrapper=True)"
 
 
-def call_each(pm: ConveyorPluginManager, hook: str, arguments: Mapping[str, Any], *,
-              per_plugin: Callable[[str], Mapping[str, Any]] | None = None,
-              ) -> Iterator[tuple[str, Any]]:
+def call_each(
+    pm: ConveyorPluginManager,
+    hook: str,
+    arguments: Mapping[str, Any],
+    *,
+    per_plugin: Callable[[str], Mapping[str, Any]] | None = None,
+) -> Iterator[tuple[str, Any]]:
     """Call every implementation of ``hook``; yield ``(plugin name, result)``.
 
     ``arguments`` are the hook's arguments; ``per_plugin(name)`` may add arguments
@@ -142,8 +151,10 @@ def _trace(line: str) -> None:
 
 def report_to_stderr(failure: HookFailure) -> None:
     """The default report: one warning line on stderr naming the plugin and hook."""
-    print(f"warning: plugin {failure.plugin!r} failed in {failure.hook}: {failure.message}",
-          file=sys.stderr)
+    print(
+        f"warning: plugin {failure.plugin!r} failed in {failure.hook}: {failure.message}",
+        file=sys.stderr,
+    )
 
 
 __all__ = ["HookFailure", "call_each", "dispatched_hooks", "refuse_wrappers"]

@@ -144,8 +144,11 @@ class ConveyorPluginManager(pluggy.PluginManager):
             except (pluggy.PluginValidationError, PluginLoadError) as exc:
                 if self.get_plugin(info.name) is not None:
                     self.unregister(name=info.name)
-                error = (_validation_message(exc) if isinstance(exc, pluggy.PluginValidationError)
-                         else f"{exc.message}; {exc.hint}")
+                error = (
+                    _validation_message(exc)
+                    if isinstance(exc, pluggy.PluginValidationError)
+                    else f"{exc.message}; {exc.hint}"
+                )
                 self._record(evolve(info, status="failed", error=error))
                 return False
             self._record(evolve(info, status="loaded", error=None))
@@ -202,20 +205,23 @@ class ConveyorPluginManager(pluggy.PluginManager):
                 for kind in BackendKind:
                     registrars: dict[str, Registrar] = {}
 
-                    def bind(plugin: str, kind: BackendKind = kind,
-                             registrars: dict[str, Registrar] = registrars
-                             ) -> dict[str, Any]:
+                    def bind(
+                        plugin: str,
+                        kind: BackendKind = kind,
+                        registrars: dict[str, Registrar] = registrars,
+                    ) -> dict[str, Any]:
                         registrars[plugin] = Registrar(kind, plugin)
                         return {"register": registrars[plugin]}
 
                     succeeded: list[str] = []
-                    for plugin, result in call_each(self, kind.hook_name, {},
-                                                    per_plugin=bind):
+                    for plugin, result in call_each(self, kind.hook_name, {}, per_plugin=bind):
                         if isinstance(result, HookFailure):
                             info = self.infos.get(plugin, PluginInfo(name=plugin))
                             self.infos[plugin] = evolve(
-                                info, status="failed",
-                                error=f"failed in {result.hook}: {result.message}")
+                                info,
+                                status="failed",
+                                error=f"failed in {result.hook}: {result.message}",
+                            )
                         else:
                             succeeded.append(plugin)
                     # in loading order, so a conflict names the plugin loaded first first
@@ -223,8 +229,12 @@ class ConveyorPluginManager(pluggy.PluginManager):
                         for spec in registrars[plugin].specs:
                             catalogue.add(spec)
                 catalogue.unavailable.update(
-                    {i.name: str(i.error) if i.status == "disabled" else f"failed: {i.error}"
-                     for i in self.infos.values() if i.status != "loaded"})
+                    {
+                        i.name: str(i.error) if i.status == "disabled" else f"failed: {i.error}"
+                        for i in self.infos.values()
+                        if i.status != "loaded"
+                    }
+                )
                 self._catalogue = catalogue
             return self._catalogue
 
@@ -236,8 +246,7 @@ class ConveyorPluginManager(pluggy.PluginManager):
             if key in self._reported:
                 return
             self._reported.add(key)
-        log.debug("plugin %r failed in %s", failure.plugin, failure.hook,
-                  exc_info=failure.error)
+        log.debug("plugin %r failed in %s", failure.plugin, failure.hook, exc_info=failure.error)
         self.reporter(failure)
 
     def materializers(self) -> Any:
@@ -254,8 +263,9 @@ def _validation_message(exc: pluggy.PluginValidationError) -> str:
     return str(exc).replace("\n", " ")
 
 
-def _entry_points(distribution: str | None
-                  ) -> list[tuple[importlib.metadata.EntryPoint, str, str | None]]:
+def _entry_points(
+    distribution: str | None,
+) -> list[tuple[importlib.metadata.EntryPoint, str, str | None]]:
     """``(entry point, distribution name, version)``, sorted by name."""
     # Reading a distribution's name parses its METADATA file: do it once per
     # distribution, not once per entry point and use (it dominates start-up).
@@ -308,8 +318,7 @@ def make_plugin_manager(
 
     error: ConveyorError
     for ep, dist, version in found:
-        info = PluginInfo(name=ep.name, module=ep.value, distribution=dist or None,
-                          version=version)
+        info = PluginInfo(name=ep.name, module=ep.value, distribution=dist or None, version=version)
         if len(dists_by_name[ep.name]) > 1:
             owners = " and ".join(sorted(dists_by_name[ep.name]))
             error = PluginConflictError(
@@ -326,8 +335,7 @@ def make_plugin_manager(
             module = ep.load()
         except Exception as exc:
             error = PluginLoadError(
-                f"plugin {ep.name!r} ({info.origin}) failed to import: "
-                f"{type(exc).__name__}: {exc}",
+                f"plugin {ep.name!r} ({info.origin}) failed to import: {type(exc).__name__}: {exc}",
                 hint=f"set CONVEYOR_DISABLE_PLUGINS={ep.name}"
                 + (f" or pip uninstall {info.distribution}" if info.distribution else ""),
             )
@@ -382,13 +390,16 @@ def _module_of(plugin: Any) -> str:
 
 
 def _trace_to_stderr(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: Sequence[pluggy.HookImpl],
-               kwargs: Mapping[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         names = ", ".join(impl.plugin_name for impl in impls)
         print(f"[conveyor hook] {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
 
-    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
-              kwargs: Mapping[str, Any]) -> None:
+    def after(
+        outcome: pluggy.Result[Any],
+        hook_name: str,
+        impls: Sequence[pluggy.HookImpl],
+        kwargs: Mapping[str, Any],
+    ) -> None:
         exc = outcome.exception
         result = f"raised {exc!r}" if exc is not None else repr(outcome.get_result())[:200]
         print(f"[conveyor hook] {hook_name} returned {result}", file=sys.stderr)
@@ -403,4 +414,3 @@ __all__ = [
     "PluginSelection",
     "make_plugin_manager",
 ]
-

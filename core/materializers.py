@@ -111,14 +111,16 @@ class MaterializerCatalogue:
             raise PluginConflictError(
                 f"plugins {other.plugin!r} and {materializer.plugin!r} both register the "
                 f"materializer {materializer.name!r}",
-                hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}")
+                hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}",
+            )
         if isinstance(materializer.matches, str):
             if (other := self._types.get(materializer.matches)) is not None:
                 raise PluginConflictError(
                     f"plugins {other.plugin!r} and {materializer.plugin!r} both store "
                     f"{materializer.matches} (materializers {other.name!r} and "
                     f"{materializer.name!r})",
-                    hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}")
+                    hint=f"disable one of them: CONVEYOR_DISABLE_PLUGINS={materializer.plugin}",
+                )
             self._types[materializer.matches] = materializer
         else:
             self._predicates.append(materializer)
@@ -145,7 +147,8 @@ class MaterializerCatalogue:
             f"a step returned a {type(value).__module__}.{type(value).__qualname__}, which "
             "no registered materializer can store",
             hint="return a polars DataFrame, an Arrow table, a LightGBM Booster, bytes or a "
-            "JSON-able value, or add a materializer with the register_materializers hook")
+            "JSON-able value, or add a materializer with the register_materializers hook",
+        )
 
     def named(self, name: str, *, plugin: str | None = None) -> Materializer:
         """The materializer stored as ``name``; ``plugin`` is the one that wrote it."""
@@ -154,15 +157,19 @@ class MaterializerCatalogue:
         except KeyError:
             pass
         if plugin and plugin in self.unavailable:
-            hint = (f"enable the plugin {plugin!r} (it is {self.unavailable[plugin]}): remove "
-                    "it from CONVEYOR_DISABLE_PLUGINS and [plugins] disable")
+            hint = (
+                f"enable the plugin {plugin!r} (it is {self.unavailable[plugin]}): remove "
+                "it from CONVEYOR_DISABLE_PLUGINS and [plugins] disable"
+            )
         elif plugin:
             hint = f"install the distribution that provides the plugin {plugin!r}"
         else:
             hint = "install and enable the plugin that registers it (`conveyor plugins`)"
         raise ConveyorError(
             f"no materializer named {name!r} to read a stored output"
-            + (f" (it was written by plugin {plugin!r})" if plugin else ""), hint=hint)
+            + (f" (it was written by plugin {plugin!r})" if plugin else ""),
+            hint=hint,
+        )
 
 
 class _Register:
@@ -182,8 +189,9 @@ class _Register:
         self.registered.append(evolve(materializer, plugin=self._plugin))
 
 
-_CACHE: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], MaterializerCatalogue]] = \
+_CACHE: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], MaterializerCatalogue]] = (
     weakref.WeakKeyDictionary()
+)
 _LOCK = threading.Lock()
 
 
@@ -216,9 +224,12 @@ def catalogue_of(pm: Any) -> MaterializerCatalogue:
             else:
                 succeeded.append(plugin)
         infos = getattr(pm, "infos", {})
-        catalogue = MaterializerCatalogue({
-            **{i.name: i.error or i.status for i in infos.values() if i.status != "loaded"},
-            **failed})
+        catalogue = MaterializerCatalogue(
+            {
+                **{i.name: i.error or i.status for i in infos.values() if i.status != "loaded"},
+                **failed,
+            }
+        )
         for plugin in reversed(succeeded):  # loading order: a conflict names the first first
             for materializer in registers[plugin].registered:
                 catalogue.add(materializer)
@@ -226,5 +237,11 @@ def catalogue_of(pm: Any) -> MaterializerCatalogue:
         return catalogue
 
 
-__all__ = ["JSON", "Materializer", "MaterializerCatalogue", "catalogue_of", "import_type",
-           "json_value"]
+__all__ = [
+    "JSON",
+    "Materializer",
+    "MaterializerCatalogue",
+    "catalogue_of",
+    "import_type",
+    "json_value",
+]

@@ -50,7 +50,8 @@ from conveyor.externals import (  # re-exported: they are part of authoring pipe
 )
 
 _BUILDING: contextvars.ContextVar[_GraphBuilder | None] = contextvars.ContextVar(
-    "conveyor_pipeline_builder", default=None)
+    "conveyor_pipeline_builder", default=None
+)
 
 
 class PipelineDefinitionError(ConveyorError):
@@ -126,8 +127,9 @@ class Step:
         self.signature = inspect.signature(fn)
         self.wants_context = "ctx" in self.signature.parameters
         #: the signature callers see inside a pipeline: ``ctx`` is supplied at run time
-        self.call_signature = self.signature.replace(parameters=[
-            p for name, p in self.signature.parameters.items() if name != "ctx"])
+        self.call_signature = self.signature.replace(
+            parameters=[p for name, p in self.signature.parameters.items() if name != "ctx"]
+        )
         self.fingerprint = code_fingerprint(fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -140,17 +142,35 @@ class Step:
         return f"<step {self.name}>"
 
 
-def step(fn: Callable[..., Any] | None = None, *, name: str | None = None, cache: bool = True,
-         cache_expires: timedelta | None = None, retries: int = 0, backoff_s: float = 1.0,
-         timeout_s: float | None = None, outputs: tuple[str, ...] | None = None,
-         persist: bool = True, gate: bool = False) -> Any:
+def step(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    cache: bool = True,
+    cache_expires: timedelta | None = None,
+    retries: int = 0,
+    backoff_s: float = 1.0,
+    timeout_s: float | None = None,
+    outputs: tuple[str, ...] | None = None,
+    persist: bool = True,
+    gate: bool = False,
+) -> Any:
     """Make ``fn`` a pipeline step.  Usable bare (``@step``) or with options."""
-    options = StepOptions(cache=cache, cache_expires=cache_expires, retries=retries,
-                          backoff_s=backoff_s, timeout_s=timeout_s,
-                          outputs=outputs or ("output",), persist=persist, gate=gate)
+    options = StepOptions(
+        cache=cache,
+        cache_expires=cache_expires,
+        retries=retries,
+        backoff_s=backoff_s,
+        timeout_s=timeout_s,
+        outputs=outputs or ("output",),
+        persist=persist,
+        gate=gate,
+    )
     if gate and len(options.outputs) != 1:
-        raise PipelineDefinitionError("a gate step has exactly one output: its verdict",
-                                      hint="drop outputs=, or split the step in two")
+        raise PipelineDefinitionError(
+            "a gate step has exactly one output: its verdict",
+            hint="drop outputs=, or split the step in two",
+        )
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(f, name or f.__name__, options)
@@ -243,13 +263,18 @@ class _GraphBuilder:
                         "output of another step",
                     ) from None
                 params[arg] = value
-        missing = [p for p, spec in step_.call_signature.parameters.items()
-                   if p not in bound.arguments and spec.default is inspect.Parameter.empty]
+        missing = [
+            p
+            for p, spec in step_.call_signature.parameters.items()
+            if p not in bound.arguments and spec.default is inspect.Parameter.empty
+        ]
         if missing:
             raise PipelineDefinitionError(
-                f"step {step_.name!r} is missing argument(s): {', '.join(missing)}")
-        self.nodes.append(Node(id=node_id, step=step_, inputs=inputs, externals=externals,
-                               params=params))
+                f"step {step_.name!r} is missing argument(s): {', '.join(missing)}"
+            )
+        self.nodes.append(
+            Node(id=node_id, step=step_, inputs=inputs, externals=externals, params=params)
+        )
         outs = step_.options.outputs
         if len(outs) == 1:
             return Output(node_id, outs[0])
@@ -287,8 +312,12 @@ class Pipeline:
         digest = hashlib.sha256(code_fingerprint(self.fn).encode())
         for node in builder.nodes:
             digest.update(f"{node.id}:{node.step.fingerprint}".encode())
-        return Graph(pipeline=self.name, nodes=builder.nodes,
-                     parameters=dict(bound.arguments), fingerprint=digest.hexdigest())
+        return Graph(
+            pipeline=self.name,
+            nodes=builder.nodes,
+            parameters=dict(bound.arguments),
+            fingerprint=digest.hexdigest(),
+        )
 
     def __call__(self, **parameters: Any) -> Graph:
         return self.build(**parameters)
@@ -310,18 +339,23 @@ def load_pipeline(target: str) -> Pipeline:
     """Import ``module:function`` and check that it is a pipeline."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"{target!r} does not name a pipeline",
-                          hint="use module:function, e.g. pipeline:training")
+        raise ConfigError(
+            f"{target!r} does not name a pipeline",
+            hint="use module:function, e.g. pipeline:training",
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import the pipeline module {module_name!r}: {exc}",
-                          hint="run conveyor from the project folder, or fix the module "
-                          "name in [pipelines]") from exc
+        raise ConfigError(
+            f"cannot import the pipeline module {module_name!r}: {exc}",
+            hint="run conveyor from the project folder, or fix the module name in [pipelines]",
+        ) from exc
     obj = getattr(module, attr, None)
     if not isinstance(obj, Pipeline):
-        raise ConfigError(f"{target} is not a @pipeline function",
-                          hint="decorate it with conveyor.pipeline.pipeline")
+        raise ConfigError(
+            f"{target} is not a @pipeline function",
+            hint="decorate it with conveyor.pipeline.pipeline",
+        )
     return obj
 
 
@@ -369,8 +403,9 @@ def transient_fingerprint(cache_key: str, output: str) -> str:
     return hashlib.sha256(f"transient\0{cache_key}\0{output}".encode()).hexdigest()
 
 
-def cache_key(node: Node, input_fingerprints: Mapping[str, str],
-              external_fingerprints: Mapping[str, str]) -> str:
+def cache_key(
+    node: Node, input_fingerprints: Mapping[str, str], external_fingerprints: Mapping[str, str]
+) -> str:
     """The key under which a node's outputs may be reused."""
     material = {
         "step": node.step.name,
@@ -384,8 +419,27 @@ def cache_key(node: Node, input_fingerprints: Mapping[str, str],
 
 
 __all__ = [
-    "External", "Files", "GateRefused", "Graph", "ModelAlias", "ModelState", "Node", "Output",
-    "Pipeline", "PipelineDefinitionError", "Step", "StepContext", "StepOptions", "cache_key",
-    "code_fingerprint", "files", "is_transient", "load_pipeline", "model_alias", "model_state",
-    "pipeline", "step", "transient_fingerprint",
+    "External",
+    "Files",
+    "GateRefused",
+    "Graph",
+    "ModelAlias",
+    "ModelState",
+    "Node",
+    "Output",
+    "Pipeline",
+    "PipelineDefinitionError",
+    "Step",
+    "StepContext",
+    "StepOptions",
+    "cache_key",
+    "code_fingerprint",
+    "files",
+    "is_transient",
+    "load_pipeline",
+    "model_alias",
+    "model_state",
+    "pipeline",
+    "step",
+    "transient_fingerprint",
 ]

@@ -110,9 +110,15 @@ class PredictionLog:
     Do not change a features frame or mapping after handing it to ``append``.
     """
 
-    def __init__(self, store: ArtifactStore, *, max_pending: int = 100_000,
-                 flush_records: int = 10_000, flush_interval: float = 1.0,
-                 prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        *,
+        max_pending: int = 100_000,
+        flush_records: int = 10_000,
+        flush_interval: float = 1.0,
+        prefix: str = PREFIX,
+    ) -> None:
         if max_pending < 1 or flush_records < 1 or flush_interval <= 0:
             raise ValueError("max_pending and flush_records must be >= 1, flush_interval > 0")
         self.store = store
@@ -138,40 +144,61 @@ class PredictionLog:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, *, model: str, version: int,
-               features: pl.DataFrame | Mapping[str, Sequence[Any]],
-               predictions: Sequence[Any] | Any, request_ids: str | Sequence[str] | None = None,
-               entity_keys: Sequence[str | None] | None = None,
-               time: datetime | None = None) -> bool:
+    def append(
+        self,
+        *,
+        model: str,
+        version: int,
+        features: pl.DataFrame | Mapping[str, Sequence[Any]],
+        predictions: Sequence[Any] | Any,
+        request_ids: str | Sequence[str] | None = None,
+        entity_keys: Sequence[str | None] | None = None,
+        time: datetime | None = None,
+    ) -> bool:
         """Queue one batch (one request's rows); ``False`` if dropped (queue full).
 
         ``request_ids`` is one id for every row, one per row, or ``None`` (a fresh
         id); ``time`` defaults to now (UTC).  Cheap: nothing is converted here.
         """
         rows = len(predictions)
-        width = features.height if hasattr(features, "height") else (
-            len(next(iter(features.values()))) if features else 0)
-        if width != rows or (not isinstance(request_ids, str | None)
-                             and len(request_ids) != rows) or (
-                entity_keys is not None and len(entity_keys) != rows):
+        width = (
+            features.height
+            if hasattr(features, "height")
+            else (len(next(iter(features.values()))) if features else 0)
+        )
+        if (
+            width != rows
+            or (not isinstance(request_ids, str | None) and len(request_ids) != rows)
+            or (entity_keys is not None and len(entity_keys) != rows)
+        ):
             raise ConveyorError(
                 f"prediction log: {rows} predictions but {width} feature rows "
                 "(or a request id / entity key list of another length)",
-                hint="pass one feature row, request id and entity key per prediction")
+                hint="pass one feature row, request id and entity key per prediction",
+            )
         if model not in self._checked_models:
             validate_key(model, what="model name in the prediction log")
             self._checked_models.add(model)
-        at = (time or datetime.now(UTC))
+        at = time or datetime.now(UTC)
         if at.tzinfo is None:
-            raise ConveyorError("prediction log: time must be timezone-aware",
-                                hint="pass datetime.now(UTC)")
-        batch = _Batch(model, int(version), at.astimezone(UTC), rows, features, predictions,
-                       request_ids if request_ids is not None else uuid.uuid4().hex,
-                       entity_keys)
+            raise ConveyorError(
+                "prediction log: time must be timezone-aware", hint="pass datetime.now(UTC)"
+            )
+        batch = _Batch(
+            model,
+            int(version),
+            at.astimezone(UTC),
+            rows,
+            features,
+            predictions,
+            request_ids if request_ids is not None else uuid.uuid4().hex,
+            entity_keys,
+        )
         with self._cond:
             if self._closed:
-                raise ConveyorError("the prediction log is closed",
-                                    hint="append before close(), or open a new log")
+                raise ConveyorError(
+                    "the prediction log is closed", hint="append before close(), or open a new log"
+                )
             if self._pending + rows > self.max_pending:
                 self._counts["dropped"] += rows
                 return False
@@ -181,8 +208,9 @@ class PredictionLog:
             if self._oldest is None:
                 self._oldest = _time.monotonic()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="conveyor-prediction-log")
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="conveyor-prediction-log"
+                )
                 self._thread.start()
             if self._pending >= self.flush_records:
                 self._cond.notify_all()
@@ -229,8 +257,11 @@ class PredictionLog:
                 while not self._due():
                     if self._closed and not self._queue:
                         return
-                    wait = None if self._oldest is None else max(
-                        0.0, self._oldest + self.flush_interval - _time.monotonic())
+                    wait = (
+                        None
+                        if self._oldest is None
+                        else max(0.0, self._oldest + self.flush_interval - _time.monotonic())
+                    )
                     self._cond.wait(wait)
                 batches, self._queue = self._queue, []
                 self._oldest = None
@@ -247,8 +278,12 @@ class PredictionLog:
     def _due(self) -> bool:
         if not self._queue:
             return False
-        return (self._flush_wanted or self._closed or self._pending >= self.flush_records
-                or _time.monotonic() - (self._oldest or 0.0) >= self.flush_interval)
+        return (
+            self._flush_wanted
+            or self._closed
+            or self._pending >= self.flush_records
+            or _time.monotonic() - (self._oldest or 0.0) >= self.flush_interval
+        )
 
     def _write(self, batches: list[_Batch]) -> tuple[int, int, int]:
         """Write one object per model/version/date; returns (written, failed, objects)."""
@@ -261,11 +296,16 @@ class PredictionLog:
                 frame = _to_frame(batch)
             except Exception as exc:  # bad input must not stop the writer
                 failed += batch.rows
-                log.warning("prediction log: dropped a batch of %s v%s that cannot be "
-                            "stored: %s", batch.model, batch.version, exc)
+                log.warning(
+                    "prediction log: dropped a batch of %s v%s that cannot be stored: %s",
+                    batch.model,
+                    batch.version,
+                    exc,
+                )
                 continue
             groups.setdefault((batch.model, batch.version, batch.time.date()), []).append(
-                (batch, frame))
+                (batch, frame)
+            )
         written = objects = 0
         for (model, version, _day), members in groups.items():
             try:
@@ -275,13 +315,21 @@ class PredictionLog:
             for part in parts:
                 try:
                     self.store.put_table(
-                        batch_key(model, version, cast("datetime", part["time"].min()),
-                                  prefix=self.prefix),
-                        part, overwrite=False)
+                        batch_key(
+                            model, version, cast("datetime", part["time"].min()), prefix=self.prefix
+                        ),
+                        part,
+                        overwrite=False,
+                    )
                 except Exception as exc:
                     failed += part.height
-                    log.warning("prediction log: could not write %d records of %s v%s: %s",
-                                part.height, model, version, exc)
+                    log.warning(
+                        "prediction log: could not write %d records of %s v%s: %s",
+                        part.height,
+                        model,
+                        version,
+                        exc,
+                    )
                     continue
                 written += part.height
                 objects += 1
@@ -291,38 +339,54 @@ class PredictionLog:
 def _to_frame(batch: _Batch) -> pl.DataFrame:
     import polars as pl
 
-    features = batch.features if isinstance(batch.features, pl.DataFrame) else pl.DataFrame(
-        dict(batch.features))
+    features = (
+        batch.features
+        if isinstance(batch.features, pl.DataFrame)
+        else pl.DataFrame(dict(batch.features))
+    )
     predictions = batch.predictions
     if getattr(predictions, "ndim", 1) == 2:  # numpy (rows, classes)
         predictions = predictions.tolist()
     prediction = pl.Series("prediction", predictions, strict=False)
-    prediction = prediction.cast(pl.List(pl.Float64) if prediction.dtype.is_nested()
-                                 else pl.Float64)
+    prediction = prediction.cast(
+        pl.List(pl.Float64) if prediction.dtype.is_nested() else pl.Float64
+    )
     ids = batch.request_ids
-    return pl.DataFrame({
-        "request_id": pl.Series([ids] * batch.rows if isinstance(ids, str) else list(ids),
-                                dtype=pl.String),
-        "time": pl.Series([batch.time] * batch.rows, dtype=pl.Datetime("us", "UTC")),
-        "model": pl.Series([batch.model] * batch.rows, dtype=pl.String),
-        "version": pl.Series([batch.version] * batch.rows, dtype=pl.Int64),
-        "features": features.to_struct("features"),
-        "prediction": prediction,
-        "entity_key": pl.Series(list(batch.entity_keys) if batch.entity_keys is not None
-                                else [None] * batch.rows, dtype=pl.String),
-    })
+    return pl.DataFrame(
+        {
+            "request_id": pl.Series(
+                [ids] * batch.rows if isinstance(ids, str) else list(ids), dtype=pl.String
+            ),
+            "time": pl.Series([batch.time] * batch.rows, dtype=pl.Datetime("us", "UTC")),
+            "model": pl.Series([batch.model] * batch.rows, dtype=pl.String),
+            "version": pl.Series([batch.version] * batch.rows, dtype=pl.Int64),
+            "features": features.to_struct("features"),
+            "prediction": prediction,
+            "entity_key": pl.Series(
+                list(batch.entity_keys) if batch.entity_keys is not None else [None] * batch.rows,
+                dtype=pl.String,
+            ),
+        }
+    )
 
 
 # -- reading --------------------------------------------------------------------------------
 
 
-def prediction_keys(store: ArtifactStore, *, model: str | None = None,
-                    version: int | None = None, start: datetime | None = None,
-                    end: datetime | None = None, prefix: str = PREFIX) -> list[tuple[str, str]]:
+def prediction_keys(
+    store: ArtifactStore,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    prefix: str = PREFIX,
+) -> list[tuple[str, str]]:
     """``(key, sha256)`` of the log's objects that may hold rows in the filter, by key."""
     if version is not None and model is None:
-        raise ConveyorError("a prediction-log scan by version needs the model too",
-                            hint="pass model= with version=")
+        raise ConveyorError(
+            "a prediction-log scan by version needs the model too", hint="pass model= with version="
+        )
     narrowed = f"{prefix}/"
     if model is not None:
         narrowed += f"model={validate_key(model, what='model name')}/"
@@ -341,9 +405,15 @@ def prediction_keys(store: ArtifactStore, *, model: str | None = None,
     return found
 
 
-def scan_predictions(store: ArtifactStore, *, model: str | None = None,
-                     version: int | None = None, start: datetime | None = None,
-                     end: datetime | None = None, prefix: str = PREFIX) -> pl.LazyFrame:
+def scan_predictions(
+    store: ArtifactStore,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    prefix: str = PREFIX,
+) -> pl.LazyFrame:
     """A lazy frame of the logged rows of ``model`` (and ``version``), ``start <= time < end``.
 
     Only objects whose partition can match are opened; each is verified by the
@@ -354,22 +424,32 @@ def scan_predictions(store: ArtifactStore, *, model: str | None = None,
 
     for bound in (start, end):
         if bound is not None and bound.tzinfo is None:
-            raise ConveyorError("prediction-log time bounds must be timezone-aware",
-                                hint="pass e.g. datetime(2024, 3, 1, tzinfo=UTC)")
+            raise ConveyorError(
+                "prediction-log time bounds must be timezone-aware",
+                hint="pass e.g. datetime(2024, 3, 1, tzinfo=UTC)",
+            )
     frames = []
-    for key, sha256 in prediction_keys(store, model=model, version=version, start=start,
-                                       end=end, prefix=prefix):
+    for key, sha256 in prediction_keys(
+        store, model=model, version=version, start=start, end=end, prefix=prefix
+    ):
         frame = store.scan_table(key, sha256=sha256)
         stamp = frame.collect_schema().get("time")
         if isinstance(stamp, pl.Datetime) and stamp.time_zone is None:
             frame = frame.with_columns(pl.col("time").dt.replace_time_zone("UTC"))
-        frames.append(frame.with_columns(pl.col("time").dt.cast_time_unit("us")
-                                         .dt.convert_time_zone("UTC")))
+        frames.append(
+            frame.with_columns(pl.col("time").dt.cast_time_unit("us").dt.convert_time_zone("UTC"))
+        )
     if not frames:
-        return pl.LazyFrame(schema={"request_id": pl.String,
-                                    "time": pl.Datetime("us", "UTC"), "model": pl.String,
-                                    "version": pl.Int64, "prediction": pl.Float64,
-                                    "entity_key": pl.String})
+        return pl.LazyFrame(
+            schema={
+                "request_id": pl.String,
+                "time": pl.Datetime("us", "UTC"),
+                "model": pl.String,
+                "version": pl.Int64,
+                "prediction": pl.Float64,
+                "entity_key": pl.String,
+            }
+        )
     frame = pl.concat(frames, how="diagonal_relaxed")
     if model is not None:
         frame = frame.filter(pl.col("model") == model)
@@ -382,5 +462,12 @@ def scan_predictions(store: ArtifactStore, *, model: str | None = None,
     return frame
 
 
-__all__ = ["COLUMNS", "PREFIX", "PredictionLog", "PredictionLogStats", "batch_key",
-           "prediction_keys", "scan_predictions"]
+__all__ = [
+    "COLUMNS",
+    "PREFIX",
+    "PredictionLog",
+    "PredictionLogStats",
+    "batch_key",
+    "prediction_keys",
+    "scan_predictions",
+]

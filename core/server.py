@@ -27,9 +27,11 @@ from conveyor.errors import ConfigError
 SECTION = "server"
 #: Shortest bearer token accepted: anything shorter is guessable.
 MIN_TOKEN_LENGTH = 16
-_TOKEN_HINT = ('set token = { env = "CONVEYOR_SERVER_TOKEN" } in [server] and export a '
-               f"random value of {MIN_TOKEN_LENGTH}+ characters "
-               "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+_TOKEN_HINT = (
+    'set token = { env = "CONVEYOR_SERVER_TOKEN" } in [server] and export a '
+    f"random value of {MIN_TOKEN_LENGTH}+ characters "
+    "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
 
 
 def _port(_instance: Any, _attribute: Any, value: int) -> None:
@@ -83,12 +85,14 @@ def check_bind(settings: ServerSettings, *, where: str = "the config") -> None:
     if settings.token is not None and len(settings.token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
             f"{where}: [server] token is shorter than {MIN_TOKEN_LENGTH} characters",
-            hint=_TOKEN_HINT)
+            hint=_TOKEN_HINT,
+        )
     if settings.token is None and not is_loopback(settings.host):
         raise ConfigError(
             f"{where}: [server] host = {settings.host!r} is reachable from other machines "
             "and no bearer token is configured",
-            hint=f'{_TOKEN_HINT}, or bind host = "127.0.0.1"')
+            hint=f'{_TOKEN_HINT}, or bind host = "127.0.0.1"',
+        )
 
 
 def server_settings(config: Any) -> ServerSettings:
@@ -103,5 +107,4 @@ def server_settings(config: Any) -> ServerSettings:
     return settings
 
 
-__all__ = ["MIN_TOKEN_LENGTH", "ServerSettings", "check_bind", "is_loopback",
-           "server_settings"]
+__all__ = ["MIN_TOKEN_LENGTH", "ServerSettings", "check_bind", "is_loopback", "server_settings"]

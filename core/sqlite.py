@@ -78,8 +78,9 @@ def parse_ts(value: str | None) -> datetime | None:
 
 def dumps(value: Any) -> str:
     """Canonical JSON: sorted keys, no NaN tokens (they become ``null``)."""
-    return json.dumps(_no_nan(value), sort_keys=True, separators=(",", ":"), default=str,
-                      allow_nan=False)
+    return json.dumps(
+        _no_nan(value), sort_keys=True, separators=(",", ":"), default=str, allow_nan=False
+    )
 
 
 def loads(value: str | None) -> Any:
@@ -98,7 +99,7 @@ def _no_nan(value: Any) -> Any:
 
 def path_from_url(url: str, root: Path) -> Path:
     """``sqlite:///rel.db`` -> ``root/rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
-    rest = url[len("sqlite:///"):]
+    rest = url[len("sqlite:///") :]
     path = Path(rest).expanduser()
     return path if path.is_absolute() else root / path
 
@@ -168,11 +169,20 @@ class Database:
             writer does not checkpoint the WAL on every write.
     """
 
-    def __init__(self, path: Path, *, package: str | None, busy_timeout_s: float = 30.0,
-                 synchronous: str = "full", fresh_writes: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        package: str | None,
+        busy_timeout_s: float = 30.0,
+        synchronous: str = "full",
+        fresh_writes: bool = False,
+    ) -> None:
         if synchronous not in SYNCHRONOUS:
-            raise ConfigError(f"synchronous = {synchronous!r} is not a SQLite setting",
-                              hint=f"use one of: {', '.join(SYNCHRONOUS)}")
+            raise ConfigError(
+                f"synchronous = {synchronous!r} is not a SQLite setting",
+                hint=f"use one of: {', '.join(SYNCHRONOUS)}",
+            )
         self.path = Path(path)
         self.package = package
         self.busy_timeout_s = busy_timeout_s
@@ -214,8 +224,13 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         self._retry_busy(lambda: self._set_wal(conn))
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
@@ -291,8 +306,7 @@ class Database:
 
     # -- transactions ------------------------------------------------------------------
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], *,
-              retry_conflicts: bool = False) -> T:
+    def write(self, fn: Callable[[sqlite3.Connection], T], *, retry_conflicts: bool = False) -> T:
         """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction and commit.
 
         A busy database (or, with ``retry_conflicts``, a constraint conflict) rolls
@@ -312,8 +326,9 @@ class Database:
                     writer.close()
             return self._write_on(conn, fn, retry_conflicts)
 
-    def _write_on(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T],
-                  retry_conflicts: bool) -> T:
+    def _write_on(
+        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retry_conflicts: bool
+    ) -> T:
         delay = 0.002
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._depth += 1
@@ -348,7 +363,8 @@ class Database:
             f"{self.path} stayed locked by another writer for more than "
             f"{self.busy_timeout_s:g}s ({detail})",
             hint="raise busy_timeout_s in the config, or find the process holding the "
-            "database open in a long transaction")
+            "database open in a long transaction",
+        )
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, polling in sub-millisecond steps while another writer has it.

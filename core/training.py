@@ -64,13 +64,21 @@ def load_data(paths: list) -> pl.DataFrame:
     try:
         return pl.concat(frames, how="vertical")
     except pl.exceptions.SchemaError as exc:
-        raise ConveyorError(f"the data files do not share one schema: {exc}",
-                            hint="every file must have the same columns and types") from None
+        raise ConveyorError(
+            f"the data files do not share one schema: {exc}",
+            hint="every file must have the same columns and types",
+        ) from None
 
 
 @step
-def ingest_features(ctx: StepContext, data: pl.DataFrame, after: Any = None, *, view: str,
-                    definitions: str = "features") -> dict:
+def ingest_features(
+    ctx: StepContext,
+    data: pl.DataFrame,
+    after: Any = None,
+    *,
+    view: str,
+    definitions: str = "features",
+) -> dict:
     """Register the project's feature definitions and add the batch's new rows to ``view``.
 
     ``definitions`` is the module holding the ``Entity``/``FeatureView`` values
@@ -87,31 +95,48 @@ def ingest_features(ctx: StepContext, data: pl.DataFrame, after: Any = None, *, 
     try:
         module = importlib.import_module(definitions)
     except ImportError as exc:
-        raise ConveyorError(f"cannot import the feature definitions {definitions!r}: {exc}",
-                            hint="put them in features.py in the project folder") from None
+        raise ConveyorError(
+            f"cannot import the feature definitions {definitions!r}: {exc}",
+            hint="put them in features.py in the project folder",
+        ) from None
     store = ctx.app.features
     applied = store.apply(collect_definitions(vars(module)))
     feature_view = store.get_view(view)
     columns = list(feature_view.schema())
     missing = [c for c in columns if c not in data.columns]
     if missing:
-        raise ConveyorError(f"the batch lacks the columns {missing} of feature view {view!r}",
-                            hint="align features.py with the data")
+        raise ConveyorError(
+            f"the batch lacks the columns {missing} of feature view {view!r}",
+            hint="align features.py with the data",
+        )
     report = store.ingest(view, data.select(columns))
     ctx.log_metrics({"ingested_rows": report.rows, "skipped_rows": report.skipped})
-    version = next((d.version for d in applied if d.name == view
-                    and d.kind == "feature_view"), None)
+    version = next(
+        (d.version for d in applied if d.name == view and d.kind == "feature_view"), None
+    )
     views = [*(after or {}).get("views", []), {"view": view, "version": version}]
-    return {"view": view, "version": version, "views": views, "rows": report.rows,
-            "skipped": report.skipped, "files": list(report.files),
-            "ingested_at": report.ingested_at.isoformat()}
+    return {
+        "view": view,
+        "version": version,
+        "views": views,
+        "rows": report.rows,
+        "skipped": report.skipped,
+        "files": list(report.files),
+        "ingested_at": report.ingested_at.isoformat(),
+    }
 
 
 @step
-def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: Any = None, *,
-                       features: list, label: str = "label",
-                       timestamp: str = "event_timestamp", keep: list | None = None
-                       ) -> pl.DataFrame:
+def build_training_set(
+    ctx: StepContext,
+    data: pl.DataFrame,
+    ingested: Any = None,
+    *,
+    features: list,
+    label: str = "label",
+    timestamp: str = "event_timestamp",
+    keep: list | None = None,
+) -> pl.DataFrame:
     """Labels joined point-in-time correct with any number of feature views.
 
     The label events come from ``data``: ``timestamp``, ``label``, every join key
@@ -130,12 +155,15 @@ def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: Any = Non
     absent = [c for c in wanted if c not in data.columns]
     if absent:
         owners = {k: [v.name for v in views if k in v.join_keys] for k in absent}
-        named = ", ".join(f"{c!r}" + (f" (join key of {', '.join(owners[c])})"
-                                      if owners[c] else "") for c in absent)
+        named = ", ".join(
+            f"{c!r}" + (f" (join key of {', '.join(owners[c])})" if owners[c] else "")
+            for c in absent
+        )
         raise ConveyorError(
             f"the label data lacks {named}; its columns: {', '.join(data.columns)}",
             hint="add the column(s) to the label data, or name the view's entity join key "
-            "after the column that holds it")
+            "after the column that holds it",
+        )
     events = data.select(list(dict.fromkeys(wanted)))
     frame = store.get_historical_features(events, features, timestamp=timestamp).collect()
     ctx.log_metrics({"training_rows": frame.height, "feature_views": float(len(views))})
@@ -150,13 +178,20 @@ def materialize_features(ctx: StepContext, ingested: dict, *, end: str | None = 
     now; a refused gate does not stop it: serving keeps fresh features either way.
     """
     report = ctx.app.features.materialize(
-        ingested["view"], end=None if end is None else _instant(end, "end"))
+        ingested["view"], end=None if end is None else _instant(end, "end")
+    )
     return {"view": report.view, "rows": report.rows, "end": report.end.isoformat()}
 
 
 @step
-def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
-                  label: str = "label", checks: dict | None = None) -> DataProfile:
+def validate_data(
+    ctx: StepContext,
+    data: pl.DataFrame,
+    production: Any,
+    *,
+    label: str = "label",
+    checks: dict | None = None,
+) -> DataProfile:
     """Check the batch against production's training profile; return this batch's profile.
 
     Blocking findings (schema changes, null-rate jumps, unseen categories, label
@@ -170,16 +205,23 @@ def validate_data(ctx: StepContext, data: pl.DataFrame, production: Any, *,
     config = structure(CheckConfig, checks or {}, section="checks", where="pipeline parameters")
     reference = None if production is None else load_registered_profile(ctx.app, production)
     findings = [] if reference is None else check_batch(reference, data, config)
-    findings += ctx.app.run_checks("check_data", DataCheckContext(
-        dataset="training", table=data, reference=reference, run_id=ctx.run_id))
+    findings += ctx.app.run_checks(
+        "check_data",
+        DataCheckContext(dataset="training", table=data, reference=reference, run_id=ctx.run_id),
+    )
     ensure_valid(findings)
     ctx.log_metrics({"rows": data.height, "data_warnings": len(findings)})
     return infer_profile(data, label=label)
 
 
 @step(outputs=("train", "validation", "holdout"), persist=False)
-def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
-               fractions: list | None = None, cutoffs: list | None = None) -> tuple:
+def split_data(
+    data: pl.DataFrame,
+    *,
+    timestamp: str = "event_timestamp",
+    fractions: list | None = None,
+    cutoffs: list | None = None,
+) -> tuple:
     """Split by time: every training row precedes every validation and holdout row.
 
     ``cutoffs`` ``[T1, T2]`` (ISO dates or datetimes) split explicitly: training
@@ -192,17 +234,23 @@ def split_data(data: pl.DataFrame, *, timestamp: str = "event_timestamp",
     if cutoffs is not None:
         bounds = [_instant(c, "cutoffs") for c in cutoffs]
         if len(bounds) != 2 or bounds[0] >= bounds[1]:
-            raise ConveyorError(f"split_data cutoffs {cutoffs!r} are not two increasing "
-                                "instants", hint='give cutoffs=["2024-02-01", "2024-03-01"]: '
-                                "validation starts at the first, holdout at the second")
+            raise ConveyorError(
+                f"split_data cutoffs {cutoffs!r} are not two increasing instants",
+                hint='give cutoffs=["2024-02-01", "2024-03-01"]: '
+                "validation starts at the first, holdout at the second",
+            )
         zone = getattr(data.schema.get(timestamp), "time_zone", None)
         if zone:  # naive cutoffs are in the column's zone
             from zoneinfo import ZoneInfo
 
             bounds = [b if b.tzinfo else b.replace(tzinfo=ZoneInfo(zone)) for b in bounds]
-    parts = split_by_time(data, timestamp=timestamp, validation_start=bounds[0],
-                          holdout_start=bounds[1],
-                          fractions=tuple(fractions or (0.7, 0.15, 0.15)))
+    parts = split_by_time(
+        data,
+        timestamp=timestamp,
+        validation_start=bounds[0],
+        holdout_start=bounds[1],
+        fractions=tuple(fractions or (0.7, 0.15, 0.15)),
+    )
     return parts.train, parts.validation, parts.holdout
 
 
@@ -217,14 +265,21 @@ def _instant(value: Any, what: str) -> Any:
     try:
         return datetime.fromisoformat(str(value))
     except ValueError:
-        raise ConveyorError(f"{what}: {value!r} is not a date or time",
-                            hint='write ISO dates such as "2024-02-01" or '
-                            '"2024-02-01T00:00:00"') from None
+        raise ConveyorError(
+            f"{what}: {value!r} is not a date or time",
+            hint='write ISO dates such as "2024-02-01" or "2024-02-01T00:00:00"',
+        ) from None
 
 
 @step
-def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame, *,
-                params: dict | None = None, features: list | None = None) -> TrainedModel:
+def train_model(
+    ctx: StepContext,
+    train: pl.DataFrame,
+    validation: pl.DataFrame,
+    *,
+    params: dict | None = None,
+    features: list | None = None,
+) -> TrainedModel:
     """Train LightGBM with early stopping on the validation part.
 
     ``features``: the feature references the training set was built from
@@ -236,20 +291,21 @@ def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame,
     from conveyor.ml.train import TrainConfig
     from conveyor.ml.train import train as fit
 
-    config = TrainConfig.from_mapping(params or {}, section="train",
-                                      where="pipeline parameters")
+    config = TrainConfig.from_mapping(params or {}, section="train", where="pipeline parameters")
     if features:
         joined = _feature_columns(ctx, features)
-        config = evolve(config, nullable=(*config.nullable,
-                                          *[c for c in joined if c not in config.nullable]))
+        config = evolve(
+            config, nullable=(*config.nullable, *[c for c in joined if c not in config.nullable])
+        )
     model = fit(train, validation, config)
     ctx.log_metrics({"best_iteration": model.best_iteration})
     return model
 
 
 @step
-def evaluate_candidate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, *,
-                       slice_by: list | None = None) -> Evaluation:
+def evaluate_candidate(
+    ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, *, slice_by: list | None = None
+) -> Evaluation:
     """Overall and per-slice metrics of the candidate on the holdout."""
     from conveyor.ml.evaluate import evaluate_model
 
@@ -259,8 +315,15 @@ def evaluate_candidate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFr
 
 
 @step(gate=True)
-def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, production: Any, *,
-         model_name: str = "", rule: dict | None = None) -> GateVerdict:
+def gate(
+    ctx: StepContext,
+    model: TrainedModel,
+    holdout: pl.DataFrame,
+    production: Any,
+    *,
+    model_name: str = "",
+    rule: dict | None = None,
+) -> GateVerdict:
     """The model gate: thresholds AND not worse than production on the same holdout.
 
     Plugins' ``check_model`` findings join the verdict.  The verdict is stored (so a
@@ -279,15 +342,32 @@ def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, productio
     if ctx.app.pm.hook.check_model.get_hookimpls():
         # the plugins' context needs both models' metrics; scoring production costs as
         # much as scoring the candidate, so it is done only when a plugin will look
-        metrics = evaluate(holdout, predictions, label=model.signature.label,
-                           objective=model.signature.objective).overall
-        incumbent_metrics = (None if incumbent is None
-                             else evaluate_model(incumbent, holdout).overall)
-        extra = ctx.app.run_checks("check_model", ModelCheckContext(
-            model=model_name, candidate=model, metrics=metrics, incumbent=incumbent,
-            incumbent_metrics=incumbent_metrics, holdout=holdout, run_id=ctx.run_id))
-    verdict = validate_model(model, holdout, incumbent=incumbent, config=config,
-                             extra_findings=extra, candidate_predictions=predictions)
+        metrics = evaluate(
+            holdout, predictions, label=model.signature.label, objective=model.signature.objective
+        ).overall
+        incumbent_metrics = (
+            None if incumbent is None else evaluate_model(incumbent, holdout).overall
+        )
+        extra = ctx.app.run_checks(
+            "check_model",
+            ModelCheckContext(
+                model=model_name,
+                candidate=model,
+                metrics=metrics,
+                incumbent=incumbent,
+                incumbent_metrics=incumbent_metrics,
+                holdout=holdout,
+                run_id=ctx.run_id,
+            ),
+        )
+    verdict = validate_model(
+        model,
+        holdout,
+        incumbent=incumbent,
+        config=config,
+        extra_findings=extra,
+        candidate_predictions=predictions,
+    )
     if production is not None:
         verdict.evidence["incumbent_version"] = production.version
     if model_name:  # names the candidate's model in `conveyor models candidates`
@@ -297,12 +377,24 @@ def gate(ctx: StepContext, model: TrainedModel, holdout: pl.DataFrame, productio
 
 
 @step
-def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
-                   evaluation: Evaluation, profile: DataProfile, train: pl.DataFrame,
-                   validation: pl.DataFrame, holdout: pl.DataFrame, *, model_name: str,
-                   timestamp: str = "event_timestamp", description: str = "",
-                   owner: str = "", intended_use: str = "", limitations: str = "",
-                   features: list | None = None) -> dict:
+def register_model(
+    ctx: StepContext,
+    model: TrainedModel,
+    verdict: GateVerdict,
+    evaluation: Evaluation,
+    profile: DataProfile,
+    train: pl.DataFrame,
+    validation: pl.DataFrame,
+    holdout: pl.DataFrame,
+    *,
+    model_name: str,
+    timestamp: str = "event_timestamp",
+    description: str = "",
+    owner: str = "",
+    intended_use: str = "",
+    limitations: str = "",
+    features: list | None = None,
+) -> dict:
     """Register the blessed candidate with its lineage and record the gate's verdict.
 
     The training, validation and holdout tables are recorded as the version's
@@ -318,28 +410,43 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
     app = ctx.app
     # a version is the same model only with the same text AND signature (category maps
     # included): one text trained with another signature predicts differently
-    existing = [v for v in app.registry.list_versions(model_name)
-                if v.sha256 == model.sha256 and v.signature == model.signature] \
-        if model_name in {m.name for m in app.registry.list_models()} else []
+    existing = (
+        [
+            v
+            for v in app.registry.list_versions(model_name)
+            if v.sha256 == model.sha256 and v.signature == model.signature
+        ]
+        if model_name in {m.name for m in app.registry.list_models()}
+        else []
+    )
     if existing:
         version = existing[0]
     else:
         base = f"models/{model_name}/{model.sha256}"
-        model_info = _put_once(app.artifacts, f"{base}/model.txt", model.model_text.encode(),
-                               "text/plain")
+        model_info = _put_once(
+            app.artifacts, f"{base}/model.txt", model.model_text.encode(), "text/plain"
+        )
         profile_json = profile.to_json().encode()
         # content-named: a key shared by two runs always holds the same bytes
-        profile_info = _put_once(app.artifacts,
-                                 f"models/{model_name}/profiles/{_sha256(profile_json)}.json",
-                                 profile_json, "application/json")
+        profile_info = _put_once(
+            app.artifacts,
+            f"models/{model_name}/profiles/{_sha256(profile_json)}.json",
+            profile_json,
+            "application/json",
+        )
         label = model.signature.label
         if model.signature.objective == "binary" and label in holdout.columns:
             # monitoring estimates performance before labels arrive from this calibration
             from conveyor.ml.train import predict
             from conveyor.monitoring.estimate import store_calibration
 
-            store_calibration(app.artifacts, model_name, model.sha256,
-                              holdout.get_column(label), predict(model, holdout))
+            store_calibration(
+                app.artifacts,
+                model_name,
+                model.sha256,
+                holdout.get_column(label),
+                predict(model, holdout),
+            )
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):
             record = ctx.inputs.get(role)
@@ -348,28 +455,52 @@ def register_model(ctx: StepContext, model: TrainedModel, verdict: GateVerdict,
             uri, fingerprint = record.uri, record.fingerprint
             if is_transient(record):
                 # named by the record's fingerprint (its producing step's cache key)
-                stored = _put_once(app.artifacts,
-                                   f"models/{model_name}/data/{fingerprint}/{role}.parquet",
-                                   frame)
+                stored = _put_once(
+                    app.artifacts, f"models/{model_name}/data/{fingerprint}/{role}.parquet", frame
+                )
                 uri, fingerprint = stored.uri, stored.sha256
             times = frame.get_column(timestamp) if timestamp in frame.columns else None
-            datasets.append(DatasetRef(
-                uri=uri, fingerprint=fingerprint, role=role,
-                start=None if times is None else cast("datetime", times.min()),
-                end=None if times is None else cast("datetime", times.max())))
+            datasets.append(
+                DatasetRef(
+                    uri=uri,
+                    fingerprint=fingerprint,
+                    role=role,
+                    start=None if times is None else cast("datetime", times.min()),
+                    end=None if times is None else cast("datetime", times.max()),
+                )
+            )
         version = app.registry.register(
-            model_name, artifact_uri=model_info.uri, sha256=model_info.sha256,
-            model_format="lightgbm-text", run_id=ctx.run_id, datasets=datasets,
+            model_name,
+            artifact_uri=model_info.uri,
+            sha256=model_info.sha256,
+            model_format="lightgbm-text",
+            run_id=ctx.run_id,
+            datasets=datasets,
             metrics={k: v for k, v in evaluation.overall.items() if v is not None},
-            params={"lightgbm": json.loads(json.dumps(model.params, default=str)),
-                    "best_iteration": model.best_iteration},
-            governance=Governance(description=description, owner=owner,
-                                  intended_use=intended_use, limitations=limitations),
-            signature=model.signature, profile_uri=profile_info.uri, actor=f"run {ctx.run_id}",
-            features=_feature_uses(ctx, features or []))
+            params={
+                "lightgbm": json.loads(json.dumps(model.params, default=str)),
+                "best_iteration": model.best_iteration,
+            },
+            governance=Governance(
+                description=description,
+                owner=owner,
+                intended_use=intended_use,
+                limitations=limitations,
+            ),
+            signature=model.signature,
+            profile_uri=profile_info.uri,
+            actor=f"run {ctx.run_id}",
+            features=_feature_uses(ctx, features or []),
+        )
     app.registry.record_validation(
-        model_name, version.version, passed=verdict.passed, actor=f"run {ctx.run_id}",
-        run_id=ctx.run_id, summary=verdict.report(), details=verdict.to_dict())
+        model_name,
+        version.version,
+        passed=verdict.passed,
+        actor=f"run {ctx.run_id}",
+        run_id=ctx.run_id,
+        summary=verdict.report(),
+        details=verdict.to_dict(),
+    )
     ctx.log_metrics({"registered_version": version.version})
     return {"model": model_name, "version": version.version, "sha256": version.sha256}
 
@@ -384,21 +515,29 @@ def _resolve_refs(ctx: StepContext, features: list) -> list[tuple[str, list[str]
     from conveyor.features.definitions import parse_refs
 
     store = ctx.app.features
-    return [(view, list(store.get_view(view).feature_names if wanted is None else wanted))
-            for view, wanted in parse_refs(features).items()]
+    return [
+        (view, list(store.get_view(view).feature_names if wanted is None else wanted))
+        for view, wanted in parse_refs(features).items()
+    ]
 
 
 def _feature_uses(ctx: StepContext, features: list) -> list[FeatureViewUse]:
     """The views the references name, each with its current definition version."""
     from conveyor.interfaces.lineage import FeatureViewUse
 
-    return [FeatureViewUse(view=view, features=names,
-                           version=ctx.app.metadata.get_definition("feature_view", view).version)
-            for view, names in _resolve_refs(ctx, features)]
+    return [
+        FeatureViewUse(
+            view=view,
+            features=names,
+            version=ctx.app.metadata.get_definition("feature_view", view).version,
+        )
+        for view, names in _resolve_refs(ctx, features)
+    ]
 
 
-def trained_features(app: Any, model: str, version: int | str | None = None
-                     ) -> tuple[FeatureViewUse, ...]:
+def trained_features(
+    app: Any, model: str, version: int | str | None = None
+) -> tuple[FeatureViewUse, ...]:
     """The feature views, definition versions and features model ``model`` trained on.
 
     ``version``: a version number, an alias (``"production"``) or ``None`` for the
@@ -412,8 +551,10 @@ def trained_features(app: Any, model: str, version: int | str | None = None
     if version is None or (isinstance(version, str) and not version.isdigit()):
         found = registry.resolve(model, version or "latest")
         if found is None:
-            raise ConveyorError(f"no version of model {model!r} holds alias {version!r}",
-                                hint=f"conveyor models show {model} lists its versions")
+            raise ConveyorError(
+                f"no version of model {model!r} holds alias {version!r}",
+                hint=f"conveyor models show {model} lists its versions",
+            )
         number = found.version
     else:
         number = int(version)
@@ -453,8 +594,10 @@ def promote(ctx: StepContext, registered: dict, state: str) -> dict:
     """
     name, number = registered["model"], registered["version"]
     if state != name:
-        raise ConveyorError(f"promote got the state of model {state!r} for model {name!r}",
-                            hint="pass model_state(model) of the registered model")
+        raise ConveyorError(
+            f"promote got the state of model {state!r} for model {name!r}",
+            hint="pass model_state(model) of the registered model",
+        )
     moved = ctx.app.registry.promote_by_policy(name, number, actor=f"run {ctx.run_id}")
     ctx.log_metrics({"promoted_aliases": float(sum(v == "promoted" for v in moved.values()))})
     return {"model": name, "version": number, "aliases": moved}

@@ -121,9 +121,11 @@ def binding(app: Any, name: str) -> TriggerBinding:
     from conveyor.config import core_keys, structure
 
     if name not in app.config.data.get("triggers", {}):
-        raise ConfigError(f"no trigger named {name!r} in {app.config.where}",
-                          hint=f"configured: {', '.join(trigger_names(app)) or 'none'}; "
-                          f'add [triggers.{name}] with backend = "..."')
+        raise ConfigError(
+            f"no trigger named {name!r} in {app.config.where}",
+            hint=f"configured: {', '.join(trigger_names(app)) or 'none'}; "
+            f'add [triggers.{name}] with backend = "..."',
+        )
     section = f"triggers.{name}"
     keys = core_keys("trigger")
     table = {k: v for k, v in app.config.section(section).items() if k in keys}
@@ -170,9 +172,15 @@ def lease_name(pipeline: str) -> str:
     return f"pipeline:{pipeline}"
 
 
-def evaluate(app: Any, name: str, now: datetime, *, holder: str | None = None,
-             lease_ttl: timedelta = DEFAULT_LEASE_TTL,
-             trigger: Trigger | None = None) -> TriggerOutcome:
+def evaluate(
+    app: Any,
+    name: str,
+    now: datetime,
+    *,
+    holder: str | None = None,
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+    trigger: Trigger | None = None,
+) -> TriggerOutcome:
     """Evaluate the binding ``[triggers.<name>]`` at ``now`` and record what it decided.
 
     Disabled bindings are skipped without asking the trigger.  A firing decision
@@ -184,13 +192,19 @@ def evaluate(app: Any, name: str, now: datetime, *, holder: str | None = None,
     replaces the configured one (a manual request).
     """
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ConveyorError(f"trigger {name!r} evaluated at a naive time {now.isoformat()}",
-                            hint="pass a timezone-aware datetime, e.g. datetime.now(UTC)")
+        raise ConveyorError(
+            f"trigger {name!r} evaluated at a naive time {now.isoformat()}",
+            hint="pass a timezone-aware datetime, e.g. datetime.now(UTC)",
+        )
     config = binding(app, name)
     pipeline = _pipeline_name(app, config)
     if not config.enabled:
-        return TriggerOutcome(trigger=name, status="disabled", pipeline=pipeline,
-                              reason=f"[triggers.{name}] has enabled = false")
+        return TriggerOutcome(
+            trigger=name,
+            status="disabled",
+            pipeline=pipeline,
+            reason=f"[triggers.{name}] has enabled = false",
+        )
     trigger = trigger if trigger is not None else app.trigger(name)
     last = last_fired(app.metadata, name)
     decision = trigger.evaluate(now, last)
@@ -198,8 +212,13 @@ def evaluate(app: Any, name: str, now: datetime, *, holder: str | None = None,
     _check_decision(name, backend, decision)
     if not decision.fire:
         log.debug("trigger %s not due: %s", name, decision.reason)
-        return TriggerOutcome(trigger=name, status="not_due", reason=decision.reason,
-                              pipeline=pipeline, decision=decision)
+        return TriggerOutcome(
+            trigger=name,
+            status="not_due",
+            reason=decision.reason,
+            pipeline=pipeline,
+            decision=decision,
+        )
     meta = {"now": now.isoformat(), "pipeline": pipeline, "backend": backend}
 
     refusal = _refusal(app, config, pipeline, last, now)
@@ -208,36 +227,72 @@ def evaluate(app: Any, name: str, now: datetime, *, holder: str | None = None,
         lease = app.metadata.acquire_lease(lease_name(pipeline), holder, now=now, ttl=lease_ttl)
         if lease is None:
             held = app.metadata.get_lease(lease_name(pipeline))
-            refusal = "running", (f"single flight: {held.holder if held else 'another holder'}"
-                                  f" holds the lease of pipeline {pipeline!r}")
+            refusal = (
+                "running",
+                (
+                    f"single flight: {held.holder if held else 'another holder'}"
+                    f" holds the lease of pipeline {pipeline!r}"
+                ),
+            )
     if refusal is not None:
         status, why = refusal
         event = app.metadata.record_trigger_event(
-            name, f"refused ({why}): {decision.reason}", fired=False,
-            details={**decision.details,
-                     "conveyor": {**meta, "last_fired": last.id if last else None}},
-            key=None if decision.key is None else f"{decision.key}#{status}")
-        return TriggerOutcome(trigger=name, status=status, reason=why, pipeline=pipeline,
-                              decision=decision, event=event)
+            name,
+            f"refused ({why}): {decision.reason}",
+            fired=False,
+            details={
+                **decision.details,
+                "conveyor": {**meta, "last_fired": last.id if last else None},
+            },
+            key=None if decision.key is None else f"{decision.key}#{status}",
+        )
+        return TriggerOutcome(
+            trigger=name,
+            status=status,
+            reason=why,
+            pipeline=pipeline,
+            decision=decision,
+            event=event,
+        )
 
     event = app.metadata.record_trigger_event(
-        name, decision.reason, details={**decision.details, "conveyor": meta},
-        key=decision.key, fired=True)
+        name,
+        decision.reason,
+        details={**decision.details, "conveyor": meta},
+        key=decision.key,
+        fired=True,
+    )
     if not event.is_new:
         if lease is not None:
             app.metadata.release_lease(lease.name, lease.holder)
         return TriggerOutcome(
-            trigger=name, status="duplicate", pipeline=pipeline, decision=decision,
-            event=event, reason=f"key {decision.key!r} already fired (event {event.id})")
+            trigger=name,
+            status="duplicate",
+            pipeline=pipeline,
+            decision=decision,
+            event=event,
+            reason=f"key {decision.key!r} already fired (event {event.id})",
+        )
     from conveyor.events import TriggerFired
 
     if lease is not None:  # the lease now names the event whose run it covers
-        lease = app.metadata.acquire_lease(lease.name, holder, now=now, ttl=lease_ttl,
-                                           key=event.id) or lease
-    app.emit("on_trigger_fired", TriggerFired(trigger=name, reason=event.reason,
-                                              event_id=event.id, details=event.details))
-    return TriggerOutcome(trigger=name, status="fired", reason=decision.reason,
-                          pipeline=pipeline, decision=decision, event=event, lease=lease)
+        lease = (
+            app.metadata.acquire_lease(lease.name, holder, now=now, ttl=lease_ttl, key=event.id)
+            or lease
+        )
+    app.emit(
+        "on_trigger_fired",
+        TriggerFired(trigger=name, reason=event.reason, event_id=event.id, details=event.details),
+    )
+    return TriggerOutcome(
+        trigger=name,
+        status="fired",
+        reason=decision.reason,
+        pipeline=pipeline,
+        decision=decision,
+        event=event,
+        lease=lease,
+    )
 
 
 def recover(app: Any, pipeline: str, now: datetime) -> list[str]:
@@ -249,8 +304,10 @@ def recover(app: Any, pipeline: str, now: datetime) -> list[str]:
     lease = app.metadata.get_lease(lease_name(pipeline))
     if lease is None or lease.key is None or not lease.expired(now):
         return []
-    why = (f"interrupted: {lease.holder} stopped renewing the lease of pipeline "
-           f"{pipeline!r} (expired {lease.expires.isoformat()})")
+    why = (
+        f"interrupted: {lease.holder} stopped renewing the lease of pipeline "
+        f"{pipeline!r} (expired {lease.expires.isoformat()})"
+    )
     interrupted = []
     for run in app.metadata.search_runs(trigger_event=lease.key, status="running", limit=10):
         app.metadata.finish_run(run.id, "interrupted", error=why)
@@ -262,26 +319,34 @@ def recover(app: Any, pipeline: str, now: datetime) -> list[str]:
 def _check_decision(name: str, backend: Any, decision: Any) -> None:
     who = f"trigger {name!r} (backend {backend!r})"
     if not isinstance(decision, TriggerDecision):
-        raise ConveyorError(f"{who} returned {type(decision).__name__}, not a TriggerDecision",
-                            hint="fix or disable the plugin that provides this trigger")
+        raise ConveyorError(
+            f"{who} returned {type(decision).__name__}, not a TriggerDecision",
+            hint="fix or disable the plugin that provides this trigger",
+        )
     if decision.fire and not decision.key:
-        raise ConveyorError(f"{who} decided to fire without an idempotency key",
-                            hint="a firing TriggerDecision needs a key (the tick or evidence "
-                            "it fires for), so one tick starts one run")
+        raise ConveyorError(
+            f"{who} decided to fire without an idempotency key",
+            hint="a firing TriggerDecision needs a key (the tick or evidence "
+            "it fires for), so one tick starts one run",
+        )
 
 
-def _refusal(app: Any, config: TriggerBinding, pipeline: str, last: TriggerEvent | None,
-             now: datetime) -> tuple[str, str] | None:
+def _refusal(
+    app: Any, config: TriggerBinding, pipeline: str, last: TriggerEvent | None, now: datetime
+) -> tuple[str, str] | None:
     if last is not None and config.cooldown and now - decided_at(last) < config.cooldown:
-        return "cooldown", (f"cooldown: last fired at {decided_at(last).isoformat()}, "
-                            f"cooldown is {config.cooldown}")
+        return "cooldown", (
+            f"cooldown: last fired at {decided_at(last).isoformat()}, cooldown is {config.cooldown}"
+        )
     if config.single_flight:
         recover(app, pipeline, now)
         for run_pipeline in _recorded_names(app, config, pipeline):
             running = app.metadata.search_runs(pipeline=run_pipeline, status="running", limit=1)
             if running:
-                return "running", (f"single flight: run {running[0].id} of pipeline "
-                                   f"{run_pipeline!r} is still running")
+                return "running", (
+                    f"single flight: run {running[0].id} of pipeline "
+                    f"{run_pipeline!r} is still running"
+                )
     return None
 
 
@@ -300,5 +365,16 @@ def _recorded_names(app: Any, config: TriggerBinding, pipeline: str) -> list[str
     return list(dict.fromkeys([load_pipeline(target).name, pipeline]))
 
 
-__all__ = ["DEFAULT_LEASE_TTL", "STATUSES", "TriggerBinding", "TriggerOutcome", "binding",
-           "decided_at", "evaluate", "last_fired", "lease_name", "recover", "trigger_names"]
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "STATUSES",
+    "TriggerBinding",
+    "TriggerOutcome",
+    "binding",
+    "decided_at",
+    "evaluate",
+    "last_fired",
+    "lease_name",
+    "recover",
+    "trigger_names",
+]

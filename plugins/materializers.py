@@ -83,8 +83,9 @@ def _model_load(store: Any, key: str) -> Any:
     from conveyor.models.model import TrainedModel
 
     # from_parts checks the text against the SHA-256 the record names
-    return TrainedModel.from_parts(store.get_bytes(_text_key(key)).decode(),
-                                   store.get_bytes(key).decode())
+    return TrainedModel.from_parts(
+        store.get_bytes(_text_key(key)).decode(), store.get_bytes(key).decode()
+    )
 
 
 def _text_key(key: str) -> str:
@@ -94,19 +95,56 @@ def _text_key(key: str) -> str:
 @hookimpl
 def register_materializers(register: Any) -> None:
     """Tables, LightGBM, bytes, JSON and the training pipeline's values."""
-    register(Materializer(name="json", matches=_is_json, save=_json_save, load=_json_load,
-                          extension="json"))
-    register(Materializer(name="bytes", matches="builtins:bytes", save=_bytes_save,
-                          load=lambda s, k: s.get_bytes(k), extension="bin"))
-    register(Materializer(name="arrow", matches="pyarrow:Table", save=_table_save,
-                          load=_arrow_load, extension="parquet"))
-    register(Materializer(name="polars", matches="polars:DataFrame", save=_table_save,
-                          load=_polars_load, extension="parquet"))
-    register(Materializer(name="lightgbm", matches="lightgbm:Booster", save=_booster_save,
-                          load=_booster_load, extension="txt"))
-    register(Materializer(name="conveyor.trained_model",
-                          matches="conveyor.models.model:TrainedModel", save=_model_save,
-                          load=_model_load, extension="json"))
+    register(
+        Materializer(
+            name="json", matches=_is_json, save=_json_save, load=_json_load, extension="json"
+        )
+    )
+    register(
+        Materializer(
+            name="bytes",
+            matches="builtins:bytes",
+            save=_bytes_save,
+            load=lambda s, k: s.get_bytes(k),
+            extension="bin",
+        )
+    )
+    register(
+        Materializer(
+            name="arrow",
+            matches="pyarrow:Table",
+            save=_table_save,
+            load=_arrow_load,
+            extension="parquet",
+        )
+    )
+    register(
+        Materializer(
+            name="polars",
+            matches="polars:DataFrame",
+            save=_table_save,
+            load=_polars_load,
+            extension="parquet",
+        )
+    )
+    register(
+        Materializer(
+            name="lightgbm",
+            matches="lightgbm:Booster",
+            save=_booster_save,
+            load=_booster_load,
+            extension="txt",
+        )
+    )
+    register(
+        Materializer(
+            name="conveyor.trained_model",
+            matches="conveyor.models.model:TrainedModel",
+            save=_model_save,
+            load=_model_load,
+            extension="json",
+        )
+    )
     register(json_value("conveyor.ml.profile:DataProfile", "conveyor.data_profile"))
     register(json_value("conveyor.ml.evaluate:Evaluation", "conveyor.evaluation"))
     register(json_value("conveyor.ml.gate:GateVerdict", "conveyor.gate_verdict"))

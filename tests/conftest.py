@@ -28,12 +28,12 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callab
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
 
-    def make(name: str, version: str = "1.0", *, entry_points: dict[str, str],
-             modules: dict[str, str]) -> Path:
+    def make(
+        name: str, version: str = "1.0", *, entry_points: dict[str, str], modules: dict[str, str]
+    ) -> Path:
         info = site / f"{name.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         lines = "\n".join(f"{ep} = {target}" for ep, target in entry_points.items())
         (info / "entry_points.txt").write_text(f"[conveyor]\n{lines}\n")
         for module, source in modules.items():

@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 class CliState:
     """What every command can reach through ``ctx.obj``; the app is built on first use."""
 
-    def __init__(self, pm: ConveyorPluginManager, *, config_path: str | None = None,
-                 profile: str | None = None, traceback: bool = False) -> None:
+    def __init__(
+        self,
+        pm: ConveyorPluginManager,
+        *,
+        config_path: str | None = None,
+        profile: str | None = None,
+        traceback: bool = False,
+    ) -> None:
         self.pm = pm
         self.config_path = config_path
         self.profile = profile
@@ -114,14 +120,23 @@ def make_cli(pm: ConveyorPluginManager, *, strict: bool = False) -> ConveyorGrou
 
     @click.group(cls=ConveyorGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, "-V", "--version", prog_name="conveyor")
-    @click.option("--config", "config_path", metavar="FILE", envvar="CONVEYOR_CONFIG",
-                  help="Config file (default: conveyor.toml here or in a parent folder).")
-    @click.option("--profile", envvar="CONVEYOR_PROFILE",
-                  help="Config profile: dev, staging, production or your own.")
+    @click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        envvar="CONVEYOR_CONFIG",
+        help="Config file (default: conveyor.toml here or in a parent folder).",
+    )
+    @click.option(
+        "--profile",
+        envvar="CONVEYOR_PROFILE",
+        help="Config profile: dev, staging, production or your own.",
+    )
     @click.option("--traceback", is_flag=True, help="Show the full traceback on errors.")
     @click.pass_context
-    def cli(ctx: click.Context, config_path: str | None, profile: str | None,
-            traceback: bool) -> None:
+    def cli(
+        ctx: click.Context, config_path: str | None, profile: str | None, traceback: bool
+    ) -> None:
         """Conveyor: a LightGBM model as a self-maintaining production loop.
 
         Every backend is a plugin; `conveyor plugins` lists them.

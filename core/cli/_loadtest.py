@@ -31,12 +31,16 @@ def fetch_signature(url: str, token: str | None) -> tuple[dict[str, Any], str]:
         with urllib.request.urlopen(request, timeout=10) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        raise ConveyorError(f"{url}/model answered {exc.code}",
-                            hint="pass --token (or set CONVEYOR_SERVER_TOKEN)"
-                            if exc.code == 401 else "is this a Conveyor server?") from None
+        raise ConveyorError(
+            f"{url}/model answered {exc.code}",
+            hint="pass --token (or set CONVEYOR_SERVER_TOKEN)"
+            if exc.code == 401
+            else "is this a Conveyor server?",
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ConveyorError(f"cannot reach {url}: {exc}",
-                            hint="start it with conveyor serve, and check the URL") from None
+        raise ConveyorError(
+            f"cannot reach {url}: {exc}", hint="start it with conveyor serve, and check the URL"
+        ) from None
     return body["signature"], body["model"]
 
 
@@ -51,8 +55,9 @@ def _value(feature: dict[str, Any], i: int) -> Any:
     return round(((i * 2654435761) % 1000) / 250.0 - 2.0, 3)
 
 
-def build_request(url: str, protocol: str, model: str, signature: dict[str, Any], rows: int,
-                  token: str | None) -> bytes:
+def build_request(
+    url: str, protocol: str, model: str, signature: dict[str, Any], rows: int, token: str | None
+) -> bytes:
     """The raw HTTP request sent over and over: rows built from the signature."""
     features = signature["features"]
     columns = {f["name"]: [_value(f, i) for i in range(rows)] for f in features}
@@ -63,13 +68,25 @@ def build_request(url: str, protocol: str, model: str, signature: dict[str, Any]
         path, payload = "/invocations", {"inputs": columns}
     else:
         path = f"/v2/models/{model}/infer"
-        payload = {"inputs": [{"name": f["name"], "shape": [rows], "data": columns[f["name"]],
-                               "datatype": "BYTES" if f.get("categories") is not None else
-                               _V2_TYPES.get(f["dtype"], "INT64")} for f in features]}
+        payload = {
+            "inputs": [
+                {
+                    "name": f["name"],
+                    "shape": [rows],
+                    "data": columns[f["name"]],
+                    "datatype": "BYTES"
+                    if f.get("categories") is not None
+                    else _V2_TYPES.get(f["dtype"], "INT64"),
+                }
+                for f in features
+            ]
+        }
     body = json.dumps(payload).encode()
     parts = urlsplit(url)
-    head = (f"POST {parts.path.rstrip('/')}{path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    head = (
+        f"POST {parts.path.rstrip('/')}{path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
     if token:
         head += f"Authorization: Bearer {token}\r\n"
     return (head + "\r\n").encode() + body
@@ -99,16 +116,25 @@ class LoadResult:
         return self.errors / self.requests if self.requests else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "seconds": self.seconds,
-                "rps": self.rps, "error_rate": self.error_rate, "statuses": self.statuses,
-                "p50_ms": self.percentile(0.50) * 1e3, "p95_ms": self.percentile(0.95) * 1e3,
-                "p99_ms": self.percentile(0.99) * 1e3}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "rps": self.rps,
+            "error_rate": self.error_rate,
+            "statuses": self.statuses,
+            "p50_ms": self.percentile(0.50) * 1e3,
+            "p95_ms": self.percentile(0.95) * 1e3,
+            "p99_ms": self.percentile(0.99) * 1e3,
+        }
 
     def summary(self) -> str:
         d = self.to_dict()
-        return (f"{d['requests']} requests in {d['seconds']:.2f} s: {d['rps']:.0f} req/s, "
-                f"p50 {d['p50_ms']:.2f} ms, p95 {d['p95_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms, "
-                f"errors {d['errors']} ({d['error_rate']:.2%})")
+        return (
+            f"{d['requests']} requests in {d['seconds']:.2f} s: {d['rps']:.0f} req/s, "
+            f"p50 {d['p50_ms']:.2f} ms, p95 {d['p95_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms, "
+            f"errors {d['errors']} ({d['error_rate']:.2%})"
+        )
 
 
 @frozen(kw_only=True)
@@ -122,8 +148,9 @@ class Budget:
     min_rps: float | None = None
 
     @classmethod
-    def parse(cls, latency: tuple[str, ...], *, error_rate: float = 0.0,
-              min_rps: float | None = None) -> Budget:
+    def parse(
+        cls, latency: tuple[str, ...], *, error_rate: float = 0.0, min_rps: float | None = None
+    ) -> Budget:
         """From ``--max-latency p99=5`` options (milliseconds)."""
         limits: dict[str, float] = {}
         for item in latency:
@@ -134,8 +161,10 @@ class Budget:
             except ValueError:
                 key = ""
             if key not in ("p50", "p95", "p99"):
-                raise ConveyorError(f"--max-latency {item!r} is not pNN=MS",
-                                    hint="e.g. --max-latency p99=5 (p50, p95 or p99)")
+                raise ConveyorError(
+                    f"--max-latency {item!r} is not pNN=MS",
+                    hint="e.g. --max-latency p99=5 (p50, p95 or p99)",
+                )
         return cls(**limits, error_rate=error_rate, min_rps=min_rps)
 
     def missed(self, result: LoadResult) -> list[str]:
@@ -162,8 +191,9 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _load(host: str, port: int, request: bytes, concurrency: int, duration: float,
-                count: int | None) -> LoadResult:
+async def _load(
+    host: str, port: int, request: bytes, concurrency: int, duration: float, count: int | None
+) -> LoadResult:
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors = 0
@@ -198,14 +228,18 @@ async def _load(host: str, port: int, request: bytes, concurrency: int, duration
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.perf_counter() - started
-    return LoadResult(requests=len(latencies) + sum(v for k, v in statuses.items()
-                                                    if not k.isdigit()),
-                      errors=errors, seconds=seconds, latencies=tuple(sorted(latencies)),
-                      statuses=statuses)
+    return LoadResult(
+        requests=len(latencies) + sum(v for k, v in statuses.items() if not k.isdigit()),
+        errors=errors,
+        seconds=seconds,
+        latencies=tuple(sorted(latencies)),
+        statuses=statuses,
+    )
 
 
-def run_load(url: str, request: bytes, *, concurrency: int, duration: float,
-             count: int | None = None) -> LoadResult:
+def run_load(
+    url: str, request: bytes, *, concurrency: int, duration: float, count: int | None = None
+) -> LoadResult:
     """Send ``request`` from ``concurrency`` connections until ``count`` requests or
     ``duration`` seconds, whichever comes first."""
     parts = urlsplit(url)
@@ -218,5 +252,4 @@ def run_load(url: str, request: bytes, *, concurrency: int, duration: float,
         runner = uvloop.run
     except ImportError:
         pass
-    return runner(_load(parts.hostname, parts.port or 80, request, concurrency, duration,
-                        count))
+    return runner(_load(parts.hostname, parts.port or 80, request, concurrency, duration, count))

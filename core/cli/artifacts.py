@@ -53,16 +53,28 @@ def ls(state, prefix: str, as_json: bool) -> None:
         return
     echo_table(
         ["KEY", "SIZE", "SHA256", "MEDIA TYPE", "CREATED"],
-        [[i.key, human_size(i.size), i.sha256[:12], i.media_type,
-          i.created.strftime("%Y-%m-%d %H:%M:%S")] for i in infos],
+        [
+            [
+                i.key,
+                human_size(i.size),
+                i.sha256[:12],
+                i.media_type,
+                i.created.strftime("%Y-%m-%d %H:%M:%S"),
+            ]
+            for i in infos
+        ],
     )
 
 
 @artifacts.command()
 @click.option("--yes", is_flag=True, help="Remove them (without it, only show what would go).")
-@click.option("--older-than", "older_than", default="1h", show_default=True,
-              help="Leave younger objects alone: a writer may still be using them "
-              "(e.g. 30m, 2h, 1d, 0s).")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="1h",
+    show_default=True,
+    help="Leave younger objects alone: a writer may still be using them (e.g. 30m, 2h, 1d, 0s).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def gc(state, yes: bool, older_than: str, as_json: bool) -> None:
@@ -74,10 +86,15 @@ def gc(state, yes: bool, older_than: str, as_json: bool) -> None:
     store = state.app.artifacts
     report = store.gc(dry_run=not yes, grace=grace)
     if as_json:
-        echo_json({"store": store.uri, "dry_run": report.dry_run,
-                   "temporary": list(report.temporary),
-                   "unreferenced": list(report.unreferenced),
-                   "bytes_freed": report.bytes_freed})
+        echo_json(
+            {
+                "store": store.uri,
+                "dry_run": report.dry_run,
+                "temporary": list(report.temporary),
+                "unreferenced": list(report.unreferenced),
+                "bytes_freed": report.bytes_freed,
+            }
+        )
         return
     verb = "would remove" if report.dry_run else "removed"
     for name in report.temporary:
@@ -86,11 +103,14 @@ def gc(state, yes: bool, older_than: str, as_json: bool) -> None:
         click.echo(f"{verb} unreferenced {name}")
     count = len(report.temporary) + len(report.unreferenced)
     if count == 0:
-        click.echo(f"Nothing to remove in {store.uri} (objects younger than {older_than} "
-                   "are left alone).")
+        click.echo(
+            f"Nothing to remove in {store.uri} (objects younger than {older_than} are left alone)."
+        )
         return
-    click.echo(f"{len(report.temporary)} temporary and {len(report.unreferenced)} unreferenced "
-               f"objects, {human_size(report.bytes_freed)}: {verb}.")
+    click.echo(
+        f"{len(report.temporary)} temporary and {len(report.unreferenced)} unreferenced "
+        f"objects, {human_size(report.bytes_freed)}: {verb}."
+    )
     if report.dry_run:
         click.echo("This was a dry run: run `conveyor artifacts gc --yes` to remove them.")
 

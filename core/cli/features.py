@@ -44,7 +44,8 @@ def _load_module(state: Any, module: str | None) -> Any:
         raise ConfigError(
             f"cannot import the feature definitions module {name!r}: {exc}",
             hint="pass the module (`conveyor features apply my_project.features` or a .py "
-            "path), or set [feature_store] definitions = \"module\"") from None
+            'path), or set [feature_store] definitions = "module"',
+        ) from None
 
 
 @features.command("apply")
@@ -63,16 +64,22 @@ def apply_(state: Any, module: str | None, as_json: bool) -> None:
     loaded = _load_module(state, module)
     found = collect_definitions(vars(loaded))
     if not found:
-        raise ValidationError(f"{loaded.__name__} defines no Entity or FeatureView",
-                              hint="define them at module level (see docs/features.md)")
+        raise ValidationError(
+            f"{loaded.__name__} defines no Entity or FeatureView",
+            hint="define them at module level (see docs/features.md)",
+        )
     recorded = state.app.features.apply(found)
-    rows = [{"kind": d.kind, "name": d.name, "version": d.version,
-             "fingerprint": d.fingerprint[:12]} for d in recorded]
+    rows = [
+        {"kind": d.kind, "name": d.name, "version": d.version, "fingerprint": d.fingerprint[:12]}
+        for d in recorded
+    ]
     if as_json:
         echo_json(rows)
         return
-    echo_table(["KIND", "NAME", "VERSION", "FINGERPRINT"],
-               [[r["kind"], r["name"], r["version"], r["fingerprint"]] for r in rows])
+    echo_table(
+        ["KIND", "NAME", "VERSION", "FINGERPRINT"],
+        [[r["kind"], r["name"], r["version"], r["fingerprint"]] for r in rows],
+    )
 
 
 @features.command("list")
@@ -85,27 +92,42 @@ def list_(state: Any, as_json: bool) -> None:
     rows = []
     for view in app.features.list_views():
         online_state = app.online_store.get_state(view.name)
-        rows.append({
-            "name": view.name,
-            "version": definitions[view.name].version if view.name in definitions else None,
-            "entities": [e.name for e in view.entities],
-            "join_keys": list(view.join_keys),
-            "features": [{"name": f.name, "dtype": f.dtype} for f in view.features],
-            "ttl_seconds": None if view.ttl is None else view.ttl.total_seconds(),
-            "watermark": (online_state.watermark.isoformat()
-                          if online_state and online_state.watermark else None),
-            "description": view.description,
-        })
+        rows.append(
+            {
+                "name": view.name,
+                "version": definitions[view.name].version if view.name in definitions else None,
+                "entities": [e.name for e in view.entities],
+                "join_keys": list(view.join_keys),
+                "features": [{"name": f.name, "dtype": f.dtype} for f in view.features],
+                "ttl_seconds": None if view.ttl is None else view.ttl.total_seconds(),
+                "watermark": (
+                    online_state.watermark.isoformat()
+                    if online_state and online_state.watermark
+                    else None
+                ),
+                "description": view.description,
+            }
+        )
     if as_json:
         echo_json(rows)
         return
     if not rows:
         click.echo("No feature views registered (run `conveyor features apply`).")
         return
-    echo_table(["VIEW", "VERSION", "KEYS", "FEATURES", "TTL", "WATERMARK"],
-               [[r["name"], r["version"], ", ".join(r["join_keys"]), len(r["features"]),
-                 "-" if r["ttl_seconds"] is None else _duration(r["ttl_seconds"]),
-                 r["watermark"] or "-"] for r in rows])
+    echo_table(
+        ["VIEW", "VERSION", "KEYS", "FEATURES", "TTL", "WATERMARK"],
+        [
+            [
+                r["name"],
+                r["version"],
+                ", ".join(r["join_keys"]),
+                len(r["features"]),
+                "-" if r["ttl_seconds"] is None else _duration(r["ttl_seconds"]),
+                r["watermark"] or "-",
+            ]
+            for r in rows
+        ],
+    )
 
 
 @features.command("ingest")
@@ -121,11 +143,20 @@ def ingest(state: Any, view: str, file: Path, as_json: bool) -> None:
     """
     report = state.app.features.ingest(view, file)
     if as_json:
-        echo_json({"view": report.view, "rows": report.rows, "files": list(report.files),
-                   "skipped": report.skipped, "ingested_at": report.ingested_at})
+        echo_json(
+            {
+                "view": report.view,
+                "rows": report.rows,
+                "files": list(report.files),
+                "skipped": report.skipped,
+                "ingested_at": report.ingested_at,
+            }
+        )
         return
-    click.echo(f"{report.view}: {report.rows} rows in {len(report.files)} file(s)"
-               + (f", {report.skipped} already stored" if report.skipped else ""))
+    click.echo(
+        f"{report.view}: {report.rows} rows in {len(report.files)} file(s)"
+        + (f", {report.skipped} already stored" if report.skipped else "")
+    )
 
 
 _TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
@@ -133,45 +164,83 @@ _TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
 
 @features.command("materialize")
 @click.argument("views", nargs=-1, required=True)
-@click.option("--start", type=_TIME, help="Event-time start of a backfill window: older "
-              "rows are left out (default: from the beginning).")
-@click.option("--end", type=_TIME,
-              help="Event-time end of the window, UTC unless an offset is given "
-              "(default: now); an end before the watermark is refused.")
+@click.option(
+    "--start",
+    type=_TIME,
+    help="Event-time start of a backfill window: older "
+    "rows are left out (default: from the beginning).",
+)
+@click.option(
+    "--end",
+    type=_TIME,
+    help="Event-time end of the window, UTC unless an offset is given "
+    "(default: now); an end before the watermark is refused.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def materialize(state: Any, views: tuple[str, ...], start: datetime | None,
-                end: datetime | None, batch_size: int | None, as_json: bool) -> None:
+def materialize(
+    state: Any,
+    views: tuple[str, ...],
+    start: datetime | None,
+    end: datetime | None,
+    batch_size: int | None,
+    as_json: bool,
+) -> None:
     """Copy the latest values of VIEWS into the online store (incremental, resumable).
 
     For historical data give the window: ``--start 2024-01-01 --end 2024-03-31``
     (materializing to now would put values older than their TTL out of reach).
     """
-    reports = [state.app.features.materialize(v, start=start, end=end, batch_size=batch_size)
-               for v in views]
+    reports = [
+        state.app.features.materialize(v, start=start, end=end, batch_size=batch_size)
+        for v in views
+    ]
     if as_json:
-        echo_json([{"view": r.view, "start": r.start, "end": r.end, "rows": r.rows,
-                    "batches": r.batches, "resumed": r.resumed} for r in reports])
+        echo_json(
+            [
+                {
+                    "view": r.view,
+                    "start": r.start,
+                    "end": r.end,
+                    "rows": r.rows,
+                    "batches": r.batches,
+                    "resumed": r.resumed,
+                }
+                for r in reports
+            ]
+        )
         return
     for r in reports:
         since = r.start.isoformat() if r.start else "the beginning"
         note = " (resumed an interrupted run)" if r.resumed else ""
-        click.echo(f"{r.view}: {r.rows} rows in {r.batches} batch(es), {since} -> "
-                   f"{r.end.isoformat()}{note}")
+        click.echo(
+            f"{r.view}: {r.rows} rows in {r.batches} batch(es), {since} -> "
+            f"{r.end.isoformat()}{note}"
+        )
 
 
 @features.command("parity")
 @click.argument("view")
-@click.option("--at", "at", type=_TIME, help="The instant compared, at or before the "
-              "watermark (default: the watermark).")
-@click.option("--sample", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Entity keys to compare.")
+@click.option(
+    "--at",
+    "at",
+    type=_TIME,
+    help="The instant compared, at or before the watermark (default: the watermark).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Entity keys to compare.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def parity(state: Any, view: str, at: datetime | None, sample: int, seed: int,
-           as_json: bool) -> None:
+def parity(
+    state: Any, view: str, at: datetime | None, sample: int, seed: int, as_json: bool
+) -> None:
     """Compare online values with offline point-in-time values; exit 1 on skew.
 
     Values missing on both sides are not agreement: a check that compared nothing
@@ -181,22 +250,38 @@ def parity(state: Any, view: str, at: datetime | None, sample: int, seed: int,
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(f"{report.view}: compared {report.compared} values in {report.rows} of "
-                   f"{report.sampled} sampled keys at {report.at.isoformat()}: "
-                   f"{len(report.mismatches)} mismatch(es)")
+        click.echo(
+            f"{report.view}: compared {report.compared} values in {report.rows} of "
+            f"{report.sampled} sampled keys at {report.at.isoformat()}: "
+            f"{len(report.mismatches)} mismatch(es)"
+        )
         if report.both_missing or report.newer_online:
-            click.echo(f"  not compared: {report.both_missing} value(s) missing on both "
-                       f"sides, {report.newer_online} key(s) whose online value is newer")
+            click.echo(
+                f"  not compared: {report.both_missing} value(s) missing on both "
+                f"sides, {report.newer_online} key(s) whose online value is newer"
+            )
         if report.mismatches:
-            echo_table(["KEY", "FEATURE", "ONLINE", "OFFLINE"],
-                       [[", ".join(f"{k}={v}" for k, v in m.key.items()), m.feature,
-                         m.online, m.offline] for m in report.mismatches[:50]])
+            echo_table(
+                ["KEY", "FEATURE", "ONLINE", "OFFLINE"],
+                [
+                    [
+                        ", ".join(f"{k}={v}" for k, v in m.key.items()),
+                        m.feature,
+                        m.online,
+                        m.offline,
+                    ]
+                    for m in report.mismatches[:50]
+                ],
+            )
             if len(report.mismatches) > 50:
                 click.echo(f"... and {len(report.mismatches) - 50} more (use --json)")
         elif not report.compared:
-            click.echo("Nothing was compared: every sampled value is missing on both sides "
-                       "or newer online. Hint: materialize up to the data's time "
-                       "(--end) and compare there (--at).", err=True)
+            click.echo(
+                "Nothing was compared: every sampled value is missing on both sides "
+                "or newer online. Hint: materialize up to the data's time "
+                "(--end) and compare there (--at).",
+                err=True,
+            )
     if not report.ok:
         click.get_current_context().exit(1)
 

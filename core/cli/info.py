@@ -26,18 +26,20 @@ def plugins(state, as_json: bool, hook: str | None) -> None:
         hooks = pm.hooks_of(name)
         if hook and hook not in hooks:
             continue
-        rows.append({
-            "name": name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "module": info.module,
-            "source": info.source,
-            "status": info.status,
-            "error": info.error,
-            "hooks": hooks,
-            "backends": backends.get(name, {}),
-            "materializers": materializers.get(name, []),
-        })
+        rows.append(
+            {
+                "name": name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "module": info.module,
+                "source": info.source,
+                "status": info.status,
+                "error": info.error,
+                "hooks": hooks,
+                "backends": backends.get(name, {}),
+                "materializers": materializers.get(name, []),
+            }
+        )
     if as_json:
         echo_json(rows)
         return
@@ -46,12 +48,25 @@ def plugins(state, as_json: bool, hook: str | None) -> None:
         return
     echo_table(
         ["NAME", "DISTRIBUTION", "STATUS", "BACKENDS", "HOOKS"],
-        [[r["name"], f"{r['distribution'] or r['source']} {r['version'] or ''}".strip(),
-          r["status"],
-          "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(
-              {**r["backends"], **({"materializer": r["materializers"]}
-                                   if r["materializers"] else {})}.items())) or "-",
-          ", ".join(r["hooks"]) or "-"] for r in rows],
+        [
+            [
+                r["name"],
+                f"{r['distribution'] or r['source']} {r['version'] or ''}".strip(),
+                r["status"],
+                "; ".join(
+                    f"{k}: {', '.join(v)}"
+                    for k, v in sorted(
+                        {
+                            **r["backends"],
+                            **({"materializer": r["materializers"]} if r["materializers"] else {}),
+                        }.items()
+                    )
+                )
+                or "-",
+                ", ".join(r["hooks"]) or "-",
+            ]
+            for r in rows
+        ],
     )
     for r in rows:
         if r["error"] and r["status"] == "failed":
@@ -65,9 +80,15 @@ def plugins(state, as_json: bool, hook: str | None) -> None:
 def backends(state, as_json: bool, kind: str | None) -> None:
     """List the backend catalogue: kind, name, URL schemes and providing plugin."""
     rows = [
-        {"kind": s.kind.value, "name": s.name, "schemes": list(s.schemes), "plugin": s.plugin,
-         "description": s.description}
-        for s in state.pm.catalogue() if kind is None or s.kind.value == kind
+        {
+            "kind": s.kind.value,
+            "name": s.name,
+            "schemes": list(s.schemes),
+            "plugin": s.plugin,
+            "description": s.description,
+        }
+        for s in state.pm.catalogue()
+        if kind is None or s.kind.value == kind
     ]
     if as_json:
         echo_json(rows)
@@ -75,9 +96,19 @@ def backends(state, as_json: bool, kind: str | None) -> None:
     if not rows:
         click.echo("No backends installed.")
         return
-    echo_table(["KIND", "NAME", "SCHEMES", "PLUGIN", "DESCRIPTION"],
-               [[r["kind"], r["name"], ", ".join(f"{s}://" for s in r["schemes"]) or "-",
-                 r["plugin"], r["description"]] for r in rows])
+    echo_table(
+        ["KIND", "NAME", "SCHEMES", "PLUGIN", "DESCRIPTION"],
+        [
+            [
+                r["kind"],
+                r["name"],
+                ", ".join(f"{s}://" for s in r["schemes"]) or "-",
+                r["plugin"],
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @click.group(invoke_without_command=True)
@@ -89,18 +120,22 @@ def config(ctx: click.Context, as_json: bool) -> None:
         return
     cfg = ctx.obj.config
     if as_json:
-        echo_json({
-            "file": str(cfg.file) if cfg.file else None,
-            "root": str(cfg.root),
-            "profile": cfg.profile,
-            "values": [{"key": k, "value": v, "source": s} for k, v, s in cfg.flat()],
-        })
+        echo_json(
+            {
+                "file": str(cfg.file) if cfg.file else None,
+                "root": str(cfg.root),
+                "profile": cfg.profile,
+                "values": [{"key": k, "value": v, "source": s} for k, v, s in cfg.flat()],
+            }
+        )
         return
     click.echo(f"# file: {cfg.file or '(none: built-in defaults)'}")
     click.echo(f"# root: {cfg.root}")
     click.echo(f"# profile: {cfg.profile or '(none)'}")
-    echo_table(["KEY", "VALUE", "SOURCE"], [[k, repr(v) if isinstance(v, str) else v, s]
-                                             for k, v, s in cfg.flat()])
+    echo_table(
+        ["KEY", "VALUE", "SOURCE"],
+        [[k, repr(v) if isinstance(v, str) else v, s] for k, v, s in cfg.flat()],
+    )
 
 
 @config.command("check")
@@ -110,8 +145,18 @@ def config_check(state, as_json: bool) -> None:
     """Check that every configured backend is installed and its settings are valid."""
     findings = state.app.preflight()
     if as_json:
-        echo_json([{"check": f.check, "subject": f.subject, "severity": f.severity.value,
-                    "message": f.message, **f.details} for f in findings])
+        echo_json(
+            [
+                {
+                    "check": f.check,
+                    "subject": f.subject,
+                    "severity": f.severity.value,
+                    "message": f.message,
+                    **f.details,
+                }
+                for f in findings
+            ]
+        )
     else:
         for f in findings:
             colour = "red" if f.blocking else "yellow"

@@ -10,9 +10,14 @@ import click
 
 from conveyor.cli._output import echo_json, echo_table
 
-_SYMBOL = {"succeeded": ("ok", "green"), "cached": ("cached", "cyan"),
-           "failed": ("FAILED", "red"), "refused": ("REFUSED", "red"),
-           "timed_out": ("TIMED OUT", "red"), "skipped": ("skipped", "white")}
+_SYMBOL = {
+    "succeeded": ("ok", "green"),
+    "cached": ("cached", "cyan"),
+    "failed": ("FAILED", "red"),
+    "refused": ("REFUSED", "red"),
+    "timed_out": ("TIMED OUT", "red"),
+    "skipped": ("skipped", "white"),
+}
 
 
 def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -32,15 +37,31 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command()
 @click.argument("pipeline", required=False)
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Override a pipeline parameter (repeatable).")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a pipeline parameter (repeatable).",
+)
 @click.option("--no-cache", is_flag=True, help="Run every step, reusing no cached output.")
-@click.option("--resume", "resume_from", metavar="RUN_ID",
-              help="Resume a failed run: its succeeded steps are reused.")
+@click.option(
+    "--resume",
+    "resume_from",
+    metavar="RUN_ID",
+    help="Resume a failed run: its succeeded steps are reused.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.pass_obj
-def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: bool,
-        resume_from: str | None, as_json: bool) -> None:
+def run(
+    state: Any,
+    pipeline: str | None,
+    params: tuple[str, ...],
+    no_cache: bool,
+    resume_from: str | None,
+    as_json: bool,
+) -> None:
     """Run PIPELINE now (default: the configured one), recorded as a manual trigger."""
     from conveyor.events import TriggerFired
     from conveyor.pipeline import load_pipeline
@@ -54,10 +75,16 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
     graph = pipe.build(**parameters)
     user = _user()
     event = app.metadata.record_trigger_event(
-        "manual", f"conveyor run by {user}",
-        details={"pipeline": name, "parameters": parameters, "resume_from": resume_from})
-    app.emit("on_trigger_fired", TriggerFired(trigger="manual", reason=event.reason,
-                                              event_id=event.id, details=event.details))
+        "manual",
+        f"conveyor run by {user}",
+        details={"pipeline": name, "parameters": parameters, "resume_from": resume_from},
+    )
+    app.emit(
+        "on_trigger_fired",
+        TriggerFired(
+            trigger="manual", reason=event.reason, event_id=event.id, details=event.details
+        ),
+    )
 
     def progress(node: str, status: str, outcome: Any) -> None:
         if as_json:
@@ -70,17 +97,41 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
 
     if not as_json:
         click.echo(f"Running pipeline {name!r} ({target})", err=True)
-    result = run_pipeline(app, graph, trigger_event=event.id, resume_from=resume_from,
-                          use_cache=not no_cache, progress=progress)
+    result = run_pipeline(
+        app,
+        graph,
+        trigger_event=event.id,
+        resume_from=resume_from,
+        use_cache=not no_cache,
+        progress=progress,
+    )
     summary = {
-        "run_id": result.run_id, "pipeline": name, "status": result.status,
-        "duration_s": round(result.duration_s, 3), "error": result.error,
+        "run_id": result.run_id,
+        "pipeline": name,
+        "status": result.status,
+        "duration_s": round(result.duration_s, 3),
+        "error": result.error,
         "trigger_event": event.id,
-        "steps": [{"step": o.node, "status": o.status, "duration_s": round(o.duration_s, 3),
-                   "attempts": o.attempts, "metrics": o.metrics, "error": o.error}
-                  for o in result.steps.values()],
-        "findings": [{"check": f.check, "severity": f.severity.value, "subject": f.subject,
-                      "message": f.message} for f in result.findings],
+        "steps": [
+            {
+                "step": o.node,
+                "status": o.status,
+                "duration_s": round(o.duration_s, 3),
+                "attempts": o.attempts,
+                "metrics": o.metrics,
+                "error": o.error,
+            }
+            for o in result.steps.values()
+        ],
+        "findings": [
+            {
+                "check": f.check,
+                "severity": f.severity.value,
+                "subject": f.subject,
+                "message": f.message,
+            }
+            for f in result.findings
+        ],
     }
     from conveyor.candidates import run_candidate
 
@@ -90,11 +141,16 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
         echo_json(summary)
     else:
         click.echo()
-        echo_table(["STEP", "STATUS", "SECONDS"],
-                   [[o.node, o.status, f"{o.duration_s:.2f}"] for o in result.steps.values()])
+        echo_table(
+            ["STEP", "STATUS", "SECONDS"],
+            [[o.node, o.status, f"{o.duration_s:.2f}"] for o in result.steps.values()],
+        )
         colour = "green" if result.ok else "red"
-        click.secho(f"\nRun {result.run_id}: {result.status} in {result.duration_s:.2f}s",
-                    fg=colour, bold=True)
+        click.secho(
+            f"\nRun {result.run_id}: {result.status} in {result.duration_s:.2f}s",
+            fg=colour,
+            bold=True,
+        )
         if candidate is not None:
             _echo_candidate(candidate)
         if result.error:
@@ -108,18 +164,24 @@ def run(state: Any, pipeline: str | None, params: tuple[str, ...], no_cache: boo
 def _echo_candidate(candidate: Any) -> None:
     """The candidate's metrics, the gate's verdict, its version and the promotion."""
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(candidate.metrics.items()))
-    click.echo(f"Candidate{' for ' + candidate.model if candidate.model else ''}: "
-               f"{metrics or 'no metrics'}")
+    click.echo(
+        f"Candidate{' for ' + candidate.model if candidate.model else ''}: "
+        f"{metrics or 'no metrics'}"
+    )
     if not candidate.passed:
-        click.secho("Gate: REFUSED (not registered; `conveyor models candidates` keeps it)",
-                    fg="red")
+        click.secho(
+            "Gate: REFUSED (not registered; `conveyor models candidates` keeps it)", fg="red"
+        )
         return
-    registered = "not registered" if candidate.version is None else \
-        f"registered as v{candidate.version}"
+    registered = (
+        "not registered" if candidate.version is None else f"registered as v{candidate.version}"
+    )
     click.echo(f"Gate: passed, {registered}")
     if candidate.promotion:
-        click.echo("Promotion: " + ", ".join(f"{alias} {what}" for alias, what in
-                                            sorted(candidate.promotion.items())))
+        click.echo(
+            "Promotion: "
+            + ", ".join(f"{alias} {what}" for alias, what in sorted(candidate.promotion.items()))
+        )
 
 
 def _user() -> str:

@@ -20,26 +20,48 @@ def _duration(seconds: float | None) -> str:
 
 
 def _artifact_dict(record: Any) -> dict[str, Any]:
-    return {"id": record.id, "uri": record.uri, "fingerprint": record.fingerprint,
-            "kind": record.kind, "size": record.size}
+    return {
+        "id": record.id,
+        "uri": record.uri,
+        "fingerprint": record.fingerprint,
+        "kind": record.kind,
+        "size": record.size,
+    }
 
 
 def run_dict(run: Any) -> dict[str, Any]:
     """A run (with its steps) as JSON-able data."""
     return {
-        "id": run.id, "pipeline": run.pipeline, "status": run.status,
-        "started": run.started.isoformat(), "ended": run.ended and run.ended.isoformat(),
-        "duration_s": run.duration_s, "parameters": run.parameters,
-        "trigger_event": run.trigger_event, "code_fingerprint": run.code_fingerprint,
-        "git_commit": run.git_commit, "error": run.error, "metrics": run.metrics,
-        "steps": [{
-            "id": s.id, "name": s.name, "status": s.status, "started": s.started.isoformat(),
-            "ended": s.ended and s.ended.isoformat(), "duration_s": s.duration_s,
-            "cache_key": s.cache_key, "cache_hit": s.cache_hit, "logs_uri": s.logs_uri,
-            "error": s.error, "metrics": s.metrics,
-            "inputs": {k: _artifact_dict(v) for k, v in s.inputs.items()},
-            "outputs": {k: _artifact_dict(v) for k, v in s.outputs.items()},
-        } for s in run.steps],
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "started": run.started.isoformat(),
+        "ended": run.ended and run.ended.isoformat(),
+        "duration_s": run.duration_s,
+        "parameters": run.parameters,
+        "trigger_event": run.trigger_event,
+        "code_fingerprint": run.code_fingerprint,
+        "git_commit": run.git_commit,
+        "error": run.error,
+        "metrics": run.metrics,
+        "steps": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "status": s.status,
+                "started": s.started.isoformat(),
+                "ended": s.ended and s.ended.isoformat(),
+                "duration_s": s.duration_s,
+                "cache_key": s.cache_key,
+                "cache_hit": s.cache_hit,
+                "logs_uri": s.logs_uri,
+                "error": s.error,
+                "metrics": s.metrics,
+                "inputs": {k: _artifact_dict(v) for k, v in s.inputs.items()},
+                "outputs": {k: _artifact_dict(v) for k, v in s.outputs.items()},
+            }
+            for s in run.steps
+        ],
     }
 
 
@@ -54,8 +76,9 @@ def runs() -> None:
 @click.option("--limit", default=20, show_default=True, help="How many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def list_runs(state: Any, pipeline: str | None, status: str | None, limit: int,
-              as_json: bool) -> None:
+def list_runs(
+    state: Any, pipeline: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
     """List runs, newest first."""
     found = state.app.metadata.search_runs(pipeline=pipeline, status=status, limit=limit)
     if as_json:
@@ -64,9 +87,20 @@ def list_runs(state: Any, pipeline: str | None, status: str | None, limit: int,
     if not found:
         click.echo("No runs recorded yet.")
         return
-    echo_table(["ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "TRIGGER"],
-               [[r.id, r.pipeline, r.status, _when(r.started), _duration(r.duration_s),
-                 r.trigger_event or "-"] for r in found])
+    echo_table(
+        ["ID", "PIPELINE", "STATUS", "STARTED", "DURATION", "TRIGGER"],
+        [
+            [
+                r.id,
+                r.pipeline,
+                r.status,
+                _when(r.started),
+                _duration(r.duration_s),
+                r.trigger_event or "-",
+            ]
+            for r in found
+        ],
+    )
 
 
 @runs.command("show")
@@ -81,13 +115,20 @@ def show_run(state: Any, run_id: str, as_json: bool) -> None:
         data = run_dict(run)
         if run.trigger_event:
             event = metadata.get_trigger_event(run.trigger_event)
-            data["trigger"] = {"id": event.id, "trigger": event.trigger, "reason": event.reason,
-                               "details": event.details, "created": event.created.isoformat()}
+            data["trigger"] = {
+                "id": event.id,
+                "trigger": event.trigger,
+                "reason": event.reason,
+                "details": event.details,
+                "created": event.created.isoformat(),
+            }
         echo_json(data)
         return
     click.echo(f"run {run.id}  {run.pipeline}  {run.status}")
-    click.echo(f"  started {_when(run.started)}  ended {_when(run.ended) or '-'}  "
-               f"({_duration(run.duration_s)})")
+    click.echo(
+        f"  started {_when(run.started)}  ended {_when(run.ended) or '-'}  "
+        f"({_duration(run.duration_s)})"
+    )
     if run.trigger_event:
         event = metadata.get_trigger_event(run.trigger_event)
         click.echo(f"  trigger {event.trigger}: {event.reason}")
@@ -96,18 +137,21 @@ def show_run(state: Any, run_id: str, as_json: bool) -> None:
     if run.error:
         click.secho(f"  error: {run.error}", fg="red")
     if run.parameters:
-        click.echo("  parameters: " + ", ".join(f"{k}={v}" for k, v in
-                                                sorted(run.parameters.items())))
+        click.echo(
+            "  parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(run.parameters.items()))
+        )
     if run.metrics:
-        click.echo("  metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in
-                                             sorted(run.metrics.items())))
+        click.echo(
+            "  metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in sorted(run.metrics.items()))
+        )
     for step in run.steps:
         cached = " (cache hit)" if step.cache_hit else ""
-        click.echo(f"  step {step.name:<20} {step.status:<10} "
-                   f"{_duration(step.duration_s)}{cached}")
+        click.echo(f"  step {step.name:<20} {step.status:<10} {_duration(step.duration_s)}{cached}")
         if step.metrics:
-            click.echo("      metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in
-                                                   sorted(step.metrics.items())))
+            click.echo(
+                "      metrics: "
+                + ", ".join(f"{k}={v:.6g}" for k, v in sorted(step.metrics.items()))
+            )
         for label, record in step.inputs.items():
             click.echo(f"      in  {label}: {record.uri} ({record.fingerprint[:12]})")
         for label, record in step.outputs.items():
@@ -129,8 +173,9 @@ def _node_for(ref: str) -> str:
     except ValueError as exc:
         raise ConveyorError(str(exc), hint="write NAME:VERSION, e.g. churn:3") from None
     if version is None:
-        raise ConveyorError(f"{ref!r} names no version",
-                            hint=f"write {ref}:VERSION, or run:ID / artifact:ID")
+        raise ConveyorError(
+            f"{ref!r} names no version", hint=f"write {ref}:VERSION, or run:ID / artifact:ID"
+        )
     return f"model:{name}:{version}"
 
 
@@ -174,16 +219,15 @@ def render_tree(graph: Any) -> list[str]:
 
 @click.command()
 @click.argument("ref", metavar="NAME:VERSION")
-@click.option("--downstream", is_flag=True, help="What was derived from it, not what it "
-              "came from.")
+@click.option("--downstream", is_flag=True, help="What was derived from it, not what it came from.")
 @click.option("--depth", default=10, show_default=True, help="How many hops to follow.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def lineage(state: Any, ref: str, downstream: bool, depth: int, as_json: bool) -> None:
     """Show where a model version (or run:ID, artifact:ID) came from, as a tree."""
-    graph = state.app.metadata.lineage(_node_for(ref),
-                                       direction="downstream" if downstream else "upstream",
-                                       depth=depth)
+    graph = state.app.metadata.lineage(
+        _node_for(ref), direction="downstream" if downstream else "upstream", depth=depth
+    )
     if as_json:
         echo_json(graph.to_dict())
         return

@@ -11,18 +11,46 @@ import click
 
 @click.command()
 @click.option("--once", is_flag=True, help="Evaluate every trigger once, start what fired, exit.")
-@click.option("--interval", default="60s", show_default=True, metavar="DURATION",
-              help="Time between two evaluations (seconds or 30s, 5m, 1h).")
-@click.option("--until", "until", default=None, metavar="TIME",
-              help="Stop once the clock reaches this ISO-8601 time (with its offset).")
-@click.option("--lease-ttl", default="2m", show_default=True, metavar="DURATION",
-              help="How long a pipeline's lease lasts unless its running run renews it.")
-@click.option("-t", "--trigger", "names", multiple=True, metavar="NAME",
-              help="Watch only this trigger (repeatable; default: every configured one).")
+@click.option(
+    "--interval",
+    default="60s",
+    show_default=True,
+    metavar="DURATION",
+    help="Time between two evaluations (seconds or 30s, 5m, 1h).",
+)
+@click.option(
+    "--until",
+    "until",
+    default=None,
+    metavar="TIME",
+    help="Stop once the clock reaches this ISO-8601 time (with its offset).",
+)
+@click.option(
+    "--lease-ttl",
+    default="2m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long a pipeline's lease lasts unless its running run renews it.",
+)
+@click.option(
+    "-t",
+    "--trigger",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Watch only this trigger (repeatable; default: every configured one).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every decision, 'not due' included.")
 @click.pass_obj
-def watch(state: Any, once: bool, interval: str, until: str | None, lease_ttl: str,
-          names: tuple[str, ...], verbose: bool) -> None:
+def watch(
+    state: Any,
+    once: bool,
+    interval: str,
+    until: str | None,
+    lease_ttl: str,
+    names: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Evaluate the configured triggers every INTERVAL and start the runs they fire.
 
     Each decision is logged with its reason.  SIGTERM stops the watcher after the
@@ -35,8 +63,10 @@ def watch(state: Any, once: bool, interval: str, until: str | None, lease_ttl: s
     from conveyor.triggers import binding
     from conveyor.watch import CLOCK_ENV, Watcher, clock_from_env
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     for name in ("conveyor.watch", "conveyor.triggers"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
     app = state.app
@@ -46,13 +76,20 @@ def watch(state: Any, once: bool, interval: str, until: str | None, lease_ttl: s
     if until is not None:
         stop_at = datetime.fromisoformat(until)
         if stop_at.tzinfo is None:
-            raise ConfigError(f"--until {until!r} has no UTC offset",
-                              hint="e.g. --until 2024-01-01T12:00:00+00:00")
-    watcher = Watcher(app=app, clock=clock_from_env(os.environ.get(CLOCK_ENV)),
-                      interval=parse_duration(interval), lease_ttl=parse_duration(lease_ttl),
-                      names=names)
-    click.echo(f"Watching {', '.join(watcher.triggers()) or 'no triggers'} as "
-               f"{watcher.holder}", err=True)
+            raise ConfigError(
+                f"--until {until!r} has no UTC offset",
+                hint="e.g. --until 2024-01-01T12:00:00+00:00",
+            )
+    watcher = Watcher(
+        app=app,
+        clock=clock_from_env(os.environ.get(CLOCK_ENV)),
+        interval=parse_duration(interval),
+        lease_ttl=parse_duration(lease_ttl),
+        names=names,
+    )
+    click.echo(
+        f"Watching {', '.join(watcher.triggers()) or 'no triggers'} as {watcher.holder}", err=True
+    )
     watcher.run(once=once, until=stop_at)
 
 

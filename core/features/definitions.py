@@ -35,15 +35,18 @@ def _check_name(what: str, value: str) -> str:
             "(at most 63 characters)",
         )
     if value.startswith("__") or value == INGESTED_AT:
-        raise ValidationError(f"{what} {value!r} is reserved for Conveyor's own columns",
-                              hint="choose a name that does not start with '__'")
+        raise ValidationError(
+            f"{what} {value!r} is reserved for Conveyor's own columns",
+            hint="choose a name that does not start with '__'",
+        )
     return value
 
 
 def _check_dtype(what: str, value: str) -> str:
     if value not in DTYPES:
-        raise ValidationError(f"{what} has the unknown type {value!r}",
-                              hint=f"use one of: {', '.join(DTYPES)}")
+        raise ValidationError(
+            f"{what} has the unknown type {value!r}", hint=f"use one of: {', '.join(DTYPES)}"
+        )
     return value
 
 
@@ -76,8 +79,9 @@ class Entity:
     def __attrs_post_init__(self) -> None:
         _check_name("entity name", self.name)
         if not self.join_keys:
-            raise ValidationError(f"entity {self.name!r} has no join keys",
-                                  hint='give it join_keys="<column>"')
+            raise ValidationError(
+                f"entity {self.name!r} has no join keys", hint='give it join_keys="<column>"'
+            )
         for key in self.join_keys:
             _check_name(f"join key of entity {self.name!r}", key)
         if len(self.dtype) == 1 and len(self.join_keys) > 1:
@@ -85,7 +89,9 @@ class Entity:
         if len(self.dtype) != len(self.join_keys):
             raise ValidationError(
                 f"entity {self.name!r} has {len(self.join_keys)} join keys but "
-                f"{len(self.dtype)} types", hint="give one type, or one per join key")
+                f"{len(self.dtype)} types",
+                hint="give one type, or one per join key",
+            )
         for dtype in self.dtype:
             _check_dtype(f"a join key of entity {self.name!r}", dtype)
 
@@ -96,14 +102,22 @@ class Entity:
 
     def to_spec(self) -> dict[str, Any]:
         """A JSON-able description (what the metadata store versions)."""
-        return {"name": self.name, "join_keys": list(self.join_keys),
-                "dtype": list(self.dtype), "description": self.description}
+        return {
+            "name": self.name,
+            "join_keys": list(self.join_keys),
+            "dtype": list(self.dtype),
+            "description": self.description,
+        }
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Entity:
         """Rebuild an entity from :meth:`to_spec`'s output."""
-        return cls(name=spec["name"], join_keys=spec["join_keys"], dtype=spec["dtype"],
-                   description=spec.get("description", ""))
+        return cls(
+            name=spec["name"],
+            join_keys=spec["join_keys"],
+            dtype=spec["dtype"],
+            description=spec.get("description", ""),
+        )
 
 
 @frozen(kw_only=True)
@@ -129,8 +143,7 @@ class Feature:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Feature:
-        return cls(name=spec["name"], dtype=spec["dtype"],
-                   description=spec.get("description", ""))
+        return cls(name=spec["name"], dtype=spec["dtype"], description=spec.get("description", ""))
 
 
 def _features(value: Iterable[Feature | tuple[str, str] | str]) -> tuple[Feature, ...]:
@@ -188,34 +201,44 @@ class FeatureView:
     ttl: timedelta | None = field(default=None, converter=_to_ttl)
     description: str = ""
     tags: tuple[tuple[str, str], ...] = field(
-        default=(), converter=lambda v: tuple(sorted(dict(v).items())))
+        default=(), converter=lambda v: tuple(sorted(dict(v).items()))
+    )
 
     def __attrs_post_init__(self) -> None:
         _check_name("feature view name", self.name)
         if not self.entities:
-            raise ValidationError(f"feature view {self.name!r} has no entities",
-                                  hint="give it entities=[Entity(...)]")
+            raise ValidationError(
+                f"feature view {self.name!r} has no entities", hint="give it entities=[Entity(...)]"
+            )
         if not self.features:
-            raise ValidationError(f"feature view {self.name!r} has no features",
-                                  hint="give it features=[Feature(name=..., dtype=...)]")
+            raise ValidationError(
+                f"feature view {self.name!r} has no features",
+                hint="give it features=[Feature(name=..., dtype=...)]",
+            )
         if self.timestamp_field is not None:
             _check_name(f"timestamp field of view {self.name!r}", self.timestamp_field)
         elif self.ttl is not None:
-            raise ValidationError(f"feature view {self.name!r} is static (no timestamp "
-                                  "field) but has a TTL", hint="drop the ttl, or give the "
-                                  "view a timestamp_field")
+            raise ValidationError(
+                f"feature view {self.name!r} is static (no timestamp field) but has a TTL",
+                hint="drop the ttl, or give the view a timestamp_field",
+            )
         if self.created_timestamp_field is not None:
-            _check_name(f"created timestamp field of view {self.name!r}",
-                        self.created_timestamp_field)
+            _check_name(
+                f"created timestamp field of view {self.name!r}", self.created_timestamp_field
+            )
         if self.ttl is not None and self.ttl <= timedelta(0):
-            raise ValidationError(f"feature view {self.name!r} has a TTL <= 0 ({self.ttl})",
-                                  hint="use a positive TTL, or ttl=None for no limit")
+            raise ValidationError(
+                f"feature view {self.name!r} has a TTL <= 0 ({self.ttl})",
+                hint="use a positive TTL, or ttl=None for no limit",
+            )
         seen: dict[str, str] = {}
         for role, name in self._roles():
             if name in seen:
                 raise ValidationError(
                     f"feature view {self.name!r} uses the column {name!r} twice "
-                    f"(as {seen[name]} and as {role})", hint="give each column one role")
+                    f"(as {seen[name]} and as {role})",
+                    hint="give each column one role",
+                )
             seen[name] = role
 
     def _roles(self) -> list[tuple[str, str]]:
@@ -243,7 +266,9 @@ class FeatureView:
                 if types.setdefault(key, dtype) != dtype:
                     raise ValidationError(
                         f"feature view {self.name!r}: join key {key!r} has two types "
-                        f"({types[key]} and {dtype})", hint="give the entities one key type")
+                        f"({types[key]} and {dtype})",
+                        hint="give the entities one key type",
+                    )
         return types
 
     @property
@@ -262,8 +287,10 @@ class FeatureView:
         for feature in self.features:
             if feature.name == name:
                 return feature
-        raise NotFoundError(f"feature view {self.name!r} has no feature {name!r}",
-                            hint=f"its features: {', '.join(self.feature_names)}")
+        raise NotFoundError(
+            f"feature view {self.name!r} has no feature {name!r}",
+            hint=f"its features: {', '.join(self.feature_names)}",
+        )
 
     def schema(self) -> dict[str, str]:
         """Column -> type of the view's data (keys, timestamps, features)."""
@@ -317,8 +344,10 @@ class FeatureRef:
         """Parse ``"view:feature"``; a malformed reference is a ValidationError."""
         view, sep, feature = ref.partition(":") if isinstance(ref, str) else ("", "", "")
         if not sep or not view or not feature:
-            raise ValidationError(f"{ref!r} is not a feature reference",
-                                  hint='write "view:feature" (or "view:*" for all features)')
+            raise ValidationError(
+                f"{ref!r} is not a feature reference",
+                hint='write "view:feature" (or "view:*" for all features)',
+            )
         return cls(view, feature)
 
     def __str__(self) -> str:

@@ -39,10 +39,16 @@ if TYPE_CHECKING:
 RowSource = Callable[[str | None, datetime | None, str | None], "pl.LazyFrame"]
 
 
-def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
-                newest_file: str | None, end: datetime | None = None,
-                start: datetime | None = None, batch_size: int = 50_000
-                ) -> MaterializeReport:
+def materialize(
+    online: OnlineStore,
+    view: FeatureView,
+    *,
+    rows: RowSource,
+    newest_file: str | None,
+    end: datetime | None = None,
+    start: datetime | None = None,
+    batch_size: int = 50_000,
+) -> MaterializeReport:
     """Bring ``online`` up to ``end`` (default now) for ``view``; see the module doc.
 
     ``start`` (a backfill window ``start .. end``) leaves out rows with an event
@@ -69,15 +75,18 @@ def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
                 f"{state.watermark.isoformat()}; an end of {target_end.isoformat()} would "
                 "move it back",
                 hint="give an end at or after the watermark; to compare past values use "
-                "`conveyor features parity VIEW --at TIME`")
+                "`conveyor features parity VIEW --at TIME`",
+            )
         if start is not None and to_utc(start) > target_end:
-            raise ValidationError(f"the materialization window starts ({to_utc(start)}) "
-                                  f"after it ends ({target_end})",
-                                  hint="give START before END")
+            raise ValidationError(
+                f"the materialization window starts ({to_utc(start)}) after it ends ({target_end})",
+                hint="give START before END",
+            )
         target_file = newest_file
         if state.watermark == target_end and state.last_file == target_file:
-            return MaterializeReport(view=view.name, start=state.watermark, end=target_end,
-                                     rows=0, batches=0)
+            return MaterializeReport(
+                view=view.name, start=state.watermark, end=target_end, rows=0, batches=0
+            )
     assert target_end is not None
     start_mark, start_file = state.watermark, state.last_file
 
@@ -96,20 +105,25 @@ def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
         if start_file is not None:
             fresh = fresh | (pl.col("_file") > pl.lit(start_file))
         keep = keep & fresh
-    created = (utc_timestamp(pl.col(view.created_timestamp_field),
-                             schema[view.created_timestamp_field])
-               if view.created_timestamp_field else pl.lit(None, pl.Datetime("us", "UTC")))
-    candidates = lf.filter(keep).select(
-        *keys, *view.feature_names,
-        event.alias("_event_ts"), created.alias("_created_ts"), "_file", "_row",
+    created = (
+        utc_timestamp(pl.col(view.created_timestamp_field), schema[view.created_timestamp_field])
+        if view.created_timestamp_field
+        else pl.lit(None, pl.Datetime("us", "UTC"))
     )
-    latest = (candidates.sort([*keys, "_event_ts", "_created_ts", "_file", "_row"],
-                              nulls_last=False)
-              .unique(subset=keys, keep="last", maintain_order=True))
+    candidates = lf.filter(keep).select(
+        *keys,
+        *view.feature_names,
+        event.alias("_event_ts"),
+        created.alias("_created_ts"),
+        "_file",
+        "_row",
+    )
+    latest = candidates.sort(
+        [*keys, "_event_ts", "_created_ts", "_file", "_row"], nulls_last=False
+    ).unique(subset=keys, keep="last", maintain_order=True)
 
     if not resumed:
-        state = evolve(state, pending_end=target_end, pending_last_file=target_file,
-                       pending_done=0)
+        state = evolve(state, pending_end=target_end, pending_last_file=target_file, pending_done=0)
         online.set_state(state)
     folder = Path(tempfile.mkdtemp(prefix="conveyor-materialize-"))
     written = batches = 0
@@ -127,7 +141,14 @@ def materialize(online: OnlineStore, view: FeatureView, *, rows: RowSource,
             batches += 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    online.set_state(MaterializationState(view=view.name, watermark=target_end,
-                                          last_file=target_file))
-    return MaterializeReport(view=view.name, start=start_mark, end=target_end, rows=written,
-                             batches=batches, resumed=resumed)
+    online.set_state(
+        MaterializationState(view=view.name, watermark=target_end, last_file=target_file)
+    )
+    return MaterializeReport(
+        view=view.name,
+        start=start_mark,
+        end=target_end,
+        rows=written,
+        batches=batches,
+        resumed=resumed,
+    )

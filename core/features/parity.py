@@ -72,18 +72,30 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (values as strings where JSON has no type for them)."""
+
         def plain(value: Any) -> Any:
             if isinstance(value, float) and not math.isfinite(value):
                 return str(value)
             return value if isinstance(value, int | float | str | bool | None) else str(value)
 
         return {
-            "view": self.view, "at": self.at.isoformat(), "sampled": self.sampled,
-            "rows": self.rows, "compared": self.compared, "both_missing": self.both_missing,
-            "newer_online": self.newer_online, "ok": self.ok,
-            "mismatches": [{"key": {k: plain(v) for k, v in m.key.items()},
-                            "feature": m.feature, "online": plain(m.online),
-                            "offline": plain(m.offline)} for m in self.mismatches],
+            "view": self.view,
+            "at": self.at.isoformat(),
+            "sampled": self.sampled,
+            "rows": self.rows,
+            "compared": self.compared,
+            "both_missing": self.both_missing,
+            "newer_online": self.newer_online,
+            "ok": self.ok,
+            "mismatches": [
+                {
+                    "key": {k: plain(v) for k, v in m.key.items()},
+                    "feature": m.feature,
+                    "online": plain(m.online),
+                    "offline": plain(m.offline),
+                }
+                for m in self.mismatches
+            ],
         }
 
 
@@ -96,8 +108,14 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 100,
-                 seed: int = 0, at: datetime | None = None) -> ParityReport:
+def check_parity(
+    store: FeatureStore,
+    view: str | FeatureView,
+    *,
+    sample: int = 100,
+    seed: int = 0,
+    at: datetime | None = None,
+) -> ParityReport:
     """Compare online with offline point-in-time values at ``at`` for ``sample`` keys."""
     import polars as pl
 
@@ -109,22 +127,30 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
     v = store.get_view(view) if isinstance(view, str) else view
     state = store.online.get_state(v.name)
     if state is None or state.watermark is None:
-        raise NotFoundError(f"feature view {v.name!r} has not been materialized",
-                            hint=f"run: conveyor features materialize {v.name}")
+        raise NotFoundError(
+            f"feature view {v.name!r} has not been materialized",
+            hint=f"run: conveyor features materialize {v.name}",
+        )
     at = state.watermark if at is None else to_utc(at)
     if at > state.watermark:
         raise ValidationError(
             f"parity at {at} is after the online store's watermark ({state.watermark}) "
             f"of feature view {v.name!r}: the online store cannot hold those values yet",
             hint=f"materialize to that time first (conveyor features materialize {v.name} "
-            "--end TIME), or compare at or before the watermark")
+            "--end TIME), or compare at or before the watermark",
+        )
     keys = list(v.join_keys)
     offline_rows = store.read_view(v)
     schema = offline_rows.collect_schema()
     event = v.timestamp_field or INGESTED_AT
-    offline_keys = (offline_rows
-                    .filter(utc_timestamp(pl.col(event), schema[event]) <= pl.lit(at))
-                    .select(keys).unique().sort(keys).collect().rows())
+    offline_keys = (
+        offline_rows.filter(utc_timestamp(pl.col(event), schema[event]) <= pl.lit(at))
+        .select(keys)
+        .unique()
+        .sort(keys)
+        .collect()
+        .rows()
+    )
     rng = random.Random(seed)
     picked = rng.sample(offline_keys, min(len(offline_keys), sample - sample // 2))
     online_keys = pl.DataFrame(store.online.sample_keys(v, sample, seed=seed)).rows()
@@ -135,10 +161,12 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
             picked.append(key)
     if not picked:
         return ParityReport(view=v.name, at=at, sampled=0, compared=0, mismatches=())
-    frame = pl.DataFrame(picked, schema={k: polars_dtype(t) for k, t in v.key_types.items()},
-                         orient="row")
+    frame = pl.DataFrame(
+        picked, schema={k: polars_dtype(t) for k, t in v.key_types.items()}, orient="row"
+    )
     offline = store.get_historical_features(
-        frame.with_columns(pl.lit(at).alias("__at")), [v], timestamp="__at").collect()
+        frame.with_columns(pl.lit(at).alias("__at")), [v], timestamp="__at"
+    ).collect()
     online = pl.DataFrame(store.get_online_features([v], frame, at=at))
     stamps = pl.DataFrame(store.online.read(v, frame.to_arrow(), []))[ONLINE_EVENT_TS]
     mismatches = []
@@ -157,12 +185,22 @@ def check_parity(store: FeatureStore, view: str | FeatureView, *, sample: int = 
             seen = True
             compared += 1
             if not same(a, b):
-                mismatches.append(Mismatch(key=dict(zip(keys, key, strict=True)),
-                                           feature=feature, online=a, offline=b))
+                mismatches.append(
+                    Mismatch(
+                        key=dict(zip(keys, key, strict=True)), feature=feature, online=a, offline=b
+                    )
+                )
         rows += seen
-    return ParityReport(view=v.name, at=at, sampled=len(picked), compared=compared,
-                        mismatches=mismatches, rows=rows, both_missing=both_missing,
-                        newer_online=newer)
+    return ParityReport(
+        view=v.name,
+        at=at,
+        sampled=len(picked),
+        compared=compared,
+        mismatches=mismatches,
+        rows=rows,
+        both_missing=both_missing,
+        newer_online=newer,
+    )
 
 
 def _missing(value: Any) -> bool:

@@ -75,7 +75,8 @@ class ViewQuery:
     features: tuple[str, ...] = field(converter=to_tuple)
     names: tuple[str, ...] = field(default=(), converter=to_tuple)
     known_at: tuple[str, ...] | None = field(
-        default=None, converter=lambda v: None if v is None else tuple(v))
+        default=None, converter=lambda v: None if v is None else tuple(v)
+    )
 
     def output_names(self) -> tuple[str, ...]:
         return self.names or self.features
@@ -89,8 +90,10 @@ def utc_timestamp(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if not isinstance(dtype, pl.Datetime):
         name = expr.meta.output_name(raise_if_undetermined=False) or "a timestamp column"
-        raise ValidationError(f"{name!r} must be a date or datetime column, not {dtype}",
-                              hint="convert it first, e.g. with str.to_datetime()")
+        raise ValidationError(
+            f"{name!r} must be a date or datetime column, not {dtype}",
+            hint="convert it first, e.g. with str.to_datetime()",
+        )
     expr = expr.cast(pl.Datetime("us", dtype.time_zone))
     if dtype.time_zone is None:
         return expr.dt.replace_time_zone("UTC")
@@ -129,7 +132,8 @@ def point_in_time_join(
         raise ValidationError(
             f"the entity frame has no timestamp column {timestamp!r} "
             f"(columns: {', '.join(schema.names())})",
-            hint="add the column, or pass timestamp=<the column's name>")
+            hint="add the column, or pass timestamp=<the column's name>",
+        )
     taken = set(schema.names())
     for q in queries:
         for name in q.output_names():
@@ -137,7 +141,8 @@ def point_in_time_join(
                 raise ValidationError(
                     f"the feature column {name!r} (view {q.view.name!r}) clashes with "
                     "another column of the result",
-                    hint="request full names (full_names=True) or rename the column")
+                    hint="request full names (full_names=True) or rename the column",
+                )
             taken.add(name)
     entity_ts = utc_timestamp(pl.col(timestamp), schema[timestamp])
     picks = [_pick(schema, entity_ts, q, as_of) for q in queries]  # validates now
@@ -156,8 +161,9 @@ def point_in_time_join(
     return pl.defer(run, schema=out)
 
 
-def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime | None
-          ) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
+def _pick(
+    schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime | None
+) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
     """A function from the numbered entity rows to one view's features, and their types."""
     import polars as pl
 
@@ -169,7 +175,8 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
             f"the entity frame lacks the join key(s) {', '.join(map(repr, missing))} "
             f"of feature view {view.name!r} (its columns: {', '.join(schema.names())})",
             hint=f"add {', '.join(map(repr, missing))} to the entity rows (the label data), "
-            "or rename the view's entity join key to the column that holds it")
+            "or rename the view's entity join key to the column that holds it",
+        )
     for feature in q.features:
         view.feature(feature)  # NotFoundError names the view's features
     data_schema = q.data.collect_schema()
@@ -178,9 +185,11 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
         need.append(view.created_timestamp_field)
     absent = [c for c in need if c not in data_schema]
     if absent:
-        raise ValidationError(f"the data of feature view {view.name!r} lacks the column(s) "
-                              f"{', '.join(map(repr, absent))}",
-                              hint="ingest data that matches the view's definition")
+        raise ValidationError(
+            f"the data of feature view {view.name!r} lacks the column(s) "
+            f"{', '.join(map(repr, absent))}",
+            hint="ingest data that matches the view's definition",
+        )
     key_types = {k: polars_dtype(t) for k, t in view.key_types.items()}
     if view.static:
         return _pick_static(q, key_types, data_schema, as_of)
@@ -190,18 +199,30 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
         narrow.append(view.created_timestamp_field)
 
     event = utc_timestamp(pl.col(view.timestamp_field), data_schema[view.timestamp_field])
-    created = (utc_timestamp(pl.col(view.created_timestamp_field),
-                             data_schema[view.created_timestamp_field])
-               if view.created_timestamp_field else None)
-    valid = pl.all_horizontal([pl.col(k).is_not_null() for k in keys]
-                              + [pl.col(view.timestamp_field).is_not_null()])
+    created = (
+        utc_timestamp(
+            pl.col(view.created_timestamp_field), data_schema[view.created_timestamp_field]
+        )
+        if view.created_timestamp_field
+        else None
+    )
+    valid = pl.all_horizontal(
+        [pl.col(k).is_not_null() for k in keys] + [pl.col(view.timestamp_field).is_not_null()]
+    )
     if as_of is not None:
-        columns = q.known_at if q.known_at is not None else tuple(
-            c for c in (view.created_timestamp_field, INGESTED_AT) if c and c in data_schema)
+        columns = (
+            q.known_at
+            if q.known_at is not None
+            else tuple(
+                c for c in (view.created_timestamp_field, INGESTED_AT) if c and c in data_schema
+            )
+        )
         if not columns:
             raise ValidationError(
                 f"feature view {view.name!r} has no created timestamp, so 'as known at' "
-                "cannot be answered", hint="declare created_timestamp_field on the view")
+                "cannot be answered",
+                hint="declare created_timestamp_field on the view",
+            )
         cutoff = pl.lit(to_utc(as_of)).cast(pl.Datetime("us", "UTC"))
         for column in columns:
             narrow.append(column)
@@ -216,8 +237,10 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
     order = [*keys, _TS]
     if created is not None:
         view_cols += [pl.lit(0, pl.UInt8).alias(_SRC), created.alias(_CREATED)]
-        entity_cols += [pl.lit(1, pl.UInt8).alias(_SRC),
-                        pl.lit(None, pl.Datetime("us", "UTC")).alias(_CREATED)]
+        entity_cols += [
+            pl.lit(1, pl.UInt8).alias(_SRC),
+            pl.lit(None, pl.Datetime("us", "UTC")).alias(_CREATED),
+        ]
         order += [_SRC, _CREATED]
     view_side = rows.filter(valid).select(*view_cols, pl.col(_IDX).cast(pl.UInt64))
     new_group = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys])
@@ -230,8 +253,9 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
     packable = created is None and len(keys) == 1 and view.key_types[keys[0]] in _PACKABLE
 
     def stacked(base: pl.LazyFrame) -> pl.LazyFrame:
-        entity_side = base.select(*entity_cols,
-                                  (pl.col(_ROW).cast(pl.UInt64) | entity_bit).alias(_IDX))
+        entity_side = base.select(
+            *entity_cols, (pl.col(_ROW).cast(pl.UInt64) | entity_bit).alias(_IDX)
+        )
         if packable:
             # both (narrow) sides in memory, view rows in index order then entity rows,
             # so a stable sort by one packed (key, time) integer orders ties as the
@@ -242,22 +266,27 @@ def _pick(schema: pl.Schema, entity_ts: pl.Expr, q: ViewQuery, as_of: datetime |
                 return frame.lazy().sort(packed, maintain_order=True, nulls_last=False)
             return frame.lazy().sort([*order, _IDX], nulls_last=False)
         return pl.concat([view_side, entity_side], how="vertical").sort(
-            [*order, _IDX], nulls_last=False)
+            [*order, _IDX], nulls_last=False
+        )
 
     def index_of(base: pl.LazyFrame) -> pl.Series:
         # for each entity row, in entity order: the view row index of its match, or null
         return (
-            stacked(base).with_columns(new_group.cum_sum().alias(_GROUP))
+            stacked(base)
+            .with_columns(new_group.cum_sum().alias(_GROUP))
             .with_columns(
                 pl.when(is_view).then(pl.col(_IDX)).forward_fill().alias("__fi"),
                 pl.when(is_view).then(pl.col(_GROUP)).forward_fill().alias("__fg"),
                 pl.when(is_view).then(pl.col(_TS)).forward_fill().alias("__ft"),
             )
             .filter(~is_view)
-            .select((pl.col(_IDX) & pl.lit((1 << 63) - 1, pl.UInt64)).alias(_ROW),
-                    pl.when(ok).then(pl.col("__fi")).alias(_IDX))
+            .select(
+                (pl.col(_IDX) & pl.lit((1 << 63) - 1, pl.UInt64)).alias(_ROW),
+                pl.when(ok).then(pl.col("__fi")).alias(_IDX),
+            )
             .sort(_ROW)
-            .collect()[_IDX])
+            .collect()[_IDX]
+        )
 
     return _gatherer(q, index_of), {n: data_schema[f] for f, n in q_outputs(q)}
 
@@ -267,8 +296,9 @@ def q_outputs(q: ViewQuery) -> list[tuple[str, str]]:
     return list(zip(q.features, q.output_names(), strict=True))
 
 
-def _gatherer(q: ViewQuery, index_of: Callable[[pl.LazyFrame], pl.Series]
-              ) -> Callable[[pl.LazyFrame], pl.DataFrame]:
+def _gatherer(
+    q: ViewQuery, index_of: Callable[[pl.LazyFrame], pl.Series]
+) -> Callable[[pl.LazyFrame], pl.DataFrame]:
     """From entity rows to the query's feature columns, given each row's matched index."""
     import polars as pl
 
@@ -289,17 +319,18 @@ def _gatherer(q: ViewQuery, index_of: Callable[[pl.LazyFrame], pl.Series]
         # several times slower); null indexes gather nulls
         got = found[_IDX]
         index_type = cast("pl.datatypes.IntegerType", got.dtype)  # _IDX holds row numbers
-        position = pl.zeros(int(got[-1]) + 1 if len(got) else 0, got.dtype, eager=True
-                            ).scatter(got, pl.int_range(len(got), dtype=index_type, eager=True))
+        position = pl.zeros(int(got[-1]) + 1 if len(got) else 0, got.dtype, eager=True).scatter(
+            got, pl.int_range(len(got), dtype=index_type, eager=True)
+        )
         at = position.gather(wanted)
         return found.select(pl.all().exclude(_IDX).gather(at))
 
     return gathered
 
 
-def _pick_static(q: ViewQuery, key_types: dict[str, pl.DataType], data_schema: pl.Schema,
-                 as_of: datetime | None
-                 ) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
+def _pick_static(
+    q: ViewQuery, key_types: dict[str, pl.DataType], data_schema: pl.Schema, as_of: datetime | None
+) -> tuple[Callable[[pl.LazyFrame], pl.DataFrame], dict[str, pl.DataType]]:
     """A static view: each entity row gets its key's latest row, whatever the time."""
     import polars as pl
 
@@ -311,26 +342,42 @@ def _pick_static(q: ViewQuery, key_types: dict[str, pl.DataType], data_schema: p
     if created:
         narrow.append(created)
     if as_of is not None:
-        columns = q.known_at if q.known_at is not None else tuple(
-            c for c in (created, INGESTED_AT) if c and c in data_schema)
+        columns = (
+            q.known_at
+            if q.known_at is not None
+            else tuple(c for c in (created, INGESTED_AT) if c and c in data_schema)
+        )
         if not columns:
             raise ValidationError(
                 f"feature view {view.name!r} has no created timestamp, so 'as known at' "
-                "cannot be answered", hint="declare created_timestamp_field on the view")
+                "cannot be answered",
+                hint="declare created_timestamp_field on the view",
+            )
         cutoff = pl.lit(to_utc(as_of)).cast(pl.Datetime("us", "UTC"))
         for column in columns:
             narrow.append(column)
             valid = valid & (utc_timestamp(pl.col(column), data_schema[column]) <= cutoff)
-    order = [*([utc_timestamp(pl.col(created), data_schema[created])] if created else []),
-             pl.col(_IDX)]
-    latest = (q.data.select(list(dict.fromkeys(narrow))).with_row_index(_IDX).filter(valid)
-              .with_columns(*[pl.col(k).cast(key_types[k]) for k in keys])
-              .group_by(keys).agg(pl.col(_IDX).sort_by(order).last()))
+    order = [
+        *([utc_timestamp(pl.col(created), data_schema[created])] if created else []),
+        pl.col(_IDX),
+    ]
+    latest = (
+        q.data.select(list(dict.fromkeys(narrow)))
+        .with_row_index(_IDX)
+        .filter(valid)
+        .with_columns(*[pl.col(k).cast(key_types[k]) for k in keys])
+        .group_by(keys)
+        .agg(pl.col(_IDX).sort_by(order).last())
+    )
 
     def index_of(base: pl.LazyFrame) -> pl.Series:
         # null keys never match (a join does not equate nulls)
-        return (base.select(_ROW, *[pl.col(k).cast(key_types[k]) for k in keys])
-                .join(latest, on=keys, how="left").sort(_ROW).collect()[_IDX])
+        return (
+            base.select(_ROW, *[pl.col(k).cast(key_types[k]) for k in keys])
+            .join(latest, on=keys, how="left")
+            .sort(_ROW)
+            .collect()[_IDX]
+        )
 
     return _gatherer(q, index_of), {n: data_schema[f] for f, n in q_outputs(q)}
 
@@ -341,12 +388,16 @@ def _packed_key(frame: pl.DataFrame, key: str) -> pl.Expr | None:
 
     epoch = pl.col(_TS).dt.epoch("us")
     lo_k, hi_k, lo_t, hi_t = frame.select(
-        pl.col(key).min().alias("a"), pl.col(key).max().alias("b"),
-        epoch.min().alias("c"), epoch.max().alias("d")).row(0)
+        pl.col(key).min().alias("a"),
+        pl.col(key).max().alias("b"),
+        epoch.min().alias("c"),
+        epoch.max().alias("d"),
+    ).row(0)
     if lo_k is None or lo_t is None:
         return None
     span_t = hi_t - lo_t + 1
     if (hi_k - lo_k + 1) * span_t >= 1 << 63:
         return None
-    return ((pl.col(key).cast(pl.Int64) - lo_k).cast(pl.UInt64) * pl.lit(span_t, pl.UInt64)
-            + (epoch - lo_t).cast(pl.UInt64))
+    return (pl.col(key).cast(pl.Int64) - lo_k).cast(pl.UInt64) * pl.lit(span_t, pl.UInt64) + (
+        epoch - lo_t
+    ).cast(pl.UInt64)

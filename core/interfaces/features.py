@@ -134,8 +134,9 @@ class FeatureStore(abc.ABC):
     # -- offline ---------------------------------------------------------------------
 
     @abc.abstractmethod
-    def ingest(self, view: str | FeatureView,
-               table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
+    def ingest(
+        self, view: str | FeatureView, table: pa.Table | pl.DataFrame | str | os.PathLike[str]
+    ) -> IngestReport:
         """Append a batch to a view's offline store, schema-checked (ValidationError).
 
         Only rows not stored yet are written (by content): ingesting the same data
@@ -172,9 +173,14 @@ class FeatureStore(abc.ABC):
     # -- online ----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def materialize(self, view: str | FeatureView, *, end: datetime | None = None,
-                    batch_size: int | None = None, start: datetime | None = None
-                    ) -> MaterializeReport:
+    def materialize(
+        self,
+        view: str | FeatureView,
+        *,
+        end: datetime | None = None,
+        batch_size: int | None = None,
+        start: datetime | None = None,
+    ) -> MaterializeReport:
         """Copy the latest values with event time in ``start .. end`` (default: from the
         beginning to now) online; an ``end`` before the watermark is a ValidationError."""
 
@@ -192,8 +198,14 @@ class FeatureStore(abc.ABC):
         A value older than its view's TTL at ``at`` (default now) is null.
         """
 
-    def parity(self, view: str | FeatureView, *, sample: int = 100, seed: int = 0,
-               at: datetime | None = None) -> ParityReport:
+    def parity(
+        self,
+        view: str | FeatureView,
+        *,
+        sample: int = 100,
+        seed: int = 0,
+        at: datetime | None = None,
+    ) -> ParityReport:
         """Compare online values with offline point-in-time values for sampled keys,
         at ``at`` (default: the watermark); see :mod:`conveyor.features.parity`."""
         from conveyor.features.parity import check_parity
@@ -230,8 +242,9 @@ class OnlineStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write(self, view: FeatureView, table: pa.Table, *,
-              state: MaterializationState | None = None) -> int:
+    def write(
+        self, view: FeatureView, table: pa.Table, *, state: MaterializationState | None = None
+    ) -> int:
         """Upsert rows, never over a newer one, and record ``state``, atomically.
 
         ``table`` has the view's join keys and features plus ``_event_ts`` and
@@ -249,8 +262,9 @@ class OnlineStore(abc.ABC):
         """The materialization state of a view, ``None`` before the first write."""
 
     @abc.abstractmethod
-    def read(self, view: FeatureView, keys: pa.Table,
-             features: Sequence[str] | None = None) -> pa.Table:
+    def read(
+        self, view: FeatureView, keys: pa.Table, features: Sequence[str] | None = None
+    ) -> pa.Table:
         """Values for ``keys`` (null where missing), in the order of ``keys``.
 
         The result has the key columns, ``_event_ts`` and the features (all of the

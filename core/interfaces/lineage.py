@@ -163,8 +163,9 @@ class LineageGraph:
             "root": self.root,
             "direction": self.direction,
             "truncated": self.truncated,
-            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label,
-                       "attributes": n.attributes} for n in self.nodes.values()],
-            "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation}
-                      for e in self.edges],
+            "nodes": [
+                {"id": n.id, "kind": n.kind, "label": n.label, "attributes": n.attributes}
+                for n in self.nodes.values()
+            ],
+            "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation} for e in self.edges],
         }

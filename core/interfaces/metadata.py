@@ -238,9 +238,15 @@ class MetadataStore(abc.ABC):
     # pipelines and runs
 
     @abc.abstractmethod
-    def start_run(self, pipeline: str, *, parameters: Mapping[str, Any] | None = None,
-                  trigger_event: str | None = None, code_fingerprint: str | None = None,
-                  git_commit: str | None = None) -> str:
+    def start_run(
+        self,
+        pipeline: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        trigger_event: str | None = None,
+        code_fingerprint: str | None = None,
+        git_commit: str | None = None,
+    ) -> str:
         """Record a new ``running`` run of ``pipeline`` (recording the pipeline too).
 
         A trigger event starts at most one run: when a run was already started
@@ -257,13 +263,18 @@ class MetadataStore(abc.ABC):
         """The run (a unique id prefix is enough) with its steps and metrics."""
 
     @abc.abstractmethod
-    def search_runs(self, *, pipeline: str | None = None, status: str | None = None,
-                    trigger_event: str | None = None,
-                    started_after: datetime | None = None,
-                    started_before: datetime | None = None,
-                    parameters: Mapping[str, Any] | None = None,
-                    metrics: Mapping[str, tuple[str, float]] | None = None,
-                    limit: int = 100) -> list[Run]:
+    def search_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        trigger_event: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, tuple[str, float]] | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
         """Runs matching every filter given, newest first (without their steps).
 
         ``parameters`` matches by equality; ``metrics`` maps a metric key to an
@@ -271,8 +282,9 @@ class MetadataStore(abc.ABC):
         compared with the run's latest value for that key.
         """
 
-    def list_runs(self, *, pipeline: str | None = None, status: str | None = None,
-                  limit: int = 50) -> list[Run]:
+    def list_runs(
+        self, *, pipeline: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[Run]:
         """Runs, newest first."""
         return self.search_runs(pipeline=pipeline, status=status, limit=limit)
 
@@ -287,17 +299,28 @@ class MetadataStore(abc.ABC):
     # steps
 
     @abc.abstractmethod
-    def start_step(self, run_id: str, name: str, *,
-                   inputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
-                   cache_key: str | None = None) -> str:
+    def start_step(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        inputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
+        cache_key: str | None = None,
+    ) -> str:
         """Record a ``running`` step execution with its inputs; returns its id."""
 
     @abc.abstractmethod
-    def finish_step(self, step_id: str, status: str, *,
-                    outputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
-                    metrics: Mapping[str, float] | None = None,
-                    logs_uri: str | None = None, cache_hit: bool = False,
-                    error: str | None = None) -> StepExecution:
+    def finish_step(
+        self,
+        step_id: str,
+        status: str,
+        *,
+        outputs: Mapping[str, ArtifactRef] | Sequence[ArtifactRef] = (),
+        metrics: Mapping[str, float] | None = None,
+        logs_uri: str | None = None,
+        cache_hit: bool = False,
+        error: str | None = None,
+    ) -> StepExecution:
         """Finish a step execution with its outputs and metrics, in one transaction."""
 
     @abc.abstractmethod
@@ -311,9 +334,16 @@ class MetadataStore(abc.ABC):
     # artifacts
 
     @abc.abstractmethod
-    def record_artifact(self, uri: str, fingerprint: str, *, kind: str = "artifact",
-                        size: int | None = None, media_type: str | None = None,
-                        metadata: Mapping[str, Any] | None = None) -> ArtifactRecord:
+    def record_artifact(
+        self,
+        uri: str,
+        fingerprint: str,
+        *,
+        kind: str = "artifact",
+        size: int | None = None,
+        media_type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ArtifactRecord:
         """Record an artifact; recording the same URI and fingerprint again returns it."""
 
     @abc.abstractmethod
@@ -321,20 +351,32 @@ class MetadataStore(abc.ABC):
         """One artifact record."""
 
     @abc.abstractmethod
-    def find_artifacts(self, *, uri: str | None = None, fingerprint: str | None = None,
-                       kind: str | None = None, limit: int = 100) -> list[ArtifactRecord]:
+    def find_artifacts(
+        self,
+        *,
+        uri: str | None = None,
+        fingerprint: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[ArtifactRecord]:
         """Artifact records matching every filter given, newest first."""
 
     # metrics
 
     @abc.abstractmethod
-    def log_metric(self, run_id: str, key: str, value: float, *, step: str | None = None,
-                   index: int = 0) -> None:
+    def log_metric(
+        self, run_id: str, key: str, value: float, *, step: str | None = None, index: int = 0
+    ) -> None:
         """Record one metric value (one transaction)."""
 
     @abc.abstractmethod
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float]
-                    | Sequence[tuple[str, float, int]], *, step: str | None = None) -> None:
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float] | Sequence[tuple[str, float, int]],
+        *,
+        step: str | None = None,
+    ) -> None:
         """Record many metric values in one transaction.
 
         ``metrics`` is a ``{key: value}`` mapping or a sequence of
@@ -342,16 +384,23 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_metrics(self, run_id: str, *, key: str | None = None,
-                    step: str | None = None) -> list[MetricPoint]:
+    def get_metrics(
+        self, run_id: str, *, key: str | None = None, step: str | None = None
+    ) -> list[MetricPoint]:
         """Every metric value logged for a run (optionally one key or one step), in order."""
 
     # trigger events
 
     @abc.abstractmethod
-    def record_trigger_event(self, trigger: str, reason: str, *,
-                             details: Mapping[str, Any] | None = None,
-                             key: str | None = None, fired: bool = True) -> TriggerEvent:
+    def record_trigger_event(
+        self,
+        trigger: str,
+        reason: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        fired: bool = True,
+    ) -> TriggerEvent:
         """Record a trigger's decision.
 
         With a ``key``, an event already recorded for ``(trigger, key)`` is returned
@@ -364,15 +413,17 @@ class MetadataStore(abc.ABC):
         """One trigger event."""
 
     @abc.abstractmethod
-    def list_trigger_events(self, *, trigger: str | None = None,
-                            limit: int = 50) -> list[TriggerEvent]:
+    def list_trigger_events(
+        self, *, trigger: str | None = None, limit: int = 50
+    ) -> list[TriggerEvent]:
         """Trigger events, newest first."""
 
     # leases and watcher state (``conveyor watch``)
 
     @abc.abstractmethod
-    def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta,
-                      key: str | None = None) -> Lease | None:
+    def acquire_lease(
+        self, name: str, holder: str, *, now: datetime, ttl: timedelta, key: str | None = None
+    ) -> Lease | None:
         """Take lease ``name`` for ``holder`` until ``now + ttl``, in one transaction.
 
         Succeeds when nobody holds it, when its lease expired at ``now``, or when
@@ -382,8 +433,7 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def renew_lease(self, name: str, holder: str, *, now: datetime,
-                    ttl: timedelta) -> Lease | None:
+    def renew_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> Lease | None:
         """Extend ``holder``'s lease to ``now + ttl``; ``None`` when it no longer holds it."""
 
     @abc.abstractmethod
@@ -414,9 +464,9 @@ class MetadataStore(abc.ABC):
         """One stored result (NotFoundError when absent)."""
 
     @abc.abstractmethod
-    def list_monitoring_results(self, *, model: str, version: int | None = None,
-                                kind: str | None = None,
-                                limit: int = 50) -> list[MonitoringResult]:
+    def list_monitoring_results(
+        self, *, model: str, version: int | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[MonitoringResult]:
         """Results of ``model`` (one version, one kind), newest computation first: the
         drift and performance triggers read the first."""
 
@@ -437,8 +487,14 @@ class MetadataStore(abc.ABC):
         """A version's ``record_model`` feature views, in order; NotFoundError if unrecorded."""
 
     @abc.abstractmethod
-    def lineage(self, node: str, *, direction: Direction = "upstream",
-                depth: int = 10, max_nodes: int = 1000) -> LineageGraph:
+    def lineage(
+        self,
+        node: str,
+        *,
+        direction: Direction = "upstream",
+        depth: int = 10,
+        max_nodes: int = 1000,
+    ) -> LineageGraph:
         """The lineage graph around ``node`` (see :func:`node_id`).
 
         From a run, traversal enters its steps; from a step, the run it belongs
@@ -455,8 +511,7 @@ class MetadataStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_definition(self, kind: str, name: str, version: int | None = None
-                       ) -> Definition:
+    def get_definition(self, kind: str, name: str, version: int | None = None) -> Definition:
         """A version of a definition (the latest when ``version`` is ``None``)."""
 
     @abc.abstractmethod
@@ -472,8 +527,27 @@ class MetadataStore(abc.ABC):
 
 
 __all__ = [
-    "FINISHED_RUN_STATUSES", "NODE_KINDS", "RUN_STATUSES", "STEP_STATUSES", "ArtifactRecord",
-    "ArtifactRef", "Definition", "Direction", "FeatureViewUse", "Lease", "LineageEdge",
-    "LineageGraph", "LineageNode", "MetadataStore", "MetricPoint", "ModelRecord", "PipelineRecord",
-    "Run", "StepExecution", "TriggerEvent", "WatchState", "node_id", "parse_node",
+    "FINISHED_RUN_STATUSES",
+    "NODE_KINDS",
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "ArtifactRecord",
+    "ArtifactRef",
+    "Definition",
+    "Direction",
+    "FeatureViewUse",
+    "Lease",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
+    "MetadataStore",
+    "MetricPoint",
+    "ModelRecord",
+    "PipelineRecord",
+    "Run",
+    "StepExecution",
+    "TriggerEvent",
+    "WatchState",
+    "node_id",
+    "parse_node",
 ]

@@ -302,10 +302,20 @@ class RegistryBackend(abc.ABC):
         """Allocate the next version number of ``new.name`` and insert it, atomically."""
 
     @abc.abstractmethod
-    def move_alias(self, name: str, alias: str, target: int | None, *,
-                   expected: int | None, action: str, actor: str, reason: str = "",
-                   forced: bool = False, evidence: Mapping[str, Any] | None = None,
-                   after: int | None = None) -> list[AliasChange]:
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        target: int | None,
+        *,
+        expected: int | None,
+        action: str,
+        actor: str,
+        reason: str = "",
+        forced: bool = False,
+        evidence: Mapping[str, Any] | None = None,
+        after: int | None = None,
+    ) -> list[AliasChange]:
         """Compare-and-set: move ``alias`` from ``expected`` to ``target`` (None: unset).
 
         Raises :class:`StaleAliasError` when the holder is not ``expected`` (or,
@@ -315,22 +325,30 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def set_archived(self, name: str, version: int, archived: bool, *, actor: str,
-                     reason: str = "") -> AliasChange:
+    def set_archived(
+        self, name: str, version: int, archived: bool, *, actor: str, reason: str = ""
+    ) -> AliasChange:
         """Flag a version (un)archived with its audit record, in one transaction.
 
         Archiving a version that holds an alias raises :class:`StaleAliasError`.
         """
 
     @abc.abstractmethod
-    def add_validation(self, name: str, version: int, *, passed: bool, actor: str = "",
-                       run_id: str | None = None, summary: str = "",
-                       details: Mapping[str, Any] | None = None) -> ValidationVerdict:
+    def add_validation(
+        self,
+        name: str,
+        version: int,
+        *,
+        passed: bool,
+        actor: str = "",
+        run_id: str | None = None,
+        summary: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ValidationVerdict:
         """Append a validation verdict for a version."""
 
     @abc.abstractmethod
-    def add_approval(self, name: str, version: int, *, by: str, comment: str = ""
-                     ) -> Approval:
+    def add_approval(self, name: str, version: int, *, by: str, comment: str = "") -> Approval:
         """Append an approval of a version."""
 
     # -- reads ----------------------------------------------------------------------------
@@ -360,8 +378,9 @@ class RegistryBackend(abc.ABC):
         """The audit log of a model (optionally one alias), oldest first."""
 
     @abc.abstractmethod
-    def changes_since(self, audit_id: int, *, model: str | None = None,
-                      limit: int = 1000) -> list[AliasChange]:
+    def changes_since(
+        self, audit_id: int, *, model: str | None = None, limit: int = 1000
+    ) -> list[AliasChange]:
         """Audit records with ``id > audit_id`` (optionally of one model), oldest first.
 
         One indexed query: a watcher in another process polls it with the last

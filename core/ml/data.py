@@ -127,8 +127,9 @@ def generate(
     import polars as pl
 
     if rows < 0 or days < 1:
-        raise ConveyorError(f"cannot generate {rows} rows over {days} days",
-                            hint="use rows >= 0 and days >= 1")
+        raise ConveyorError(
+            f"cannot generate {rows} rows over {days} days", hint="use rows >= 0 and days >= 1"
+        )
     world = _world()
     rng = np.random.default_rng(seed)
     n_num = len(NUMERIC_FEATURES)
@@ -172,8 +173,9 @@ def generate(
 
     columns: dict[str, pl.Series] = {
         ENTITY: pl.Series(ENTITY, rng.integers(0, entities, rows), dtype=pl.Int64),
-        TIMESTAMP: (pl.Series(TIMESTAMP, offsets, dtype=pl.Int64).cast(pl.Duration("us"))
-                    + start).alias(TIMESTAMP),
+        TIMESTAMP: (
+            pl.Series(TIMESTAMP, offsets, dtype=pl.Int64).cast(pl.Duration("us")) + start
+        ).alias(TIMESTAMP),
     }
     for i, name in enumerate(NUMERIC_FEATURES):
         series = pl.Series(name, observed[:, i], dtype=pl.Float64)
@@ -183,6 +185,7 @@ def generate(
     for col, values in CATEGORIES.items():
         mapping = {**dict(enumerate(values)), len(values): UNSEEN_CATEGORIES[col]}
         columns[col] = pl.Series(col, codes[col], dtype=pl.Int64).replace_strict(
-            mapping, return_dtype=pl.String)
+            mapping, return_dtype=pl.String
+        )
     columns[LABEL] = pl.Series(LABEL, label, dtype=pl.Int64)
     return pl.DataFrame(list(columns.values()))

@@ -35,11 +35,15 @@ def _arrays(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
     if y.shape != p.shape:
-        raise DegenerateDataError(f"{y.size} labels but {p.size} predictions",
-                                  hint="evaluate predictions of the same rows as the labels")
+        raise DegenerateDataError(
+            f"{y.size} labels but {p.size} predictions",
+            hint="evaluate predictions of the same rows as the labels",
+        )
     if not (np.isfinite(y).all() and np.isfinite(p).all()):
-        raise DegenerateDataError("labels or predictions contain NaN or infinity",
-                                  hint="drop rows without a label before evaluating")
+        raise DegenerateDataError(
+            "labels or predictions contain NaN or infinity",
+            hint="drop rows without a label before evaluating",
+        )
     return y, p
 
 
@@ -121,8 +125,9 @@ METRICS: dict[str, dict[str, Callable[[Any, Any], float]]] = {
 def compute_metrics(y_true: Any, y_pred: Any, objective: str = "binary") -> dict[str, float | None]:
     """All metrics of ``objective``; undefined ones are None."""
     if objective not in METRICS:
-        raise DegenerateDataError(f"unknown objective {objective!r}",
-                                  hint=f"use one of {', '.join(METRICS)}")
+        raise DegenerateDataError(
+            f"unknown objective {objective!r}", hint=f"use one of {', '.join(METRICS)}"
+        )
     y, p = _arrays(y_true, y_pred)
     out: dict[str, float | None] = {}
     for name, fn in METRICS[objective].items():
@@ -178,47 +183,84 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
-        return cls(objective=data["objective"], rows=data["rows"], overall=dict(data["overall"]),
-                   slices=[SliceMetrics(**s) for s in data.get("slices", ())])
+        return cls(
+            objective=data["objective"],
+            rows=data["rows"],
+            overall=dict(data["overall"]),
+            slices=[SliceMetrics(**s) for s in data.get("slices", ())],
+        )
 
 
-def evaluate(frame: pl.DataFrame, predictions: Any, *, label: str, objective: str = "binary",
-             slice_by: Sequence[str] = (), min_slice_rows: int = 1) -> Evaluation:
+def evaluate(
+    frame: pl.DataFrame,
+    predictions: Any,
+    *,
+    label: str,
+    objective: str = "binary",
+    slice_by: Sequence[str] = (),
+    min_slice_rows: int = 1,
+) -> Evaluation:
     """Evaluate ``predictions`` (one per row of ``frame``) against ``frame[label]``,
     overall and for each value of each ``slice_by`` column."""
     import numpy as np
     import polars as pl
 
     if label not in frame.columns:
-        raise DegenerateDataError(f"label column {label!r} is not in the table",
-                                  hint=f"columns are: {', '.join(frame.columns)}")
+        raise DegenerateDataError(
+            f"label column {label!r} is not in the table",
+            hint=f"columns are: {', '.join(frame.columns)}",
+        )
     if frame.height == 0:
-        raise DegenerateDataError("cannot evaluate on 0 rows",
-                                  hint="the holdout is empty: check the split")
+        raise DegenerateDataError(
+            "cannot evaluate on 0 rows", hint="the holdout is empty: check the split"
+        )
     y = frame.get_column(label).cast(pl.Float64).to_numpy()
     p = np.asarray(predictions, dtype=np.float64)
     overall = compute_metrics(y, p, objective)
     slices = []
     for column in slice_by:
         if column not in frame.columns:
-            raise DegenerateDataError(f"slice column {column!r} is not in the table",
-                                      hint=f"columns are: {', '.join(frame.columns)}")
-        groups = (frame.select(pl.col(column).cast(pl.String).fill_null("<null>").alias("v"))
-                  .with_row_index("i").group_by("v").agg(pl.col("i")).sort("v"))
+            raise DegenerateDataError(
+                f"slice column {column!r} is not in the table",
+                hint=f"columns are: {', '.join(frame.columns)}",
+            )
+        groups = (
+            frame.select(pl.col(column).cast(pl.String).fill_null("<null>").alias("v"))
+            .with_row_index("i")
+            .group_by("v")
+            .agg(pl.col("i"))
+            .sort("v")
+        )
         for value, idx in groups.iter_rows():
             if len(idx) < min_slice_rows:
                 continue
             rows = np.asarray(idx, dtype=np.int64)
-            slices.append(SliceMetrics(column=column, value=value, rows=rows.size,
-                                       metrics=compute_metrics(y[rows], p[rows], objective)))
+            slices.append(
+                SliceMetrics(
+                    column=column,
+                    value=value,
+                    rows=rows.size,
+                    metrics=compute_metrics(y[rows], p[rows], objective),
+                )
+            )
     return Evaluation(objective=objective, rows=frame.height, overall=overall, slices=slices)
 
 
-def evaluate_model(model: TrainedModel, frame: pl.DataFrame, *, slice_by: Sequence[str] = (),
-                   min_slice_rows: int = 1) -> Evaluation:
+def evaluate_model(
+    model: TrainedModel,
+    frame: pl.DataFrame,
+    *,
+    slice_by: Sequence[str] = (),
+    min_slice_rows: int = 1,
+) -> Evaluation:
     """Predict ``frame`` with ``model`` and :func:`evaluate` it."""
     from conveyor.models.inference import predict
 
-    return evaluate(frame, predict(model, frame), label=model.signature.label,
-                    objective=model.signature.objective, slice_by=slice_by,
-                    min_slice_rows=min_slice_rows)
+    return evaluate(
+        frame,
+        predict(model, frame),
+        label=model.signature.label,
+        objective=model.signature.objective,
+        slice_by=slice_by,
+        min_slice_rows=min_slice_rows,
+    )

@@ -79,12 +79,15 @@ class GateConfig:
     def __attrs_post_init__(self) -> None:
         for name in (self.metric, *self.minimums, *self.maximums):
             if name not in HIGHER_IS_BETTER:
-                raise ConveyorError(f"the gate does not know metric {name!r}",
-                                    hint=f"use one of {', '.join(HIGHER_IS_BETTER)}")
+                raise ConveyorError(
+                    f"the gate does not know metric {name!r}",
+                    hint=f"use one of {', '.join(HIGHER_IS_BETTER)}",
+                )
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, section: str = "gate",
-                     where: str = "parameters") -> GateConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, section: str = "gate", where: str = "parameters"
+    ) -> GateConfig:
         """Build from a config table, with ``$.path``-precise ConfigErrors."""
         from conveyor.config import structure
 
@@ -112,17 +115,22 @@ class GateVerdict:
         return [f.message for f in self.findings if f.blocking]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "findings": [finding_to_dict(f) for f in self.findings],
-                "evidence": _jsonable(self.evidence)}
+        return {
+            "passed": self.passed,
+            "findings": [finding_to_dict(f) for f in self.findings],
+            "evidence": _jsonable(self.evidence),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateVerdict:
-        return cls(passed=bool(data["passed"]),
-                   findings=[finding_from_dict(f) for f in data.get("findings", ())],
-                   evidence=dict(data.get("evidence") or {}))
+        return cls(
+            passed=bool(data["passed"]),
+            findings=[finding_from_dict(f) for f in data.get("findings", ())],
+            evidence=dict(data.get("evidence") or {}),
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> GateVerdict:
@@ -130,8 +138,11 @@ class GateVerdict:
 
     def report(self) -> str:
         """A readable summary: verdict, the comparison, then every finding."""
-        lines = [format_report(self.findings, title="Model gate").replace(
-            "Model gate: passed", "Model gate: PASSED", 1)]
+        lines = [
+            format_report(self.findings, title="Model gate").replace(
+                "Model gate: passed", "Model gate: PASSED", 1
+            )
+        ]
         if not self.findings:
             lines = ["Model gate: PASSED"]
         cmp = self.evidence.get("comparison")
@@ -140,14 +151,18 @@ class GateVerdict:
                 f"  vs production: {cmp['metric']} {cmp['candidate']:.5f} vs "
                 f"{cmp['incumbent']:.5f}, difference {cmp['difference']:+.5f}, "
                 f"{cmp['confidence']:.0%} lower bound {cmp['lower_bound']:+.5f} "
-                f"(must be >= {-cmp['margin']:+.5f})")
+                f"(must be >= {-cmp['margin']:+.5f})"
+            )
         return "\n".join(lines)
 
     def raise_if_refused(self) -> None:
         """Raise :class:`ValidationError` with the report when the gate refused."""
         if not self.passed:
-            raise ValidationError(self.report(), hint="the candidate was not promoted; see the "
-                                  "gate's findings", findings=self.findings)
+            raise ValidationError(
+                self.report(),
+                hint="the candidate was not promoted; see the gate's findings",
+                findings=self.findings,
+            )
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -212,9 +227,16 @@ class _Scorer:
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def paired_bootstrap(y: Any, candidate: Any, incumbent: Any, *, metric: str,
-                     n_bootstrap: int = 1000, seed: int = 0,
-                     chunk_elements: int = 4_000_000) -> np.ndarray:
+def paired_bootstrap(
+    y: Any,
+    candidate: Any,
+    incumbent: Any,
+    *,
+    metric: str,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    chunk_elements: int = 4_000_000,
+) -> np.ndarray:
     """Bootstrap distribution of ``metric(candidate) - metric(incumbent)``, oriented so
     that positive means the candidate is better; both scored on the same resamples.
 
@@ -262,8 +284,14 @@ class InfraResult:
     evidence: dict[str, Any] = field(factory=dict)
 
 
-def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 120.0,
-                tolerance: float = 0.0, expected: Any = None) -> InfraResult:
+def infra_check(
+    model: TrainedModel,
+    sample: pl.DataFrame,
+    *,
+    timeout: float = 120.0,
+    tolerance: float = 0.0,
+    expected: Any = None,
+) -> InfraResult:
     """Load ``model``'s stored text in a child process and predict ``sample`` there.
 
     The child (:func:`conveyor.models.canary.run_canary`) gets the model text, its
@@ -278,9 +306,19 @@ def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 1
 
     def fail(check: str, message: str, **evidence: Any) -> InfraResult:
         evidence = {"passed": False, **evidence}
-        return InfraResult(passed=False, evidence=evidence, findings=[Finding(
-            check=check, message=message, severity=Severity.ERROR, subject="candidate",
-            details=_jsonable(evidence))])
+        return InfraResult(
+            passed=False,
+            evidence=evidence,
+            findings=[
+                Finding(
+                    check=check,
+                    message=message,
+                    severity=Severity.ERROR,
+                    subject="candidate",
+                    details=_jsonable(evidence),
+                )
+            ],
+        )
 
     if expected is None:
         expected = predict(model, sample)
@@ -289,25 +327,50 @@ def infra_check(model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 1
     if run.returncode is None:
         return fail("infra.timeout", run.reason, seconds=run.seconds)
     if run.returncode != 0:
-        return fail("infra.load_failed", f"loading the candidate in a child process failed: "
-                    f"{run.reason}", returncode=run.returncode, seconds=run.seconds,
-                    stderr=run.stderr)
+        return fail(
+            "infra.load_failed",
+            f"loading the candidate in a child process failed: {run.reason}",
+            returncode=run.returncode,
+            seconds=run.seconds,
+            stderr=run.stderr,
+        )
     if not run.ok:
-        return fail("infra.bad_output", run.reason, returncode=run.returncode,
-                    seconds=run.seconds, stderr=run.stderr)
+        return fail(
+            "infra.bad_output",
+            run.reason,
+            returncode=run.returncode,
+            seconds=run.seconds,
+            stderr=run.stderr,
+        )
     got = np.asarray(run.predictions, dtype=np.float64)
     if got.shape != expected.shape:
-        return fail("infra.prediction_mismatch", f"the child predicted {got.size} rows, "
-                    f"expected {expected.size}", seconds=run.seconds)
+        return fail(
+            "infra.prediction_mismatch",
+            f"the child predicted {got.size} rows, expected {expected.size}",
+            seconds=run.seconds,
+        )
     diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
     if not diff <= tolerance:
-        return fail("infra.prediction_mismatch", f"the model loaded in a child process "
-                    f"predicts differently (max difference {diff:.3g}, tolerance "
-                    f"{tolerance:g}): the stored text is not the model that was evaluated",
-                    seconds=run.seconds, max_abs_diff=diff, rows=int(got.size))
-    return InfraResult(passed=True, evidence={
-        "passed": True, "returncode": 0, "seconds": run.seconds, "rows": int(got.size),
-        "max_abs_diff": diff, "sha256": run.sha256})
+        return fail(
+            "infra.prediction_mismatch",
+            f"the model loaded in a child process "
+            f"predicts differently (max difference {diff:.3g}, tolerance "
+            f"{tolerance:g}): the stored text is not the model that was evaluated",
+            seconds=run.seconds,
+            max_abs_diff=diff,
+            rows=int(got.size),
+        )
+    return InfraResult(
+        passed=True,
+        evidence={
+            "passed": True,
+            "returncode": 0,
+            "seconds": run.seconds,
+            "rows": int(got.size),
+            "max_abs_diff": diff,
+            "sha256": run.sha256,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- the gate
@@ -338,17 +401,32 @@ def validate_model(
     label = candidate.signature.label
     objective = candidate.signature.objective
     evidence: dict[str, Any] = {
-        "rule": (f"all thresholds met AND (no production model OR the {config.confidence:.0%} "
-                 f"paired-bootstrap lower bound of candidate - production on "
-                 f"{config.metric} >= -{config.margin:g}) AND the child-process load "
-                 "reproduces the predictions AND no blocking plugin finding"),
-        "candidate": {"sha256": candidate.sha256}, "holdout_rows": holdout.height,
+        "rule": (
+            f"all thresholds met AND (no production model OR the {config.confidence:.0%} "
+            f"paired-bootstrap lower bound of candidate - production on "
+            f"{config.metric} >= -{config.margin:g}) AND the child-process load "
+            "reproduces the predictions AND no blocking plugin finding"
+        ),
+        "candidate": {"sha256": candidate.sha256},
+        "holdout_rows": holdout.height,
     }
 
-    def finding(check: str, message: str, severity: Severity = Severity.ERROR,
-                subject: str | None = None, **details: Any) -> None:
-        findings.append(Finding(check=check, message=message, severity=severity,
-                                subject=subject, details=_jsonable(details)))
+    def finding(
+        check: str,
+        message: str,
+        severity: Severity = Severity.ERROR,
+        subject: str | None = None,
+        **details: Any,
+    ) -> None:
+        findings.append(
+            Finding(
+                check=check,
+                message=message,
+                severity=severity,
+                subject=subject,
+                details=_jsonable(details),
+            )
+        )
 
     try:
         if label not in holdout.columns:
@@ -358,13 +436,17 @@ def validate_model(
         else:
             p_c = np.asarray(candidate_predictions, dtype=np.float64)
             if p_c.shape != (holdout.height,):
-                raise ValidationError(f"{p_c.size} candidate predictions for "
-                                      f"{holdout.height} holdout rows")
+                raise ValidationError(
+                    f"{p_c.size} candidate predictions for {holdout.height} holdout rows"
+                )
         y = holdout.get_column(label).cast(pl.Float64).to_numpy()
         metrics_c = compute_metrics(y, p_c, objective)
     except ConveyorError as exc:
-        finding("gate.candidate_unscorable", f"the candidate cannot score the holdout: "
-                f"{exc.message}", subject="candidate")
+        finding(
+            "gate.candidate_unscorable",
+            f"the candidate cannot score the holdout: {exc.message}",
+            subject="candidate",
+        )
         return GateVerdict(passed=False, findings=findings, evidence=evidence)
     evidence["candidate"]["metrics"] = metrics_c
 
@@ -374,27 +456,39 @@ def validate_model(
         for metric, limit in bounds.items():
             value = metrics_c.get(metric)
             ok = value is not None and (value >= limit if op == ">=" else value <= limit)
-            thresholds.append({"metric": metric, "op": op, "limit": limit, "value": value,
-                               "passed": ok})
+            thresholds.append(
+                {"metric": metric, "op": op, "limit": limit, "value": value, "passed": ok}
+            )
             if not ok:
                 shown = "undefined" if value is None else f"{value:.5f}"
-                finding("gate.threshold", f"{metric} on the holdout is {shown}; the target is "
-                        f"{op} {limit:g}", subject=metric, value=value, limit=limit, op=op)
+                finding(
+                    "gate.threshold",
+                    f"{metric} on the holdout is {shown}; the target is {op} {limit:g}",
+                    subject=metric,
+                    value=value,
+                    limit=limit,
+                    op=op,
+                )
     evidence["thresholds"] = thresholds
 
     # 2. not worse than production, with a paired bootstrap bound
     evidence["comparison"] = None
     if incumbent is not None:
-        evidence["comparison"] = _compare(candidate, incumbent, holdout, y, p_c, metrics_c,
-                                          config, finding)
+        evidence["comparison"] = _compare(
+            candidate, incumbent, holdout, y, p_c, metrics_c, config, finding
+        )
 
     # 3. infra: load the stored text in a child process and predict a sample
     evidence["infra"] = None
     if config.infra_check:
         sample = holdout.head(config.infra_sample_rows)
-        result = infra_check(candidate, sample, timeout=config.infra_timeout,
-                             tolerance=config.infra_tolerance,
-                             expected=p_c[: sample.height])
+        result = infra_check(
+            candidate,
+            sample,
+            timeout=config.infra_timeout,
+            tolerance=config.infra_tolerance,
+            expected=p_c[: sample.height],
+        )
         evidence["infra"] = result.evidence
         findings.extend(result.findings)
 
@@ -404,9 +498,16 @@ def validate_model(
     return GateVerdict(passed=passed, findings=findings, evidence=_jsonable(evidence))
 
 
-def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataFrame,
-             y: np.ndarray, p_c: np.ndarray, metrics_c: dict[str, float | None],
-             config: GateConfig, finding: Any) -> dict[str, Any] | None:
+def _compare(
+    candidate: TrainedModel,
+    incumbent: TrainedModel,
+    holdout: pl.DataFrame,
+    y: np.ndarray,
+    p_c: np.ndarray,
+    metrics_c: dict[str, float | None],
+    config: GateConfig,
+    finding: Any,
+) -> dict[str, Any] | None:
     """Score the incumbent on the same holdout and bound the difference by bootstrap."""
     import numpy as np
 
@@ -414,22 +515,34 @@ def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataF
 
     metric = config.metric
     if incumbent.signature.objective != candidate.signature.objective:
-        finding("gate.incomparable", "production has a different objective "
-                f"({incumbent.signature.objective}); the models cannot be compared",
-                config.incomparable, "production")
+        finding(
+            "gate.incomparable",
+            "production has a different objective "
+            f"({incumbent.signature.objective}); the models cannot be compared",
+            config.incomparable,
+            "production",
+        )
         return None
     try:
         p_i = predict(incumbent, holdout)
     except ConveyorError as exc:
-        finding("gate.incomparable", f"the production model cannot score this holdout "
-                f"({exc.message}); the models cannot be compared", config.incomparable,
-                "production")
+        finding(
+            "gate.incomparable",
+            f"the production model cannot score this holdout "
+            f"({exc.message}); the models cannot be compared",
+            config.incomparable,
+            "production",
+        )
         return None
     metrics_i = compute_metrics(y, p_i, candidate.signature.objective)
     value_c, value_i = metrics_c.get(metric), metrics_i.get(metric)
     if value_c is None or value_i is None:
-        finding("gate.incomparable", f"{metric} is undefined on this holdout (one class?)",
-                config.incomparable, metric)
+        finding(
+            "gate.incomparable",
+            f"{metric} is undefined on this holdout (one class?)",
+            config.incomparable,
+            metric,
+        )
         return None
     started = time.perf_counter()
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
@@ -439,39 +552,62 @@ def _compare(candidate: TrainedModel, incumbent: TrainedModel, holdout: pl.DataF
         sub = np.sort(np.random.default_rng(config.seed).choice(n, m, replace=False))
         sub_c = compute_metrics(y[sub], p_c[sub], candidate.signature.objective)[metric]
         sub_i = compute_metrics(y[sub], p_i[sub], candidate.signature.objective)[metric]
-        diffs = paired_bootstrap(y[sub], p_c[sub], p_i[sub], metric=metric,
-                                 n_bootstrap=config.n_bootstrap, seed=config.seed + 1)
+        diffs = paired_bootstrap(
+            y[sub],
+            p_c[sub],
+            p_i[sub],
+            metric=metric,
+            n_bootstrap=config.n_bootstrap,
+            seed=config.seed + 1,
+        )
         if sub_c is None or sub_i is None:
             diffs = diffs[:0]
         else:
             diffs = difference + (diffs - sign * (sub_c - sub_i)) * np.sqrt(m / n)
     else:
-        diffs = paired_bootstrap(y, p_c, p_i, metric=metric, n_bootstrap=config.n_bootstrap,
-                                 seed=config.seed)
+        diffs = paired_bootstrap(
+            y, p_c, p_i, metric=metric, n_bootstrap=config.n_bootstrap, seed=config.seed
+        )
     diffs = diffs[np.isfinite(diffs)]
     if diffs.size == 0:
-        finding("gate.incomparable", f"the bootstrap of {metric} is undefined on this holdout",
-                config.incomparable, metric)
+        finding(
+            "gate.incomparable",
+            f"the bootstrap of {metric} is undefined on this holdout",
+            config.incomparable,
+            metric,
+        )
         return None
     alpha = 1.0 - config.confidence
     lower = float(np.quantile(diffs, alpha))
     upper = float(np.quantile(diffs, 1.0 - alpha))
     ok = lower >= -config.margin
     comparison = {
-        "metric": metric, "incumbent_sha256": incumbent.sha256,
-        "candidate": metrics_c[metric], "incumbent": metrics_i[metric],
-        "incumbent_metrics": metrics_i, "difference": difference,
-        "lower_bound": lower, "upper_bound": upper, "confidence": config.confidence,
-        "margin": config.margin, "n_bootstrap": int(diffs.size), "seed": config.seed,
+        "metric": metric,
+        "incumbent_sha256": incumbent.sha256,
+        "candidate": metrics_c[metric],
+        "incumbent": metrics_i[metric],
+        "incumbent_metrics": metrics_i,
+        "difference": difference,
+        "lower_bound": lower,
+        "upper_bound": upper,
+        "confidence": config.confidence,
+        "margin": config.margin,
+        "n_bootstrap": int(diffs.size),
+        "seed": config.seed,
         "bootstrap_rows": min(n, m),
         "share_worse_than_margin": float(np.mean(diffs < -config.margin)),
-        "seconds": time.perf_counter() - started, "passed": ok,
+        "seconds": time.perf_counter() - started,
+        "passed": ok,
     }
     if not ok:
-        finding("gate.worse_than_production",
-                f"the candidate's {metric} is {metrics_c[metric]:.5f} vs production's "
-                f"{metrics_i[metric]:.5f} on the same holdout (difference {difference:+.5f}); "
-                f"the {config.confidence:.0%} lower bound {lower:+.5f} is below the allowed "
-                f"-{config.margin:g}", subject=metric, lower_bound=lower, difference=difference)
+        finding(
+            "gate.worse_than_production",
+            f"the candidate's {metric} is {metrics_c[metric]:.5f} vs production's "
+            f"{metrics_i[metric]:.5f} on the same holdout (difference {difference:+.5f}); "
+            f"the {config.confidence:.0%} lower bound {lower:+.5f} is below the allowed "
+            f"-{config.margin:g}",
+            subject=metric,
+            lower_bound=lower,
+            difference=difference,
+        )
     return comparison
-

@@ -30,41 +30,53 @@ def resolve_features(frame: pl.DataFrame, config: TrainConfig) -> tuple[list[str
 
     skip = {config.label, *config.exclude, *config.key}
     if config.features is None:
-        features = [c for c, t in frame.schema.items() if c not in skip
-                    and column_kind(t) in (NUM_KIND, BOOLEAN, CAT_KIND)]
+        features = [
+            c
+            for c, t in frame.schema.items()
+            if c not in skip and column_kind(t) in (NUM_KIND, BOOLEAN, CAT_KIND)
+        ]
     else:
         features = list(config.features)
         missing = [f for f in features if f not in frame.columns]
         if missing:
-            raise DegenerateDataError(f"feature column(s) {missing} are not in the table",
-                                      hint=f"columns are: {', '.join(frame.columns)}")
+            raise DegenerateDataError(
+                f"feature column(s) {missing} are not in the table",
+                hint=f"columns are: {', '.join(frame.columns)}",
+            )
         if config.label in features:
-            raise DegenerateDataError(f"the label {config.label!r} is listed as a feature",
-                                      hint="remove it from features")
+            raise DegenerateDataError(
+                f"the label {config.label!r} is listed as a feature", hint="remove it from features"
+            )
     if len(set(features)) != len(features):
         raise DegenerateDataError("a feature is listed twice", hint="list each feature once")
     if not features:
-        raise DegenerateDataError("no feature columns to train on",
-                                  hint="list features in the train config")
+        raise DegenerateDataError(
+            "no feature columns to train on", hint="list features in the train config"
+        )
     if config.categorical is None:
         categorical = {f for f in features if column_kind(frame.schema[f]) == CAT_KIND}
     else:
         unknown = set(config.categorical) - set(features)
         if unknown:
-            raise DegenerateDataError(f"categorical feature(s) {sorted(unknown)} are not "
-                                      "features", hint="list them in features too")
+            raise DegenerateDataError(
+                f"categorical feature(s) {sorted(unknown)} are not features",
+                hint="list them in features too",
+            )
         categorical = set(config.categorical)
     for f in features:
         kind = column_kind(frame.schema[f])
         if f not in categorical and kind not in (NUM_KIND, BOOLEAN):
             raise DegenerateDataError(
                 f"feature {f!r} has type {frame.schema[f]}, which is neither numeric nor "
-                "categorical", hint="exclude it, or list it as categorical")
+                "categorical",
+                hint="exclude it, or list it as categorical",
+            )
     return features, categorical
 
 
-def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
-                        part: str = "training", full: bool = True) -> None:
+def check_training_data(
+    frame: pl.DataFrame, config: TrainConfig, *, part: str = "training", full: bool = True
+) -> None:
     """Raise :class:`DegenerateDataError` listing everything that makes ``frame`` unusable.
 
     Checks (all before LightGBM is called): rows, the label (present, no
@@ -77,8 +89,15 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
     problems: list[Finding] = []
 
     def problem(check: str, message: str, subject: str | None = None, **details: Any) -> None:
-        problems.append(Finding(check=check, message=message, severity=Severity.ERROR,
-                                subject=subject, details=details))
+        problems.append(
+            Finding(
+                check=check,
+                message=message,
+                severity=Severity.ERROR,
+                subject=subject,
+                details=details,
+            )
+        )
 
     label = config.label
     if frame.height == 0:
@@ -88,29 +107,46 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
     elif frame.height:
         y = frame.get_column(label)
         if not (y.dtype.is_numeric() or y.dtype == pl.Boolean):
-            problem("label.type", f"label {label!r} has type {y.dtype}; it must be numeric "
-                    "or boolean", label)
+            problem(
+                "label.type",
+                f"label {label!r} has type {y.dtype}; it must be numeric or boolean",
+                label,
+            )
         else:
             yf = y.cast(pl.Float64)
-            bad = int(yf.is_null().sum()) + int(yf.is_nan().sum() or 0) + int(
-                yf.is_infinite().sum() or 0)
+            bad = (
+                int(yf.is_null().sum())
+                + int(yf.is_nan().sum() or 0)
+                + int(yf.is_infinite().sum() or 0)
+            )
             if bad:
-                problem("label.missing", f"label {label!r} has {bad} null, NaN or infinite "
-                        "value(s)", label, count=bad)
+                problem(
+                    "label.missing",
+                    f"label {label!r} has {bad} null, NaN or infinite value(s)",
+                    label,
+                    count=bad,
+                )
             finite = yf.filter(yf.is_finite())
             values = sorted(finite.unique().to_list())
             if config.objective == "binary":
                 if not set(values) <= {0.0, 1.0}:
                     shown = values[:5]
-                    problem("label.not_binary", f"label {label!r} must be 0/1 for a binary "
-                            f"objective; it has values {shown}", label)
+                    problem(
+                        "label.not_binary",
+                        f"label {label!r} must be 0/1 for a binary "
+                        f"objective; it has values {shown}",
+                        label,
+                    )
                 elif len(values) < 2 and full:
-                    problem("label.one_class", f"label {label!r} has a single class "
-                            f"({values[0]:g}) in the {part} data" if values else
-                            f"label {label!r} has no valid value", label)
+                    problem(
+                        "label.one_class",
+                        f"label {label!r} has a single class ({values[0]:g}) in the {part} data"
+                        if values
+                        else f"label {label!r} has no valid value",
+                        label,
+                    )
             elif len(values) < 2 and full:
-                problem("label.constant", f"label {label!r} is constant in the {part} data",
-                        label)
+                problem("label.constant", f"label {label!r} is constant in the {part} data", label)
 
     if full and frame.height:
         features, _categorical = resolve_features(frame, config)
@@ -145,8 +181,12 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
             elif constant(f):
                 problem("feature.constant", f"feature {f!r} is constant", f)
             if stats.get(f"{f}:inf"):
-                problem("feature.infinite", f"feature {f!r} has {stats[f'{f}:inf']} infinite "
-                        "value(s)", f, count=stats[f"{f}:inf"])
+                problem(
+                    "feature.infinite",
+                    f"feature {f!r} has {stats[f'{f}:inf']} infinite value(s)",
+                    f,
+                    count=stats[f"{f}:inf"],
+                )
         if config.key:
             absent = [k for k in config.key if k not in frame.columns]
             if absent:
@@ -154,19 +194,24 @@ def check_training_data(frame: pl.DataFrame, config: TrainConfig, *,
             else:
                 dupes = frame.height - frame.select(config.key).n_unique()
                 if dupes:
-                    problem("key.duplicate", f"{dupes} row(s) repeat a key "
-                            f"({', '.join(config.key)}) in the {part} data",
-                            ",".join(config.key), count=dupes)
+                    problem(
+                        "key.duplicate",
+                        f"{dupes} row(s) repeat a key ({', '.join(config.key)}) in the {part} data",
+                        ",".join(config.key),
+                        count=dupes,
+                    )
     if problems:
         listing = "; ".join(p.message for p in problems)
         raise DegenerateDataError(
             f"the {part} data cannot train a model: {listing}",
             hint="fix the data (or drop/exclude the offending columns) before training",
-            findings=problems)
+            findings=problems,
+        )
 
 
-def build_signature(frame: pl.DataFrame, config: TrainConfig,
-                    others: Sequence[pl.DataFrame] = ()) -> Signature:
+def build_signature(
+    frame: pl.DataFrame, config: TrainConfig, others: Sequence[pl.DataFrame] = ()
+) -> Signature:
     """The signature of a model trained on ``frame`` with ``config`` (sorted category maps).
 
     A feature is nullable when it has missing values in ``frame`` or in any of
@@ -180,10 +225,19 @@ def build_signature(frame: pl.DataFrame, config: TrainConfig,
 
     def missing_counts(table: pl.DataFrame) -> dict[str, int]:
         present = [f for f in features if f in table.columns]
-        return table.select(
-            *[(pl.col(f).null_count() + (pl.col(f).is_nan().sum()
-                                         if table.schema[f].is_float() else 0)).alias(f)
-              for f in present]).row(0, named=True) if present else {}
+        return (
+            table.select(
+                *[
+                    (
+                        pl.col(f).null_count()
+                        + (pl.col(f).is_nan().sum() if table.schema[f].is_float() else 0)
+                    ).alias(f)
+                    for f in present
+                ]
+            ).row(0, named=True)
+            if present
+            else {}
+        )
 
     counts = [missing_counts(t) for t in (frame, *others)]
     specs = []
@@ -191,11 +245,18 @@ def build_signature(frame: pl.DataFrame, config: TrainConfig,
         dtype = from_polars(frame.schema[f])
         if dtype is None:
             raise DegenerateDataError(
-                f"feature {f!r} has type {frame.schema[f]}, which a model signature cannot "
-                "hold", hint="cast it to float64 (or another type of docs/ml.md's vocabulary)")
+                f"feature {f!r} has type {frame.schema[f]}, which a model signature cannot hold",
+                hint="cast it to float64 (or another type of docs/ml.md's vocabulary)",
+            )
         cats = None
         if f in categorical:
             cats = frame.get_column(f).drop_nulls().cast(pl.String).unique().sort().to_list()
-        specs.append(FeatureSpec(name=f, dtype=dtype, categories=cats,
-                                 nullable=any(c.get(f) for c in counts) or f in config.nullable))
+        specs.append(
+            FeatureSpec(
+                name=f,
+                dtype=dtype,
+                categories=cats,
+                nullable=any(c.get(f) for c in counts) or f in config.nullable,
+            )
+        )
     return Signature(features=specs, label=config.label, objective=config.objective)

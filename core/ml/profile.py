@@ -27,7 +27,12 @@ QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 #: Column kinds.
 NUMERIC, CATEGORICAL, BOOLEAN, TEMPORAL, OTHER = (
-    "numeric", "categorical", "boolean", "temporal", "other")
+    "numeric",
+    "categorical",
+    "boolean",
+    "temporal",
+    "other",
+)
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -156,8 +161,10 @@ class DataProfile:
             rest = {k: v for k, v in data.items() if k != "columns"}
             return cls(columns=columns, **rest)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"not a valid data profile: {exc}",
-                                  hint="profiles are written by DataProfile.to_json()") from None
+            raise ValidationError(
+                f"not a valid data profile: {exc}",
+                hint="profiles are written by DataProfile.to_json()",
+            ) from None
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), stable for fingerprinting."""
@@ -205,29 +212,38 @@ def infer_profile(
     import polars as pl
 
     if label is not None and label not in frame.columns:
-        raise ValidationError(f"label column {label!r} is not in the reference batch",
-                              hint=f"columns are: {', '.join(frame.columns)}")
+        raise ValidationError(
+            f"label column {label!r} is not in the reference batch",
+            hint=f"columns are: {', '.join(frame.columns)}",
+        )
     n = frame.height
-    kinds = {name: CATEGORICAL if name in categorical else column_kind(dtype)
-             for name, dtype in frame.schema.items()}
+    kinds = {
+        name: CATEGORICAL if name in categorical else column_kind(dtype)
+        for name, dtype in frame.schema.items()
+    }
     stats = _numeric_stats(frame, [c for c, k in kinds.items() if k in (NUMERIC, TEMPORAL)])
-    columns = [_profile_column(frame.get_column(name), kind, n, max_categories, stats.get(name))
-               for name, kind in kinds.items()]
+    columns = [
+        _profile_column(frame.get_column(name), kind, n, max_categories, stats.get(name))
+        for name, kind in kinds.items()
+    ]
 
     distribution = None
     if label is not None:
         y = frame.get_column(label)
         if label_kind is None:
             is_float = y.dtype.is_float()
-            label_kind = ("classification" if not is_float and y.n_unique() <= 20
-                          else "regression")
+            label_kind = "classification" if not is_float and y.n_unique() <= 20 else "regression"
         if label_kind == "classification":
             counts = y.drop_nulls().cast(pl.String).value_counts(sort=True)
             total = max(int(counts["count"].sum()), 1)
             distribution = {str(v): c / total for v, c in counts.iter_rows()}
-    return DataProfile(columns=columns, row_count=n, label=label,
-                       label_kind=label_kind if label is not None else None,
-                       label_distribution=distribution)
+    return DataProfile(
+        columns=columns,
+        row_count=n,
+        label=label,
+        label_kind=label_kind if label is not None else None,
+        label_distribution=distribution,
+    )
 
 
 def _numeric_stats(frame: pl.DataFrame, names: list[str]) -> dict[str, NumericStats]:
@@ -243,21 +259,26 @@ def _numeric_stats(frame: pl.DataFrame, names: list[str]) -> dict[str, NumericSt
         values = s.cast(pl.Float64).to_numpy()  # nulls become NaN
         values = values[np.isfinite(values)]
         if values.size == 0:
-            out[name] = NumericStats(min=None, max=None, mean=None, std=None,
-                                     quantiles={str(q): None for q in QUANTILES})
+            out[name] = NumericStats(
+                min=None, max=None, mean=None, std=None, quantiles={str(q): None for q in QUANTILES}
+            )
             continue
         quantiles = np.quantile(values, QUANTILES)
         out[name] = NumericStats(
-            min=_finite_or_none(quantiles[0]), max=_finite_or_none(quantiles[-1]),
+            min=_finite_or_none(quantiles[0]),
+            max=_finite_or_none(quantiles[-1]),
             mean=_finite_or_none(values.mean()),
             std=_finite_or_none(values.std(ddof=1)) if values.size > 1 else None,
-            quantiles={str(q): _finite_or_none(v) for q, v in zip(QUANTILES, quantiles,
-                                                                  strict=True)})
+            quantiles={
+                str(q): _finite_or_none(v) for q, v in zip(QUANTILES, quantiles, strict=True)
+            },
+        )
     return out
 
 
-def _profile_column(s: pl.Series, kind: str, n: int, max_categories: int,
-                    numeric: NumericStats | None) -> ColumnProfile:
+def _profile_column(
+    s: pl.Series, kind: str, n: int, max_categories: int, numeric: NumericStats | None
+) -> ColumnProfile:
     import polars as pl
 
     nulls = s.null_count()
@@ -272,8 +293,17 @@ def _profile_column(s: pl.Series, kind: str, n: int, max_categories: int,
         rows = counts.rows()
         categorical = CategoricalStats(
             frequencies={str(v): c / total for v, c in rows[:max_categories]},
-            distinct=len(rows), truncated=len(rows) > max_categories)
+            distinct=len(rows),
+            truncated=len(rows) > max_categories,
+        )
     return ColumnProfile(
-        name=s.name, dtype=str(s.dtype), kind=kind, nullable=(nulls + nan) > 0,
-        null_rate=nulls / n if n else 0.0, nan_rate=nan / n if n else 0.0, inf_count=inf,
-        numeric=numeric, categorical=categorical)
+        name=s.name,
+        dtype=str(s.dtype),
+        kind=kind,
+        nullable=(nulls + nan) > 0,
+        null_rate=nulls / n if n else 0.0,
+        nan_rate=nan / n if n else 0.0,
+        inf_count=inf,
+        numeric=numeric,
+        categorical=categorical,
+    )

@@ -37,13 +37,17 @@ class TimeSplit:
 
     def summary(self) -> dict[str, Any]:
         """Row counts and cutoffs, JSON-able (cutoffs as ISO strings)."""
+
         def iso(v: Any) -> Any:
             return v.isoformat() if isinstance(v, datetime) else v
 
-        return {"train_rows": self.train.height, "validation_rows": self.validation.height,
-                "holdout_rows": self.holdout.height,
-                "validation_start": iso(self.validation_start),
-                "holdout_start": iso(self.holdout_start)}
+        return {
+            "train_rows": self.train.height,
+            "validation_rows": self.validation.height,
+            "holdout_rows": self.holdout.height,
+            "validation_start": iso(self.validation_start),
+            "holdout_start": iso(self.holdout_start),
+        }
 
 
 def split_by_time(
@@ -63,19 +67,26 @@ def split_by_time(
     import polars as pl
 
     if timestamp not in frame.columns:
-        raise DegenerateDataError(f"time stamp column {timestamp!r} is not in the table",
-                                  hint=f"columns are: {', '.join(frame.columns)}")
+        raise DegenerateDataError(
+            f"time stamp column {timestamp!r} is not in the table",
+            hint=f"columns are: {', '.join(frame.columns)}",
+        )
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise DegenerateDataError(f"invalid split fractions {fractions!r}",
-                                  hint="give three non-negative shares, e.g. (0.7, 0.15, 0.15)")
+        raise DegenerateDataError(
+            f"invalid split fractions {fractions!r}",
+            hint="give three non-negative shares, e.g. (0.7, 0.15, 0.15)",
+        )
     ts = frame.get_column(timestamp)
     if ts.null_count():
         raise DegenerateDataError(
             f"time stamp column {timestamp!r} has {ts.null_count()} null value(s)",
-            hint="drop or fix rows without a time stamp before splitting")
+            hint="drop or fix rows without a time stamp before splitting",
+        )
     if frame.height == 0:
-        raise DegenerateDataError("cannot split an empty table (0 rows)",
-                                  hint="check the data source: the batch has no rows")
+        raise DegenerateDataError(
+            "cannot split an empty table (0 rows)",
+            hint="check the data source: the batch has no rows",
+        )
     ordered = frame.sort(timestamp, maintain_order=True)
     times = ordered.get_column(timestamp)
     total = sum(fractions)
@@ -87,7 +98,8 @@ def split_by_time(
     if holdout_start < validation_start:
         raise DegenerateDataError(
             f"holdout starts ({holdout_start}) before validation ({validation_start})",
-            hint="holdout_start must not be earlier than validation_start")
+            hint="holdout_start must not be earlier than validation_start",
+        )
     col = pl.col(timestamp)
     train = ordered.filter(col < validation_start)
     validation = ordered.filter((col >= validation_start) & (col < holdout_start))
@@ -98,6 +110,12 @@ def split_by_time(
                 f"the {name} part of the time split is empty (validation starts "
                 f"{validation_start}, holdout starts {holdout_start}; data spans "
                 f"{times[0]} .. {times[-1]})",
-                hint="move the cutoffs inside the data's time span or supply more data")
-    return TimeSplit(train=train, validation=validation, holdout=holdout,
-                     validation_start=validation_start, holdout_start=holdout_start)
+                hint="move the cutoffs inside the data's time span or supply more data",
+            )
+    return TimeSplit(
+        train=train,
+        validation=validation,
+        holdout=holdout,
+        validation_start=validation_start,
+        holdout_start=holdout_start,
+    )

@@ -36,10 +36,23 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
-    "METADATA_FILE", "MODEL_FILE", "OBJECTIVES", "FeatureSpec", "Signature", "TrainConfig",
-    "TrainedModel", "build_signature", "check_training_data", "feature_matrix",
-    "load_booster", "load_model", "predict", "resolve_features", "save_model",
-    "sha256_text", "train",
+    "METADATA_FILE",
+    "MODEL_FILE",
+    "OBJECTIVES",
+    "FeatureSpec",
+    "Signature",
+    "TrainConfig",
+    "TrainedModel",
+    "build_signature",
+    "check_training_data",
+    "feature_matrix",
+    "load_booster",
+    "load_model",
+    "predict",
+    "resolve_features",
+    "save_model",
+    "sha256_text",
+    "train",
 ]
 
 OBJECTIVES = ("binary", "regression")
@@ -95,8 +108,9 @@ class TrainConfig:
     params: dict[str, Any] = field(factory=dict)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, section: str = "train",
-                     where: str = "parameters") -> TrainConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, section: str = "train", where: str = "parameters"
+    ) -> TrainConfig:
         """Build from a config table, with ``$.path``-precise ConfigErrors."""
         from conveyor.config import structure
 
@@ -106,13 +120,19 @@ class TrainConfig:
         """The LightGBM parameter dict this config stands for."""
         metric = ["binary_logloss", "auc"] if self.objective == "binary" else ["l2", "l1"]
         params: dict[str, Any] = {
-            "objective": self.objective, "metric": metric,
-            "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+            "objective": self.objective,
+            "metric": metric,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
             "min_data_in_leaf": self.min_data_in_leaf,
             "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction, "bagging_freq": self.bagging_freq,
-            "lambda_l2": self.lambda_l2, "max_bin": self.max_bin, "seed": self.seed,
-            "deterministic": True, "verbosity": -1,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": self.bagging_freq,
+            "lambda_l2": self.lambda_l2,
+            "max_bin": self.max_bin,
+            "seed": self.seed,
+            "deterministic": True,
+            "verbosity": -1,
         }
         if self.num_threads:
             params["num_threads"] = self.num_threads
@@ -129,8 +149,11 @@ def _label(frame: pl.DataFrame, label: str) -> np.ndarray:
     return frame.get_column(label).cast(pl.Float64).to_numpy()
 
 
-def train(train_frame: pl.DataFrame, validation_frame: pl.DataFrame | None = None,
-          config: TrainConfig | None = None) -> TrainedModel:
+def train(
+    train_frame: pl.DataFrame,
+    validation_frame: pl.DataFrame | None = None,
+    config: TrainConfig | None = None,
+) -> TrainedModel:
     """Train a LightGBM model, early-stopping on ``validation_frame``.
 
     Degenerate data raises :class:`DegenerateDataError` before LightGBM runs.
@@ -139,30 +162,47 @@ def train(train_frame: pl.DataFrame, validation_frame: pl.DataFrame | None = Non
 
     config = config or TrainConfig()
     check_training_data(train_frame, config, part="training")
-    signature = build_signature(train_frame, config, others=[
-        validation_frame] if validation_frame is not None else [])
+    signature = build_signature(
+        train_frame, config, others=[validation_frame] if validation_frame is not None else []
+    )
     if validation_frame is not None:
         check_training_data(validation_frame, config, part="validation", full=False)
         Predictor(signature).validate(validation_frame)
     params = config.lgb_params()
     categorical = [f.name for f in signature.features if f.categories is not None]
     train_set = lgb.Dataset(
-        feature_matrix(train_frame, signature), label=_label(train_frame, config.label),
-        feature_name=list(signature.names), categorical_feature=categorical,
-        params=params, free_raw_data=True)
+        feature_matrix(train_frame, signature),
+        label=_label(train_frame, config.label),
+        feature_name=list(signature.names),
+        categorical_feature=categorical,
+        params=params,
+        free_raw_data=True,
+    )
     evals: dict[str, dict[str, list[float]]] = {}
     callbacks: list[Any] = [lgb.record_evaluation(evals)]
     valid_sets = []
     if validation_frame is not None:
-        valid_sets.append(lgb.Dataset(
-            feature_matrix(validation_frame, signature),
-            label=_label(validation_frame, config.label), reference=train_set))
+        valid_sets.append(
+            lgb.Dataset(
+                feature_matrix(validation_frame, signature),
+                label=_label(validation_frame, config.label),
+                reference=train_set,
+            )
+        )
         if config.early_stopping_rounds:
-            callbacks.append(lgb.early_stopping(config.early_stopping_rounds,
-                                                first_metric_only=True, verbose=False))
-    booster = lgb.train(params, train_set, num_boost_round=config.num_boost_round,
-                        valid_sets=valid_sets, valid_names=["validation"][:len(valid_sets)],
-                        callbacks=callbacks)
+            callbacks.append(
+                lgb.early_stopping(
+                    config.early_stopping_rounds, first_metric_only=True, verbose=False
+                )
+            )
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=config.num_boost_round,
+        valid_sets=valid_sets,
+        valid_names=["validation"][: len(valid_sets)],
+        callbacks=callbacks,
+    )
     best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
     text = booster.model_to_string(num_iteration=best)
     model = TrainedModel.from_text(text, signature, best_iteration=best, params=params)

@@ -100,11 +100,24 @@ class _Collector:
         self.config = config
         self.findings: list[Finding] = []
 
-    def add(self, check: str, message: str, severity: Severity, subject: str | None = None,
-            **details: Any) -> None:
+    def add(
+        self,
+        check: str,
+        message: str,
+        severity: Severity,
+        subject: str | None = None,
+        **details: Any,
+    ) -> None:
         severity = self.config.severity.get(check, severity)
-        self.findings.append(Finding(check=check, message=message, severity=severity,
-                                     subject=subject, details=_jsonable(details)))
+        self.findings.append(
+            Finding(
+                check=check,
+                message=message,
+                severity=severity,
+                subject=subject,
+                details=_jsonable(details),
+            )
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,40 +142,62 @@ def _family(dtype: str) -> str:
     return dtype.split("(")[0]
 
 
-def check_batch(profile: DataProfile, frame: pl.DataFrame,
-                config: CheckConfig | None = None) -> list[Finding]:
+def check_batch(
+    profile: DataProfile, frame: pl.DataFrame, config: CheckConfig | None = None
+) -> list[Finding]:
     """Check ``frame`` against ``profile``; return every finding (empty when clean)."""
     config = config or CheckConfig()
     out = _Collector(config)
     n = frame.height
     if n < max(config.min_rows, 1):
-        out.add("rows.empty", f"the batch has {n} rows (at least {max(config.min_rows, 1)} "
-                "needed)", Severity.ERROR, rows=n)
+        out.add(
+            "rows.empty",
+            f"the batch has {n} rows (at least {max(config.min_rows, 1)} needed)",
+            Severity.ERROR,
+            rows=n,
+        )
     elif profile.row_count:
         ratio = n / profile.row_count
         if not config.min_row_ratio <= ratio <= config.max_row_ratio:
-            out.add("rows.count", f"the batch has {n} rows, {ratio:.2f}x the reference's "
-                    f"{profile.row_count}", Severity.WARNING, rows=n,
-                    reference_rows=profile.row_count, ratio=ratio)
+            out.add(
+                "rows.count",
+                f"the batch has {n} rows, {ratio:.2f}x the reference's {profile.row_count}",
+                Severity.WARNING,
+                rows=n,
+                reference_rows=profile.row_count,
+                ratio=ratio,
+            )
 
     ref_names = [c for c in profile.names if c not in config.ignore]
     missing = [c for c in ref_names if c not in frame.columns]
     extra = [c for c in frame.columns if c not in profile.names and c not in config.ignore]
     renamed = _renames(profile, frame, missing, extra, config.rename_similarity)
     for old, new in renamed.items():
-        out.add("schema.renamed_column", f"column {old!r} is missing and {new!r} is new: "
-                f"it looks renamed {old!r} -> {new!r}", Severity.ERROR, subject=old,
-                renamed_to=new)
+        out.add(
+            "schema.renamed_column",
+            f"column {old!r} is missing and {new!r} is new: it looks renamed {old!r} -> {new!r}",
+            Severity.ERROR,
+            subject=old,
+            renamed_to=new,
+        )
     for name in missing:
         if name not in renamed:
-            out.add("schema.missing_column", f"column {name!r} is missing",
-                    Severity.ERROR, subject=name,
-                    expected_dtype=profile.column(name).dtype)
+            out.add(
+                "schema.missing_column",
+                f"column {name!r} is missing",
+                Severity.ERROR,
+                subject=name,
+                expected_dtype=profile.column(name).dtype,
+            )
     for name in extra:
         if name not in renamed.values():
-            out.add("schema.extra_column", f"column {name!r} was not in the reference",
-                    Severity.WARNING if config.allow_extra_columns else Severity.ERROR,
-                    subject=name, dtype=str(frame.schema[name]))
+            out.add(
+                "schema.extra_column",
+                f"column {name!r} was not in the reference",
+                Severity.WARNING if config.allow_extra_columns else Severity.ERROR,
+                subject=name,
+                dtype=str(frame.schema[name]),
+            )
 
     for name in ref_names:
         if name not in frame.columns:
@@ -182,8 +217,13 @@ def check_batch(profile: DataProfile, frame: pl.DataFrame,
     return out.findings
 
 
-def _renames(profile: DataProfile, frame: pl.DataFrame, missing: Sequence[str],
-             extra: Sequence[str], threshold: float) -> dict[str, str]:
+def _renames(
+    profile: DataProfile,
+    frame: pl.DataFrame,
+    missing: Sequence[str],
+    extra: Sequence[str],
+    threshold: float,
+) -> dict[str, str]:
     """Pair missing and extra columns of the same kind whose names are alike."""
     pairs = []
     for old in missing:
@@ -208,17 +248,29 @@ def _check_type(out: _Collector, ref: ColumnProfile, series: pl.Series) -> bool:
         return True
     before, after = _family(ref.dtype), _family(dtype)
     if before == after or {before, after} == {"int", "float"}:
-        out.add("schema.type_changed", f"column {ref.name!r} changed type {ref.dtype} -> "
-                f"{dtype}", Severity.WARNING, subject=ref.name, expected=ref.dtype,
-                observed=dtype)
+        out.add(
+            "schema.type_changed",
+            f"column {ref.name!r} changed type {ref.dtype} -> {dtype}",
+            Severity.WARNING,
+            subject=ref.name,
+            expected=ref.dtype,
+            observed=dtype,
+        )
         return True
-    out.add("schema.type_changed", f"column {ref.name!r} changed type {ref.dtype} -> {dtype}",
-            Severity.ERROR, subject=ref.name, expected=ref.dtype, observed=dtype)
+    out.add(
+        "schema.type_changed",
+        f"column {ref.name!r} changed type {ref.dtype} -> {dtype}",
+        Severity.ERROR,
+        subject=ref.name,
+        expected=ref.dtype,
+        observed=dtype,
+    )
     return False
 
 
-def _check_missing(out: _Collector, ref: ColumnProfile, series: pl.Series,
-                   config: CheckConfig) -> None:
+def _check_missing(
+    out: _Collector, ref: ColumnProfile, series: pl.Series, config: CheckConfig
+) -> None:
     n = series.len()
     nulls = series.null_count()
     nan = inf = 0
@@ -228,21 +280,41 @@ def _check_missing(out: _Collector, ref: ColumnProfile, series: pl.Series,
     rate = (nulls + nan) / n
     if rate - ref.missing_rate > config.max_null_rate_increase:
         what = "all values are missing" if rate == 1.0 else f"{rate:.1%} missing"
-        out.add("nulls.rate_increase", f"column {ref.name!r}: {what} (reference "
-                f"{ref.missing_rate:.1%}, allowed +{config.max_null_rate_increase:.1%})",
-                Severity.ERROR, subject=ref.name, observed=rate, reference=ref.missing_rate,
-                nulls=nulls, nan=nan)
+        out.add(
+            "nulls.rate_increase",
+            f"column {ref.name!r}: {what} (reference "
+            f"{ref.missing_rate:.1%}, allowed +{config.max_null_rate_increase:.1%})",
+            Severity.ERROR,
+            subject=ref.name,
+            observed=rate,
+            reference=ref.missing_rate,
+            nulls=nulls,
+            nan=nan,
+        )
     elif rate > 0 and not ref.nullable:
-        out.add("nulls.rate_increase", f"column {ref.name!r} had no missing values and now "
-                f"has {nulls + nan} ({rate:.2%})", Severity.WARNING, subject=ref.name,
-                observed=rate, reference=0.0, nulls=nulls, nan=nan)
+        out.add(
+            "nulls.rate_increase",
+            f"column {ref.name!r} had no missing values and now has {nulls + nan} ({rate:.2%})",
+            Severity.WARNING,
+            subject=ref.name,
+            observed=rate,
+            reference=0.0,
+            nulls=nulls,
+            nan=nan,
+        )
     if inf:
-        out.add("values.infinite", f"column {ref.name!r} has {inf} infinite value(s)",
-                Severity.ERROR, subject=ref.name, count=inf)
+        out.add(
+            "values.infinite",
+            f"column {ref.name!r} has {inf} infinite value(s)",
+            Severity.ERROR,
+            subject=ref.name,
+            count=inf,
+        )
 
 
-def _check_range(out: _Collector, ref: ColumnProfile, series: pl.Series,
-                 config: CheckConfig) -> None:
+def _check_range(
+    out: _Collector, ref: ColumnProfile, series: pl.Series, config: CheckConfig
+) -> None:
     import polars as pl
 
     stats = ref.numeric
@@ -262,15 +334,26 @@ def _check_range(out: _Collector, ref: ColumnProfile, series: pl.Series,
     share = bad / finite.len()
     seen_low, seen_high = cast(float, finite.min()), cast(float, finite.max())  # non-empty
     severity = Severity.ERROR if share > config.max_out_of_range else Severity.INFO
-    out.add("range.out_of_range", f"column {ref.name!r}: {bad} value(s) ({share:.2%}) outside "
-            f"the reference range [{low:.6g}, {high:.6g}] (observed [{seen_low:.6g}, "
-            f"{seen_high:.6g}])", severity, subject=ref.name, share=share, below=below,
-            above=above, reference_min=stats.min, reference_max=stats.max,
-            observed_min=float(seen_low), observed_max=float(seen_high))
+    out.add(
+        "range.out_of_range",
+        f"column {ref.name!r}: {bad} value(s) ({share:.2%}) outside "
+        f"the reference range [{low:.6g}, {high:.6g}] (observed [{seen_low:.6g}, "
+        f"{seen_high:.6g}])",
+        severity,
+        subject=ref.name,
+        share=share,
+        below=below,
+        above=above,
+        reference_min=stats.min,
+        reference_max=stats.max,
+        observed_min=float(seen_low),
+        observed_max=float(seen_high),
+    )
 
 
-def _check_categories(out: _Collector, ref: ColumnProfile, series: pl.Series,
-                      config: CheckConfig) -> None:
+def _check_categories(
+    out: _Collector, ref: ColumnProfile, series: pl.Series, config: CheckConfig
+) -> None:
     import polars as pl
 
     stats = ref.categorical
@@ -284,21 +367,33 @@ def _check_categories(out: _Collector, ref: ColumnProfile, series: pl.Series,
     share = sum(unseen.values()) / total
     severity = Severity.ERROR if share > config.max_unseen_categories else Severity.WARNING
     shown = ", ".join(repr(v) for v in list(unseen)[:10]) + (", ..." if len(unseen) > 10 else "")
-    out.add("categories.unseen", f"column {ref.name!r}: {len(unseen)} unseen categor"
-            f"{'y' if len(unseen) == 1 else 'ies'} ({shown}) in {share:.2%} of rows", severity,
-            subject=ref.name, share=share, unseen=dict(list(unseen.items())[:50]))
+    out.add(
+        "categories.unseen",
+        f"column {ref.name!r}: {len(unseen)} unseen categor"
+        f"{'y' if len(unseen) == 1 else 'ies'} ({shown}) in {share:.2%} of rows",
+        severity,
+        subject=ref.name,
+        share=share,
+        unseen=dict(list(unseen.items())[:50]),
+    )
 
 
-def _check_label(out: _Collector, profile: DataProfile, series: pl.Series,
-                 config: CheckConfig) -> None:
+def _check_label(
+    out: _Collector, profile: DataProfile, series: pl.Series, config: CheckConfig
+) -> None:
     import polars as pl
 
     bad = series.null_count()
     if series.dtype.is_float():
         bad += int((~series.is_finite()).sum() or 0)
     if bad:
-        out.add("label.missing", f"label {series.name!r} has {bad} null, NaN or infinite "
-                "value(s)", Severity.ERROR, subject=series.name, count=bad)
+        out.add(
+            "label.missing",
+            f"label {series.name!r} has {bad} null, NaN or infinite value(s)",
+            Severity.ERROR,
+            subject=series.name,
+            count=bad,
+        )
     if profile.label_kind != "classification" or not profile.label_distribution:
         return
     counts = series.drop_nulls().cast(pl.String).value_counts()
@@ -306,19 +401,32 @@ def _check_label(out: _Collector, profile: DataProfile, series: pl.Series,
     shares = {v: c / total for v, c in counts.iter_rows()}
     unseen = sorted(set(shares) - set(profile.label_distribution))
     if unseen:
-        out.add("label.unseen_class", f"label {series.name!r} has class(es) never seen in the "
-                f"reference: {', '.join(unseen)}", Severity.ERROR, subject=series.name,
-                unseen=unseen)
+        out.add(
+            "label.unseen_class",
+            f"label {series.name!r} has class(es) never seen in the reference: {', '.join(unseen)}",
+            Severity.ERROR,
+            subject=series.name,
+            unseen=unseen,
+        )
     classes = set(shares) | set(profile.label_distribution)
-    tv = 0.5 * sum(abs(shares.get(c, 0.0) - profile.label_distribution.get(c, 0.0))
-                   for c in classes)
+    tv = 0.5 * sum(
+        abs(shares.get(c, 0.0) - profile.label_distribution.get(c, 0.0)) for c in classes
+    )
     if tv > config.max_label_shift:
-        pretty = ", ".join(f"{c}: {profile.label_distribution.get(c, 0.0):.1%} -> "
-                           f"{shares.get(c, 0.0):.1%}" for c in sorted(classes))
-        out.add("label.distribution_shift", f"label {series.name!r} distribution moved by "
-                f"{tv:.3f} (total variation; allowed {config.max_label_shift}): {pretty}",
-                Severity.ERROR, subject=series.name, distance=tv, observed=shares,
-                reference=profile.label_distribution)
+        pretty = ", ".join(
+            f"{c}: {profile.label_distribution.get(c, 0.0):.1%} -> {shares.get(c, 0.0):.1%}"
+            for c in sorted(classes)
+        )
+        out.add(
+            "label.distribution_shift",
+            f"label {series.name!r} distribution moved by "
+            f"{tv:.3f} (total variation; allowed {config.max_label_shift}): {pretty}",
+            Severity.ERROR,
+            subject=series.name,
+            distance=tv,
+            observed=shares,
+            reference=profile.label_distribution,
+        )
 
 
 def blocking(findings: Iterable[Finding]) -> list[Finding]:
@@ -332,8 +440,10 @@ def format_report(findings: Sequence[Finding], *, title: str = "Data validation"
     if not findings:
         return f"{title}: passed, no findings"
     verdict = "FAILED" if counts[Severity.ERROR] else "passed"
-    lines = [f"{title}: {verdict} ({counts[Severity.ERROR]} error(s), "
-             f"{counts[Severity.WARNING]} warning(s), {counts[Severity.INFO]} info)"]
+    lines = [
+        f"{title}: {verdict} ({counts[Severity.ERROR]} error(s), "
+        f"{counts[Severity.WARNING]} warning(s), {counts[Severity.INFO]} info)"
+    ]
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     for f in sorted(findings, key=lambda f: order[f.severity]):
         lines.append(f"  {f.severity.value.upper():<7} {f.check:<26} {f.message}")
@@ -346,19 +456,28 @@ def ensure_valid(findings: Sequence[Finding], *, title: str = "Data validation")
         raise ValidationError(
             format_report(findings, title=title),
             hint="fix the data, or relax the check in the validation config "
-                 "(thresholds, severity overrides, ignore)",
-            findings=findings)
+            "(thresholds, severity overrides, ignore)",
+            findings=findings,
+        )
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
     """A JSON-able dict of a finding."""
-    return {"check": finding.check, "message": finding.message,
-            "severity": finding.severity.value, "subject": finding.subject,
-            "details": _jsonable(finding.details)}
+    return {
+        "check": finding.check,
+        "message": finding.message,
+        "severity": finding.severity.value,
+        "subject": finding.subject,
+        "details": _jsonable(finding.details),
+    }
 
 
 def finding_from_dict(data: Mapping[str, Any]) -> Finding:
     """Rebuild a finding from :func:`finding_to_dict` output."""
-    return Finding(check=data["check"], message=data["message"],
-                   severity=Severity(data["severity"]), subject=data.get("subject"),
-                   details=dict(data.get("details") or {}))
+    return Finding(
+        check=data["check"],
+        message=data["message"],
+        severity=Severity(data["severity"]),
+        subject=data.get("subject"),
+        details=dict(data.get("details") or {}),
+    )

@@ -19,12 +19,21 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DTYPES": "dtypes", "FeatureSpec": "signature", "Signature": "signature",
-    "ModelLoadError": "errors", "PredictionInputError": "errors",
-    "TrainedModel": "model", "save_model": "model", "load_model": "model",
-    "sha256_text": "model", "predict": "inference", "feature_matrix": "inference",
-    "Predictor": "inference", "run_canary": "canary",
-    "load_registered_model": "registered", "load_registered_profile": "registered",
+    "DTYPES": "dtypes",
+    "FeatureSpec": "signature",
+    "Signature": "signature",
+    "ModelLoadError": "errors",
+    "PredictionInputError": "errors",
+    "TrainedModel": "model",
+    "save_model": "model",
+    "load_model": "model",
+    "sha256_text": "model",
+    "predict": "inference",
+    "feature_matrix": "inference",
+    "Predictor": "inference",
+    "run_canary": "canary",
+    "load_registered_model": "registered",
+    "load_registered_profile": "registered",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -59,8 +59,13 @@ class CanaryRun:
     stderr: str = ""
 
 
-def run_canary(model_text: str, metadata_json: str, sample: pl.DataFrame | None = None, *,
-               timeout: float = 120.0) -> CanaryRun:
+def run_canary(
+    model_text: str,
+    metadata_json: str,
+    sample: pl.DataFrame | None = None,
+    *,
+    timeout: float = 120.0,
+) -> CanaryRun:
     """Load ``model_text`` in a child process and predict ``sample`` there.
 
     Never raises for what the child does: a crash, a refusal, a timeout or an
@@ -77,28 +82,53 @@ def run_canary(model_text: str, metadata_json: str, sample: pl.DataFrame | None 
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "conveyor.models.canary", str(directory)],
-                capture_output=True, text=True, timeout=timeout, cwd=directory, env=env,
-                check=False)
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=directory,
+                env=env,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            return CanaryRun(ok=False, seconds=time.perf_counter() - started,
-                             reason=f"the child process did not load and predict within "
-                                    f"{timeout:g} s")
+            return CanaryRun(
+                ok=False,
+                seconds=time.perf_counter() - started,
+                reason=f"the child process did not load and predict within {timeout:g} s",
+            )
     seconds = time.perf_counter() - started
     stderr = proc.stderr.strip()[-2000:]
     if proc.returncode != 0:
-        how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
-               else f"exited with status {proc.returncode}")
-        return CanaryRun(ok=False, returncode=proc.returncode, seconds=seconds, stderr=stderr,
-                         reason=f"the child {how}: "
-                                f"{stderr.splitlines()[-1] if stderr else 'no output'}")
+        how = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with status {proc.returncode}"
+        )
+        return CanaryRun(
+            ok=False,
+            returncode=proc.returncode,
+            seconds=seconds,
+            stderr=stderr,
+            reason=f"the child {how}: {stderr.splitlines()[-1] if stderr else 'no output'}",
+        )
     try:
         result = json.loads(proc.stdout)
         predictions = [float(v) for v in result["predictions"]]
     except (ValueError, KeyError, TypeError) as exc:
-        return CanaryRun(ok=False, returncode=0, seconds=seconds, stderr=stderr,
-                         reason=f"the child process answered unreadably: {exc}")
-    return CanaryRun(ok=True, returncode=0, seconds=seconds, predictions=predictions,
-                     sha256=result.get("sha256"), stderr=stderr)
+        return CanaryRun(
+            ok=False,
+            returncode=0,
+            seconds=seconds,
+            stderr=stderr,
+            reason=f"the child process answered unreadably: {exc}",
+        )
+    return CanaryRun(
+        ok=True,
+        returncode=0,
+        seconds=seconds,
+        predictions=predictions,
+        sha256=result.get("sha256"),
+        stderr=stderr,
+    )
 
 
 def sample_for(signature: Signature, rows: int = 4) -> pl.DataFrame:
@@ -141,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = TrainedModel.from_parts(
             (directory / MODEL_FILE).read_text(encoding="utf-8"),
-            (directory / METADATA_FILE).read_text(encoding="utf-8"))
+            (directory / METADATA_FILE).read_text(encoding="utf-8"),
+        )
         path = directory / SAMPLE_FILE
         sample = pl.read_ipc(path) if path.exists() else sample_for(model.signature)
         predictions = predict(model, sample)
@@ -149,8 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (hint: {exc.hint})" if exc.hint else ""
         print(f"{type(exc).__name__}: {exc.message}{hint}", file=sys.stderr)  # one line
         return 2
-    json.dump({"sha256": model.sha256, "rows": int(predictions.size),
-               "predictions": [float(v) for v in predictions]}, sys.stdout)
+    json.dump(
+        {
+            "sha256": model.sha256,
+            "rows": int(predictions.size),
+            "predictions": [float(v) for v in predictions],
+        },
+        sys.stdout,
+    )
     return 0
 
 

@@ -30,10 +30,23 @@ STRINGS = frozenset(("string", "category"))
 
 # what older Conveyor versions stored: polars reprs (``str(pl.Float64)`` and friends)
 _LEGACY = {
-    "Boolean": "bool", "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64",
-    "UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
-    "Float32": "float32", "Float64": "float64", "String": "string", "Utf8": "string",
-    "Categorical": "category", "Enum": "category", "Date": "date", "Datetime": "datetime",
+    "Boolean": "bool",
+    "Int8": "int8",
+    "Int16": "int16",
+    "Int32": "int32",
+    "Int64": "int64",
+    "UInt8": "uint8",
+    "UInt16": "uint16",
+    "UInt32": "uint32",
+    "UInt64": "uint64",
+    "Float32": "float32",
+    "Float64": "float64",
+    "String": "string",
+    "Utf8": "string",
+    "Categorical": "category",
+    "Enum": "category",
+    "Date": "date",
+    "Datetime": "datetime",
 }
 
 
@@ -47,15 +60,17 @@ def normalize(name: str, *, what: str = "a type") -> str:
         legacy = _LEGACY.get(name.split("(", 1)[0].strip())
         if legacy is not None:
             return legacy
-    raise ValidationError(f"{what} has the unknown type {name!r}",
-                          hint=f"use one of: {', '.join(DTYPES)}")
+    raise ValidationError(
+        f"{what} has the unknown type {name!r}", hint=f"use one of: {', '.join(DTYPES)}"
+    )
 
 
 def check(name: str, *, what: str = "a type") -> str:
     """``name`` if it is in :data:`DTYPES` (no legacy spelling); ValidationError otherwise."""
     if name not in DTYPES:
-        raise ValidationError(f"{what} has the unknown type {name!r}",
-                              hint=f"use one of: {', '.join(DTYPES)}")
+        raise ValidationError(
+            f"{what} has the unknown type {name!r}", hint=f"use one of: {', '.join(DTYPES)}"
+        )
     return name
 
 
@@ -65,11 +80,24 @@ def check(name: str, *, what: str = "a type") -> str:
 def _polars_classes() -> dict[type, str]:
     import polars as pl
 
-    return {pl.Boolean: "bool", pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32",
-            pl.Int64: "int64", pl.UInt8: "uint8", pl.UInt16: "uint16", pl.UInt32: "uint32",
-            pl.UInt64: "uint64", pl.Float32: "float32", pl.Float64: "float64",
-            pl.String: "string", pl.Categorical: "category", pl.Enum: "category",
-            pl.Date: "date", pl.Datetime: "datetime"}
+    return {
+        pl.Boolean: "bool",
+        pl.Int8: "int8",
+        pl.Int16: "int16",
+        pl.Int32: "int32",
+        pl.Int64: "int64",
+        pl.UInt8: "uint8",
+        pl.UInt16: "uint16",
+        pl.UInt32: "uint32",
+        pl.UInt64: "uint64",
+        pl.Float32: "float32",
+        pl.Float64: "float64",
+        pl.String: "string",
+        pl.Categorical: "category",
+        pl.Enum: "category",
+        pl.Date: "date",
+        pl.Datetime: "datetime",
+    }
 
 
 _FROM_POLARS: dict[type, str] | None = None
@@ -88,11 +116,21 @@ def to_polars(name: str) -> pl.DataType:
     import polars as pl
 
     return {
-        "bool": pl.Boolean(), "int8": pl.Int8(), "int16": pl.Int16(), "int32": pl.Int32(),
-        "int64": pl.Int64(), "uint8": pl.UInt8(), "uint16": pl.UInt16(),
-        "uint32": pl.UInt32(), "uint64": pl.UInt64(), "float32": pl.Float32(),
-        "float64": pl.Float64(), "string": pl.String(), "category": pl.Categorical(),
-        "date": pl.Date(), "datetime": pl.Datetime("us", "UTC"),
+        "bool": pl.Boolean(),
+        "int8": pl.Int8(),
+        "int16": pl.Int16(),
+        "int32": pl.Int32(),
+        "int64": pl.Int64(),
+        "uint8": pl.UInt8(),
+        "uint16": pl.UInt16(),
+        "uint32": pl.UInt32(),
+        "uint64": pl.UInt64(),
+        "float32": pl.Float32(),
+        "float64": pl.Float64(),
+        "string": pl.String(),
+        "category": pl.Categorical(),
+        "date": pl.Date(),
+        "datetime": pl.Datetime("us", "UTC"),
     }[check(name)]
 
 
@@ -105,11 +143,20 @@ def to_arrow(name: str) -> pa.DataType:
     import pyarrow as pa
 
     return {
-        "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(),
-        "int64": pa.int64(), "uint8": pa.uint8(), "uint16": pa.uint16(),
-        "uint32": pa.uint32(), "uint64": pa.uint64(), "float32": pa.float32(),
-        "float64": pa.float64(), "string": pa.large_string(),
-        "category": pa.dictionary(pa.int32(), pa.large_string()), "date": pa.date32(),
+        "bool": pa.bool_(),
+        "int8": pa.int8(),
+        "int16": pa.int16(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "uint8": pa.uint8(),
+        "uint16": pa.uint16(),
+        "uint32": pa.uint32(),
+        "uint64": pa.uint64(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "string": pa.large_string(),
+        "category": pa.dictionary(pa.int32(), pa.large_string()),
+        "date": pa.date32(),
         "datetime": pa.timestamp("us", "UTC"),
     }[check(name)]
 
@@ -121,8 +168,11 @@ def from_arrow(dtype: pa.DataType) -> str | None:
 
     if t.is_dictionary(dtype):
         return "category" if from_arrow(dtype.value_type) == "string" else None
-    if t.is_string(dtype) or t.is_large_string(dtype) or (
-            hasattr(t, "is_string_view") and t.is_string_view(dtype)):
+    if (
+        t.is_string(dtype)
+        or t.is_large_string(dtype)
+        or (hasattr(t, "is_string_view") and t.is_string_view(dtype))
+    ):
         return "string"
     if t.is_timestamp(dtype):
         return "datetime"

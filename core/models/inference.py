@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
     from conveyor.models.model import TrainedModel
 
-_HINT = ("send every feature by name with the trained types; no +-inf, and missing values "
-         "only for nullable features (train with train.nullable = [...] to allow them)")
+_HINT = (
+    "send every feature by name with the trained types; no +-inf, and missing values "
+    "only for nullable features (train with train.nullable = [...] to allow them)"
+)
 
 
 def _accepted(spec: FeatureSpec) -> frozenset[str]:
@@ -46,14 +48,23 @@ def missing_column(name: str) -> Finding:
 
 
 def missing_values(name: str, count: int) -> Finding:
-    return _finding("input.null", f"feature {name!r} has {count} missing value(s) but the "
-                    "model was trained without missing values for it", name)
+    return _finding(
+        "input.null",
+        f"feature {name!r} has {count} missing value(s) but the "
+        "model was trained without missing values for it",
+        name,
+    )
 
 
 def wrong_type(spec: FeatureSpec, observed: str) -> Finding:
     """``observed`` is the input column's polars type as text (``Int64``, ``String``)."""
-    return _finding("input.type", f"feature {spec.name!r} has type {observed}; the model "
-                    f"expects {spec.dtype}", spec.name, expected=spec.dtype, observed=observed)
+    return _finding(
+        "input.type",
+        f"feature {spec.name!r} has type {observed}; the model expects {spec.dtype}",
+        spec.name,
+        expected=spec.dtype,
+        observed=observed,
+    )
 
 
 def infinite_values(name: str, count: int) -> Finding:
@@ -61,9 +72,11 @@ def infinite_values(name: str, count: int) -> Finding:
 
 
 def input_error(problems: list[Finding]) -> PredictionInputError:
-    return PredictionInputError("input does not match the model signature: "
-                                + "; ".join(p.message for p in problems), hint=_HINT,
-                                findings=problems)
+    return PredictionInputError(
+        "input does not match the model signature: " + "; ".join(p.message for p in problems),
+        hint=_HINT,
+        findings=problems,
+    )
 
 
 def _encode(spec: FeatureSpec) -> pl.Expr:
@@ -73,8 +86,9 @@ def _encode(spec: FeatureSpec) -> pl.Expr:
 
     col = pl.col(spec.name)
     if spec.categories is not None:
-        expr = col.cast(pl.String).replace_strict(spec.category_map(), default=None,
-                                                  return_dtype=pl.Float64)
+        expr = col.cast(pl.String).replace_strict(
+            spec.category_map(), default=None, return_dtype=pl.Float64
+        )
     else:
         expr = col.cast(pl.Float64)
     return expr.alias(spec.name)
@@ -95,9 +109,12 @@ class Predictor:
 
         for spec in signature.features:
             if spec.categories is None and spec.dtype not in NUMERIC:
-                raise ModelLoadError(f"feature {spec.name!r} has type {spec.dtype} and no "
-                                     "categories; a LightGBM model reads numbers, booleans and "
-                                     "categories", hint="give its categories, or cast it")
+                raise ModelLoadError(
+                    f"feature {spec.name!r} has type {spec.dtype} and no "
+                    "categories; a LightGBM model reads numbers, booleans and "
+                    "categories",
+                    hint="give its categories, or cast it",
+                )
         self.signature = signature
         self.names = signature.names
         self._specs = signature.features
@@ -110,8 +127,11 @@ class Predictor:
         for f in self._specs:
             col = pl.col(f.name)
             plain = None if f.nullable else col.null_count().alias(f"{f.name}:missing")
-            floats = None if f.nullable else (col.null_count() + col.is_nan().sum()
-                                              ).alias(f"{f.name}:missing")
+            floats = (
+                None
+                if f.nullable
+                else (col.null_count() + col.is_nan().sum()).alias(f"{f.name}:missing")
+            )
             self._counts[f.name] = (plain, floats, col.is_infinite().sum().alias(f"{f.name}:inf"))
 
     def validate(self, frame: pl.DataFrame) -> None:
@@ -178,12 +198,13 @@ def _as_frame(frame: Any) -> pl.DataFrame:
         pa = None
     if pa is not None and isinstance(frame, pa.Table | pa.RecordBatch):
         return pl.DataFrame(frame)
-    raise PredictionInputError(f"predict takes a polars DataFrame or an Arrow table, not "
-                               f"{type(frame).__name__}", hint=_HINT)
+    raise PredictionInputError(
+        f"predict takes a polars DataFrame or an Arrow table, not {type(frame).__name__}",
+        hint=_HINT,
+    )
 
 
-def predict(model: TrainedModel, frame: pl.DataFrame, *, raw_score: bool = False
-            ) -> np.ndarray:
+def predict(model: TrainedModel, frame: pl.DataFrame, *, raw_score: bool = False) -> np.ndarray:
     """Predict ``frame`` (probabilities for binary, values for regression).
 
     Columns are matched by name and put in booster order (extra columns ignored),

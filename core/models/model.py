@@ -32,8 +32,19 @@ METADATA_FILE = "model.json"
 TEXT_FORMAT = "lightgbm-text"
 # LightGBM objectives -> the signature's objective (what evaluation and the gate need)
 _BINARY = ("binary", "cross_entropy", "xentropy")
-_REGRESSION = ("regression", "regression_l1", "l1", "l2", "huber", "fair", "poisson",
-               "quantile", "mape", "gamma", "tweedie")
+_REGRESSION = (
+    "regression",
+    "regression_l1",
+    "l1",
+    "l2",
+    "huber",
+    "fair",
+    "poisson",
+    "quantile",
+    "mape",
+    "gamma",
+    "tweedie",
+)
 
 
 def sha256_text(text: str) -> str:
@@ -45,8 +56,10 @@ def check_model_text(model_text: str) -> None:
     """Refuse anything that is not LightGBM text (pickles, JSON dumps, other formats)
     before a parser sees it (:class:`ModelLoadError`)."""
     if not model_text.startswith("tree\n"):
-        raise ModelLoadError("not a LightGBM text model (it must start with 'tree')",
-                             hint="only LightGBM text models are loaded; nothing is unpickled")
+        raise ModelLoadError(
+            "not a LightGBM text model (it must start with 'tree')",
+            hint="only LightGBM text models are loaded; nothing is unpickled",
+        )
 
 
 def text_objective(model_text: str) -> str:
@@ -55,8 +68,7 @@ def text_objective(model_text: str) -> str:
     for line in model_text.split("\n", 64)[:64]:
         if line.startswith("objective="):
             name = line.removeprefix("objective=").split(" ", 1)[0]
-            return ("binary" if name in _BINARY else
-                    "regression" if name in _REGRESSION else "")
+            return "binary" if name in _BINARY else "regression" if name in _REGRESSION else ""
     return ""
 
 
@@ -72,8 +84,10 @@ def load_booster(model_text: str) -> lgb.Booster:
     try:
         return lgb.Booster(model_str=model_text)
     except lgb.basic.LightGBMError as exc:
-        raise ModelLoadError(f"LightGBM cannot load the model text: {exc}",
-                             hint="the model text is corrupt: re-train or re-register") from None
+        raise ModelLoadError(
+            f"LightGBM cannot load the model text: {exc}",
+            hint="the model text is corrupt: re-train or re-register",
+        ) from None
 
 
 @frozen(kw_only=True)
@@ -113,17 +127,27 @@ class TrainedModel:
 
     def metadata(self) -> dict[str, Any]:
         """What is stored beside the model text: signature, hash, iteration, params."""
-        return {"signature": self.signature.to_dict(), "sha256": self.sha256,
-                "best_iteration": self.best_iteration, "params": _json_safe(self.params),
-                "format": TEXT_FORMAT}
+        return {
+            "signature": self.signature.to_dict(),
+            "sha256": self.sha256,
+            "best_iteration": self.best_iteration,
+            "params": _json_safe(self.params),
+            "format": TEXT_FORMAT,
+        }
 
     def metadata_json(self) -> str:
         return json.dumps(self.metadata(), sort_keys=True, allow_nan=False)
 
     @classmethod
-    def from_text(cls, model_text: str, signature: Signature, *,
-                  sha256: str | None = None, best_iteration: int = 0,
-                  params: Mapping[str, Any] | None = None) -> TrainedModel:
+    def from_text(
+        cls,
+        model_text: str,
+        signature: Signature,
+        *,
+        sha256: str | None = None,
+        best_iteration: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> TrainedModel:
         """Load a model from its LightGBM text; the hash is checked when given.
 
         A signature without an objective gets the one the model text names.
@@ -132,34 +156,45 @@ class TrainedModel:
         if sha256 is not None and digest != sha256:
             raise IntegrityError(
                 f"model text SHA-256 {digest} does not match the recorded {sha256}",
-                hint="the stored model is corrupt or was modified: re-register it")
+                hint="the stored model is corrupt or was modified: re-register it",
+            )
         check_model_text(model_text)
         if not signature.objective:
             objective = text_objective(model_text)
             if not objective:
-                raise ModelLoadError("the model's objective is neither binary nor regression "
-                                     "and its signature does not say",
-                                     hint="record the objective in the signature")
+                raise ModelLoadError(
+                    "the model's objective is neither binary nor regression "
+                    "and its signature does not say",
+                    hint="record the objective in the signature",
+                )
             signature = evolve(signature, objective=objective)
         booster = load_booster(model_text)
         if tuple(booster.feature_name()) != signature.names:
             raise ModelLoadError(
                 f"model features {booster.feature_name()} do not match the signature's "
                 f"{list(signature.names)}",
-                hint="the model text and signature belong to different models")
-        return cls(booster=booster, signature=signature, model_text=model_text, sha256=digest,
-                   best_iteration=best_iteration or booster.current_iteration(),
-                   params=dict(params or {}))
+                hint="the model text and signature belong to different models",
+            )
+        return cls(
+            booster=booster,
+            signature=signature,
+            model_text=model_text,
+            sha256=digest,
+            best_iteration=best_iteration or booster.current_iteration(),
+            params=dict(params or {}),
+        )
 
     @classmethod
-    def from_parts(cls, model_text: str, metadata: str | bytes | Mapping[str, Any]
-                   ) -> TrainedModel:
+    def from_parts(cls, model_text: str, metadata: str | bytes | Mapping[str, Any]) -> TrainedModel:
         """Load from the model text and :meth:`metadata_json` output, checking the hash."""
         meta = parse_metadata(metadata)
-        return cls.from_text(model_text, Signature.from_dict(meta["signature"]),
-                             sha256=meta["sha256"],
-                             best_iteration=int(meta.get("best_iteration") or 0),
-                             params=meta.get("params") or {})
+        return cls.from_text(
+            model_text,
+            Signature.from_dict(meta["signature"]),
+            sha256=meta["sha256"],
+            best_iteration=int(meta.get("best_iteration") or 0),
+            params=meta.get("params") or {},
+        )
 
 
 def parse_metadata(metadata: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -169,10 +204,16 @@ def parse_metadata(metadata: str | bytes | Mapping[str, Any]) -> Mapping[str, An
             metadata = json.loads(metadata)
         except ValueError as exc:
             raise ModelLoadError(f"model metadata is not valid JSON: {exc}") from None
-    if not isinstance(metadata, Mapping) or metadata.get("format") != TEXT_FORMAT \
-            or "sha256" not in metadata or "signature" not in metadata:
-        raise ModelLoadError("model metadata is not a Conveyor LightGBM-text model",
-                             hint="models are written by save_model()")
+    if (
+        not isinstance(metadata, Mapping)
+        or metadata.get("format") != TEXT_FORMAT
+        or "sha256" not in metadata
+        or "signature" not in metadata
+    ):
+        raise ModelLoadError(
+            "model metadata is not a Conveyor LightGBM-text model",
+            hint="models are written by save_model()",
+        )
     return metadata
 
 
@@ -221,6 +262,8 @@ def load_model(directory: str | os.PathLike[str]) -> TrainedModel:
         metadata = (directory / METADATA_FILE).read_text(encoding="utf-8")
         text = (directory / MODEL_FILE).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise NotFoundError(f"no saved model in {directory}: {exc.filename} is missing",
-                            hint="save it with conveyor.models.save_model()") from None
+        raise NotFoundError(
+            f"no saved model in {directory}: {exc.filename} is missing",
+            hint="save it with conveyor.models.save_model()",
+        ) from None
     return TrainedModel.from_parts(text, metadata)

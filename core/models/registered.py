@@ -26,8 +26,9 @@ _TRUSTED: set[str] = set()
 _TRUSTED_LOCK = threading.Lock()
 
 
-def resolve_version(app: Any, model: ModelVersion | str, version: int | None = None, *,
-                    alias: str | None = None) -> ModelVersion:
+def resolve_version(
+    app: Any, model: ModelVersion | str, version: int | None = None, *, alias: str | None = None
+) -> ModelVersion:
     """The registry's version for ``model`` (a ``ModelVersion`` is returned as is; a
     name is read with ``version``, ``alias`` or, with neither, the latest; ``"name:3"``
     names a version)."""
@@ -40,17 +41,21 @@ def resolve_version(app: Any, model: ModelVersion | str, version: int | None = N
     except ValueError as exc:
         raise NotFoundError(str(exc), hint="write NAME or NAME:VERSION") from None
     if number is not None and version is not None and number != version:
-        raise NotFoundError(f"{model!r} and version={version} name two versions",
-                            hint="give the version once")
+        raise NotFoundError(
+            f"{model!r} and version={version} name two versions", hint="give the version once"
+        )
     version = number if number is not None else version
     if alias is not None:
         if version is not None:
-            raise NotFoundError("give a version or an alias, not both",
-                                hint="e.g. churn:3, or alias='production'")
+            raise NotFoundError(
+                "give a version or an alias, not both", hint="e.g. churn:3, or alias='production'"
+            )
         found = app.registry.resolve(name, alias)
         if found is None:
-            raise NotFoundError(f"no version of model {name!r} holds alias {alias!r}",
-                                hint=f"see conveyor models show {name}")
+            raise NotFoundError(
+                f"no version of model {name!r} holds alias {alias!r}",
+                hint=f"see conveyor models show {name}",
+            )
         return found
     return app.registry.get(name, version)
 
@@ -63,14 +68,22 @@ def registered_signature(version: ModelVersion) -> Signature:
     if legacy is not None and not signature.label:
         signature = Signature.from_dict(legacy)
     if not signature.features:
-        raise ModelLoadError(f"model {version.name} v{version.version} has no stored "
-                             "signature", hint="register models with their Signature")
+        raise ModelLoadError(
+            f"model {version.name} v{version.version} has no stored signature",
+            hint="register models with their Signature",
+        )
     return signature
 
 
-def load_registered_model(app: Any, model: ModelVersion | str, version: int | None = None,
-                          *, alias: str | None = None, canary: bool = True,
-                          timeout: float = 120.0) -> TrainedModel:
+def load_registered_model(
+    app: Any,
+    model: ModelVersion | str,
+    version: int | None = None,
+    *,
+    alias: str | None = None,
+    canary: bool = True,
+    timeout: float = 120.0,
+) -> TrainedModel:
     """A registered model, ready to predict.
 
     Every load reads the artifact through the artifact store and checks its bytes
@@ -87,25 +100,29 @@ def load_registered_model(app: Any, model: ModelVersion | str, version: int | No
         raise ModelLoadError(
             f"{label} is stored as {mv.model_format!r}; only {TEXT_FORMAT} is loaded",
             hint="nothing is unpickled, and LightGBM reads back only its text format: "
-                 "register the model's text (Booster.model_to_string())")
+            "register the model's text (Booster.model_to_string())",
+        )
     data = app.artifacts.read_uri(mv.artifact_uri, sha256=mv.sha256)
     digest = hashlib.sha256(data).hexdigest()
     if digest != mv.sha256:  # checked here too: the store's own check is not relied on
-        raise IntegrityError(f"{label}: its artifact has SHA-256 {digest}, the registry "
-                             f"recorded {mv.sha256}",
-                             hint="the stored model is corrupt or was modified: re-register it")
+        raise IntegrityError(
+            f"{label}: its artifact has SHA-256 {digest}, the registry recorded {mv.sha256}",
+            hint="the stored model is corrupt or was modified: re-register it",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ModelLoadError(f"{label} is not text, so not a LightGBM text model",
-                             hint="only LightGBM text models are loaded; nothing is "
-                                  "unpickled") from None
+        raise ModelLoadError(
+            f"{label} is not text, so not a LightGBM text model",
+            hint="only LightGBM text models are loaded; nothing is unpickled",
+        ) from None
     check_model_text(text)
     signature = registered_signature(mv)
     if canary:
         _canary(label, text, signature, mv.sha256, timeout)
-    return TrainedModel.from_text(text, signature, sha256=mv.sha256,
-                                  best_iteration=int(mv.params.get("best_iteration") or 0))
+    return TrainedModel.from_text(
+        text, signature, sha256=mv.sha256, best_iteration=int(mv.params.get("best_iteration") or 0)
+    )
 
 
 def _canary(label: str, text: str, signature: Signature, sha256: str, timeout: float) -> None:
@@ -114,14 +131,16 @@ def _canary(label: str, text: str, signature: Signature, sha256: str, timeout: f
     with _TRUSTED_LOCK:
         if sha256 in _TRUSTED:
             return
-    metadata = json.dumps({"signature": signature.to_dict(), "sha256": sha256,
-                           "format": TEXT_FORMAT})
+    metadata = json.dumps(
+        {"signature": signature.to_dict(), "sha256": sha256, "format": TEXT_FORMAT}
+    )
     run = run_canary(text, metadata, timeout=timeout)
     if not run.ok:
-        raise ModelLoadError(f"{label} failed its canary load in a child process: "
-                             f"{run.reason}",
-                             hint="the stored model text is corrupt or crafted; it was not "
-                                  "loaded here: re-train or re-register it")
+        raise ModelLoadError(
+            f"{label} failed its canary load in a child process: {run.reason}",
+            hint="the stored model text is corrupt or crafted; it was not "
+            "loaded here: re-train or re-register it",
+        )
     with _TRUSTED_LOCK:
         _TRUSTED.add(sha256)
 

@@ -48,14 +48,20 @@ class FeatureSpec:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValidationError(f"a feature name must be a non-empty string, not "
-                                  f"{self.name!r}", hint="name every feature")
+            raise ValidationError(
+                f"a feature name must be a non-empty string, not {self.name!r}",
+                hint="name every feature",
+            )
         if self.categories is None and self.dtype == "category":
-            raise ValidationError(f"feature {self.name!r} has type category but no categories",
-                                  hint="give its categories in code order")
+            raise ValidationError(
+                f"feature {self.name!r} has type category but no categories",
+                hint="give its categories in code order",
+            )
         if self.categories is not None and len(set(self.categories)) != len(self.categories):
-            raise ValidationError(f"feature {self.name!r} lists a category twice",
-                                  hint="list each category once, in code order")
+            raise ValidationError(
+                f"feature {self.name!r} lists a category twice",
+                hint="list each category once, in code order",
+            )
 
     @property
     def kind(self) -> str:
@@ -72,8 +78,12 @@ class FeatureSpec:
         return {c: i for i, c in enumerate(self.categories or ())}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "nullable": self.nullable,
-                "categories": None if self.categories is None else list(self.categories)}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "nullable": self.nullable,
+            "categories": None if self.categories is None else list(self.categories),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
@@ -115,8 +125,9 @@ class Signature:
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
-            raise ValidationError(f"the signature lists feature(s) {twice} twice",
-                                  hint="list each feature once")
+            raise ValidationError(
+                f"the signature lists feature(s) {twice} twice", hint="list each feature once"
+            )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -135,13 +146,18 @@ class Signature:
         for spec in self.features:
             if spec.name == name:
                 return spec
-        raise NotFoundError(f"the signature has no feature {name!r}",
-                            hint=f"its features: {', '.join(self.names)}")
+        raise NotFoundError(
+            f"the signature has no feature {name!r}", hint=f"its features: {', '.join(self.names)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (what is stored beside a model and in the registry)."""
-        return {"version": SIGNATURE_VERSION, "label": self.label, "objective": self.objective,
-                "features": [f.to_dict() for f in self.features]}
+        return {
+            "version": SIGNATURE_VERSION,
+            "label": self.label,
+            "objective": self.objective,
+            "features": [f.to_dict() for f in self.features],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Signature:
@@ -158,12 +174,17 @@ class Signature:
             version = data.get("version", SIGNATURE_VERSION)
             if version not in (1, SIGNATURE_VERSION):
                 raise ValueError(f"unsupported signature version {version!r}")
-            return cls(features=data["features"], label=data.get("label") or "",
-                       objective=data.get("objective") or "")
+            return cls(
+                features=data["features"],
+                label=data.get("label") or "",
+                objective=data.get("objective") or "",
+            )
         except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
             reason = exc.message if isinstance(exc, ValidationError) else str(exc)
-            raise ModelLoadError(f"not a valid model signature: {reason}",
-                                 hint="signatures are written by Signature.to_dict()") from None
+            raise ModelLoadError(
+                f"not a valid model signature: {reason}",
+                hint="signatures are written by Signature.to_dict()",
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -36,10 +36,20 @@ if TYPE_CHECKING:
 SMALL_ROWS = 64
 
 #: Vocabulary name -> the text polars prints for that column type (in error messages).
-_POLARS_TEXT = {"bool": "Boolean", "int8": "Int8", "int16": "Int16", "int32": "Int32",
-                "int64": "Int64", "uint8": "UInt8", "uint16": "UInt16", "uint32": "UInt32",
-                "uint64": "UInt64", "float32": "Float32", "float64": "Float64",
-                "string": "String"}
+_POLARS_TEXT = {
+    "bool": "Boolean",
+    "int8": "Int8",
+    "int16": "Int16",
+    "int32": "Int32",
+    "int64": "Int64",
+    "uint8": "UInt8",
+    "uint16": "UInt16",
+    "uint32": "UInt32",
+    "uint64": "UInt64",
+    "float32": "Float32",
+    "float64": "Float64",
+    "string": "String",
+}
 #: Python value type -> the polars type a list of such values becomes.
 _PYTHON = {bool: "bool", int: "int64", float: "float64", str: "string"}
 _NULL = "null"  # every value None: polars' Null type
@@ -70,8 +80,12 @@ def _observed(values: Any) -> tuple[str, list[Any]] | None:
             return None
         return name, values
     dtype = getattr(values, "dtype", None)
-    if dtype is None or getattr(values, "ndim", 0) != 1 or dtype.name not in _POLARS_TEXT \
-            or dtype.name == "string":
+    if (
+        dtype is None
+        or getattr(values, "ndim", 0) != 1
+        or dtype.name not in _POLARS_TEXT
+        or dtype.name == "string"
+    ):
         return None
     return dtype.name, values.tolist()
 
@@ -138,8 +152,9 @@ class SmallBatch:
             elif seen == "string":
                 column = [codes.get(v, _NAN) for v in values]  # None -> NaN too
             elif seen == "bool":
-                column = [_NAN if v is None else codes.get("true" if v else "false", _NAN)
-                          for v in values]
+                column = [
+                    _NAN if v is None else codes.get("true" if v else "false", _NAN) for v in values
+                ]
             else:
                 column = [_NAN if v is None else codes.get(str(v), _NAN) for v in values]
             cols.append(column)

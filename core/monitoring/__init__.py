@@ -19,14 +19,20 @@ from typing import Any
 from conveyor.monitoring.result import KINDS, MonitoringResult
 
 _LAZY = {
-    "DriftReport": "drift", "DriftThresholds": "drift", "FeatureDrift": "drift",
+    "DriftReport": "drift",
+    "DriftThresholds": "drift",
+    "FeatureDrift": "drift",
     "compare": "drift",
-    "PerformanceReport": "performance", "PerformanceThresholds": "performance",
-    "WindowMetric": "performance", "performance_windows": "performance",
-    "Calibration": "estimate", "fit_calibration": "estimate",
+    "PerformanceReport": "performance",
+    "PerformanceThresholds": "performance",
+    "WindowMetric": "performance",
+    "performance_windows": "performance",
+    "Calibration": "estimate",
+    "fit_calibration": "estimate",
     "estimate_binary": "estimate",
     "render_html": "report",
-    "monitor_drift": "service", "monitor_performance": "service",
+    "monitor_drift": "service",
+    "monitor_performance": "service",
 }
 
 

@@ -143,12 +143,18 @@ class DriftReport:
 
     def scores(self) -> dict[str, float]:
         """Flat score names -> values (``psi.tenure``, ``ks.tenure``, ...), finite only."""
-        out: dict[str, float] = {"drifted_share": len(self.drifted_features)
-                                 / max(len(self.features), 1)}
+        out: dict[str, float] = {
+            "drifted_share": len(self.drifted_features) / max(len(self.features), 1)
+        }
         for f in self.features:
-            for key, value in ((f.effect, f.effect_size), ("psi", f.psi), ("p", f.p_value),
-                               ("missing", f.missing_current), ("wasserstein", f.wasserstein),
-                               ("new_categories", f.new_category_share)):
+            for key, value in (
+                (f.effect, f.effect_size),
+                ("psi", f.psi),
+                ("p", f.p_value),
+                ("missing", f.missing_current),
+                ("wasserstein", f.wasserstein),
+                ("new_categories", f.new_category_share),
+            ):
                 if value is not None and math.isfinite(value):
                     out[f"{key}.{f.name}"] = float(value)
         return out
@@ -158,11 +164,17 @@ class DriftReport:
         return tuple(f"{check}.{f.name}" for f in self.features for check in f.breached)
 
 
-def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
-            current: pl.LazyFrame | pl.DataFrame, *, features: Sequence[str] | None = None,
-            categorical: Sequence[str] = (), thresholds: DriftThresholds | None = None,
-            wasserstein: bool = False, progress: Progress | None = None,
-            batch_bytes: int = 256 << 20) -> DriftReport:
+def compare(
+    reference: pl.LazyFrame | pl.DataFrame | DataProfile,
+    current: pl.LazyFrame | pl.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    thresholds: DriftThresholds | None = None,
+    wasserstein: bool = False,
+    progress: Progress | None = None,
+    batch_bytes: int = 256 << 20,
+) -> DriftReport:
     """Compare ``current`` with ``reference`` feature by feature.
 
     ``reference`` is a frame (drift between samples) or a training profile
@@ -183,13 +195,17 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
     names = [n for n in (features or kinds) if n in kinds]
     absent = [n for n in (features or ()) if n not in kinds]
     if absent:
-        raise ConveyorError(f"drift: the reference has no feature {', '.join(absent)}",
-                            hint="name features the model was trained on")
+        raise ConveyorError(
+            f"drift: the reference has no feature {', '.join(absent)}",
+            hint="name features the model was trained on",
+        )
     skipped = tuple(n for n in names if kinds[n] is None)
     names = [n for n in names if kinds[n] is not None]
     if not names:
-        raise ConveyorError("drift: no numeric or categorical feature to compare",
-                            hint="pass the features, or a reference with such columns")
+        raise ConveyorError(
+            "drift: no numeric or categorical feature to compare",
+            hint="pass the features, or a reference with such columns",
+        )
     rows_cur = cur.select(pl.len()).collect().item()
     if profile is not None:
         rows_ref = profile.row_count
@@ -198,15 +214,21 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
         rows_ref = ref.select(pl.len()).collect().item()
     for side, rows in (("reference", rows_ref), ("current data", rows_cur)):
         if rows == 0:
-            raise ConveyorError(f"drift: the {side} has no rows",
-                                hint="widen the window (--since / --until)")
+            raise ConveyorError(
+                f"drift: the {side} has no rows", hint="widen the window (--since / --until)"
+            )
     per_batch = max(1, batch_bytes // (8 * max(rows_cur + (0 if ref is None else rows_ref), 1)))
     results: list[FeatureDrift] = []
     for start in range(0, len(names), per_batch):
-        chunk = names[start:start + per_batch]
-        cur_frame = cur.select([pl.col(n) if n in cur_schema else
-                                pl.lit(None, dtype=pl.Float64 if kinds[n] == NUMERIC
-                                       else pl.String).alias(n) for n in chunk]).collect()
+        chunk = names[start : start + per_batch]
+        cur_frame = cur.select(
+            [
+                pl.col(n)
+                if n in cur_schema
+                else pl.lit(None, dtype=pl.Float64 if kinds[n] == NUMERIC else pl.String).alias(n)
+                for n in chunk
+            ]
+        ).collect()
         ref_frame = None if ref is None else ref.select(chunk).collect()
         for name in chunk:
             kind = kinds[name]
@@ -218,25 +240,36 @@ def compare(reference: pl.LazyFrame | pl.DataFrame | DataProfile,
             else:
                 column_ref = categorical_from_sample(ref_frame.get_column(name))
             series = cur_frame.get_column(name)
-            results.append(_numeric(name, column_ref, series, thresholds, wasserstein)
-                           if isinstance(column_ref, NumericReference)
-                           else _categorical(name, column_ref, series, thresholds))
+            results.append(
+                _numeric(name, column_ref, series, thresholds, wasserstein)
+                if isinstance(column_ref, NumericReference)
+                else _categorical(name, column_ref, series, thresholds)
+            )
         del cur_frame, ref_frame
         if progress is not None:
             progress(len(results), len(names))
-    return DriftReport(reference="profile" if profile is not None else "sample",
-                       rows_reference=rows_ref, rows_current=rows_cur, features=results,
-                       skipped=skipped, thresholds=thresholds)
+    return DriftReport(
+        reference="profile" if profile is not None else "sample",
+        rows_reference=rows_ref,
+        rows_current=rows_cur,
+        features=results,
+        skipped=skipped,
+        thresholds=thresholds,
+    )
 
 
-def _kinds(profile: DataProfile | None, schema: Any, categorical: Sequence[str]
-           ) -> dict[str, str | None]:
+def _kinds(
+    profile: DataProfile | None, schema: Any, categorical: Sequence[str]
+) -> dict[str, str | None]:
     from conveyor.ml.profile import BOOLEAN, column_kind
     from conveyor.ml.profile import CATEGORICAL as P_CATEGORICAL
     from conveyor.ml.profile import NUMERIC as P_NUMERIC
 
-    found = ({c.name: c.kind for c in profile.columns if c.name != profile.label}
-             if profile is not None else {n: column_kind(t) for n, t in schema.items()})
+    found = (
+        {c.name: c.kind for c in profile.columns if c.name != profile.label}
+        if profile is not None
+        else {n: column_kind(t) for n, t in schema.items()}
+    )
     out: dict[str, str | None] = {}
     for name, kind in found.items():
         if name in categorical or kind in (P_CATEGORICAL, BOOLEAN):
@@ -248,18 +281,21 @@ def _kinds(profile: DataProfile | None, schema: Any, categorical: Sequence[str]
     return out
 
 
-def _missing(ref_missing: int, ref_rows: int, cur_missing: int, cur_rows: int,
-             t: DriftThresholds) -> tuple[float, float, bool]:
+def _missing(
+    ref_missing: int, ref_rows: int, cur_missing: int, cur_rows: int, t: DriftThresholds
+) -> tuple[float, float, bool]:
     before = ref_missing / ref_rows if ref_rows else 0.0
     after = cur_missing / cur_rows if cur_rows else 0.0
-    breached = (abs(after - before) >= t.missing
-                and stats.two_proportions(ref_missing, ref_rows, cur_missing, cur_rows)
-                < t.alpha)
+    breached = (
+        abs(after - before) >= t.missing
+        and stats.two_proportions(ref_missing, ref_rows, cur_missing, cur_rows) < t.alpha
+    )
     return before, after, breached
 
 
-def _numeric(name: str, ref: NumericReference, series: pl.Series, t: DriftThresholds,
-             with_wasserstein: bool) -> FeatureDrift:
+def _numeric(
+    name: str, ref: NumericReference, series: pl.Series, t: DriftThresholds, with_wasserstein: bool
+) -> FeatureDrift:
     values = finite_sorted(series)
     if ref.values is not None:
         d, p = stats.ks_2samp(ref.values, values)
@@ -270,24 +306,46 @@ def _numeric(name: str, ref: NumericReference, series: pl.Series, t: DriftThresh
     w = None
     if with_wasserstein and ref.values is not None and ref.std > 0:
         w = stats.wasserstein(ref.values, values) / ref.std
-    before, after, missing_breached = _missing(ref.missing, ref.rows, series.len() - values.size,
-                                               series.len(), t)
+    before, after, missing_breached = _missing(
+        ref.missing, ref.rows, series.len() - values.size, series.len(), t
+    )
     significant = p < t.alpha
-    breached = [check for check, hit in (
-        ("ks", significant and d >= t.ks), ("psi", significant and psi >= t.psi),
-        ("wasserstein", significant and w is not None and w >= t.wasserstein),
-        ("missing", missing_breached)) if hit]
+    breached = [
+        check
+        for check, hit in (
+            ("ks", significant and d >= t.ks),
+            ("psi", significant and psi >= t.psi),
+            ("wasserstein", significant and w is not None and w >= t.wasserstein),
+            ("missing", missing_breached),
+        )
+        if hit
+    ]
     edges = [f"{e:.3g}" for e in ref.edges]  # bin i holds values up to edges[i]
     bins = [f"<= {e}" for e in edges] + [f"> {edges[-1]}"] if edges else ["all"]
     return FeatureDrift(
-        name=name, kind=NUMERIC, rows_reference=ref.rows, rows_current=series.len(),
-        missing_reference=before, missing_current=after, test="ks", statistic=d, p_value=p,
-        effect="ks", effect_size=d, psi=psi, wasserstein=w, breached=breached, bins=bins,
-        reference_shares=[float(x) for x in ref.shares], current_shares=[float(x) for x in shares])
+        name=name,
+        kind=NUMERIC,
+        rows_reference=ref.rows,
+        rows_current=series.len(),
+        missing_reference=before,
+        missing_current=after,
+        test="ks",
+        statistic=d,
+        p_value=p,
+        effect="ks",
+        effect_size=d,
+        psi=psi,
+        wasserstein=w,
+        breached=breached,
+        bins=bins,
+        reference_shares=[float(x) for x in ref.shares],
+        current_shares=[float(x) for x in shares],
+    )
 
 
-def _categorical(name: str, ref: CategoricalReference, series: pl.Series,
-                 t: DriftThresholds) -> FeatureDrift:
+def _categorical(
+    name: str, ref: CategoricalReference, series: pl.Series, t: DriftThresholds
+) -> FeatureDrift:
     import numpy as np
 
     counts = category_counts(series)
@@ -303,22 +361,43 @@ def _categorical(name: str, ref: CategoricalReference, series: pl.Series,
     new_share = None
     if ref.complete and cur_total:
         new_share = float(sum(v for c, v in counts.items() if c not in ref.counts) / cur_total)
-    before, after, missing_breached = _missing(ref.missing, ref.rows, series.null_count(),
-                                               series.len(), t)
+    before, after, missing_breached = _missing(
+        ref.missing, ref.rows, series.null_count(), series.len(), t
+    )
     significant = p < t.alpha
-    breached = [check for check, hit in (
-        ("js", significant and js >= t.js), ("psi", significant and psi >= t.psi),
-        ("new_categories", new_share is not None and new_share >= t.new_categories),
-        ("missing", missing_breached)) if hit]
+    breached = [
+        check
+        for check, hit in (
+            ("js", significant and js >= t.js),
+            ("psi", significant and psi >= t.psi),
+            ("new_categories", new_share is not None and new_share >= t.new_categories),
+            ("missing", missing_breached),
+        )
+        if hit
+    ]
     shown = categories[:PLOTTED_CATEGORIES]
-    bins, r_sh, c_sh = list(shown), list(ref_shares[:len(shown)]), list(cur_shares[:len(shown)])
+    bins, r_sh, c_sh = list(shown), list(ref_shares[: len(shown)]), list(cur_shares[: len(shown)])
     if len(categories) > len(shown):
         bins.append("(other)")
-        r_sh.append(float(ref_shares[len(shown):].sum()))
-        c_sh.append(float(cur_shares[len(shown):].sum()))
+        r_sh.append(float(ref_shares[len(shown) :].sum()))
+        c_sh.append(float(cur_shares[len(shown) :].sum()))
     return FeatureDrift(
-        name=name, kind=CATEGORICAL, rows_reference=ref.rows, rows_current=series.len(),
-        missing_reference=before, missing_current=after, test="chi2", statistic=chi2,
-        p_value=p, effect="js", effect_size=js, psi=psi, js=js, new_category_share=new_share,
-        breached=breached, bins=bins, reference_shares=[float(x) for x in r_sh],
-        current_shares=[float(x) for x in c_sh])
+        name=name,
+        kind=CATEGORICAL,
+        rows_reference=ref.rows,
+        rows_current=series.len(),
+        missing_reference=before,
+        missing_current=after,
+        test="chi2",
+        statistic=chi2,
+        p_value=p,
+        effect="js",
+        effect_size=js,
+        psi=psi,
+        js=js,
+        new_category_share=new_share,
+        breached=breached,
+        bins=bins,
+        reference_shares=[float(x) for x in r_sh],
+        current_shares=[float(x) for x in c_sh],
+    )

@@ -71,9 +71,10 @@ class Calibration:
         try:
             return cls(**json.loads(text))
         except (TypeError, ValueError) as exc:
-            raise ValidationError(f"not a stored calibration: {exc}",
-                                  hint="calibrations are written by Calibration.to_json()"
-                                  ) from None
+            raise ValidationError(
+                f"not a stored calibration: {exc}",
+                hint="calibrations are written by Calibration.to_json()",
+            ) from None
 
 
 def _isotonic(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,25 +117,33 @@ def calibration_error(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(total / max(p.size, 1))
 
 
-def fit_calibration(labels: Any, scores: Any, *, threshold: float = 0.5,
-                    seed: int = 0) -> Calibration:
+def fit_calibration(
+    labels: Any, scores: Any, *, threshold: float = 0.5, seed: int = 0
+) -> Calibration:
     """Fit the isotonic calibration of a binary classifier's scores on a labelled holdout."""
     import numpy as np
 
     y = np.asarray(labels).astype(float)
     s = np.asarray(scores, dtype=float)
     if y.size < 20 or np.unique(y).size < 2:
-        raise ValidationError("calibration needs a holdout with both classes and 20+ rows",
-                              hint="register the model with a larger holdout")
+        raise ValidationError(
+            "calibration needs a holdout with both classes and 20+ rows",
+            hint="register the model with a larger holdout",
+        )
     knots, probs = _isotonic(s, y)
     fold = np.random.default_rng(seed).random(y.size) < 0.5
     crossed = np.empty(y.size)
     for part in (fold, ~fold):
         k, p = _isotonic(s[~part], y[~part])
         crossed[part] = np.interp(s[part], k, p)
-    return Calibration(scores=knots.tolist(), probabilities=probs.tolist(), rows=int(y.size),
-                       error_raw=calibration_error(s, y), error=calibration_error(crossed, y),
-                       threshold=threshold)
+    return Calibration(
+        scores=knots.tolist(),
+        probabilities=probs.tolist(),
+        rows=int(y.size),
+        error_raw=calibration_error(s, y),
+        error=calibration_error(crossed, y),
+        threshold=threshold,
+    )
 
 
 def estimate_binary(scores: Any, calibration: Calibration) -> dict[str, float]:
@@ -148,8 +157,9 @@ def estimate_binary(scores: Any, calibration: Calibration) -> dict[str, float]:
     s = np.asarray(scores, dtype=float)
     nan = float("nan")
     if s.size == 0:
-        return dict.fromkeys(("auc", "auc_low", "auc_high", "accuracy", "accuracy_low",
-                              "accuracy_high"), nan) | {"rows": 0}
+        return dict.fromkeys(
+            ("auc", "auc_low", "auc_high", "accuracy", "accuracy_low", "accuracy_high"), nan
+        ) | {"rows": 0}
     p = calibration.apply(s)
     # accuracy: each row is right with probability p (predicted 1) or 1 - p (predicted 0)
     right = np.where(s >= calibration.threshold, p, 1.0 - p)
@@ -166,9 +176,15 @@ def estimate_binary(scores: Any, calibration: Calibration) -> dict[str, float]:
         below = np.cumsum(neg) - neg  # negative mass strictly below each score
         auc = float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
         se = hanley_mcneil_se(auc, total_pos, total_neg)
-    return {"auc": auc, "auc_low": auc - Z95 * se, "auc_high": auc + Z95 * se,
-            "accuracy": accuracy, "accuracy_low": max(0.0, accuracy - Z95 * acc_se),
-            "accuracy_high": min(1.0, accuracy + Z95 * acc_se), "rows": int(s.size)}
+    return {
+        "auc": auc,
+        "auc_low": auc - Z95 * se,
+        "auc_high": auc + Z95 * se,
+        "accuracy": accuracy,
+        "accuracy_low": max(0.0, accuracy - Z95 * acc_se),
+        "accuracy_high": min(1.0, accuracy + Z95 * acc_se),
+        "rows": int(s.size),
+    }
 
 
 def calibration_key(model: str, sha256: str) -> str:
@@ -176,8 +192,9 @@ def calibration_key(model: str, sha256: str) -> str:
     return f"models/{model}/{sha256}/{CALIBRATION_FILE}"
 
 
-def store_calibration(store: Any, model: str, sha256: str, labels: Any, scores: Any
-                      ) -> Calibration | None:
+def store_calibration(
+    store: Any, model: str, sha256: str, labels: Any, scores: Any
+) -> Calibration | None:
     """Fit the calibration on a holdout and store it beside the model (once per model bytes).
 
     Returns None when the holdout cannot support one (one class, too few rows):

@@ -105,8 +105,7 @@ class PerformanceReport:
         """The newest window's values (``auc``, ``estimated_auc``, ...), finite only."""
         out: dict[str, float] = {}
         for w in self.windows:  # the newest window with a value wins
-            for key, value in ((self.metric, w.value), (f"estimated_{self.metric}",
-                                                        w.estimated)):
+            for key, value in ((self.metric, w.value), (f"estimated_{self.metric}", w.estimated)):
                 if value is not None and math.isfinite(value):
                     out[key] = value
         if self.reference is not None:
@@ -122,9 +121,15 @@ class PerformanceReport:
         return tuple(names)
 
 
-def join_labels(predictions: pl.LazyFrame, labels: pl.LazyFrame | pl.DataFrame, *,
-                label: str, on: str = "request_id", entity: str | None = None,
-                label_time: str | None = None) -> pl.LazyFrame:
+def join_labels(
+    predictions: pl.LazyFrame,
+    labels: pl.LazyFrame | pl.DataFrame,
+    *,
+    label: str,
+    on: str = "request_id",
+    entity: str | None = None,
+    label_time: str | None = None,
+) -> pl.LazyFrame:
     """The log's rows with a ``label`` column (null where no label arrived yet).
 
     ``on="request_id"`` joins by request id.  ``on="entity"`` joins each prediction
@@ -136,33 +141,50 @@ def join_labels(predictions: pl.LazyFrame, labels: pl.LazyFrame | pl.DataFrame, 
     labels = labels.lazy()
     names = labels.collect_schema().names()
     if label not in names:
-        raise ConveyorError(f"the label source has no column {label!r}",
-                            hint=f"its columns are: {', '.join(names)}")
+        raise ConveyorError(
+            f"the label source has no column {label!r}", hint=f"its columns are: {', '.join(names)}"
+        )
     if on == "request_id":
         if "request_id" not in names:
-            raise ConveyorError("the label source has no request_id column",
-                                hint="join by entity and time instead (on='entity')")
-        right = labels.select(pl.col("request_id").cast(pl.String),
-                              pl.col(label).alias("label")).unique("request_id", keep="last")
+            raise ConveyorError(
+                "the label source has no request_id column",
+                hint="join by entity and time instead (on='entity')",
+            )
+        right = labels.select(
+            pl.col("request_id").cast(pl.String), pl.col(label).alias("label")
+        ).unique("request_id", keep="last")
         return predictions.join(right, on="request_id", how="left")
     if on != "entity" or entity is None or label_time is None:
-        raise ConveyorError(f"unknown label join {on!r}",
-                            hint="on='request_id', or on='entity' with entity= and label_time=")
+        raise ConveyorError(
+            f"unknown label join {on!r}",
+            hint="on='request_id', or on='entity' with entity= and label_time=",
+        )
     for col in (entity, label_time):
         if col not in names:
-            raise ConveyorError(f"the label source has no column {col!r}",
-                                hint=f"its columns are: {', '.join(names)}")
-    right = labels.select(pl.col(entity).cast(pl.String).alias("entity_key"),
-                          pl.col(label_time).cast(pl.Datetime("us", "UTC")).alias("_label_at"),
-                          pl.col(label).alias("label")).sort("_label_at")
-    return predictions.sort("time").join_asof(right, left_on="time", right_on="_label_at",
-                                              by="entity_key", strategy="forward",
-                                              check_sortedness=False
-                                              ).drop("_label_at")
+            raise ConveyorError(
+                f"the label source has no column {col!r}",
+                hint=f"its columns are: {', '.join(names)}",
+            )
+    right = labels.select(
+        pl.col(entity).cast(pl.String).alias("entity_key"),
+        pl.col(label_time).cast(pl.Datetime("us", "UTC")).alias("_label_at"),
+        pl.col(label).alias("label"),
+    ).sort("_label_at")
+    return (
+        predictions.sort("time")
+        .join_asof(
+            right,
+            left_on="time",
+            right_on="_label_at",
+            by="entity_key",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .drop("_label_at")
+    )
 
 
-def realized(metric: str, y: np.ndarray, prediction: np.ndarray
-             ) -> tuple[float, float, float]:
+def realized(metric: str, y: np.ndarray, prediction: np.ndarray) -> tuple[float, float, float]:
     """``(value, low, high)`` of ``metric`` with a 95 % interval."""
     import numpy as np
 
@@ -184,12 +206,12 @@ def realized(metric: str, y: np.ndarray, prediction: np.ndarray
         mse = float(sq.mean())
         half = stats.Z95 * sq.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
         return math.sqrt(mse), math.sqrt(max(mse - half, 0.0)), math.sqrt(mse + half)
-    raise ConveyorError(f"unknown metric {metric!r}",
-                        hint="use auc or accuracy (binary), rmse or mae (regression)")
+    raise ConveyorError(
+        f"unknown metric {metric!r}", hint="use auc or accuracy (binary), rmse or mae (regression)"
+    )
 
 
-def _worse(metric: str, bound: float | None, reference: float | None, tolerance: float
-           ) -> bool:
+def _worse(metric: str, bound: float | None, reference: float | None, tolerance: float) -> bool:
     """Whether the interval's best ``bound`` is still worse than the reference by the tolerance."""
     if bound is None or reference is None or not math.isfinite(bound):
         return False
@@ -198,11 +220,18 @@ def _worse(metric: str, bound: float | None, reference: float | None, tolerance:
     return bound > reference * (1 + tolerance)
 
 
-def performance_windows(frame: pl.LazyFrame | pl.DataFrame, *, objective: str,
-                        every: timedelta, start: datetime, end: datetime,
-                        metric: str | None = None, reference: float | None = None,
-                        calibration: Calibration | None = None,
-                        thresholds: PerformanceThresholds | None = None) -> PerformanceReport:
+def performance_windows(
+    frame: pl.LazyFrame | pl.DataFrame,
+    *,
+    objective: str,
+    every: timedelta,
+    start: datetime,
+    end: datetime,
+    metric: str | None = None,
+    reference: float | None = None,
+    calibration: Calibration | None = None,
+    thresholds: PerformanceThresholds | None = None,
+) -> PerformanceReport:
     """Per-window metric of ``frame`` (``time``, ``prediction``, nullable ``label``)."""
     import numpy as np
     import polars as pl
@@ -210,17 +239,24 @@ def performance_windows(frame: pl.LazyFrame | pl.DataFrame, *, objective: str,
     from conveyor.monitoring.estimate import estimate_binary
 
     if objective not in METRICS:
-        raise ConveyorError(f"performance of a {objective!r} model is not computed",
-                            hint="binary classifiers and regressors are supported")
+        raise ConveyorError(
+            f"performance of a {objective!r} model is not computed",
+            hint="binary classifiers and regressors are supported",
+        )
     metric = metric or DEFAULT_METRIC[objective]
     if metric not in METRICS[objective]:
-        raise ConveyorError(f"{metric!r} is not a {objective} metric",
-                            hint=f"use one of: {', '.join(METRICS[objective])}")
+        raise ConveyorError(
+            f"{metric!r} is not a {objective} metric",
+            hint=f"use one of: {', '.join(METRICS[objective])}",
+        )
     if every <= timedelta(0):
         raise ConveyorError("the performance window must be positive", hint="e.g. 1d")
     thresholds = thresholds or PerformanceThresholds()
-    table = frame.lazy().select("time", pl.col("prediction").cast(pl.Float64),
-                                pl.col("label").cast(pl.Float64)).collect()
+    table = (
+        frame.lazy()
+        .select("time", pl.col("prediction").cast(pl.Float64), pl.col("label").cast(pl.Float64))
+        .collect()
+    )
     times = table.get_column("time").dt.epoch("us").to_numpy()
     pred = table.get_column("prediction").to_numpy()
     label = table.get_column("label").to_numpy()
@@ -236,27 +272,46 @@ def performance_windows(frame: pl.LazyFrame | pl.DataFrame, *, objective: str,
             v, lo, hi = realized(metric, y[known], p[known])
             judged = known.sum() >= thresholds.min_rows
             best = hi if metric in ("auc", "accuracy") else lo
-            values |= {"value": v, "low": lo, "high": hi,
-                       "decayed": judged and _worse(metric, best, reference,
-                                                    thresholds.tolerance)}
+            values |= {
+                "value": v,
+                "low": lo,
+                "high": hi,
+                "decayed": judged and _worse(metric, best, reference, thresholds.tolerance),
+            }
         if calibration is not None and metric in ("auc", "accuracy") and p.size:
             est = estimate_binary(p, calibration)
-            values |= {"estimated": est[metric], "estimated_low": est[f"{metric}_low"],
-                       "estimated_high": est[f"{metric}_high"],
-                       "estimated_decayed": p.size >= thresholds.min_rows and _worse(
-                           metric, est[f"{metric}_high"], reference, thresholds.tolerance)}
-        windows.append(WindowMetric(start=cursor, end=stop, rows=int(p.size),
-                                    labelled=int(known.sum()), **values))
+            values |= {
+                "estimated": est[metric],
+                "estimated_low": est[f"{metric}_low"],
+                "estimated_high": est[f"{metric}_high"],
+                "estimated_decayed": p.size >= thresholds.min_rows
+                and _worse(metric, est[f"{metric}_high"], reference, thresholds.tolerance),
+            }
+        windows.append(
+            WindowMetric(
+                start=cursor, end=stop, rows=int(p.size), labelled=int(known.sum()), **values
+            )
+        )
         cursor = stop
-    return PerformanceReport(metric=metric, objective=objective, reference=reference,
-                             windows=windows, thresholds=thresholds,
-                             calibration_error=None if calibration is None
-                             else calibration.error)
+    return PerformanceReport(
+        metric=metric,
+        objective=objective,
+        reference=reference,
+        windows=windows,
+        thresholds=thresholds,
+        calibration_error=None if calibration is None else calibration.error,
+    )
 
 
 def _us(at: datetime) -> int:
     return (at.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
-__all__: Sequence[str] = ("PerformanceReport", "PerformanceThresholds", "WindowMetric",
-                          "join_labels", "performance_windows", "realized")
+__all__: Sequence[str] = (
+    "PerformanceReport",
+    "PerformanceThresholds",
+    "WindowMetric",
+    "join_labels",
+    "performance_windows",
+    "realized",
+)

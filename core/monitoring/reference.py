@@ -89,14 +89,21 @@ def numeric_from_sample(series: pl.Series) -> NumericReference:
         std = float(values.std(ddof=1)) if values.size > 1 else 0.0
     else:
         edges, shares, std = np.empty(0), np.ones(1), 0.0
-    return NumericReference(rows=series.len(), missing=series.len() - values.size,
-                            edges=edges, shares=shares, std=std, values=values)
+    return NumericReference(
+        rows=series.len(),
+        missing=series.len() - values.size,
+        edges=edges,
+        shares=shares,
+        std=std,
+        values=values,
+    )
 
 
 def categorical_from_sample(series: pl.Series) -> CategoricalReference:
     """The reference of a categorical column from its sample."""
-    return CategoricalReference(rows=series.len(), missing=series.null_count(),
-                                counts=category_counts(series))
+    return CategoricalReference(
+        rows=series.len(), missing=series.null_count(), counts=category_counts(series)
+    )
 
 
 def category_counts(series: pl.Series) -> dict[str, float]:
@@ -115,12 +122,15 @@ def from_profile(column: ColumnProfile, rows: int) -> NumericReference | Categor
     if column.categorical is not None:
         present = max(rows - round(column.null_rate * rows), 0)
         return CategoricalReference(
-            rows=rows, missing=rows - present,
+            rows=rows,
+            missing=rows - present,
             counts={k: v * present for k, v in column.categorical.frequencies.items()},
-            complete=not column.categorical.truncated)
+            complete=not column.categorical.truncated,
+        )
     stats = column.numeric
-    known = sorted((float(q), v) for q, v in (stats.quantiles if stats else {}).items()
-                   if v is not None)
+    known = sorted(
+        (float(q), v) for q, v in (stats.quantiles if stats else {}).items() if v is not None
+    )
     # equal values at several quantiles: the CDF there is the highest of their levels
     by_value: dict[float, float] = {}
     for level, value in known:
@@ -132,5 +142,12 @@ def from_profile(column: ColumnProfile, rows: int) -> NumericReference | Categor
     edge_levels = levels[inner] if points.size > 2 else levels
     shares = np.diff(np.concatenate(([0.0], edge_levels, [1.0])))
     std = float(stats.std) if stats is not None and stats.std is not None else 0.0
-    return NumericReference(rows=rows, missing=missing, edges=edges, shares=shares, std=std,
-                            points=points, levels=levels)
+    return NumericReference(
+        rows=rows,
+        missing=missing,
+        edges=edges,
+        shares=shares,
+        std=std,
+        points=points,
+        levels=levels,
+    )

@@ -67,11 +67,13 @@ class MonitoringResult:
             raise ValueError(f"monitoring kind must be one of {', '.join(KINDS)}, got {value!r}")
 
     @staticmethod
-    def make_id(model: str, version: int, kind: str, window_start: datetime,
-                window_end: datetime) -> str:
+    def make_id(
+        model: str, version: int, kind: str, window_start: datetime, window_end: datetime
+    ) -> str:
         """The id of a result: ``drift:churn:3:<start>:<end>`` (UTC, ISO 8601)."""
-        return ":".join([kind, model, str(version), window_start.isoformat(),
-                         window_end.isoformat()])
+        return ":".join(
+            [kind, model, str(version), window_start.isoformat(), window_end.isoformat()]
+        )
 
 
 __all__ = ["KINDS", "MonitoringResult"]

@@ -55,8 +55,10 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise ConveyorError(f"not a time or duration: {text!r}",
-                            hint="write e.g. 7d, 2024-03-01 or 2024-03-01T12:00") from None
+        raise ConveyorError(
+            f"not a time or duration: {text!r}",
+            hint="write e.g. 7d, 2024-03-01 or 2024-03-01T12:00",
+        ) from None
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
@@ -75,8 +77,10 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
     end = until or datetime.now(UTC)
     start = since or end - DEFAULT_WINDOW
     if start >= end:
-        raise ConveyorError(f"the window starts ({start:%Y-%m-%d %H:%M}) after it ends",
-                            hint="pass --since before --until")
+        raise ConveyorError(
+            f"the window starts ({start:%Y-%m-%d %H:%M}) after it ends",
+            hint="pass --since before --until",
+        )
     return start, end
 
 
@@ -86,12 +90,13 @@ def _features(app: Any, mv: ModelVersion, start: datetime, end: datetime) -> pl.
 
     from conveyor.predictions import scan_predictions
 
-    frame = scan_predictions(app.artifacts, model=mv.name, version=mv.version, start=start,
-                             end=end)
+    frame = scan_predictions(app.artifacts, model=mv.name, version=mv.version, start=start, end=end)
     if "features" not in frame.collect_schema().names():
-        raise ConveyorError(f"no predictions of {mv.name} v{mv.version} are logged between "
-                            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC",
-                            hint="widen --since, or check that the server logs predictions")
+        raise ConveyorError(
+            f"no predictions of {mv.name} v{mv.version} are logged between "
+            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC",
+            hint="widen --since, or check that the server logs predictions",
+        )
     return frame.select(pl.col("features").struct.unnest())
 
 
@@ -101,10 +106,18 @@ def _store(app: Any, result: MonitoringResult, hook: str, event: Any) -> None:
         app.emit(hook, event)
 
 
-def monitor_drift(app: Any, model: str, *, version: int | None = None, kind: str = "drift",
-                  since: datetime | None = None, until: datetime | None = None,
-                  thresholds: DriftThresholds | None = None, wasserstein: bool = False,
-                  progress: Progress | None = None) -> Monitored:
+def monitor_drift(
+    app: Any,
+    model: str,
+    *,
+    version: int | None = None,
+    kind: str = "drift",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    thresholds: DriftThresholds | None = None,
+    wasserstein: bool = False,
+    progress: Progress | None = None,
+) -> Monitored:
     """Drift (``kind="drift"``: the window against the one before it, of the same length)
     or skew (``kind="skew"``: the window against the training profile) of a model version.
     """
@@ -121,32 +134,59 @@ def monitor_drift(app: Any, model: str, *, version: int | None = None, kind: str
     if kind == "skew":
         reference: Any = load_registered_profile(app, mv)
         if reference is None:
-            raise NotFoundError(f"{mv.name} v{mv.version} has no training profile",
-                                hint="register models through the training pipeline")
+            raise NotFoundError(
+                f"{mv.name} v{mv.version} has no training profile",
+                hint="register models through the training pipeline",
+            )
         source = mv.profile_uri
     else:
         reference = _features(app, mv, start - (end - start), start)
         source = f"log {start - (end - start):%Y-%m-%dT%H:%M}..{start:%Y-%m-%dT%H:%M}"
-    known = (reference.names if kind == "skew"
-             else reference.collect_schema().names())
+    known = reference.names if kind == "skew" else reference.collect_schema().names()
     # a model input the reference never had (the profile was taken before feature
     # joins, or the log lacks a column) is reported, not compared
     not_compared = [n for n in features or () if n not in known]
     features = [n for n in features or known if n in known]
-    report = compare(reference, current, features=features, thresholds=thresholds,
-                     wasserstein=wasserstein, progress=progress)
+    report = compare(
+        reference,
+        current,
+        features=features,
+        thresholds=thresholds,
+        wasserstein=wasserstein,
+        progress=progress,
+    )
     result = MonitoringResult(
-        id=MonitoringResult.make_id(mv.name, mv.version, kind, start, end), model=mv.name,
-        version=mv.version, kind=kind, window_start=start, window_end=end,
-        rows=report.rows_current, scores=report.scores(), breached=report.breached(),
-        details={"reference": source, "reference_rows": report.rows_reference,
-                 "drifted_features": list(report.drifted_features),
-                 "skipped": list(report.skipped), "not_compared": not_compared,
-                 "thresholds": _plain(report.thresholds)},
-        created=datetime.now(UTC))
-    _store(app, result, "on_drift_detected", DriftDetected(
-        model=mv.name, version=mv.version, features=report.drifted_features,
-        scores=result.scores, result_id=result.id))
+        id=MonitoringResult.make_id(mv.name, mv.version, kind, start, end),
+        model=mv.name,
+        version=mv.version,
+        kind=kind,
+        window_start=start,
+        window_end=end,
+        rows=report.rows_current,
+        scores=report.scores(),
+        breached=report.breached(),
+        details={
+            "reference": source,
+            "reference_rows": report.rows_reference,
+            "drifted_features": list(report.drifted_features),
+            "skipped": list(report.skipped),
+            "not_compared": not_compared,
+            "thresholds": _plain(report.thresholds),
+        },
+        created=datetime.now(UTC),
+    )
+    _store(
+        app,
+        result,
+        "on_drift_detected",
+        DriftDetected(
+            model=mv.name,
+            version=mv.version,
+            features=report.drifted_features,
+            scores=result.scores,
+            result_id=result.id,
+        ),
+    )
     return Monitored(result, report)
 
 
@@ -156,19 +196,27 @@ def load_calibration(app: Any, mv: ModelVersion) -> Calibration | None:
     from conveyor.monitoring.estimate import Calibration, calibration_key
 
     try:
-        return Calibration.from_json(app.artifacts.get_bytes(calibration_key(mv.name,
-                                                                             mv.sha256)))
+        return Calibration.from_json(app.artifacts.get_bytes(calibration_key(mv.name, mv.sha256)))
     except Missing:
         return None
 
 
-def monitor_performance(app: Any, model: str, *, version: int | None = None,
-                        labels: str | pl.LazyFrame | pl.DataFrame | None = None,
-                        label: str | None = None, on: str = "request_id",
-                        entity: str | None = None, label_time: str | None = None,
-                        since: datetime | None = None, until: datetime | None = None,
-                        every: timedelta = timedelta(days=1), metric: str | None = None,
-                        thresholds: PerformanceThresholds | None = None) -> Monitored:
+def monitor_performance(
+    app: Any,
+    model: str,
+    *,
+    version: int | None = None,
+    labels: str | pl.LazyFrame | pl.DataFrame | None = None,
+    label: str | None = None,
+    on: str = "request_id",
+    entity: str | None = None,
+    label_time: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    every: timedelta = timedelta(days=1),
+    metric: str | None = None,
+    thresholds: PerformanceThresholds | None = None,
+) -> Monitored:
     """Realized (with ``labels``) and estimated (binary, CBPE) performance per window.
 
     ``labels`` is a Parquet path or glob, or a frame; ``label`` its label column
@@ -184,43 +232,75 @@ def monitor_performance(app: Any, model: str, *, version: int | None = None,
     mv = resolve_model(app, model, version)
     start, end = _window(since, until)
     objective = mv.signature.objective or "binary"
-    frame = scan_predictions(app.artifacts, model=mv.name, version=mv.version, start=start,
-                             end=end).select("request_id", "time", "entity_key", "prediction")
+    frame = scan_predictions(
+        app.artifacts, model=mv.name, version=mv.version, start=start, end=end
+    ).select("request_id", "time", "entity_key", "prediction")
     label = label or mv.signature.label
     if labels is not None:
         if not label:
-            raise ConveyorError("which label column? the model has none recorded",
-                                hint="pass --label COLUMN")
+            raise ConveyorError(
+                "which label column? the model has none recorded", hint="pass --label COLUMN"
+            )
         source = pl.scan_parquet(labels) if isinstance(labels, str) else labels
-        frame = join_labels(frame, source, label=label, on=on, entity=entity,
-                            label_time=label_time)
+        frame = join_labels(frame, source, label=label, on=on, entity=entity, label_time=label_time)
     else:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("label"))
     metric = metric or DEFAULT_METRIC.get(objective, "auc")
     calibration = load_calibration(app, mv) if objective == "binary" else None
     if labels is None and calibration is None:
-        raise ConveyorError(f"{mv.name} v{mv.version}: no labels given and no calibration "
-                            "stored, so there is nothing to measure or estimate",
-                            hint="pass --labels PATH, or register binary models through "
-                                 "the training pipeline (it stores the calibration)")
+        raise ConveyorError(
+            f"{mv.name} v{mv.version}: no labels given and no calibration "
+            "stored, so there is nothing to measure or estimate",
+            hint="pass --labels PATH, or register binary models through "
+            "the training pipeline (it stores the calibration)",
+        )
     reference = mv.metrics.get(metric)
     report: PerformanceReport = performance_windows(
-        frame, objective=objective, every=every, start=start, end=end, metric=metric,
-        reference=reference, calibration=calibration, thresholds=thresholds)
+        frame,
+        objective=objective,
+        every=every,
+        start=start,
+        end=end,
+        metric=metric,
+        reference=reference,
+        calibration=calibration,
+        thresholds=thresholds,
+    )
     result = MonitoringResult(
         id=MonitoringResult.make_id(mv.name, mv.version, "performance", start, end),
-        model=mv.name, version=mv.version, kind="performance", window_start=start,
-        window_end=end, rows=sum(w.rows for w in report.windows), scores=report.scores(),
+        model=mv.name,
+        version=mv.version,
+        kind="performance",
+        window_start=start,
+        window_end=end,
+        rows=sum(w.rows for w in report.windows),
+        scores=report.scores(),
         breached=report.breached(),
-        details={"metric": metric, "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
-                 "validation": reference, "labelled": sum(w.labelled for w in report.windows),
-                 "calibration_error": report.calibration_error,
-                 "windows": [_plain(w) for w in report.windows],
-                 "thresholds": _plain(report.thresholds)},
-        created=datetime.now(UTC))
-    _store(app, result, "on_performance_decayed", PerformanceDecayed(
-        model=mv.name, version=mv.version, metric=metric, reference=reference,
-        scores=result.scores, breached=result.breached, result_id=result.id))
+        details={
+            "metric": metric,
+            "higher_is_better": HIGHER_IS_BETTER.get(metric, True),
+            "validation": reference,
+            "labelled": sum(w.labelled for w in report.windows),
+            "calibration_error": report.calibration_error,
+            "windows": [_plain(w) for w in report.windows],
+            "thresholds": _plain(report.thresholds),
+        },
+        created=datetime.now(UTC),
+    )
+    _store(
+        app,
+        result,
+        "on_performance_decayed",
+        PerformanceDecayed(
+            model=mv.name,
+            version=mv.version,
+            metric=metric,
+            reference=reference,
+            scores=result.scores,
+            breached=result.breached,
+            result_id=result.id,
+        ),
+    )
     return Monitored(result, report)
 
 

@@ -123,8 +123,9 @@ def ks_2samp(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return d, kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)
 
 
-def ks_against_cdf(points: np.ndarray, levels: np.ndarray, current: np.ndarray,
-                   reference_rows: int) -> tuple[float, float]:
+def ks_against_cdf(
+    points: np.ndarray, levels: np.ndarray, current: np.ndarray, reference_rows: int
+) -> tuple[float, float]:
     """KS ``(statistic, p-value)`` of a sorted sample against a CDF known at ``points``.
 
     The reference CDF is known only where a profile recorded a quantile, so the
@@ -189,8 +190,9 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2.0))
 
 
-def chi2_homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray
-                     ) -> tuple[float, float]:
+def chi2_homogeneity(
+    reference_counts: np.ndarray, current_counts: np.ndarray
+) -> tuple[float, float]:
     """Chi-square test that two count vectors over the same categories share a distribution."""
     import numpy as np
 
@@ -243,8 +245,7 @@ def auc_delong(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     # placement values: share of the other class each score beats (ties count half)
     v10 = (np.searchsorted(neg, pos, "left") + np.searchsorted(neg, pos, "right")) / (2 * n0)
-    v01 = 1.0 - (np.searchsorted(pos, neg, "left") + np.searchsorted(pos, neg, "right")) / (
-        2 * n1)
+    v01 = 1.0 - (np.searchsorted(pos, neg, "left") + np.searchsorted(pos, neg, "right")) / (2 * n1)
     auc = float(v10.mean())
     var = (v10.var(ddof=1) / n1 if n1 > 1 else 0.0) + (v01.var(ddof=1) / n0 if n0 > 1 else 0.0)
     return auc, math.sqrt(max(var, 0.0))
@@ -266,6 +267,7 @@ def hanley_mcneil_se(auc: float, positives: float, negatives: float) -> float:
         return float("nan")
     q1 = auc / (2 - auc)
     q2 = 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc)
-           + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    var = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
     return math.sqrt(max(var, 0.0))

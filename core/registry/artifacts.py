@@ -34,8 +34,9 @@ def _inside_store(store: Any, uri: str) -> str:
             raise ConfinementError(
                 f"artifact URI {uri!r} lies outside the configured artifact store {store.uri}",
                 hint="store the model with the artifact store first and register the URI or "
-                "key it returns; the registry never points outside its store")
-    return validate_key(uri[len(root):], what=f"artifact URI {uri!r}")
+                "key it returns; the registry never points outside its store",
+            )
+    return validate_key(uri[len(root) :], what=f"artifact URI {uri!r}")
 
 
 def verify_artifact(store: Any, uri: str, sha256: str, *, deep: bool = False) -> str:
@@ -61,13 +62,15 @@ def verify_artifact(store: Any, uri: str, sha256: str, *, deep: bool = False) ->
         return _compare(store, info.key, uri, info.sha256, sha256, deep)
     # a content-addressed blob: its name is its digest
     if blob.group(1) != sha256:
-        raise IntegrityError(f"artifact {uri!r} is the blob of SHA-256 {blob.group(1)}, "
-                             f"not {sha256}",
-                             hint="register the sha256 the artifact store recorded")
+        raise IntegrityError(
+            f"artifact {uri!r} is the blob of SHA-256 {blob.group(1)}, not {sha256}",
+            hint="register the sha256 the artifact store recorded",
+        )
     if not store.has_content(uri):
-        raise NotFoundError(f"artifact {uri!r} is not in the artifact store {store.uri}",
-                            hint="write the model with the artifact store before registering "
-                            "it")
+        raise NotFoundError(
+            f"artifact {uri!r} is not in the artifact store {store.uri}",
+            hint="write the model with the artifact store before registering it",
+        )
     if deep:
         store.read_uri(uri, sha256=sha256)  # re-reads and hashes: IntegrityError if changed
     return uri
@@ -79,17 +82,21 @@ def _info(store: Any, key: str, uri: str) -> Any:
     except NotFoundError:
         raise NotFoundError(
             f"artifact {uri!r} is not in the artifact store {store.uri}",
-            hint="write the model with the artifact store before registering it") from None
+            hint="write the model with the artifact store before registering it",
+        ) from None
 
 
 def _compare(store: Any, key: str, uri: str, recorded: str, sha256: str, deep: bool) -> str:
     if recorded != sha256:
         raise IntegrityError(
             f"artifact {uri!r} has SHA-256 {recorded} in the store, not {sha256}",
-            hint="register the sha256 the artifact store recorded for the file")
+            hint="register the sha256 the artifact store recorded for the file",
+        )
     if deep:
         digest = hashlib.sha256(store.get_bytes(key)).hexdigest()
         if digest != sha256:
-            raise IntegrityError(f"artifact {uri!r} hashes to {digest}, not {sha256}",
-                                 hint="the stored bytes changed: restore them from a backup")
+            raise IntegrityError(
+                f"artifact {uri!r} hashes to {digest}, not {sha256}",
+                hint="the stored bytes changed: restore them from a backup",
+            )
     return uri

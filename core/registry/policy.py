@@ -43,7 +43,8 @@ def check_name(value: str, what: str) -> str:
         raise ConveyorError(
             f"{what} {value!r} is not a valid name",
             hint="use letters, digits, '_', '.' and '-' (starting with a letter or digit), "
-            "at most 128 characters")
+            "at most 128 characters",
+        )
     return value
 
 
@@ -54,9 +55,11 @@ def check_alias(alias: str) -> str:
         raise ConveyorError(
             f"{alias!r} cannot be used as an alias",
             hint="archive a version with `conveyor models promote NAME VERSION --to archived`"
-            if alias == "archived" else "a version without aliases is in development; "
-            "remove its aliases instead" if alias == "development" else
-            "'latest' always means the newest version; choose another alias name")
+            if alias == "archived"
+            else "a version without aliases is in development; remove its aliases instead"
+            if alias == "development"
+            else "'latest' always means the newest version; choose another alias name",
+        )
     return alias
 
 
@@ -64,8 +67,9 @@ def check_sha256(value: str) -> str:
     """The lower-case hex SHA-256, or ConveyorError."""
     sha256 = str(value).lower()
     if not _SHA256.match(sha256):
-        raise ConveyorError(f"{value!r} is not a hex SHA-256",
-                            hint="pass the sha256 the artifact store recorded")
+        raise ConveyorError(
+            f"{value!r} is not a hex SHA-256", hint="pass the sha256 the artifact store recorded"
+        )
     return sha256
 
 
@@ -80,20 +84,21 @@ class PromotionPolicy:
     rules: dict[str, str] = Factory(lambda: dict(DEFAULT_RULES))
 
     @classmethod
-    def from_config(cls, table: Mapping[str, Any], *, where: str = "the config"
-                    ) -> PromotionPolicy:
+    def from_config(cls, table: Mapping[str, Any], *, where: str = "the config") -> PromotionPolicy:
         """The policy of a ``[promotion]`` table (the defaults filled in)."""
         rules = dict(DEFAULT_RULES)
         for alias, rule in table.items():
             try:
                 check_alias(alias)
             except ConveyorError as exc:
-                raise ConfigError(f"{where}: '$.promotion.{alias}': {exc.message}",
-                                  hint=exc.hint) from None
+                raise ConfigError(
+                    f"{where}: '$.promotion.{alias}': {exc.message}", hint=exc.hint
+                ) from None
             if rule not in RULES:
                 raise ConfigError(
                     f"{where}: '$.promotion.{alias}' is {rule!r}, not a promotion rule",
-                    hint=f"use one of: {', '.join(RULES)}")
+                    hint=f"use one of: {', '.join(RULES)}",
+                )
             rules[alias] = rule
         return cls(rules=rules)
 
@@ -101,8 +106,15 @@ class PromotionPolicy:
         """The rule of ``alias`` (an alias without one is moved by hand only)."""
         return self.rules.get(alias, "never")
 
-    def evidence(self, version: ModelVersion, alias: str, verdict: ValidationVerdict | None,
-                 *, force: bool, reason: str) -> tuple[dict[str, Any], bool]:
+    def evidence(
+        self,
+        version: ModelVersion,
+        alias: str,
+        verdict: ValidationVerdict | None,
+        *,
+        force: bool,
+        reason: str,
+    ) -> tuple[dict[str, Any], bool]:
         """What allows ``version`` to take ``alias``, and whether that needed ``force``.
 
         Raises :class:`~conveyor.errors.ValidationError` naming what is missing
@@ -114,29 +126,36 @@ class PromotionPolicy:
         if alias in VERDICT_ALIASES:
             if verdict is not None:
                 evidence["validation"] = {
-                    "id": verdict.id, "passed": verdict.passed, "at": verdict.at.isoformat(),
-                    "actor": verdict.actor, "run_id": verdict.run_id,
-                    "summary": verdict.summary}
+                    "id": verdict.id,
+                    "passed": verdict.passed,
+                    "at": verdict.at.isoformat(),
+                    "actor": verdict.actor,
+                    "run_id": verdict.run_id,
+                    "summary": verdict.summary,
+                }
             if verdict is None or not verdict.passed:
                 if not force:
-                    what = "no validation verdict" if verdict is None else \
-                        f"a failing validation verdict ({verdict.summary or 'no summary'})"
+                    what = (
+                        "no validation verdict"
+                        if verdict is None
+                        else f"a failing validation verdict ({verdict.summary or 'no summary'})"
+                    )
                     raise ValidationError(
-                        f"{name} version {number} has {what}: it cannot be promoted to "
-                        f"{alias}",
+                        f"{name} version {number} has {what}: it cannot be promoted to {alias}",
                         hint="validate it first (a pipeline run records the verdict), or "
-                        "force it with --force and a --reason (the force is audited)")
+                        "force it with --force and a --reason (the force is audited)",
+                    )
                 forced = True
         if self.rule(alias) == "approval":
             approvals = version.governance.approvals
             if approvals:
-                evidence["approvals"] = [{"by": a.by, "at": a.at.isoformat()}
-                                         for a in approvals]
+                evidence["approvals"] = [{"by": a.by, "at": a.at.isoformat()} for a in approvals]
             elif not force:
                 raise ValidationError(
                     f"{name} version {number} needs an approval before it can take {alias!r} "
                     "([promotion] says approval)",
-                    hint=f"conveyor models approve {name} {number} --by WHO")
+                    hint=f"conveyor models approve {name} {number} --by WHO",
+                )
             else:
                 forced = True
         if forced:

@@ -89,9 +89,16 @@ class ModelRegistry:
         backend: where the registry's state is stored.
     """
 
-    def __init__(self, backend: RegistryBackend, *, app: Any = None, artifacts: Any = None,
-                 metadata: Any = None, policy: PromotionPolicy | None = None,
-                 emit: Callable[[str, Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: RegistryBackend,
+        *,
+        app: Any = None,
+        artifacts: Any = None,
+        metadata: Any = None,
+        policy: PromotionPolicy | None = None,
+        emit: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.backend = backend
         self.app = app
         self._artifacts = artifacts
@@ -111,9 +118,13 @@ class ModelRegistry:
     def policy(self) -> PromotionPolicy:
         """The ``[promotion]`` rules (the defaults without an app)."""
         if self._policy is None:
-            self._policy = PromotionPolicy() if self.app is None else \
-                PromotionPolicy.from_config(self.app.config.section("promotion"),
-                                            where=self.app.config.where)
+            self._policy = (
+                PromotionPolicy()
+                if self.app is None
+                else PromotionPolicy.from_config(
+                    self.app.config.section("promotion"), where=self.app.config.where
+                )
+            )
         return self._policy
 
     @property
@@ -140,22 +151,38 @@ class ModelRegistry:
         from conveyor.events import AliasChanged
 
         for change in changes:
-            self._emit("on_alias_changed", AliasChanged(
-                model=change.model, alias=change.alias, from_version=change.from_version,
-                to_version=change.to_version, actor=change.actor, reason=change.reason,
-                at=change.at))
+            self._emit(
+                "on_alias_changed",
+                AliasChanged(
+                    model=change.model,
+                    alias=change.alias,
+                    from_version=change.from_version,
+                    to_version=change.to_version,
+                    actor=change.actor,
+                    reason=change.reason,
+                    at=change.at,
+                ),
+            )
 
     # -- registration -----------------------------------------------------------------
 
-    def register(self, name: str, *, artifact_uri: str, sha256: str,
-                 model_format: str = "lightgbm-text", run_id: str | None = None,
-                 datasets: Sequence[DatasetRef | Mapping[str, Any]] = (),
-                 metrics: Mapping[str, float] | None = None,
-                 params: Mapping[str, Any] | None = None,
-                 governance: Governance | Mapping[str, Any] | None = None,
-                 signature: Signature | Sequence[FeatureSpec | Mapping[str, Any]] | None = None,
-                 profile_uri: str | None = None, actor: str = "",
-                 features: Sequence[FeatureViewUse] = ()) -> ModelVersion:
+    def register(
+        self,
+        name: str,
+        *,
+        artifact_uri: str,
+        sha256: str,
+        model_format: str = "lightgbm-text",
+        run_id: str | None = None,
+        datasets: Sequence[DatasetRef | Mapping[str, Any]] = (),
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        governance: Governance | Mapping[str, Any] | None = None,
+        signature: Signature | Sequence[FeatureSpec | Mapping[str, Any]] | None = None,
+        profile_uri: str | None = None,
+        actor: str = "",
+        features: Sequence[FeatureViewUse] = (),
+    ) -> ModelVersion:
         """Register the next version of model ``name`` and return it.
 
         The artifact must be a committed object of the artifact store with this
@@ -170,35 +197,61 @@ class ModelRegistry:
             raise ConveyorError(
                 f"model format {model_format!r} is not accepted",
                 hint=f"register LightGBM text or JSON models ({', '.join(MODEL_FORMATS)}); "
-                "nothing is ever unpickled")
+                "nothing is ever unpickled",
+            )
         store = self.artifacts
         if store is not None:
             artifact_uri = verify_artifact(store, artifact_uri, sha256)
-        gov = governance if isinstance(governance, Governance) else _NO_GOVERNANCE \
-            if governance is None else Governance(**dict(governance))
-        sig = signature if isinstance(signature, Signature) else _NO_SIGNATURE \
-            if signature is None else Signature(features=signature)
+        gov = (
+            governance
+            if isinstance(governance, Governance)
+            else _NO_GOVERNANCE
+            if governance is None
+            else Governance(**dict(governance))
+        )
+        sig = (
+            signature
+            if isinstance(signature, Signature)
+            else _NO_SIGNATURE
+            if signature is None
+            else Signature(features=signature)
+        )
         new = NewVersion(
-            name=name, created=_now(), artifact_uri=artifact_uri, sha256=sha256,
+            name=name,
+            created=_now(),
+            artifact_uri=artifact_uri,
+            sha256=sha256,
             model_format=model_format,
-            datasets=tuple(d if isinstance(d, DatasetRef) else DatasetRef(**d)
-                           for d in datasets),
+            datasets=tuple(d if isinstance(d, DatasetRef) else DatasetRef(**d) for d in datasets),
             metrics={k: float(v) for k, v in metrics.items()} if metrics else {},
             params=dict(params) if params else {},
             governance=evolve(gov, approvals=()) if gov.approvals else gov,
-            signature=sig, profile_uri=profile_uri, run_id=run_id, created_by=actor)
+            signature=sig,
+            profile_uri=profile_uri,
+            run_id=run_id,
+            created_by=actor,
+        )
         registered = self.backend.insert_version(new)
         self._record_lineage(registered, features)
         if self._emit_hook is not None:
             from conveyor.events import ModelRegistered
 
-            self._emit("on_model_registered", ModelRegistered(
-                model=name, version=registered.version, artifact_uri=artifact_uri,
-                sha256=sha256, run_id=run_id, at=registered.created))
+            self._emit(
+                "on_model_registered",
+                ModelRegistered(
+                    model=name,
+                    version=registered.version,
+                    artifact_uri=artifact_uri,
+                    sha256=sha256,
+                    run_id=run_id,
+                    at=registered.created,
+                ),
+            )
         return registered
 
-    def _record_lineage(self, version: ModelVersion,
-                        features: Sequence[FeatureViewUse] = ()) -> None:
+    def _record_lineage(
+        self, version: ModelVersion, features: Sequence[FeatureViewUse] = ()
+    ) -> None:
         """Record the version's lineage; a failure is reported, never undoes the version."""
         store = self.metadata
         if store is None:
@@ -206,16 +259,25 @@ class ModelRegistry:
         from conveyor.interfaces.lineage import ModelRecord
 
         try:
-            store.record_model(ModelRecord(
-                model=version.name, version=version.version,
-                artifact_uri=version.artifact_uri, sha256=version.sha256,
-                run_id=version.run_id, created=version.created, datasets=version.datasets,
-                features=features))
+            store.record_model(
+                ModelRecord(
+                    model=version.name,
+                    version=version.version,
+                    artifact_uri=version.artifact_uri,
+                    sha256=version.sha256,
+                    run_id=version.run_id,
+                    created=version.created,
+                    datasets=version.datasets,
+                    features=features,
+                )
+            )
         except Exception as exc:  # the version is committed: report, and let check() find it
-            log.warning("lineage of %s v%s not recorded: %s", version.name, version.version,
-                        exc)
-            print(f"warning: lineage of {version.name} v{version.version} was not recorded "
-                  f"in the metadata store: {type(exc).__name__}: {exc}", file=sys.stderr)
+            log.warning("lineage of %s v%s not recorded: %s", version.name, version.version, exc)
+            print(
+                f"warning: lineage of {version.name} v{version.version} was not recorded "
+                f"in the metadata store: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -258,8 +320,9 @@ class ModelRegistry:
                 holder = change.to_version
         return holder
 
-    def changes_since(self, audit_id: int = 0, *, model: str | None = None,
-                      limit: int = 1000) -> list[AliasChange]:
+    def changes_since(
+        self, audit_id: int = 0, *, model: str | None = None, limit: int = 1000
+    ) -> list[AliasChange]:
         """Alias moves committed after audit record ``audit_id``, oldest first.
 
         A server or watcher keeps the last id it saw and polls with it: one
@@ -273,8 +336,16 @@ class ModelRegistry:
 
     # -- moving aliases ---------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str,
-                  reason: str = "", force: bool = False) -> AliasChange:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+    ) -> AliasChange:
         """Move ``alias`` (a free alias or ``staging``/``production``) to ``version``.
 
         ``production`` needs a passing validation verdict, an alias whose
@@ -284,12 +355,15 @@ class ModelRegistry:
         """
         check_alias(alias)
         if force and not reason.strip():
-            raise ConveyorError("forcing a promotion needs a reason",
-                                hint="add --reason 'why the checks may be skipped'")
+            raise ConveyorError(
+                "forcing a promotion needs a reason",
+                hint="add --reason 'why the checks may be skipped'",
+            )
         for _attempt in _attempts():
             target = self.backend.get_version(name, version)
-            current = target.version if alias in target.aliases else \
-                self.backend.aliases(name).get(alias)
+            current = (
+                target.version if alias in target.aliases else self.backend.aliases(name).get(alias)
+            )
             if current == target.version:
                 last = self.backend.history(name, alias=alias)
                 if last and last[-1].to_version == target.version:
@@ -299,11 +373,20 @@ class ModelRegistry:
                     continue  # moved since it was read: read again and decide again
             verdicts = self.backend.validations(name, target.version)
             evidence, forced = self.policy.evidence(
-                target, alias, verdicts[-1] if verdicts else None, force=force, reason=reason)
+                target, alias, verdicts[-1] if verdicts else None, force=force, reason=reason
+            )
             try:
                 changes = self.backend.move_alias(
-                    name, alias, target.version, expected=current, action="set", actor=actor,
-                    reason=reason, forced=forced, evidence=evidence)
+                    name,
+                    alias,
+                    target.version,
+                    expected=current,
+                    action="set",
+                    actor=actor,
+                    reason=reason,
+                    forced=forced,
+                    evidence=evidence,
+                )
             except StaleAliasError:
                 _backoff(_attempt)
                 continue  # another writer moved it first: read again and decide again
@@ -312,18 +395,20 @@ class ModelRegistry:
             return changes[-1]
         raise self._contended(name, alias)
 
-    def remove_alias(self, name: str, alias: str, *, actor: str, reason: str = ""
-                     ) -> AliasChange:
+    def remove_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> AliasChange:
         """Unset ``alias``, audited."""
         check_name(alias, "alias")
         for _attempt in _attempts():
             current = self.backend.aliases(name).get(alias)
             if current is None:
-                raise NotFoundError(f"model {name!r} has no alias {alias!r}",
-                                    hint=f"`conveyor models show {name}` lists its aliases")
+                raise NotFoundError(
+                    f"model {name!r} has no alias {alias!r}",
+                    hint=f"`conveyor models show {name}` lists its aliases",
+                )
             try:
-                changes = self.backend.move_alias(name, alias, None, expected=current,
-                                                  action="remove", actor=actor, reason=reason)
+                changes = self.backend.move_alias(
+                    name, alias, None, expected=current, action="remove", actor=actor, reason=reason
+                )
             except StaleAliasError:
                 _backoff(_attempt)
                 continue
@@ -331,8 +416,7 @@ class ModelRegistry:
             return changes[-1]
         raise self._contended(name, alias)
 
-    def rollback(self, name: str, alias: str, *, actor: str, reason: str = ""
-                 ) -> AliasChange:
+    def rollback(self, name: str, alias: str, *, actor: str, reason: str = "") -> AliasChange:
         """Move ``alias`` back to the holder before the current one, audited.
 
         The alias's audit log replays as a stack (``set``/``remove`` push,
@@ -346,13 +430,20 @@ class ModelRegistry:
             if len(stack) < 2:
                 raise ConveyorError(
                     f"alias {alias!r} of model {name!r} has no earlier holder to roll back to",
-                    hint=f"`conveyor models history {name}` shows what happened to it")
+                    hint=f"`conveyor models history {name}` shows what happened to it",
+                )
             moves = [r for r in records if r.action in ALIAS_ACTIONS]
             try:
                 changes = self.backend.move_alias(
-                    name, alias, stack[-2], expected=stack[-1], action="rollback",
-                    actor=actor, reason=reason or f"rollback of {alias!r}",
-                    after=moves[-1].id)
+                    name,
+                    alias,
+                    stack[-2],
+                    expected=stack[-1],
+                    action="rollback",
+                    actor=actor,
+                    reason=reason or f"rollback of {alias!r}",
+                    after=moves[-1].id,
+                )
             except StaleAliasError:
                 _backoff(_attempt)
                 continue
@@ -361,23 +452,25 @@ class ModelRegistry:
             return changes[-1]
         raise self._contended(name, alias)
 
-    def archive(self, name: str, version: int, *, actor: str, reason: str = ""
-                ) -> AliasChange:
+    def archive(self, name: str, version: int, *, actor: str, reason: str = "") -> AliasChange:
         """Mark a version archived (refused while it holds an alias), audited."""
         for _attempt in _attempts():
             mv = self.backend.get_version(name, version)
             if mv.archived:
-                last = [c for c in self.backend.history(name, alias="archived")
-                        if version in (c.from_version, c.to_version)]
+                last = [
+                    c
+                    for c in self.backend.history(name, alias="archived")
+                    if version in (c.from_version, c.to_version)
+                ]
                 return last[-1]
             if mv.aliases:
                 raise ConveyorError(
                     f"{name} version {version} still holds {', '.join(mv.aliases)}: it cannot "
                     "be archived",
-                    hint="move those aliases to another version first")
+                    hint="move those aliases to another version first",
+                )
             try:
-                change = self.backend.set_archived(name, version, True, actor=actor,
-                                                   reason=reason)
+                change = self.backend.set_archived(name, version, True, actor=actor, reason=reason)
             except StaleAliasError:
                 _backoff(_attempt)
                 continue  # an alias moved to it meanwhile: the check above refuses now
@@ -390,10 +483,12 @@ class ModelRegistry:
         return ConveyorError(
             f"alias {alias!r} of model {name!r} kept moving while this change was decided "
             f"(for {CAS_PATIENCE_SECONDS:g} s)",
-            hint="another process is moving it in a loop; try again once it stops")
+            hint="another process is moving it in a loop; try again once it stops",
+        )
 
-    def promote_by_policy(self, name: str, version: int, *, actor: str,
-                          reason: str = "") -> dict[str, str]:
+    def promote_by_policy(
+        self, name: str, version: int, *, actor: str, reason: str = ""
+    ) -> dict[str, str]:
         """Apply the ``[promotion]`` rules to a newly registered version.
 
         ``auto`` aliases move when the evidence allows, ``approval`` aliases only
@@ -410,24 +505,45 @@ class ModelRegistry:
                 outcome[alias] = "not promoted ([promotion] says never)"
                 continue
             if rule == "approval" and not self.get(name, version).governance.approvals:
-                outcome[alias] = (f"awaiting approval: conveyor models approve {name} "
-                                  f"{version} --by WHO, then conveyor models promote {name} "
-                                  f"{version} --to {alias}")
+                outcome[alias] = (
+                    f"awaiting approval: conveyor models approve {name} "
+                    f"{version} --by WHO, then conveyor models promote {name} "
+                    f"{version} --to {alias}"
+                )
                 continue
-            self.set_alias(name, alias, version, actor=actor,
-                           reason=reason or f"[promotion] {alias} = {rule!r}")
+            self.set_alias(
+                name,
+                alias,
+                version,
+                actor=actor,
+                reason=reason or f"[promotion] {alias} = {rule!r}",
+            )
             outcome[alias] = "promoted"
         return outcome
 
     # -- validation and approval ------------------------------------------------------
 
-    def record_validation(self, name: str, version: int, *, passed: bool, actor: str = "",
-                          run_id: str | None = None, summary: str = "",
-                          details: Mapping[str, Any] | None = None) -> ValidationVerdict:
+    def record_validation(
+        self,
+        name: str,
+        version: int,
+        *,
+        passed: bool,
+        actor: str = "",
+        run_id: str | None = None,
+        summary: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ValidationVerdict:
         """Record a validation verdict for a version."""
-        return self.backend.add_validation(name, version, passed=bool(passed), actor=actor,
-                                           run_id=run_id, summary=summary,
-                                           details=dict(details or {}))
+        return self.backend.add_validation(
+            name,
+            version,
+            passed=bool(passed),
+            actor=actor,
+            run_id=run_id,
+            summary=summary,
+            details=dict(details or {}),
+        )
 
     def approve(self, name: str, version: int, *, by: str, comment: str = "") -> Approval:
         """Record that ``by`` approved a version."""
@@ -448,19 +564,34 @@ class ModelRegistry:
         try:
             store = self.artifacts
         except ConveyorError as exc:
-            return [*findings, Finding(check="registry.artifacts", severity=Severity.WARNING,
-                                       message=f"artifact hashes not checked: {exc.message}")]
+            return [
+                *findings,
+                Finding(
+                    check="registry.artifacts",
+                    severity=Severity.WARNING,
+                    message=f"artifact hashes not checked: {exc.message}",
+                ),
+            ]
         if store is None:
-            return [*findings, Finding(check="registry.artifacts", severity=Severity.INFO,
-                                       message="artifact hashes not checked: no artifact "
-                                       "store is configured for the registry")]
+            return [
+                *findings,
+                Finding(
+                    check="registry.artifacts",
+                    severity=Severity.INFO,
+                    message="artifact hashes not checked: no artifact "
+                    "store is configured for the registry",
+                ),
+            ]
         for name, version, uri, sha in snapshot.artifacts:
             try:
                 verify_artifact(store, uri, sha, deep=deep)
             except ConveyorError as exc:
-                findings.append(Finding(
-                    check="registry.artifacts", subject=f"{name}:{version}",
-                    message=f"{name} v{version}: {exc.message}",
-                    details={"artifact_uri": uri, "sha256": sha}))
+                findings.append(
+                    Finding(
+                        check="registry.artifacts",
+                        subject=f"{name}:{version}",
+                        message=f"{name} v{version}: {exc.message}",
+                        details={"artifact_uri": uri, "sha256": sha},
+                    )
+                )
         return findings
-

@@ -43,9 +43,14 @@ class StepInputs:
     recompute_lock: threading.RLock
 
     def _context(self, node: Node, records: dict[str, Any]) -> StepContext:
-        return StepContext(app=self.app, run_id=self.run_id, step=node.id,
-                           parameters=self.graph.parameters, trigger_event=self.trigger_event,
-                           inputs=records)
+        return StepContext(
+            app=self.app,
+            run_id=self.run_id,
+            step=node.id,
+            parameters=self.graph.parameters,
+            trigger_event=self.trigger_event,
+            inputs=records,
+        )
 
     def _arguments(self, node: Node, ctx: StepContext) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(node.params)
@@ -64,9 +69,13 @@ class StepInputs:
         values = split_outputs(node.id, node.step.options.outputs, result)
         if work.cancelled:
             raise ConveyorError(f"step {node.id!r} finished after core stopped waiting for it")
-        outputs = store_outputs(self.app, self.catalogue, values,
-                                prefix=f"runs/{self.run_id}/{node.id}",
-                                persist=node.step.options.persist)
+        outputs = store_outputs(
+            self.app,
+            self.catalogue,
+            values,
+            prefix=f"runs/{self.run_id}/{node.id}",
+            persist=node.step.options.persist,
+        )
         return StepResult(outputs=outputs, metrics=ctx.metrics, values=values)
 
     def _describe(self, node: Node) -> dict[str, Any]:
@@ -75,25 +84,43 @@ class StepInputs:
         inputs = {}
         for arg, ref in node.inputs.items():
             record = self.outcomes[ref.node].outputs.get(ref.name)
-            inputs[arg] = None if record is None else {
-                "key": record.metadata.get("key"), "materializer": record.metadata["materializer"],
-                "plugin": record.metadata.get("materializer_plugin")}
+            inputs[arg] = (
+                None
+                if record is None
+                else {
+                    "key": record.metadata.get("key"),
+                    "materializer": record.metadata["materializer"],
+                    "plugin": record.metadata.get("materializer_plugin"),
+                }
+            )
         externals = {}
         for arg, ext in node.externals.items():
             if not has(type(ext)):
-                raise ConveyorError(f"the external input {arg!r} of step {node.id!r} is not an "
-                                    "attrs class, so it cannot be sent to another process",
-                                    hint="make it an attrs class, or run in this process")
+                raise ConveyorError(
+                    f"the external input {arg!r} of step {node.id!r} is not an "
+                    "attrs class, so it cannot be sent to another process",
+                    hint="make it an attrs class, or run in this process",
+                )
             kind = type(ext)
-            externals[arg] = {"type": f"{kind.__module__}:{kind.__qualname__}",
-                              "fields": asdict(cast("AttrsInstance", ext))}  # has() above
-        return {**project_of(self.app), "run_id": self.run_id, "pipeline": self.graph.pipeline,
-                "node": node.id, "step": f"{fn.__module__}:{fn.__qualname__}",
-                "params": node.params, "inputs": inputs, "externals": externals,
-                "records": {k: record_to_json(v) for k, v in self.started[node.id][2].items()},
-                "parameters": self.graph.parameters, "trigger_event": self.trigger_event,
-                "outputs": list(node.step.options.outputs),
-                "prefix": f"runs/{self.run_id}/{node.id}"}
+            externals[arg] = {
+                "type": f"{kind.__module__}:{kind.__qualname__}",
+                "fields": asdict(cast("AttrsInstance", ext)),
+            }  # has() above
+        return {
+            **project_of(self.app),
+            "run_id": self.run_id,
+            "pipeline": self.graph.pipeline,
+            "node": node.id,
+            "step": f"{fn.__module__}:{fn.__qualname__}",
+            "params": node.params,
+            "inputs": inputs,
+            "externals": externals,
+            "records": {k: record_to_json(v) for k, v in self.started[node.id][2].items()},
+            "parameters": self.graph.parameters,
+            "trigger_event": self.trigger_event,
+            "outputs": list(node.step.options.outputs),
+            "prefix": f"runs/{self.run_id}/{node.id}",
+        }
 
     def _value(self, node_id: str, name: str, record: Any = None) -> Any:
         """The value of an output: from this run, read from the store, or recomputed.
@@ -121,8 +148,9 @@ class StepInputs:
 
     def _recompute(self, node: Node) -> None:
         ctx = self._context(node, {})
-        values = split_outputs(node.id, node.step.options.outputs,
-                               node.step.fn(**self._arguments(node, ctx)))
+        values = split_outputs(
+            node.id, node.step.options.outputs, node.step.fn(**self._arguments(node, ctx))
+        )
         with self.lock:
             for name, value in values.items():
                 self.values[(node.id, name)] = value

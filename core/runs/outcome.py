@@ -70,9 +70,15 @@ class RunResult:
         record = self.steps[node].outputs.get(name)
         if record is None:
             raise NotFoundError(f"step {node!r} of run {self.run_id} has no output {name!r}")
-        return read_output(self._app, record, run_id=self.run_id, hint=(
-            "run again with use_cache=False to compute it, or give the step persist=True "
-            "to store its outputs"))
+        return read_output(
+            self._app,
+            record,
+            run_id=self.run_id,
+            hint=(
+                "run again with use_cache=False to compute it, or give the step persist=True "
+                "to store its outputs"
+            ),
+        )
 
     @property
     def ok(self) -> bool:
@@ -82,8 +88,9 @@ class RunResult:
 Progress = Callable[[str, str, StepOutcome | None], None]
 
 
-def read_output(app: Any, record: Any, *, run_id: str | None = None,
-                hint: str | None = None) -> Any:
+def read_output(
+    app: Any, record: Any, *, run_id: str | None = None, hint: str | None = None
+) -> Any:
     """Read a recorded step output back from the artifact store, in any process.
 
     The materializer named in the record (and the plugin that registered it) must
@@ -93,11 +100,16 @@ def read_output(app: Any, record: Any, *, run_id: str | None = None,
         step = record.metadata.get("step", "?")
         raise NotFoundError(
             f"output {record.uri} of step {step!r} was kept in memory (persist=False)"
-            + (f" and run {run_id} reused it from the cache without computing it"
-               if run_id else ", so nothing is stored to read back"),
-            hint=hint or "give the step persist=True to store its outputs")
+            + (
+                f" and run {run_id} reused it from the cache without computing it"
+                if run_id
+                else ", so nothing is stored to read back"
+            ),
+            hint=hint or "give the step persist=True to store its outputs",
+        )
     materializer = app.pm.materializers().named(
-        record.metadata["materializer"], plugin=record.metadata.get("materializer_plugin"))
+        record.metadata["materializer"], plugin=record.metadata.get("materializer_plugin")
+    )
     return materializer.load(app.artifacts, record.metadata["key"])
 
 
@@ -110,5 +122,7 @@ def load_run_output(app: Any, run_id: str, step: str, name: str = "output") -> A
             if record is None:
                 break
             return read_output(app, record)
-    raise NotFoundError(f"step {step!r} of run {run.id} has no output {name!r}",
-                        hint=f"conveyor runs show {run.id} lists each step's outputs")
+    raise NotFoundError(
+        f"step {step!r} of run {run.id} has no output {name!r}",
+        hint=f"conveyor runs show {run.id} lists each step's outputs",
+    )

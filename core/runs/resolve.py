@@ -25,21 +25,28 @@ def resolve_pipeline(config: Any, name: str | None) -> tuple[str, str, dict[str,
             name = "training"
         else:
             raise ConfigError(
-                "which pipeline? " + (f"configured: {', '.join(sorted(table))}" if table
-                                      else f"no [pipelines] in {config.where}"),
-                hint="conveyor run NAME, or conveyor run module:function")
+                "which pipeline? "
+                + (
+                    f"configured: {', '.join(sorted(table))}"
+                    if table
+                    else f"no [pipelines] in {config.where}"
+                ),
+                hint="conveyor run NAME, or conveyor run module:function",
+            )
     if name not in table:
         raise ConfigError(
             f"no pipeline named {name!r} in {config.where}",
             hint=f"configured: {', '.join(sorted(table)) or 'none'}; add "
-            f'[pipelines.{name}] target = "module:function", or pass module:function')
+            f'[pipelines.{name}] target = "module:function", or pass module:function',
+        )
     entry = table[name]
     unknown = set(entry) - {"target", "parameters"}
     if unknown or "target" not in entry:
         raise ConfigError(
-            f"{config.where}: [pipelines.{name}] needs target = \"module:function\" and may "
+            f'{config.where}: [pipelines.{name}] needs target = "module:function" and may '
             f"have a [pipelines.{name}.parameters] table"
-            + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else ""))
+            + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else "")
+        )
     return name, entry["target"], dict(entry.get("parameters", {}))
 
 

@@ -46,10 +46,16 @@ log = logging.getLogger("conveyor.runs")
 REFUSED_HINT = "nothing after the gate ran; fix the data or the model and run again"
 
 
-def run_pipeline(app: Any, pipeline: Pipeline | Graph, *,
-                 parameters: Mapping[str, Any] | None = None, trigger_event: str | None = None,
-                 resume_from: str | None = None, use_cache: bool = True,
-                 progress: Progress | None = None) -> RunResult:
+def run_pipeline(
+    app: Any,
+    pipeline: Pipeline | Graph,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    trigger_event: str | None = None,
+    resume_from: str | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> RunResult:
     """Run ``pipeline`` to the end on the configured orchestrator and return the result.
 
     Args:
@@ -62,8 +68,14 @@ def run_pipeline(app: Any, pipeline: Pipeline | Graph, *,
         progress: ``progress(node, status, outcome)`` on every start and finish.
     """
     graph = pipeline if isinstance(pipeline, Graph) else pipeline.build(**(parameters or {}))
-    return _Run(app, graph, trigger_event=trigger_event, resume_from=resume_from,
-                use_cache=use_cache, progress=progress).execute()
+    return _Run(
+        app,
+        graph,
+        trigger_event=trigger_event,
+        resume_from=resume_from,
+        use_cache=use_cache,
+        progress=progress,
+    ).execute()
 
 
 _GIT: dict[Path, str | None] = {}
@@ -72,8 +84,9 @@ _GIT: dict[Path, str | None] = {}
 def _git_commit(root: Path) -> str | None:
     if root not in _GIT:
         try:
-            done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                  text=True, timeout=5)
+            done = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            )
             _GIT[root] = (done.stdout.strip() or None) if done.returncode == 0 else None
         except (OSError, subprocess.SubprocessError):
             _GIT[root] = None
@@ -92,8 +105,16 @@ class _Attempt:
 class _Run(StepInputs):
     """One execution of a graph."""
 
-    def __init__(self, app: Any, graph: Graph, *, trigger_event: str | None,
-                 resume_from: str | None, use_cache: bool, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        graph: Graph,
+        *,
+        trigger_event: str | None,
+        resume_from: str | None,
+        use_cache: bool,
+        progress: Progress | None,
+    ) -> None:
         self.app = app
         self.executor = app.orchestrator
         self.in_process = bool(getattr(self.executor, "in_process", True))
@@ -116,22 +137,33 @@ class _Run(StepInputs):
             previous = self.metadata.get_run(resume_from)
             if previous.pipeline != graph.pipeline:
                 raise ConveyorError(
-                    f"run {resume_from} is a run of {previous.pipeline!r}, not "
-                    f"{graph.pipeline!r}", hint="resume a run of the same pipeline")
-            self.resumable = {s.name: s for s in previous.steps
-                              if s.status in ("succeeded", "cached")}
+                    f"run {resume_from} is a run of {previous.pipeline!r}, not {graph.pipeline!r}",
+                    hint="resume a run of the same pipeline",
+                )
+            self.resumable = {
+                s.name: s for s in previous.steps if s.status in ("succeeded", "cached")
+            }
 
     # -- scheduling ----------------------------------------------------------------------
 
     def execute(self) -> RunResult:
         started = time.perf_counter()
         self.run_id = self.metadata.start_run(
-            self.graph.pipeline, parameters=self.graph.parameters,
-            trigger_event=self.trigger_event, code_fingerprint=self.graph.fingerprint,
-            git_commit=_git_commit(self.app.root))
-        self.app.emit("on_run_started", RunStarted(
-            run_id=self.run_id, pipeline=self.graph.pipeline, trigger=self.trigger_event,
-            parameters=self.graph.parameters))
+            self.graph.pipeline,
+            parameters=self.graph.parameters,
+            trigger_event=self.trigger_event,
+            code_fingerprint=self.graph.fingerprint,
+            git_commit=_git_commit(self.app.root),
+        )
+        self.app.emit(
+            "on_run_started",
+            RunStarted(
+                run_id=self.run_id,
+                pipeline=self.graph.pipeline,
+                trigger=self.trigger_event,
+                parameters=self.graph.parameters,
+            ),
+        )
         try:
             stopped = self._schedule()
         except BaseException as exc:
@@ -140,17 +172,31 @@ class _Run(StepInputs):
         for node in self.graph.nodes:
             if node.id not in self.outcomes:
                 self.outcomes[node.id] = StepOutcome(node=node.id, status="skipped")
-        status = "succeeded" if stopped is None else (
-            "refused" if stopped.status == "refused" else "failed")
+        status = (
+            "succeeded"
+            if stopped is None
+            else ("refused" if stopped.status == "refused" else "failed")
+        )
         error = None if stopped is None else f"step {stopped.node!r}: {stopped.error}"
         self.metadata.finish_run(self.run_id, status, error=error)
-        self.app.emit("on_run_finished", RunFinished(
-            run_id=self.run_id, pipeline=self.graph.pipeline, status=status, error=error))
-        return RunResult(run_id=self.run_id, pipeline=self.graph.pipeline, status=status,
-                         steps=self.outcomes, error=error,
-                         hint=None if stopped is None else stopped.hint,
-                         duration_s=time.perf_counter() - started, findings=self.findings,
-                         values=self.values, app=self.app)
+        self.app.emit(
+            "on_run_finished",
+            RunFinished(
+                run_id=self.run_id, pipeline=self.graph.pipeline, status=status, error=error
+            ),
+        )
+        return RunResult(
+            run_id=self.run_id,
+            pipeline=self.graph.pipeline,
+            status=status,
+            steps=self.outcomes,
+            error=error,
+            hint=None if stopped is None else stopped.hint,
+            duration_s=time.perf_counter() - started,
+            findings=self.findings,
+            values=self.values,
+            app=self.app,
+        )
 
     def _schedule(self) -> StepOutcome | None:
         """Start every step whose inputs exist, up to ``max_parallel`` at once."""
@@ -189,8 +235,9 @@ class _Run(StepInputs):
                 self._complete(attempt, retry=None)
         return stopped
 
-    def _collect(self, running: list[_Attempt], retries: list[tuple[float, Node, int]]
-                 ) -> StepOutcome | None:
+    def _collect(
+        self, running: list[_Attempt], retries: list[tuple[float, Node, int]]
+    ) -> StepOutcome | None:
         """Wait for the next finished attempt, deadline or retry; handle what is due."""
         moments = [a.deadline for a in running if a.deadline is not None]
         moments += [r[0] for r in retries]
@@ -200,8 +247,9 @@ class _Run(StepInputs):
             return None
         finished = {a.future for a in running if a.future.done()}  # inline work: no wait
         if not finished:
-            finished, _ = wait([a.future for a in running], timeout=timeout,
-                               return_when=FIRST_COMPLETED)
+            finished, _ = wait(
+                [a.future for a in running], timeout=timeout, return_when=FIRST_COMPLETED
+            )
         stopped = None
         for attempt in list(running):
             late = attempt.deadline is not None and time.monotonic() >= attempt.deadline
@@ -224,31 +272,46 @@ class _Run(StepInputs):
         """Record the step's start; its outcome when it is reused, else ``None`` (run it)."""
         begun = time.perf_counter()
         self.progress(node.id, "running", None)
-        inputs = {arg: self.outcomes[ref.node].outputs.get(ref.name)
-                  for arg, ref in node.inputs.items()}
-        input_fps = {arg: (rec.fingerprint if rec is not None else "none")
-                     for arg, rec in inputs.items()}
+        inputs = {
+            arg: self.outcomes[ref.node].outputs.get(ref.name) for arg, ref in node.inputs.items()
+        }
+        input_fps = {
+            arg: (rec.fingerprint if rec is not None else "none") for arg, rec in inputs.items()
+        }
         external_fps = {arg: ext.fingerprint(self.app) for arg, ext in node.externals.items()}
         key = cache_key(node, input_fps, external_fps)
         records: dict[str, Any] = {arg: rec for arg, rec in inputs.items() if rec is not None}
-        records.update({arg: {"uri": ext.describe(self.app), "fingerprint": external_fps[arg]}
-                        for arg, ext in node.externals.items()})
+        records.update(
+            {
+                arg: {"uri": ext.describe(self.app), "fingerprint": external_fps[arg]}
+                for arg, ext in node.externals.items()
+            }
+        )
         step_id = self.metadata.start_step(self.run_id, node.id, inputs=records, cache_key=key)
         self.started[node.id] = (step_id, key, records, begun)
         reused = self._reusable(node, key)
         if reused is None:
             return None
-        self.metadata.finish_step(step_id, "cached", outputs=reused.outputs,
-                                  metrics=reused.metrics, cache_hit=True)
-        outcome = StepOutcome(node=node.id, status="cached", outputs=dict(reused.outputs),
-                              metrics=dict(reused.metrics),
-                              duration_s=time.perf_counter() - begun)
+        self.metadata.finish_step(
+            step_id, "cached", outputs=reused.outputs, metrics=reused.metrics, cache_hit=True
+        )
+        outcome = StepOutcome(
+            node=node.id,
+            status="cached",
+            outputs=dict(reused.outputs),
+            metrics=dict(reused.metrics),
+            duration_s=time.perf_counter() - begun,
+        )
         return self._finish(node, self._judge(node, outcome))
 
     def _submit(self, node: Node, attempt: int) -> _Attempt:
-        work = StepWork(node=node.id, attempt=attempt, timeout_s=node.step.options.timeout_s,
-                        run_here=lambda w: self._run_here(node, w),
-                        describe=lambda: self._describe(node))
+        work = StepWork(
+            node=node.id,
+            attempt=attempt,
+            timeout_s=node.step.options.timeout_s,
+            run_here=lambda w: self._run_here(node, w),
+            describe=lambda: self._describe(node),
+        )
         try:
             future = self.executor.submit(work)
         except Exception as exc:  # the executor refused the work: the step fails
@@ -266,16 +329,22 @@ class _Run(StepInputs):
             failure = StepFailure.of(exc)
             options = node.step.options
             if retry is not None and not failure.final and number <= options.retries:
-                retry.append((time.monotonic() + options.backoff_s * 2 ** (number - 1),
-                              node, number + 1))
+                retry.append(
+                    (time.monotonic() + options.backoff_s * 2 ** (number - 1), node, number + 1)
+                )
                 return None
             status = "refused" if failure.refused else "failed"
             return self._fail(node, step_id, status, failure, number, begun)
         outputs = self._record_outputs(node, key, result)
         self.metadata.finish_step(step_id, "succeeded", outputs=outputs, metrics=result.metrics)
-        outcome = StepOutcome(node=node.id, status="succeeded", outputs=outputs,
-                              metrics=dict(result.metrics), attempts=number,
-                              duration_s=time.perf_counter() - begun)
+        outcome = StepOutcome(
+            node=node.id,
+            status="succeeded",
+            outputs=outputs,
+            metrics=dict(result.metrics),
+            attempts=number,
+            duration_s=time.perf_counter() - begun,
+        )
         return self._finish(node, self._judge(node, outcome))
 
     def _timed_out(self, attempt: _Attempt) -> StepOutcome:
@@ -287,15 +356,21 @@ class _Run(StepInputs):
         limit = node.step.options.timeout_s
         message = f"timed out after {limit:g} s"
         if not stopped:
-            message += ("; its work could not be stopped and may still be running (its "
-                        "outputs will not be recorded); no step after it was started")
+            message += (
+                "; its work could not be stopped and may still be running (its "
+                "outputs will not be recorded); no step after it was started"
+            )
             log.warning("step %r of run %s %s", node.id, self.run_id, message)
             print(f"warning: step {node.id!r} {message}", file=sys.stderr)
         self.metadata.finish_step(step_id, "failed", error=message)
-        outcome = StepOutcome(node=node.id, status="timed_out", error=message,
-                              attempts=attempt.work.attempt,
-                              hint="raise timeout_s, or make the step faster",
-                              duration_s=time.perf_counter() - begun)
+        outcome = StepOutcome(
+            node=node.id,
+            status="timed_out",
+            error=message,
+            attempts=attempt.work.attempt,
+            hint="raise timeout_s, or make the step faster",
+            duration_s=time.perf_counter() - begun,
+        )
         return self._finish(node, outcome)
 
     def _judge(self, node: Node, outcome: StepOutcome) -> StepOutcome:
@@ -305,15 +380,21 @@ class _Run(StepInputs):
         name = node.step.options.outputs[0]
         verdict = self._value(node.id, name, outcome.outputs.get(name))
         if verdict is None or not hasattr(verdict, "passed"):
-            raise ConveyorError(f"gate step {node.id!r} returned no verdict",
-                                hint="a @step(gate=True) returns a value with passed, "
-                                "findings and report()")
+            raise ConveyorError(
+                f"gate step {node.id!r} returned no verdict",
+                hint="a @step(gate=True) returns a value with passed, findings and report()",
+            )
         if verdict.passed:
             return outcome
         from attrs import evolve
 
-        return evolve(outcome, status="refused", error=verdict.report(), hint=REFUSED_HINT,
-                      findings=tuple(verdict.findings))
+        return evolve(
+            outcome,
+            status="refused",
+            error=verdict.report(),
+            hint=REFUSED_HINT,
+            findings=tuple(verdict.findings),
+        )
 
     def _reusable(self, node: Node, key: str) -> Any:
         previous = self.resumable.get(node.id)
@@ -325,8 +406,11 @@ class _Run(StepInputs):
         if hit is None:
             return None
         expires = node.step.options.cache_expires
-        if expires is not None and hit.ended is not None and \
-                datetime.now(UTC) - hit.ended > expires:
+        if (
+            expires is not None
+            and hit.ended is not None
+            and datetime.now(UTC) - hit.ended > expires
+        ):
             return None
         return hit if self._outputs_intact(hit) else None
 
@@ -353,35 +437,62 @@ class _Run(StepInputs):
                 for name, value in result.values.items():
                     self.values[(node.id, name)] = value
         for out in result.outputs:
-            meta = {"materializer": out.materializer, "materializer_plugin": out.plugin,
-                    "step": node.id}
+            meta = {
+                "materializer": out.materializer,
+                "materializer_plugin": out.plugin,
+                "step": node.id,
+            }
             if out.key is None:
                 outputs[out.name] = self.metadata.record_artifact(
                     f"transient://{self.graph.pipeline}/{node.id}/{out.name}",
-                    transient_fingerprint(key, out.name), kind=out.materializer,
-                    metadata={**meta, "transient": True})
+                    transient_fingerprint(key, out.name),
+                    kind=out.materializer,
+                    metadata={**meta, "transient": True},
+                )
             elif not node.step.options.persist:
                 # kept in memory in process; stored only because the work ran elsewhere:
                 # fingerprinted as in process, so cache keys and lineage do not depend
                 # on the executor (the stored bytes' hash is kept beside)
                 outputs[out.name] = self.metadata.record_artifact(
-                    out.uri or out.key, transient_fingerprint(key, out.name),
-                    kind=out.materializer, size=out.size, media_type=out.media_type,
-                    metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True})
+                    out.uri or out.key,
+                    transient_fingerprint(key, out.name),
+                    kind=out.materializer,
+                    size=out.size,
+                    media_type=out.media_type,
+                    metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True},
+                )
             else:
                 outputs[out.name] = self.metadata.record_artifact(
-                    out.uri or out.key, out.sha256 or "", kind=out.materializer,
-                    size=out.size, media_type=out.media_type, metadata={**meta, "key": out.key})
+                    out.uri or out.key,
+                    out.sha256 or "",
+                    kind=out.materializer,
+                    size=out.size,
+                    media_type=out.media_type,
+                    metadata={**meta, "key": out.key},
+                )
         return outputs
 
-    def _fail(self, node: Node, step_id: str, status: str, failure: StepFailure,
-              attempts: int, begun: float) -> StepOutcome:
+    def _fail(
+        self,
+        node: Node,
+        step_id: str,
+        status: str,
+        failure: StepFailure,
+        attempts: int,
+        begun: float,
+    ) -> StepOutcome:
         message = failure.message if failure.final else f"{failure.type_name}: {failure.message}"
         findings = tuple(finding_of(f) for f in failure.findings)
         self.metadata.finish_step(step_id, "failed", error=message)
-        outcome = StepOutcome(node=node.id, status=status, error=message, hint=failure.hint,
-                              attempts=attempts, findings=findings,
-                              duration_s=time.perf_counter() - begun)
+        outcome = StepOutcome(
+            node=node.id,
+            status=status,
+            error=message,
+            hint=failure.hint,
+            attempts=attempts,
+            findings=findings,
+            duration_s=time.perf_counter() - begun,
+        )
         return self._finish(node, outcome)
 
     def _finish(self, node: Node, outcome: StepOutcome) -> StepOutcome:
@@ -389,9 +500,16 @@ class _Run(StepInputs):
             self.outcomes[node.id] = outcome
             if outcome.findings:
                 self.findings = outcome.findings
-        self.app.emit("on_step_finished", StepFinished(
-            run_id=self.run_id, step=node.id, status=outcome.status,
-            duration_s=outcome.duration_s, cached=outcome.status == "cached",
-            error=outcome.error))
+        self.app.emit(
+            "on_step_finished",
+            StepFinished(
+                run_id=self.run_id,
+                step=node.id,
+                status=outcome.status,
+                duration_s=outcome.duration_s,
+                cached=outcome.status == "cached",
+                error=outcome.error,
+            ),
+        )
         self.progress(node.id, outcome.status, outcome)
         return outcome

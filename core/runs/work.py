@@ -62,8 +62,9 @@ class StepResult:
     values: dict[str, Any] | None = field(default=None, eq=False, repr=False)
 
     def to_json(self) -> str:
-        return json.dumps({"ok": True, "outputs": [asdict(o) for o in self.outputs],
-                           "metrics": self.metrics})
+        return json.dumps(
+            {"ok": True, "outputs": [asdict(o) for o in self.outputs], "metrics": self.metrics}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> StepResult:
@@ -71,8 +72,9 @@ class StepResult:
         data = json.loads(text)
         if not data.get("ok"):
             raise StepFailure.from_dict(data["error"])
-        return cls(outputs=[StoredOutput(**o) for o in data["outputs"]],
-                   metrics=data.get("metrics", {}))
+        return cls(
+            outputs=[StoredOutput(**o) for o in data["outputs"]], metrics=data.get("metrics", {})
+        )
 
 
 class StepFailure(Exception):
@@ -87,9 +89,16 @@ class StepFailure(Exception):
         findings: the findings it carried, as dicts.
     """
 
-    def __init__(self, type_name: str, message: str, *, hint: str | None = None,
-                 final: bool = False, refused: bool = False,
-                 findings: tuple[dict[str, Any], ...] = ()) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        final: bool = False,
+        refused: bool = False,
+        findings: tuple[dict[str, Any], ...] = (),
+    ) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message, self.hint = type_name, message, hint
         self.final, self.refused, self.findings = final, refused, tuple(findings)
@@ -101,35 +110,58 @@ class StepFailure(Exception):
         if isinstance(exc, StepFailure):
             return exc
         known = exc if isinstance(exc, ConveyorError) else None
-        return cls(type(exc).__name__, str(exc) if known is None else known.message,
-                   hint=None if known is None else known.hint, final=known is not None,
-                   refused=isinstance(exc, GateRefused),
-                   findings=tuple(_finding_dict(f) for f in getattr(exc, "findings", ()) or ()))
+        return cls(
+            type(exc).__name__,
+            str(exc) if known is None else known.message,
+            hint=None if known is None else known.hint,
+            final=known is not None,
+            refused=isinstance(exc, GateRefused),
+            findings=tuple(_finding_dict(f) for f in getattr(exc, "findings", ()) or ()),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type_name, "message": self.message, "hint": self.hint,
-                "final": self.final, "refused": self.refused, "findings": list(self.findings)}
+        return {
+            "type": self.type_name,
+            "message": self.message,
+            "hint": self.hint,
+            "final": self.final,
+            "refused": self.refused,
+            "findings": list(self.findings),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepFailure:
-        return cls(data["type"], data["message"], hint=data.get("hint"),
-                   final=bool(data.get("final")), refused=bool(data.get("refused")),
-                   findings=tuple(data.get("findings", ())))
+        return cls(
+            data["type"],
+            data["message"],
+            hint=data.get("hint"),
+            final=bool(data.get("final")),
+            refused=bool(data.get("refused")),
+            findings=tuple(data.get("findings", ())),
+        )
 
 
 def _finding_dict(finding: Any) -> dict[str, Any]:
-    return {"check": finding.check, "message": finding.message,
-            "severity": str(getattr(finding.severity, "value", finding.severity)),
-            "subject": finding.subject, "details": dict(finding.details)}
+    return {
+        "check": finding.check,
+        "message": finding.message,
+        "severity": str(getattr(finding.severity, "value", finding.severity)),
+        "subject": finding.subject,
+        "details": dict(finding.details),
+    }
 
 
 def finding_of(data: Mapping[str, Any]) -> Any:
     """A :class:`~conveyor.checks.Finding` from :func:`_finding_dict`'s form."""
     from conveyor.checks import Finding, Severity
 
-    return Finding(check=data["check"], message=data["message"],
-                   severity=Severity(data["severity"]), subject=data.get("subject"),
-                   details=dict(data.get("details") or {}))
+    return Finding(
+        check=data["check"],
+        message=data["message"],
+        severity=Severity(data["severity"]),
+        subject=data.get("subject"),
+        details=dict(data.get("details") or {}),
+    )
 
 
 class StepWork:
@@ -142,9 +174,15 @@ class StepWork:
             that can stop work (a child process) should stop it after this long.
     """
 
-    def __init__(self, *, node: str, attempt: int, timeout_s: float | None,
-                 run_here: Callable[[StepWork], StepResult],
-                 describe: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        *,
+        node: str,
+        attempt: int,
+        timeout_s: float | None,
+        run_here: Callable[[StepWork], StepResult],
+        describe: Callable[[], dict[str, Any]],
+    ) -> None:
         self.node = node
         self.attempt = attempt
         self.timeout_s = timeout_s
@@ -179,12 +217,14 @@ def split_outputs(node: str, names: tuple[str, ...], result: Any) -> dict[str, A
     if not isinstance(result, tuple) or len(result) != len(names):
         raise ConveyorError(
             f"step {node!r} declares outputs {names} but returned {type(result).__name__}",
-            hint=f"return a tuple of {len(names)} values")
+            hint=f"return a tuple of {len(names)} values",
+        )
     return dict(zip(names, result, strict=True))
 
 
-def store_outputs(app: Any, catalogue: Any, values: Mapping[str, Any], *, prefix: str,
-                  persist: bool) -> tuple[StoredOutput, ...]:
+def store_outputs(
+    app: Any, catalogue: Any, values: Mapping[str, Any], *, prefix: str, persist: bool
+) -> tuple[StoredOutput, ...]:
     """Store each output under ``prefix/<name>.<ext>`` (or, not persisting, only name it)."""
     stored = []
     for name, value in values.items():
@@ -192,14 +232,24 @@ def store_outputs(app: Any, catalogue: Any, values: Mapping[str, Any], *, prefix
             continue  # nothing to store; downstream steps receive None
         materializer = catalogue.for_value(value)
         if not persist:
-            stored.append(StoredOutput(name=name, materializer=materializer.name,
-                                       plugin=materializer.plugin))
+            stored.append(
+                StoredOutput(name=name, materializer=materializer.name, plugin=materializer.plugin)
+            )
             continue
         key = f"{prefix}/{name}.{materializer.extension}"
         info = materializer.save(app.artifacts, key, value)
-        stored.append(StoredOutput(name=name, materializer=materializer.name,
-                                   plugin=materializer.plugin, key=key, sha256=info.sha256,
-                                   size=info.size, media_type=info.media_type, uri=info.uri))
+        stored.append(
+            StoredOutput(
+                name=name,
+                materializer=materializer.name,
+                plugin=materializer.plugin,
+                key=key,
+                sha256=info.sha256,
+                size=info.size,
+                media_type=info.media_type,
+                uri=info.uri,
+            )
+        )
     return tuple(stored)
 
 
@@ -215,8 +265,9 @@ def _app_for(task: Mapping[str, Any]) -> Any:
     key = (task["root"], task.get("profile"), task.get("config_file"))
     with _APPS_LOCK:
         if key not in _APPS:
-            _APPS[key] = Conveyor.load(task.get("config_file"), profile=task.get("profile"),
-                                       cwd=task["root"])
+            _APPS[key] = Conveyor.load(
+                task.get("config_file"), profile=task.get("profile"), cwd=task["root"]
+            )
         return _APPS[key]
 
 
@@ -261,18 +312,30 @@ def _run_task(task: Mapping[str, Any]) -> StepResult:
     app = _app_for(task)
     step = import_type(task["step"])
     if not isinstance(step, Step):
-        raise ConveyorError(f"{task['step']} is not a @step", hint="steps that run in "
-                            "another process must be module-level @step functions")
+        raise ConveyorError(
+            f"{task['step']} is not a @step",
+            hint="steps that run in another process must be module-level @step functions",
+        )
     catalogue = app.pm.materializers()
     kwargs: dict[str, Any] = dict(task["params"])
     for arg, ref in task["inputs"].items():
-        kwargs[arg] = None if ref is None else catalogue.named(
-            ref["materializer"], plugin=ref.get("plugin")).load(app.artifacts, ref["key"])
+        kwargs[arg] = (
+            None
+            if ref is None
+            else catalogue.named(ref["materializer"], plugin=ref.get("plugin")).load(
+                app.artifacts, ref["key"]
+            )
+        )
     for arg, ext in task["externals"].items():
         kwargs[arg] = import_type(ext["type"])(**ext["fields"]).resolve(app)
-    ctx = StepContext(app=app, run_id=task["run_id"], step=task["node"],
-                      parameters=task["parameters"], trigger_event=task.get("trigger_event"),
-                      inputs={k: record_from_json(v) for k, v in task["records"].items()})
+    ctx = StepContext(
+        app=app,
+        run_id=task["run_id"],
+        step=task["node"],
+        parameters=task["parameters"],
+        trigger_event=task.get("trigger_event"),
+        inputs={k: record_from_json(v) for k, v in task["records"].items()},
+    )
     if step.wants_context:
         kwargs["ctx"] = ctx
     values = split_outputs(task["node"], tuple(task["outputs"]), step.fn(**kwargs))
@@ -283,5 +346,8 @@ def _run_task(task: Mapping[str, Any]) -> StepResult:
 def project_of(app: Any) -> dict[str, Any]:
     """Where another process finds the same project: root, config file and profile."""
     file = app.config.file
-    return {"root": str(Path(app.root)), "profile": app.config.profile,
-            "config_file": None if file is None else str(file)}
+    return {
+        "root": str(Path(app.root)),
+        "profile": app.config.profile,
+        "config_file": None if file is None else str(file),
+    }

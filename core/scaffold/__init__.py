@@ -44,16 +44,18 @@ def scaffold(target: Path, *, project_name: str | None = None, force: bool = Fal
     return [path for path, _ in planned]
 
 
-def write_example_data(folder: Path, *, rows: int = 20_000, days: int = 28, seed: int = 0,
-                       force: bool = False) -> Path:
+def write_example_data(
+    folder: Path, *, rows: int = 20_000, days: int = 28, seed: int = 0, force: bool = False
+) -> Path:
     """Write a synthetic, time-stamped batch (``conveyor.ml.data``) as Parquet."""
     from conveyor.ml.data import generate
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "batch-0001.parquet"
     if path.exists() and not force:
-        raise AlreadyExistsError(f"{path} already exists; nothing was written",
-                                 hint="pass --force to overwrite it")
+        raise AlreadyExistsError(
+            f"{path} already exists; nothing was written", hint="pass --force to overwrite it"
+        )
     frame = generate(rows, days=days, seed=seed)
     tmp = folder / f".{path.name}.tmp"
     frame.write_parquet(tmp)

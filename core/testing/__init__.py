@@ -48,8 +48,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def isolate_project_imports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                            root: Path) -> None:
+def isolate_project_imports(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
     """Undo, at teardown, what running a project under ``root`` does to imports.
 
     The app puts the project root on ``sys.path`` and imports the project's modules
@@ -79,8 +80,7 @@ def plugin_manager(monkeypatch: pytest.MonkeyPatch) -> ConveyorPluginManager:
 
 
 @pytest.fixture
-def register_plugin(plugin_manager: ConveyorPluginManager
-                    ) -> Iterator[Callable[..., str]]:
+def register_plugin(plugin_manager: ConveyorPluginManager) -> Iterator[Callable[..., str]]:
     """``register(obj, name=None) -> name``; every plugin is unregistered at teardown."""
     names: list[str] = []
 
@@ -88,8 +88,9 @@ def register_plugin(plugin_manager: ConveyorPluginManager
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         info = PluginInfo(name=name, module=getattr(plugin, "__module__", ""), source="manual")
         if not plugin_manager.add_plugin(plugin, info):
-            raise AssertionError(f"test plugin {name!r} is invalid: "
-                                 f"{plugin_manager.infos[name].error}")
+            raise AssertionError(
+                f"test plugin {name!r} is invalid: {plugin_manager.infos[name].error}"
+            )
         names.append(name)
         return name
 
@@ -100,9 +101,12 @@ def register_plugin(plugin_manager: ConveyorPluginManager
 
 
 @pytest.fixture
-def conveyor_app(request: pytest.FixtureRequest, tmp_path: Path,
-                 plugin_manager: ConveyorPluginManager,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def conveyor_app(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    plugin_manager: ConveyorPluginManager,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
     """An app whose config and ``.conveyor/`` state live in ``tmp_path``."""
     from conveyor.app import Conveyor
     from conveyor.config import Config
@@ -132,11 +136,18 @@ def virtualenv_seeing_this_interpreter(env_dir: Path) -> Path:
 
     venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                          "['purelib'])"], check=True, capture_output=True, text=True,
-                         timeout=60).stdout.strip()
-    folders = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-               *site.getsitepackages()]
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    folders = [
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        *site.getsitepackages(),
+    ]
     if site.ENABLE_USER_SITE:
         folders.append(site.getusersitepackages())
     seen = [f for f in dict.fromkeys(folders) if f in sys.path and Path(f).is_dir()]
@@ -158,9 +169,22 @@ def install_in_virtualenv(plugin_dir: Path, env_dir: Path) -> Path:
     python = virtualenv_seeing_this_interpreter(env_dir)
     source = env_dir.parent / f"{plugin_dir.name}-src"
     shutil.copytree(plugin_dir, source)
-    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-q", str(source)], check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            str(source),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return python
 
 
@@ -170,20 +194,31 @@ class CliInvoker:
     def __init__(self, pm: ConveyorPluginManager) -> None:
         self.pm = pm
 
-    def invoke(self, *args: str, input: str | None = None, env: dict[str, str] | None = None
-               ) -> Any:
+    def invoke(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Any:
         from click.testing import CliRunner
 
         from conveyor.cli import make_cli
 
         runner = CliRunner()
-        return runner.invoke(make_cli(self.pm, strict=True), list(args), input=input, env=env,
-                             catch_exceptions=False, prog_name="conveyor")
+        return runner.invoke(
+            make_cli(self.pm, strict=True),
+            list(args),
+            input=input,
+            env=env,
+            catch_exceptions=False,
+            prog_name="conveyor",
+        )
 
 
 @pytest.fixture
-def cli(request: pytest.FixtureRequest, plugin_manager: ConveyorPluginManager, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> CliInvoker:
+def cli(
+    request: pytest.FixtureRequest,
+    plugin_manager: ConveyorPluginManager,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> CliInvoker:
     """``cli.invoke(*args)``: run a ``conveyor`` command in ``tmp_path``."""
     clean_environment(monkeypatch)
     isolate_project_imports(request, monkeypatch, tmp_path)

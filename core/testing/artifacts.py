@@ -40,10 +40,16 @@ from conveyor.errors import AlreadyExistsError, ConfinementError, IntegrityError
 from conveyor.testing.keys import TRAVERSAL_CORPUS, VALID_KEYS
 from conveyor.testing.services import free_port, moto_s3_endpoint
 
-__all__ = ["TRAVERSAL_CORPUS", "VALID_KEYS", "ArtifactStoreContract", "free_port",
-           "moto_s3_endpoint"]
+__all__ = [
+    "TRAVERSAL_CORPUS",
+    "VALID_KEYS",
+    "ArtifactStoreContract",
+    "free_port",
+    "moto_s3_endpoint",
+]
 
 NO_GRACE = timedelta(0)
+
 
 def _payload(i: int, size: int = 65536) -> bytes:
     """A self-describing payload: ``_payload(int(data[:8])) == data`` for a complete one."""
@@ -86,8 +92,9 @@ class ArtifactStoreContract:
             pytest.skip("override corrupt_blob/corrupt_manifest/remove_blob for this store")
         return store
 
-    def corrupt_blob(self, store: ArtifactStore, key: str,
-                     mutate: Callable[[bytes], bytes]) -> None:
+    def corrupt_blob(
+        self, store: ArtifactStore, key: str, mutate: Callable[[bytes], bytes]
+    ) -> None:
         """Change the stored bytes of ``key`` behind the store's back."""
         fstore = self._fsspec(store)
         path = fstore._blob_path(store.info(key).sha256)
@@ -127,8 +134,12 @@ class ArtifactStoreContract:
         assert not store.has_content(missing)
         with pytest.raises(NotFoundError):
             store.read_uri(missing)
-        for foreign in ("s3://elsewhere/blobs/" + first.sha256, first.uri + "/../x",
-                        first.uri[:-1], "file:///etc/passwd"):
+        for foreign in (
+            "s3://elsewhere/blobs/" + first.sha256,
+            first.uri + "/../x",
+            first.uri[:-1],
+            "file:///etc/passwd",
+        ):
             with pytest.raises(ConfinementError):
                 store.has_content(foreign)
             with pytest.raises(ConfinementError):
@@ -188,8 +199,13 @@ class ArtifactStoreContract:
         import polars as pl
         import pyarrow as pa
 
-        table = pa.table({"id": list(range(1000)), "x": [i / 7 for i in range(1000)],
-                          "s": [f"r{i}" for i in range(1000)]})
+        table = pa.table(
+            {
+                "id": list(range(1000)),
+                "x": [i / 7 for i in range(1000)],
+                "s": [f"r{i}" for i in range(1000)],
+            }
+        )
         info = store.put_table("t/a.parquet", table)
         assert info.media_type == PARQUET
         assert store.get_table("t/a.parquet").equals(table)
@@ -204,10 +220,15 @@ class ArtifactStoreContract:
 
     def test_missing_keys_raise_not_found(self, store: ArtifactStore, tmp_path: Path) -> None:
         store.put_bytes("there", b"x")
-        for call in (lambda: store.get_bytes("nope"), lambda: store.info("nope"),
-                     lambda: store.get_table("nope"), lambda: store.scan_table("nope"),
-                     lambda: store.delete("nope"), lambda: store.get_file("nope", tmp_path / "f"),
-                     lambda: store.get_bytes("there/below")):
+        for call in (
+            lambda: store.get_bytes("nope"),
+            lambda: store.info("nope"),
+            lambda: store.get_table("nope"),
+            lambda: store.scan_table("nope"),
+            lambda: store.delete("nope"),
+            lambda: store.get_file("nope", tmp_path / "f"),
+            lambda: store.get_bytes("there/below"),
+        ):
             with pytest.raises(NotFoundError):
                 call()
         with pytest.raises(NotFoundError), store.open_read("nope"):
@@ -224,8 +245,9 @@ class ArtifactStoreContract:
     # -- integrity -----------------------------------------------------------------------
 
     @pytest.mark.parametrize("how", ["flip", "truncate", "extend"])
-    def test_tampered_bytes_raise_integrity_error(self, store: ArtifactStore, tmp_path: Path,
-                                                  how: str) -> None:
+    def test_tampered_bytes_raise_integrity_error(
+        self, store: ArtifactStore, tmp_path: Path, how: str
+    ) -> None:
         data = os.urandom(200_000)
         store.put_bytes("k", data)
         mutate = {
@@ -246,18 +268,26 @@ class ArtifactStoreContract:
         import pyarrow as pa
 
         store.put_table("t.parquet", pa.table({"x": list(range(10_000))}))
-        self.corrupt_blob(store, "t.parquet",
-                          lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:])
+        self.corrupt_blob(store, "t.parquet", lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:])
         with pytest.raises(IntegrityError):
             store.get_table("t.parquet")
         with pytest.raises(IntegrityError):
             store.scan_table("t.parquet")
 
-    @pytest.mark.parametrize("manifest", [b"", b"{not json", b"[]", b'{"format": 1}',
-                                          b'{"format": 1, "key": "k", "sha256": "../../x", '
-                                          b'"size": 1, "media_type": "x", "created": "now"}'])
-    def test_corrupt_records_raise_integrity_error(self, store: ArtifactStore,
-                                                   manifest: bytes) -> None:
+    @pytest.mark.parametrize(
+        "manifest",
+        [
+            b"",
+            b"{not json",
+            b"[]",
+            b'{"format": 1}',
+            b'{"format": 1, "key": "k", "sha256": "../../x", '
+            b'"size": 1, "media_type": "x", "created": "now"}',
+        ],
+    )
+    def test_corrupt_records_raise_integrity_error(
+        self, store: ArtifactStore, manifest: bytes
+    ) -> None:
         store.put_bytes("k", b"abc")
         self.corrupt_manifest(store, "k", manifest)
         with pytest.raises(IntegrityError):
@@ -362,14 +392,20 @@ class ArtifactStoreContract:
     def test_the_corpus_is_large(self) -> None:
         assert len(TRAVERSAL_CORPUS) >= 100
 
-    @pytest.mark.parametrize("key", TRAVERSAL_CORPUS,
-                             ids=[f"c{i:03d}" for i in range(len(TRAVERSAL_CORPUS))])
-    def test_traversal_keys_are_refused(self, store: ArtifactStore, key: str,
-                                        tmp_path: Path) -> None:
+    @pytest.mark.parametrize(
+        "key", TRAVERSAL_CORPUS, ids=[f"c{i:03d}" for i in range(len(TRAVERSAL_CORPUS))]
+    )
+    def test_traversal_keys_are_refused(
+        self, store: ArtifactStore, key: str, tmp_path: Path
+    ) -> None:
         calls: list[Callable[[], Any]] = [
-            lambda: store.put_bytes(key, b"x"), lambda: store.get_bytes(key),
-            lambda: store.info(key), lambda: store.exists(key), lambda: store.delete(key),
-            lambda: store.get_table(key), lambda: store.scan_table(key),
+            lambda: store.put_bytes(key, b"x"),
+            lambda: store.get_bytes(key),
+            lambda: store.info(key),
+            lambda: store.exists(key),
+            lambda: store.delete(key),
+            lambda: store.get_table(key),
+            lambda: store.scan_table(key),
             lambda: store.get_file(key, tmp_path / "f"),
         ]
         if key not in ("", "a/b/"):  # fine as list prefixes: everything, and folder a/b

@@ -41,12 +41,21 @@ def hours(n: float) -> datetime:
 
 def typed_view(name: str = "typed") -> FeatureView:
     """A view with one feature of every kind of type."""
-    return FeatureView(name=name, entities=[CUSTOMER], ttl=timedelta(days=7), features=[
-        Feature(name="f64"), Feature(name="f32", dtype="float32"),
-        Feature(name="i64", dtype="int64"), Feature(name="u8", dtype="uint8"),
-        Feature(name="flag", dtype="bool"), Feature(name="label", dtype="string"),
-        Feature(name="seen", dtype="datetime"), Feature(name="day", dtype="date"),
-    ])
+    return FeatureView(
+        name=name,
+        entities=[CUSTOMER],
+        ttl=timedelta(days=7),
+        features=[
+            Feature(name="f64"),
+            Feature(name="f32", dtype="float32"),
+            Feature(name="i64", dtype="int64"),
+            Feature(name="u8", dtype="uint8"),
+            Feature(name="flag", dtype="bool"),
+            Feature(name="label", dtype="string"),
+            Feature(name="seen", dtype="datetime"),
+            Feature(name="day", dtype="date"),
+        ],
+    )
 
 
 def online_rows(view: FeatureView, rows: list[dict[str, Any]]) -> Any:
@@ -60,8 +69,9 @@ def online_rows(view: FeatureView, rows: list[dict[str, Any]]) -> Any:
     for name, dtype in types.items():
         columns[name] = pa.array([r.get(name) for r in rows], arrow_type(dtype))
     columns["_event_ts"] = pa.array([r["_event_ts"] for r in rows], pa.timestamp("us", "UTC"))
-    columns["_created_ts"] = pa.array([r.get("_created_ts") for r in rows],
-                                      pa.timestamp("us", "UTC"))
+    columns["_created_ts"] = pa.array(
+        [r.get("_created_ts") for r in rows], pa.timestamp("us", "UTC")
+    )
     columns["_file"] = pa.array([r.get("_file", "0001") for r in rows], pa.string())
     columns["_row"] = pa.array([r.get("_row", i) for i, r in enumerate(rows)], pa.int64())
     return pa.table(columns)
@@ -87,9 +97,18 @@ class OnlineStoreContract:
 
     def test_values_round_trip_in_key_order_with_nulls(self, online: OnlineStore) -> None:
         view = typed_view()
-        row = {"customer_id": 7, "f64": 0.1, "f32": 1.5, "i64": -(2**62), "u8": 255,
-               "flag": True, "label": "é☃", "seen": hours(1), "day": date(2024, 2, 29),
-               "_event_ts": hours(2)}
+        row = {
+            "customer_id": 7,
+            "f64": 0.1,
+            "f32": 1.5,
+            "i64": -(2**62),
+            "u8": 255,
+            "flag": True,
+            "label": "é☃",
+            "seen": hours(1),
+            "day": date(2024, 2, 29),
+            "_event_ts": hours(2),
+        }
         other = {"customer_id": 8, "f64": math.nan, "_event_ts": hours(3)}
         assert online.write(view, online_rows(view, [row, other])) == 2
         got = online.read(view, keys_table(customer_id=[9, 8, 7, 7])).to_pylist()
@@ -107,45 +126,66 @@ class OnlineStoreContract:
 
     def test_an_older_event_never_overwrites_a_newer_one(self, online: OnlineStore) -> None:
         view = typed_view()
-        online.write(view, online_rows(view, [{"customer_id": 1, "i64": 2,
-                                               "_event_ts": hours(5)}]))
-        assert online.write(view, online_rows(view, [{"customer_id": 1, "i64": 1,
-                                                      "_event_ts": hours(4)}])) == 0
+        online.write(view, online_rows(view, [{"customer_id": 1, "i64": 2, "_event_ts": hours(5)}]))
+        assert (
+            online.write(
+                view, online_rows(view, [{"customer_id": 1, "i64": 1, "_event_ts": hours(4)}])
+            )
+            == 0
+        )
         # the very same row again changes nothing either
-        assert online.write(view, online_rows(view, [{"customer_id": 1, "i64": 2,
-                                                      "_event_ts": hours(5)}])) == 0
+        assert (
+            online.write(
+                view, online_rows(view, [{"customer_id": 1, "i64": 2, "_event_ts": hours(5)}])
+            )
+            == 0
+        )
         assert online.read(view, keys_table(customer_id=[1]))["i64"].to_pylist() == [2]
-        online.write(view, online_rows(view, [{"customer_id": 1, "i64": 3,
-                                               "_event_ts": hours(6)}]))
+        online.write(view, online_rows(view, [{"customer_id": 1, "i64": 3, "_event_ts": hours(6)}]))
         assert online.read(view, keys_table(customer_id=[1]))["i64"].to_pylist() == [3]
 
     def test_ties_go_to_created_time_then_ingestion_order(self, online: OnlineStore) -> None:
         view = typed_view()
         base = {"customer_id": 1, "_event_ts": hours(5)}
-        online.write(view, online_rows(view, [{**base, "i64": 1, "_created_ts": hours(9),
-                                               "_file": "0002", "_row": 0}]))
-        online.write(view, online_rows(view, [{**base, "i64": 2, "_created_ts": hours(8),
-                                               "_file": "0009", "_row": 0}]))
+        online.write(
+            view,
+            online_rows(
+                view, [{**base, "i64": 1, "_created_ts": hours(9), "_file": "0002", "_row": 0}]
+            ),
+        )
+        online.write(
+            view,
+            online_rows(
+                view, [{**base, "i64": 2, "_created_ts": hours(8), "_file": "0009", "_row": 0}]
+            ),
+        )
         assert online.read(view, keys_table(customer_id=[1]))["i64"].to_pylist() == [1]
-        online.write(view, online_rows(view, [{**base, "i64": 3, "_created_ts": hours(9),
-                                               "_file": "0002", "_row": 1}]))
+        online.write(
+            view,
+            online_rows(
+                view, [{**base, "i64": 3, "_created_ts": hours(9), "_file": "0002", "_row": 1}]
+            ),
+        )
         assert online.read(view, keys_table(customer_id=[1]))["i64"].to_pylist() == [3]
 
     def test_composite_keys(self, online: OnlineStore) -> None:
         view = FeatureView(name="shops", entities=[STORE], features=[Feature(name="sales")])
-        rows = [{"country": c, "shop_id": s, "sales": float(i), "_event_ts": hours(1)}
-                for i, (c, s) in enumerate([("fr", 1), ("fr", 2), ("de", 1)])]
+        rows = [
+            {"country": c, "shop_id": s, "sales": float(i), "_event_ts": hours(1)}
+            for i, (c, s) in enumerate([("fr", 1), ("fr", 2), ("de", 1)])
+        ]
         online.write(view, online_rows(view, rows))
-        got = online.read(view, keys_table(country=["de", "fr", "fr", "xx"],
-                                           shop_id=[1, 2, 1, 1]))
+        got = online.read(view, keys_table(country=["de", "fr", "fr", "xx"], shop_id=[1, 2, 1, 1]))
         assert got["sales"].to_pylist() == [2.0, 1.0, 0.0, None]
 
     def test_state_is_written_with_the_rows(self, online: OnlineStore) -> None:
         view = typed_view()
-        state = MaterializationState(view=view.name, pending_end=hours(10),
-                                     pending_last_file="0003", pending_done=1)
-        online.write(view, online_rows(view, [{"customer_id": 1, "_event_ts": hours(1)}]),
-                     state=state)
+        state = MaterializationState(
+            view=view.name, pending_end=hours(10), pending_last_file="0003", pending_done=1
+        )
+        online.write(
+            view, online_rows(view, [{"customer_id": 1, "_event_ts": hours(1)}]), state=state
+        )
         assert online.get_state(view.name) == state
         done = MaterializationState(view=view.name, watermark=hours(10), last_file="0003")
         online.set_state(done)
@@ -153,11 +193,13 @@ class OnlineStoreContract:
 
     def test_a_changed_definition_resets_the_view(self, online: OnlineStore) -> None:
         view = typed_view()
-        online.write(view, online_rows(view, [{"customer_id": 1, "_event_ts": hours(1)}]),
-                     state=MaterializationState(view=view.name, watermark=hours(1)))
+        online.write(
+            view,
+            online_rows(view, [{"customer_id": 1, "_event_ts": hours(1)}]),
+            state=MaterializationState(view=view.name, watermark=hours(1)),
+        )
         assert online.prepare(view) is False
-        changed = FeatureView(name=view.name, entities=[CUSTOMER],
-                              features=[Feature(name="other")])
+        changed = FeatureView(name=view.name, entities=[CUSTOMER], features=[Feature(name="other")])
         assert online.prepare(changed) is True
         assert online.get_state(view.name) is None
         got = online.read(changed, keys_table(customer_id=[1]))
@@ -165,8 +207,9 @@ class OnlineStoreContract:
 
     def test_sample_keys_is_reproducible(self, online: OnlineStore) -> None:
         view = typed_view()
-        online.write(view, online_rows(view, [{"customer_id": i, "_event_ts": hours(1)}
-                                              for i in range(50)]))
+        online.write(
+            view, online_rows(view, [{"customer_id": i, "_event_ts": hours(1)} for i in range(50)])
+        )
         a = online.sample_keys(view, 10, seed=3)["customer_id"].to_pylist()
         assert a == online.sample_keys(view, 10, seed=3)["customer_id"].to_pylist()
         assert len(set(a)) == 10
@@ -184,9 +227,13 @@ class FeatureStoreContract:
 
     @pytest.fixture
     def view(self, store: FeatureStore) -> FeatureView:
-        view = FeatureView(name="stats", entities=[CUSTOMER], ttl=timedelta(hours=10),
-                           created_timestamp_field="created",
-                           features=[Feature(name="spend"), Feature(name="n", dtype="int64")])
+        view = FeatureView(
+            name="stats",
+            entities=[CUSTOMER],
+            ttl=timedelta(hours=10),
+            created_timestamp_field="created",
+            features=[Feature(name="spend"), Feature(name="n", dtype="int64")],
+        )
         store.apply([view])
         return view
 
@@ -196,26 +243,44 @@ class FeatureStoreContract:
         import polars as pl
 
         return pl.DataFrame(
-            [{"customer_id": c, "event_timestamp": hours(e), "created": hours(cr),
-              "spend": s, "n": n} for c, e, cr, s, n in rows],
-            schema={"customer_id": pl.Int64, "event_timestamp": pl.Datetime("us", "UTC"),
-                    "created": pl.Datetime("us", "UTC"), "spend": pl.Float64, "n": pl.Int64})
+            [
+                {
+                    "customer_id": c,
+                    "event_timestamp": hours(e),
+                    "created": hours(cr),
+                    "spend": s,
+                    "n": n,
+                }
+                for c, e, cr, s, n in rows
+            ],
+            schema={
+                "customer_id": pl.Int64,
+                "event_timestamp": pl.Datetime("us", "UTC"),
+                "created": pl.Datetime("us", "UTC"),
+                "spend": pl.Float64,
+                "n": pl.Int64,
+            },
+        )
 
     @staticmethod
     def entities(*rows: tuple[int | None, float]) -> Any:
         import polars as pl
 
-        return pl.DataFrame({"customer_id": [r[0] for r in rows],
-                             "event_timestamp": [hours(r[1]) for r in rows]},
-                            schema={"customer_id": pl.Int64,
-                                    "event_timestamp": pl.Datetime("us", "UTC")})
+        return pl.DataFrame(
+            {"customer_id": [r[0] for r in rows], "event_timestamp": [hours(r[1]) for r in rows]},
+            schema={"customer_id": pl.Int64, "event_timestamp": pl.Datetime("us", "UTC")},
+        )
 
     def test_apply_versions_definitions(self, store: FeatureStore, view: FeatureView) -> None:
         again = {d.name: d.version for d in store.apply([view])}
         assert again == {"customer": 1, "stats": 1}
-        changed = FeatureView(name="stats", entities=[CUSTOMER], ttl=timedelta(hours=11),
-                              created_timestamp_field="created",
-                              features=[Feature(name="spend"), Feature(name="n", dtype="int64")])
+        changed = FeatureView(
+            name="stats",
+            entities=[CUSTOMER],
+            ttl=timedelta(hours=11),
+            created_timestamp_field="created",
+            features=[Feature(name="spend"), Feature(name="n", dtype="int64")],
+        )
         assert {d.name: d.version for d in store.apply([changed])}["stats"] == 2
         assert store.get_view("stats") == changed
         assert [v.name for v in store.list_views()] == ["stats"]
@@ -226,9 +291,12 @@ class FeatureStoreContract:
         import polars as pl
 
         good = self.rows((1, 0, 0, 1.0, 1))
-        for bad in (good.drop("n"), good.with_columns(pl.lit(1).alias("extra")),
-                    good.with_columns(pl.col("spend").cast(pl.String)),
-                    good.with_columns(pl.lit(None, pl.Int64).alias("customer_id"))):
+        for bad in (
+            good.drop("n"),
+            good.with_columns(pl.lit(1).alias("extra")),
+            good.with_columns(pl.col("spend").cast(pl.String)),
+            good.with_columns(pl.lit(None, pl.Int64).alias("customer_id")),
+        ):
             with pytest.raises(ValidationError):
                 store.ingest("stats", bad)
         assert store.read_view("stats").collect().height == 0
@@ -236,18 +304,27 @@ class FeatureStoreContract:
         assert store.read_view("stats").collect()["n"].dtype == pl.Int64
 
     def test_point_in_time_rule(self, store: FeatureStore, view: FeatureView) -> None:
-        store.ingest("stats", self.rows(
-            (1, 0, 0, 10.0, 1), (1, 5, 5, 50.0, 2), (1, 5, 6, 51.0, 3), (1, 5, 6, 52.0, 4),
-            (2, 0, 0, 20.0, 5)))
-        ents = self.entities((1, 4.99), (1, 5), (1, 15), (1, 15.01), (2, 10), (2, 10.5),
-                             (3, 5), (None, 5), (1, -1))
+        store.ingest(
+            "stats",
+            self.rows(
+                (1, 0, 0, 10.0, 1),
+                (1, 5, 5, 50.0, 2),
+                (1, 5, 6, 51.0, 3),
+                (1, 5, 6, 52.0, 4),
+                (2, 0, 0, 20.0, 5),
+            ),
+        )
+        ents = self.entities(
+            (1, 4.99), (1, 5), (1, 15), (1, 15.01), (2, 10), (2, 10.5), (3, 5), (None, 5), (1, -1)
+        )
         got = store.get_historical_features(ents, ["stats:n"]).collect()
         # inclusive event time, latest created wins, then the later row; TTL inclusive
         assert got["n"].to_list() == [1, 4, 4, None, 5, None, None, None, None]
         assert got["customer_id"].to_list() == ents["customer_id"].to_list()
 
-    def test_as_of_replays_identically_after_late_data(self, store: FeatureStore,
-                                                       view: FeatureView) -> None:
+    def test_as_of_replays_identically_after_late_data(
+        self, store: FeatureStore, view: FeatureView
+    ) -> None:
         store.ingest("stats", self.rows((1, 0, 0, 1.0, 1)))
         ents = self.entities((1, 3))
         cutoff = datetime.now(UTC)
@@ -262,27 +339,50 @@ class FeatureStoreContract:
         import polars as pl
 
         shops = FeatureView(name="shops", entities=[STORE], features=[Feature(name="sales")])
-        both = FeatureView(name="visits", entities=[CUSTOMER, STORE],
-                           features=[Feature(name="visits", dtype="int64")])
+        both = FeatureView(
+            name="visits",
+            entities=[CUSTOMER, STORE],
+            features=[Feature(name="visits", dtype="int64")],
+        )
         store.apply([shops, both])
         store.ingest("stats", self.rows((1, 0, 0, 1.0, 1)))
-        store.ingest("shops", pl.DataFrame({"country": ["fr"], "shop_id": [3],
-                                            "event_timestamp": [hours(0)], "sales": [9.5]}))
-        store.ingest("visits", pl.DataFrame({"customer_id": [1], "country": ["fr"],
-                                             "shop_id": [3], "event_timestamp": [hours(1)],
-                                             "visits": [4]}))
-        ents = pl.DataFrame({"customer_id": [1, 1], "country": ["fr", "de"], "shop_id": [3, 3],
-                             "event_timestamp": [hours(2), hours(2)]})
+        store.ingest(
+            "shops",
+            pl.DataFrame(
+                {"country": ["fr"], "shop_id": [3], "event_timestamp": [hours(0)], "sales": [9.5]}
+            ),
+        )
+        store.ingest(
+            "visits",
+            pl.DataFrame(
+                {
+                    "customer_id": [1],
+                    "country": ["fr"],
+                    "shop_id": [3],
+                    "event_timestamp": [hours(1)],
+                    "visits": [4],
+                }
+            ),
+        )
+        ents = pl.DataFrame(
+            {
+                "customer_id": [1, 1],
+                "country": ["fr", "de"],
+                "shop_id": [3, 3],
+                "event_timestamp": [hours(2), hours(2)],
+            }
+        )
         got = store.get_historical_features(
-            ents, ["stats:spend", "shops:sales", "visits:visits"]).collect()
+            ents, ["stats:spend", "shops:sales", "visits:visits"]
+        ).collect()
         assert got.columns == [*ents.columns, "spend", "sales", "visits"]
-        assert got.select("spend", "sales", "visits").rows() == [(1.0, 9.5, 4),
-                                                                 (1.0, None, None)]
+        assert got.select("spend", "sales", "visits").rows() == [(1.0, 9.5, 4), (1.0, None, None)]
         full = store.get_historical_features(ents, ["shops:sales"], full_names=True)
         assert "shops__sales" in full.collect_schema().names()
 
-    def test_materialize_is_incremental_and_sees_late_data(self, store: FeatureStore,
-                                                           view: FeatureView) -> None:
+    def test_materialize_is_incremental_and_sees_late_data(
+        self, store: FeatureStore, view: FeatureView
+    ) -> None:
         store.ingest("stats", self.rows((1, 0, 0, 1.0, 1), (2, 0, 0, 2.0, 2)))
         first = store.materialize("stats", end=hours(1))
         assert (first.rows, first.start, first.end) == (2, None, hours(1))
@@ -291,8 +391,9 @@ class FeatureStoreContract:
         second = store.materialize("stats", end=hours(4))
         assert second.rows == 2
         assert second.start == hours(1)
-        got = store.get_online_features(["stats:n"], [{"customer_id": 1}, {"customer_id": 2},
-                                                      {"customer_id": 5}], at=hours(4))
+        got = store.get_online_features(
+            ["stats:n"], [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 5}], at=hours(4)
+        )
         assert got["n"].to_pylist() == [3, 4, None]
         # a row older than the online one never replaces it
         store.ingest("stats", self.rows((1, 2, 9, 9.0, 9)))
@@ -313,4 +414,6 @@ class FeatureStoreContract:
         report = store.parity("stats", sample=20)
         assert not report.ok
         assert {(m.key["customer_id"], m.feature) for m in report.mismatches} == {
-            (3, "spend"), (3, "n")}
+            (3, "spend"),
+            (3, "n"),
+        }

@@ -52,9 +52,13 @@ class MetadataStoreContract(WatchRecordsContract):
 
     def test_run_round_trip(self, store: MetadataStore) -> None:
         event = store.record_trigger_event("manual", "because", details={"who": "me"})
-        run_id = store.start_run("train", parameters={"lr": 0.1, "rounds": 100},
-                                 trigger_event=event.id, code_fingerprint="c0de",
-                                 git_commit="abc123")
+        run_id = store.start_run(
+            "train",
+            parameters={"lr": 0.1, "rounds": 100},
+            trigger_event=event.id,
+            code_fingerprint="c0de",
+            git_commit="abc123",
+        )
         run = store.get_run(run_id)
         assert isinstance(run, Run)
         assert (run.pipeline, run.status, run.ended) == ("train", "running", None)
@@ -132,16 +136,22 @@ class MetadataStoreContract(WatchRecordsContract):
         data = store.record_artifact("file:///data/a.parquet", SHA_A, kind="dataset", size=10)
         step = store.start_step(run_id, "train", inputs={"table": data}, cache_key="k1")
         finished = store.finish_step(
-            step, "succeeded", outputs={"model": {"uri": "file:///m.txt", "fingerprint": SHA_B,
-                                                  "kind": "model"}},
-            metrics={"auc": 0.8}, logs_uri="file:///logs/train.txt")
+            step,
+            "succeeded",
+            outputs={"model": {"uri": "file:///m.txt", "fingerprint": SHA_B, "kind": "model"}},
+            metrics={"auc": 0.8},
+            logs_uri="file:///logs/train.txt",
+        )
         assert isinstance(finished, StepExecution)
         assert finished.inputs == {"table": data}
         assert finished.outputs["model"].uri == "file:///m.txt"
         assert finished.outputs["model"].kind == "model"
         assert finished.metrics == {"auc": 0.8}
         assert (finished.logs_uri, finished.cache_key, finished.cache_hit) == (
-            "file:///logs/train.txt", "k1", False)
+            "file:///logs/train.txt",
+            "k1",
+            False,
+        )
         run = store.get_run(run_id)
         assert [s.id for s in run.steps] == [step]
         assert run.steps[0] == store.get_step(step)
@@ -157,7 +167,9 @@ class MetadataStoreContract(WatchRecordsContract):
         recorded = store.record_artifact("file:///y.bin", SHA_B)
         step = store.start_step(run_id, "s", inputs=[Info(), recorded.id])
         assert [a.uri for a in store.get_step(step).inputs.values()] == [
-            "file:///x.bin", "file:///y.bin"]
+            "file:///x.bin",
+            "file:///y.bin",
+        ]
         with pytest.raises(NotFoundError):
             store.start_step(run_id, "s2", inputs=["no-such-artifact"])
         with pytest.raises(ConveyorError):
@@ -182,8 +194,9 @@ class MetadataStoreContract(WatchRecordsContract):
         store.finish_step(failed, "failed", error="x")
         assert store.find_cached_step("key") is None
         good = store.start_step(run_id, "s", cache_key="key")
-        store.finish_step(good, "succeeded",
-                          outputs={"out": {"uri": "file:///o", "fingerprint": SHA_A}})
+        store.finish_step(
+            good, "succeeded", outputs={"out": {"uri": "file:///o", "fingerprint": SHA_A}}
+        )
         hit = store.find_cached_step("key")
         assert hit is not None
         assert hit.id == good
@@ -202,8 +215,7 @@ class MetadataStoreContract(WatchRecordsContract):
         store.log_metrics(run_id, [("loss", 0.25, 2), ("loss", 0.125, 3)])
         store.log_metrics(run_id, {"auc": 0.9, "nan": float("nan")})
         points = store.get_metrics(run_id, key="loss")
-        assert [(p.index, p.value) for p in points] == [(0, 1.0), (1, 0.5), (2, 0.25),
-                                                        (3, 0.125)]
+        assert [(p.index, p.value) for p in points] == [(0, 1.0), (1, 0.5), (2, 0.25), (3, 0.125)]
         latest = store.get_run(run_id).metrics
         assert latest["loss"] == 0.125
         assert latest["auc"] == 0.9
@@ -216,8 +228,9 @@ class MetadataStoreContract(WatchRecordsContract):
     # -- trigger events ------------------------------------------------------------------
 
     def test_trigger_events_are_idempotent_by_key(self, store: MetadataStore) -> None:
-        first = store.record_trigger_event("cron", "slot", key="2024-01-01T00:00",
-                                           details={"slot": 1})
+        first = store.record_trigger_event(
+            "cron", "slot", key="2024-01-01T00:00", details={"slot": 1}
+        )
         again = store.record_trigger_event("cron", "slot again", key="2024-01-01T00:00")
         other = store.record_trigger_event("drift", "psi", key="2024-01-01T00:00")
         keyless = [store.record_trigger_event("manual", "me") for _ in range(2)]
@@ -235,46 +248,72 @@ class MetadataStoreContract(WatchRecordsContract):
 
     # -- monitoring results --------------------------------------------------------------
 
-    def _result(self, kind: str, version: int, day: int, *, breached: tuple[str, ...] = (),
-                created: datetime | None = None, score: float = 0.1) -> Any:
+    def _result(
+        self,
+        kind: str,
+        version: int,
+        day: int,
+        *,
+        breached: tuple[str, ...] = (),
+        created: datetime | None = None,
+        score: float = 0.1,
+    ) -> Any:
         from conveyor.monitoring import MonitoringResult
 
         start = datetime(2024, 3, day, tzinfo=UTC)
         end = start + timedelta(days=1)
         return MonitoringResult(
-            id=MonitoringResult.make_id("churn", version, kind, start, end), model="churn",
-            version=version, kind=kind, window_start=start, window_end=end, rows=1000,
-            scores={"psi.tenure": score, "ks.tenure": 0.08}, breached=breached,
+            id=MonitoringResult.make_id("churn", version, kind, start, end),
+            model="churn",
+            version=version,
+            kind=kind,
+            window_start=start,
+            window_end=end,
+            rows=1000,
+            scores={"psi.tenure": score, "ks.tenure": 0.08},
+            breached=breached,
             details={"reference": "profile", "windows": [{"start": start.isoformat()}]},
-            created=created or datetime.now(UTC))
+            created=created or datetime.now(UTC),
+        )
 
     def test_monitoring_results_round_trip_and_list_newest_first(
-            self, store: MetadataStore) -> None:
+        self, store: MetadataStore
+    ) -> None:
         base = datetime(2024, 3, 10, tzinfo=UTC)
         older = self._result("drift", 3, 1, created=base)
-        newer = self._result("drift", 3, 2, breached=("ks.tenure",),
-                             created=base + timedelta(hours=1))
+        newer = self._result(
+            "drift", 3, 2, breached=("ks.tenure",), created=base + timedelta(hours=1)
+        )
         skew = self._result("skew", 3, 2, created=base + timedelta(hours=2))
         other = self._result("drift", 4, 2, created=base + timedelta(hours=3))
         for result in (older, newer, skew, other):
             stored = store.record_monitoring_result(result)
             assert stored == result
         assert store.get_monitoring_result(newer.id) == newer
-        assert [r.id for r in store.list_monitoring_results(model="churn", version=3,
-                                                            kind="drift")] == [newer.id,
-                                                                               older.id]
+        assert [
+            r.id for r in store.list_monitoring_results(model="churn", version=3, kind="drift")
+        ] == [newer.id, older.id]
         assert [r.id for r in store.list_monitoring_results(model="churn")] == [
-            other.id, skew.id, newer.id, older.id]
-        assert [r.id for r in store.list_monitoring_results(model="churn", limit=1)] == [
-            other.id]
+            other.id,
+            skew.id,
+            newer.id,
+            older.id,
+        ]
+        assert [r.id for r in store.list_monitoring_results(model="churn", limit=1)] == [other.id]
         assert store.list_monitoring_results(model="nobody") == []
         with pytest.raises(NotFoundError):
             store.get_monitoring_result("drift:nobody:1:x:y")
 
     def test_a_recomputed_window_replaces_its_result(self, store: MetadataStore) -> None:
         first = self._result("performance", 3, 1, created=datetime(2024, 3, 2, tzinfo=UTC))
-        again = self._result("performance", 3, 1, breached=("auc",), score=0.4,
-                             created=datetime(2024, 3, 3, tzinfo=UTC))
+        again = self._result(
+            "performance",
+            3,
+            1,
+            breached=("auc",),
+            score=0.4,
+            created=datetime(2024, 3, 3, tzinfo=UTC),
+        )
         assert first.id == again.id
         store.record_monitoring_result(first)
         store.record_monitoring_result(again)
@@ -290,24 +329,46 @@ class MetadataStoreContract(WatchRecordsContract):
         run_id = store.start_run("train", trigger_event=event.id)
         raw = store.record_artifact("file:///raw.csv", SHA_A, kind="dataset")
         ingest = store.start_step(run_id, "ingest", inputs={"raw": raw})
-        table = store.finish_step(ingest, "succeeded", outputs={
-            "table": {"uri": "file:///table.parquet", "fingerprint": SHA_B}}).outputs["table"]
+        table = store.finish_step(
+            ingest,
+            "succeeded",
+            outputs={"table": {"uri": "file:///table.parquet", "fingerprint": SHA_B}},
+        ).outputs["table"]
         train = store.start_step(run_id, "train", inputs={"table": table})
-        model = store.finish_step(train, "succeeded", outputs={
-            "model": {"uri": "file:///model.txt", "fingerprint": "c" * 64}}).outputs["model"]
+        model = store.finish_step(
+            train,
+            "succeeded",
+            outputs={"model": {"uri": "file:///model.txt", "fingerprint": "c" * 64}},
+        ).outputs["model"]
         unrelated = store.start_step(run_id, "report", inputs={})
-        store.finish_step(unrelated, "succeeded", outputs={
-            "report": {"uri": "file:///report.html", "fingerprint": "d" * 64}})
-        return {"event": event.id, "run": run_id, "raw": raw.id, "table": table.id,
-                "model": model.id, "ingest": ingest, "train": train, "report": unrelated}
+        store.finish_step(
+            unrelated,
+            "succeeded",
+            outputs={"report": {"uri": "file:///report.html", "fingerprint": "d" * 64}},
+        )
+        return {
+            "event": event.id,
+            "run": run_id,
+            "raw": raw.id,
+            "table": table.id,
+            "model": model.id,
+            "ingest": ingest,
+            "train": train,
+            "report": unrelated,
+        }
 
     def test_lineage_upstream_of_an_artifact(self, store: MetadataStore) -> None:
         ids = self._pipeline(store)
         graph = store.lineage(f"artifact:{ids['model']}")
         assert isinstance(graph, LineageGraph)
         assert set(graph.nodes) == {
-            f"artifact:{ids['model']}", f"step:{ids['train']}", f"artifact:{ids['table']}",
-            f"step:{ids['ingest']}", f"artifact:{ids['raw']}", f"run:{ids['run']}"}
+            f"artifact:{ids['model']}",
+            f"step:{ids['train']}",
+            f"artifact:{ids['table']}",
+            f"step:{ids['ingest']}",
+            f"artifact:{ids['raw']}",
+            f"run:{ids['run']}",
+        }
         relations = {(e.src, e.dst, e.relation) for e in graph.edges}
         assert (f"artifact:{ids['raw']}", f"step:{ids['ingest']}", "input") in relations
         assert (f"step:{ids['train']}", f"artifact:{ids['model']}", "output") in relations
@@ -319,8 +380,11 @@ class MetadataStoreContract(WatchRecordsContract):
         assert f"artifact:{ids['model']}" in down.nodes
         assert f"step:{ids['report']}" not in down.nodes
         from_run = store.lineage(f"run:{ids['run']}")
-        assert {f"trigger:{ids['event']}", f"artifact:{ids['raw']}",
-                f"step:{ids['report']}"} <= set(from_run.nodes)
+        assert {
+            f"trigger:{ids['event']}",
+            f"artifact:{ids['raw']}",
+            f"step:{ids['report']}",
+        } <= set(from_run.nodes)
         from_event = store.lineage(f"trigger:{ids['event']}", direction="downstream")
         assert f"artifact:{ids['model']}" in from_event.nodes
         shallow = store.lineage(f"artifact:{ids['model']}", depth=1)
@@ -337,12 +401,22 @@ class MetadataStoreContract(WatchRecordsContract):
         ids = self._pipeline(store)
         model_file = store.get_artifact(ids["model"])
         record = ModelRecord(
-            model="churn", version=3, artifact_uri=model_file.uri,
-            sha256=model_file.fingerprint, run_id=ids["run"],
-            created=datetime(2024, 5, 1, tzinfo=UTC), datasets=[
+            model="churn",
+            version=3,
+            artifact_uri=model_file.uri,
+            sha256=model_file.fingerprint,
+            run_id=ids["run"],
+            created=datetime(2024, 5, 1, tzinfo=UTC),
+            datasets=[
                 DatasetRef(uri="file:///table.parquet", fingerprint=SHA_B),
-                DatasetRef(uri="file:///holdout.parquet", fingerprint="e" * 64,
-                           role="holdout", start=datetime(2024, 4, 1, tzinfo=UTC))])
+                DatasetRef(
+                    uri="file:///holdout.parquet",
+                    fingerprint="e" * 64,
+                    role="holdout",
+                    start=datetime(2024, 4, 1, tzinfo=UTC),
+                ),
+            ],
+        )
         store.record_model(record)
         store.record_model(record)  # again: nothing changes
         up = store.lineage("model:churn:3")
@@ -352,36 +426,63 @@ class MetadataStoreContract(WatchRecordsContract):
         edges = sorted((e.src, e.relation) for e in up.edges if e.dst == "model:churn:3")
         holdout = store.find_artifacts(uri="file:///holdout.parquet")
         assert [a.kind for a in holdout] == ["dataset"]
-        assert edges == sorted([
-            (f"artifact:{ids['model']}", "registered_as"), (f"run:{ids['run']}", "produced"),
-            (f"artifact:{ids['table']}", "trained_on"),
-            (f"artifact:{holdout[0].id}", "trained_on")])
+        assert edges == sorted(
+            [
+                (f"artifact:{ids['model']}", "registered_as"),
+                (f"run:{ids['run']}", "produced"),
+                (f"artifact:{ids['table']}", "trained_on"),
+                (f"artifact:{holdout[0].id}", "trained_on"),
+            ]
+        )
         assert len(up.edges) == len({(e.src, e.dst, e.relation) for e in up.edges})
         assert f"artifact:{ids['raw']}" in up.nodes  # upstream continues through the run
         down = store.lineage(f"artifact:{ids['raw']}", direction="downstream")
         assert "model:churn:3" in down.nodes
-        assert "model:churn:3" in store.lineage(f"run:{ids['run']}",
-                                                direction="downstream").nodes
+        assert "model:churn:3" in store.lineage(f"run:{ids['run']}", direction="downstream").nodes
         with pytest.raises(NotFoundError):
             store.lineage("model:churn:4")
 
     def test_model_records_name_the_feature_views_they_trained_on(
-            self, store: MetadataStore) -> None:
+        self, store: MetadataStore
+    ) -> None:
         weather_v1 = store.put_definition("feature_view", "weather", {"features": ["temp"]})
-        weather_v2 = store.put_definition("feature_view", "weather",
-                                          {"features": ["temp", "precip"]})
-        uses = [FeatureViewUse(view="weather", version=weather_v2.version,
-                               features=["temp", "precip"]),
-                FeatureViewUse(view="aircraft", version=1, features=["seats"])]
+        weather_v2 = store.put_definition(
+            "feature_view", "weather", {"features": ["temp", "precip"]}
+        )
+        uses = [
+            FeatureViewUse(view="weather", version=weather_v2.version, features=["temp", "precip"]),
+            FeatureViewUse(view="aircraft", version=1, features=["seats"]),
+        ]
         created = datetime(2024, 5, 1, tzinfo=UTC)
-        record = ModelRecord(model="late", version=1, artifact_uri="file:///m1.txt",
-                             sha256=SHA_A, created=created, features=uses)
+        record = ModelRecord(
+            model="late",
+            version=1,
+            artifact_uri="file:///m1.txt",
+            sha256=SHA_A,
+            created=created,
+            features=uses,
+        )
         store.record_model(record)
         store.record_model(record)  # again: nothing changes
-        store.record_model(ModelRecord(model="late", version=2, artifact_uri="file:///m2.txt",
-                                       sha256=SHA_B, created=created, features=uses[:1]))
-        store.record_model(ModelRecord(model="plain", version=1, artifact_uri="file:///p.txt",
-                                       sha256="c" * 64, created=created))
+        store.record_model(
+            ModelRecord(
+                model="late",
+                version=2,
+                artifact_uri="file:///m2.txt",
+                sha256=SHA_B,
+                created=created,
+                features=uses[:1],
+            )
+        )
+        store.record_model(
+            ModelRecord(
+                model="plain",
+                version=1,
+                artifact_uri="file:///p.txt",
+                sha256="c" * 64,
+                created=created,
+            )
+        )
         assert store.model_features("late", 1) == tuple(uses)  # order kept
         assert store.model_features("late", 1)[0].refs == ["weather:temp", "weather:precip"]
         assert store.model_features("late", 2) == tuple(uses[:1])
@@ -391,7 +492,9 @@ class MetadataStoreContract(WatchRecordsContract):
         up = store.lineage("model:late:1", depth=1)
         view_node = f"feature_view:weather:{weather_v2.version}"
         assert {(e.src, e.relation) for e in up.edges if e.relation == "definition"} == {
-            (view_node, "definition"), ("feature_view:aircraft:1", "definition")}
+            (view_node, "definition"),
+            ("feature_view:aircraft:1", "definition"),
+        }
         node = up.nodes[view_node]
         assert (node.kind, node.label) == ("feature_view", f"weather v{weather_v2.version}")
         assert node.attributes["fingerprint"] == weather_v2.fingerprint
@@ -400,7 +503,9 @@ class MetadataStoreContract(WatchRecordsContract):
         assert {"model:late:1", "model:late:2"} <= set(down.nodes)
         assert "model:plain:1" not in down.nodes
         assert set(store.lineage("feature_view:aircraft:1", direction="downstream").nodes) == {
-            "feature_view:aircraft:1", "model:late:1"}
+            "feature_view:aircraft:1",
+            "model:late:1",
+        }
         with pytest.raises(NotFoundError):
             store.lineage(f"feature_view:weather:{weather_v1.version}", direction="downstream")
 
@@ -416,9 +521,10 @@ class MetadataStoreContract(WatchRecordsContract):
         assert store.get_definition("feature_view", "customer").spec["ttl"] == 7
         assert store.get_definition("feature_view", "customer", 1).spec["ttl"] == 30
         assert [(d.name, d.version) for d in store.list_definitions("feature_view")] == [
-            ("customer", 2), ("orders", 1)]
-        assert [d.version for d in store.definition_history("feature_view", "customer")] == [
-            1, 2]
+            ("customer", 2),
+            ("orders", 1),
+        ]
+        assert [d.version for d in store.definition_history("feature_view", "customer")] == [1, 2]
         with pytest.raises(NotFoundError):
             store.get_definition("feature_view", "customer", 3)
         with pytest.raises(NotFoundError):

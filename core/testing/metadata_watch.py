@@ -40,8 +40,7 @@ class WatchRecordsContract:
     def test_a_lease_has_one_holder_until_it_expires(self, store: MetadataStore) -> None:
         lease = store.acquire_lease("pipeline:train", "a", now=T0, ttl=TTL, key="e1")
         assert isinstance(lease, Lease)
-        assert (lease.holder, lease.key, lease.acquired, lease.expires) == (
-            "a", "e1", T0, T0 + TTL)
+        assert (lease.holder, lease.key, lease.acquired, lease.expires) == ("a", "e1", T0, T0 + TTL)
         assert store.acquire_lease("pipeline:train", "b", now=T0 + TTL / 2, ttl=TTL) is None
         assert store.get_lease("pipeline:train") == lease, "a refused take changes nothing"
         # the holder renews; a renewal by anyone else is refused
@@ -70,7 +69,10 @@ class WatchRecordsContract:
         again = store.acquire_lease("p", "a", now=T0 + timedelta(seconds=1), ttl=TTL, key="e2")
         assert again is not None
         assert (again.key, again.acquired, again.expires) == (
-            "e2", T0, T0 + timedelta(seconds=1) + TTL)
+            "e2",
+            T0,
+            T0 + timedelta(seconds=1) + TTL,
+        )
         lease = store.get_lease("p")
         assert lease is not None
         assert lease.expired(T0 + timedelta(seconds=1) + TTL)

@@ -121,8 +121,13 @@ def produce() -> tuple:
 
 @step(cache=False)
 def consume(raw: bytes, meta: dict, table: Any) -> dict:
-    return {"sha256": hashlib.sha256(raw).hexdigest(), "meta": meta,
-            "rows": table.height, "x": table["x"].to_list(), "s": table["s"].to_list()}
+    return {
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "meta": meta,
+        "rows": table.height,
+        "x": table["x"].to_list(),
+        "s": table["s"].to_list(),
+    }
 
 
 @pipeline
@@ -178,7 +183,8 @@ class OrchestratorContract:
         assert (app.root / "bad_data.attempts").read_text() == "1"
 
     def test_a_step_past_its_timeout_is_timed_out_and_nothing_after_it_starts(
-            self, app: Any) -> None:
+        self, app: Any
+    ) -> None:
         begun = time.monotonic()
         result = run_pipeline(app, hanging)
         assert time.monotonic() - begun < 4.5, "core waited for the step to finish"
@@ -187,8 +193,7 @@ class OrchestratorContract:
         assert result.error is not None
         assert "timed out after 0.5 s" in result.error
         assert result.steps["never_reached"].status == "skipped"
-        (execution,) = [s for s in app.metadata.get_run(result.run_id).steps
-                        if s.name == "hangs"]
+        (execution,) = [s for s in app.metadata.get_run(result.run_id).steps if s.name == "hangs"]
         assert execution.status == "failed"
         assert "timed out" in execution.error
 
@@ -197,12 +202,14 @@ class OrchestratorContract:
         assert result.ok, result.error
         raw = bytes(range(256)) * 4
         assert result.output("produce", "raw") == raw
-        assert result.output("produce", "meta") == {"k": [1, 2.5, "x", None],
-                                                    "nested": {"a": True}}
+        assert result.output("produce", "meta") == {"k": [1, 2.5, "x", None], "nested": {"a": True}}
         assert result.output("consume") == {
             "sha256": hashlib.sha256(raw).hexdigest(),
             "meta": {"k": [1, 2.5, "x", None], "nested": {"a": True}},
-            "rows": 3, "x": [0.5, None, 2.5], "s": ["a", "b", None]}
+            "rows": 3,
+            "x": [0.5, None, 2.5],
+            "s": ["a", "b", None],
+        }
         record = result.steps["produce"].outputs["raw"]
         assert record.fingerprint == hashlib.sha256(raw).hexdigest()
         assert read_output(app, record) == raw, "the stored bytes differ"

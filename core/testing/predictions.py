@@ -29,8 +29,10 @@ T0 = datetime(2024, 3, 30, 23, 0, tzinfo=UTC)
 
 
 def _features(rows: int, offset: int = 0) -> dict[str, list[Any]]:
-    return {"tenure": [float(offset + i) for i in range(rows)],
-            "plan": [("basic", "pro")[(offset + i) % 2] for i in range(rows)]}
+    return {
+        "tenure": [float(offset + i) for i in range(rows)],
+        "plan": [("basic", "pro")[(offset + i) % 2] for i in range(rows)],
+    }
 
 
 class PredictionLogContract:
@@ -47,19 +49,42 @@ class PredictionLogContract:
 
     def test_round_trip(self, store: ArtifactStore) -> None:
         with self.log(store) as log:
-            assert log.append(model="churn", version=3, features=_features(3),
-                              predictions=np.array([0.1, 0.5, 0.9]), request_ids="req-1",
-                              entity_keys=["a", "b", None], time=T0)
-            assert log.append(model="churn", version=3,
-                              features=pl.DataFrame(_features(2, offset=3)),
-                              predictions=[0.2, 0.3], request_ids=["req-2", "req-3"], time=T0)
+            assert log.append(
+                model="churn",
+                version=3,
+                features=_features(3),
+                predictions=np.array([0.1, 0.5, 0.9]),
+                request_ids="req-1",
+                entity_keys=["a", "b", None],
+                time=T0,
+            )
+            assert log.append(
+                model="churn",
+                version=3,
+                features=pl.DataFrame(_features(2, offset=3)),
+                predictions=[0.2, 0.3],
+                request_ids=["req-2", "req-3"],
+                time=T0,
+            )
         stats = log.stats()
         assert (stats.accepted, stats.written, stats.dropped, stats.failed, stats.pending) == (
-            5, 5, 0, 0, 0)
+            5,
+            5,
+            0,
+            0,
+            0,
+        )
         assert stats.objects == 1, "batches of one model/version/day go into one object"
         frame = scan_predictions(store, model="churn").sort("features").collect()
-        assert frame.columns == ["request_id", "time", "model", "version", "features",
-                                 "prediction", "entity_key"]
+        assert frame.columns == [
+            "request_id",
+            "time",
+            "model",
+            "version",
+            "features",
+            "prediction",
+            "entity_key",
+        ]
         assert frame["request_id"].to_list() == ["req-1"] * 3 + ["req-2", "req-3"]
         assert frame["time"].to_list() == [T0] * 5
         assert set(frame["model"]) == {"churn"}
@@ -72,8 +97,13 @@ class PredictionLogContract:
 
     def test_multi_class_predictions_are_lists(self, store: ArtifactStore) -> None:
         with self.log(store) as log:
-            log.append(model="kind", version=1, features=_features(2),
-                       predictions=np.array([[0.2, 0.8], [0.6, 0.4]]), time=T0)
+            log.append(
+                model="kind",
+                version=1,
+                features=_features(2),
+                predictions=np.array([[0.2, 0.8], [0.6, 0.4]]),
+                time=T0,
+            )
         frame = scan_predictions(store, model="kind", version=1).collect()
         assert frame.schema["prediction"] == pl.List(pl.Float64)
         assert frame["prediction"].to_list() == [[0.2, 0.8], [0.6, 0.4]]
@@ -83,9 +113,15 @@ class PredictionLogContract:
         with self.log(store) as log:
             for version, model in ((1, "churn"), (2, "churn"), (1, "fraud")):
                 for hours in range(4):  # 23:00 .. 02:00 UTC: two dates
-                    log.append(model=model, version=version, features=_features(1),
-                               predictions=[float(hours)], request_ids=f"{model}{version}h{hours}",
-                               time=T0 + timedelta(hours=hours))
+                    log.append(
+                        model=model,
+                        version=version,
+                        features=_features(1),
+                        predictions=[float(hours)],
+                        request_ids=f"{model}{version}h{hours}",
+                        time=T0 + timedelta(hours=hours),
+                    )
+
         def ids(**filters: Any) -> set[str]:
             return set(scan_predictions(store, **filters).collect()["request_id"])
 
@@ -95,8 +131,7 @@ class PredictionLogContract:
         start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
         assert ids(model="churn", version=1, start=start, end=end) == {"churn1h1", "churn1h2"}
         berlin = start.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
-        assert ids(model="churn", version=1, start=berlin) == {"churn1h1", "churn1h2",
-                                                                "churn1h3"}
+        assert ids(model="churn", version=1, start=berlin) == {"churn1h1", "churn1h2", "churn1h3"}
         # only objects of matching partitions are opened
         keys = prediction_keys(store, model="churn", version=1, start=T0 + timedelta(hours=2))
         assert keys
@@ -118,8 +153,13 @@ class PredictionLogContract:
         def work(worker: int) -> None:
             log = logs[worker % 2]
             for i in range(25):
-                assert log.append(model="churn", version=1, features=_features(4, i),
-                                  predictions=[0.5] * 4, request_ids=f"w{worker}-{i}")
+                assert log.append(
+                    model="churn",
+                    version=1,
+                    features=_features(4, i),
+                    predictions=[0.5] * 4,
+                    request_ids=f"w{worker}-{i}",
+                )
 
         threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
         for thread in threads:
@@ -134,11 +174,12 @@ class PredictionLogContract:
         assert counts.height == 8 * 25
         assert set(counts["len"]) == {4}
 
-    def test_a_full_queue_drops_and_counts_instead_of_blocking(self, store: ArtifactStore
-                                                                ) -> None:
+    def test_a_full_queue_drops_and_counts_instead_of_blocking(self, store: ArtifactStore) -> None:
         log = self.log(store, max_pending=10)
-        accepted = [log.append(model="churn", version=1, features=_features(4),
-                               predictions=[0.1] * 4) for _ in range(3)]
+        accepted = [
+            log.append(model="churn", version=1, features=_features(4), predictions=[0.1] * 4)
+            for _ in range(3)
+        ]
         assert accepted == [True, True, False]
         assert (log.stats().dropped, log.stats().pending) == (4, 8)
         log.close()
@@ -169,8 +210,13 @@ class PredictionLogContract:
         reader.start()
         try:
             for i in range(60):
-                log.append(model="churn", version=1, features=_features(5, i),
-                           predictions=[0.5] * 5, request_ids=f"r{i}")
+                log.append(
+                    model="churn",
+                    version=1,
+                    features=_features(5, i),
+                    predictions=[0.5] * 5,
+                    request_ids=f"r{i}",
+                )
                 time.sleep(0.002)
             log.close()
         finally:
@@ -183,40 +229,55 @@ class PredictionLogContract:
         assert scan_predictions(store, model="churn").collect().height == 300
 
     def test_a_batch_that_cannot_be_stored_is_counted_and_others_are_written(
-            self, store: ArtifactStore) -> None:
+        self, store: ArtifactStore
+    ) -> None:
         with self.log(store) as log:
-            log.append(model="churn", version=1, features=_features(2), predictions=[0.1, 0.2],
-                       request_ids="good")
+            log.append(
+                model="churn",
+                version=1,
+                features=_features(2),
+                predictions=[0.1, 0.2],
+                request_ids="good",
+            )
             ragged: dict[str, list[Any]] = {"tenure": [1.0, 2.0], "plan": ["basic"]}  # one short
-            log.append(model="churn", version=1, features=ragged, predictions=[0.3, 0.4],
-                       request_ids="bad")
+            log.append(
+                model="churn", version=1, features=ragged, predictions=[0.3, 0.4], request_ids="bad"
+            )
         assert (log.stats().written, log.stats().failed) == (2, 2)
         assert set(scan_predictions(store).collect()["request_id"]) == {"good"}
 
     def test_bad_appends_are_refused_at_once(self, store: ArtifactStore) -> None:
         with self.log(store) as log:
             with pytest.raises(ConveyorError, match="2 predictions but 3 feature rows"):
-                log.append(model="churn", version=1, features=_features(3),
-                           predictions=[0.1, 0.2])
+                log.append(model="churn", version=1, features=_features(3), predictions=[0.1, 0.2])
             with pytest.raises(ConveyorError, match="timezone-aware"):
-                log.append(model="churn", version=1, features=_features(1),
-                           predictions=[0.1], time=datetime(2024, 1, 1))
+                log.append(
+                    model="churn",
+                    version=1,
+                    features=_features(1),
+                    predictions=[0.1],
+                    time=datetime(2024, 1, 1),
+                )
             with pytest.raises(ConveyorError, match="refused"):
-                log.append(model="../etc", version=1, features=_features(1),
-                           predictions=[0.1])
+                log.append(model="../etc", version=1, features=_features(1), predictions=[0.1])
         assert log.stats().accepted == 0
 
     def test_a_log_written_by_other_means_is_read(self, store: ArtifactStore) -> None:
-        foreign = pl.DataFrame({
-            "request_id": ["x1", "x2"],
-            "time": [datetime(2024, 5, 1, 12), datetime(2024, 5, 1, 13)],  # naive: UTC
-            "model": ["churn", "churn"], "version": [7, 7],
-            "features": pl.DataFrame(_features(2)).to_struct("features"),
-            "prediction": [0.25, 0.75],
-        }).with_columns(pl.col("time").dt.cast_time_unit("ns"))
-        store.put_table("predictions/model=churn/version=7/date=2024-05-01/batch-1.parquet",
-                        foreign)
-        frame = scan_predictions(store, model="churn", version=7,
-                                 start=datetime(2024, 5, 1, 12, 30, tzinfo=UTC)).collect()
+        foreign = pl.DataFrame(
+            {
+                "request_id": ["x1", "x2"],
+                "time": [datetime(2024, 5, 1, 12), datetime(2024, 5, 1, 13)],  # naive: UTC
+                "model": ["churn", "churn"],
+                "version": [7, 7],
+                "features": pl.DataFrame(_features(2)).to_struct("features"),
+                "prediction": [0.25, 0.75],
+            }
+        ).with_columns(pl.col("time").dt.cast_time_unit("ns"))
+        store.put_table(
+            "predictions/model=churn/version=7/date=2024-05-01/batch-1.parquet", foreign
+        )
+        frame = scan_predictions(
+            store, model="churn", version=7, start=datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+        ).collect()
         assert frame["request_id"].to_list() == ["x2"]
         assert frame.schema["time"] == pl.Datetime("us", "UTC")

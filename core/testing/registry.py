@@ -69,8 +69,7 @@ class ModelRegistryContract(RegistryPolicyContract):
 
     @pytest.fixture
     def artifact_store(self) -> Any:
-        raise NotImplementedError("a ModelRegistryContract subclass must define "
-                                  "`artifact_store`")
+        raise NotImplementedError("a ModelRegistryContract subclass must define `artifact_store`")
 
     @pytest.fixture
     def reopen(self) -> Callable[[], RegistryBackend]:
@@ -82,8 +81,10 @@ class ModelRegistryContract(RegistryPolicyContract):
 
     @pytest.fixture
     def metadata(self) -> Any:
-        pytest.skip("model lineage needs a `metadata` fixture (a metadata store kept apart "
-                    "from the registry)")
+        pytest.skip(
+            "model lineage needs a `metadata` fixture (a metadata store kept apart "
+            "from the registry)"
+        )
 
     @pytest.fixture
     def events(self) -> list[tuple[str, Any]]:
@@ -91,26 +92,33 @@ class ModelRegistryContract(RegistryPolicyContract):
         return []
 
     @pytest.fixture
-    def registry(self, backend: RegistryBackend, artifact_store: Any,
-                 events: list[tuple[str, Any]]) -> ModelRegistry:
-        return ModelRegistry(backend, artifacts=artifact_store, policy=PromotionPolicy(),
-                             emit=lambda hook, event: events.append((hook, event)))
+    def registry(
+        self, backend: RegistryBackend, artifact_store: Any, events: list[tuple[str, Any]]
+    ) -> ModelRegistry:
+        return ModelRegistry(
+            backend,
+            artifacts=artifact_store,
+            policy=PromotionPolicy(),
+            emit=lambda hook, event: events.append((hook, event)),
+        )
 
-    def _with(self, backend: RegistryBackend, artifact_store: Any, **kwargs: Any
-              ) -> ModelRegistry:
+    def _with(self, backend: RegistryBackend, artifact_store: Any, **kwargs: Any) -> ModelRegistry:
         return ModelRegistry(backend, artifacts=artifact_store, **kwargs)
 
     @pytest.fixture
     def model_file(self, artifact_store: Any) -> Any:
         return artifact_store.put_bytes("models/churn/model.txt", MODEL_BYTES)
 
-    def _register(self, registry: ModelRegistry, model_file: Any, name: str = "churn",
-                  **fields: Any) -> ModelVersion:
-        return registry.register(name, artifact_uri=model_file.uri, sha256=model_file.sha256,
-                                 **fields)
+    def _register(
+        self, registry: ModelRegistry, model_file: Any, name: str = "churn", **fields: Any
+    ) -> ModelVersion:
+        return registry.register(
+            name, artifact_uri=model_file.uri, sha256=model_file.sha256, **fields
+        )
 
-    def _validated(self, registry: ModelRegistry, model_file: Any, n: int,
-                   name: str = "churn") -> list[ModelVersion]:
+    def _validated(
+        self, registry: ModelRegistry, model_file: Any, n: int, name: str = "churn"
+    ) -> list[ModelVersion]:
         versions = []
         for _ in range(n):
             mv = self._register(registry, model_file, name)
@@ -120,21 +128,42 @@ class ModelRegistryContract(RegistryPolicyContract):
 
     # -- registration --------------------------------------------------------------------
 
-    def test_register_round_trips_every_field(self, registry: ModelRegistry,
-                                              model_file: Any) -> None:
+    def test_register_round_trips_every_field(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         start = datetime(2024, 1, 1, tzinfo=UTC)
-        signature = Signature(features=[
-            FeatureSpec(name="age", dtype="float64", nullable=False),
-            FeatureSpec(name="plan", dtype="category", categories=["basic", "pro"]),
-        ], label="churned", objective="binary")
+        signature = Signature(
+            features=[
+                FeatureSpec(name="age", dtype="float64", nullable=False),
+                FeatureSpec(name="plan", dtype="category", categories=["basic", "pro"]),
+            ],
+            label="churned",
+            objective="binary",
+        )
         mv = self._register(
-            registry, model_file, run_id="run-1",
-            datasets=[DatasetRef(uri="file:///train.parquet", fingerprint="f" * 64,
-                                 start=start, end=start + timedelta(days=30))],
-            metrics={"auc": 0.91}, params={"num_leaves": 31},
-            governance=Governance(description="churn model", owner="ml-team",
-                                  intended_use="retention", limitations="not for pricing"),
-            signature=signature, profile_uri="file:///profile.json", actor="alice")
+            registry,
+            model_file,
+            run_id="run-1",
+            datasets=[
+                DatasetRef(
+                    uri="file:///train.parquet",
+                    fingerprint="f" * 64,
+                    start=start,
+                    end=start + timedelta(days=30),
+                )
+            ],
+            metrics={"auc": 0.91},
+            params={"num_leaves": 31},
+            governance=Governance(
+                description="churn model",
+                owner="ml-team",
+                intended_use="retention",
+                limitations="not for pricing",
+            ),
+            signature=signature,
+            profile_uri="file:///profile.json",
+            actor="alice",
+        )
         assert isinstance(mv, ModelVersion)
         assert (mv.name, mv.version, mv.stage, mv.aliases) == ("churn", 1, "development", ())
         stored = registry.get("churn", 1)
@@ -147,10 +176,12 @@ class ModelRegistryContract(RegistryPolicyContract):
         assert stored.governance.owner == "ml-team"
         assert (stored.metrics, stored.params) == ({"auc": 0.91}, {"num_leaves": 31})
         assert (stored.run_id, stored.profile_uri, stored.created_by) == (
-            "run-1", "file:///profile.json", "alice")
+            "run-1",
+            "file:///profile.json",
+            "alice",
+        )
 
-    def test_versions_count_up_per_model(self, registry: ModelRegistry,
-                                         model_file: Any) -> None:
+    def test_versions_count_up_per_model(self, registry: ModelRegistry, model_file: Any) -> None:
         assert [self._register(registry, model_file).version for _ in range(3)] == [1, 2, 3]
         assert self._register(registry, model_file, "other").version == 1
         assert registry.get("churn").version == 3
@@ -162,34 +193,45 @@ class ModelRegistryContract(RegistryPolicyContract):
         with pytest.raises(NotFoundError):
             registry.get("missing")
 
-    def test_a_key_is_registered_as_the_stores_uri(self, registry: ModelRegistry,
-                                                   model_file: Any) -> None:
+    def test_a_key_is_registered_as_the_stores_uri(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         mv = registry.register("churn", artifact_uri=model_file.key, sha256=model_file.sha256)
         assert mv.artifact_uri == model_file.uri
 
-    @pytest.mark.parametrize("bad", [
-        "file:///etc/passwd", "s3://elsewhere/model.txt", "../../etc/passwd",
-        "/etc/passwd", "{root}/../outside.txt", "{root}/%2e%2e/outside.txt",
-        "{root}/%252e%252e/outside.txt", "{root}/models/../../outside.txt",
-    ])
-    def test_uris_outside_the_store_are_refused(self, registry: ModelRegistry,
-                                                artifact_store: Any, model_file: Any,
-                                                bad: str) -> None:
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "file:///etc/passwd",
+            "s3://elsewhere/model.txt",
+            "../../etc/passwd",
+            "/etc/passwd",
+            "{root}/../outside.txt",
+            "{root}/%2e%2e/outside.txt",
+            "{root}/%252e%252e/outside.txt",
+            "{root}/models/../../outside.txt",
+        ],
+    )
+    def test_uris_outside_the_store_are_refused(
+        self, registry: ModelRegistry, artifact_store: Any, model_file: Any, bad: str
+    ) -> None:
         uri = bad.format(root=artifact_store.uri.rstrip("/"))
         with pytest.raises((ConfinementError, NotFoundError)):
             registry.register("churn", artifact_uri=uri, sha256=model_file.sha256)
         with pytest.raises(NotFoundError):
             registry.get("churn")
 
-    def test_hash_must_match_the_store(self, registry: ModelRegistry, model_file: Any,
-                                       artifact_store: Any) -> None:
+    def test_hash_must_match_the_store(
+        self, registry: ModelRegistry, model_file: Any, artifact_store: Any
+    ) -> None:
         with pytest.raises(IntegrityError):
             registry.register("churn", artifact_uri=model_file.uri, sha256="0" * 64)
         with pytest.raises(ConveyorError):
             registry.register("churn", artifact_uri=model_file.uri, sha256="not-a-hash")
         with pytest.raises(NotFoundError):
-            registry.register("churn", artifact_uri="models/never/written.txt",
-                              sha256=model_file.sha256)
+            registry.register(
+                "churn", artifact_uri="models/never/written.txt", sha256=model_file.sha256
+            )
 
     def test_only_text_model_formats(self, registry: ModelRegistry, model_file: Any) -> None:
         with pytest.raises(ConveyorError, match="format"):
@@ -202,8 +244,9 @@ class ModelRegistryContract(RegistryPolicyContract):
 
     # -- aliases and stages --------------------------------------------------------------
 
-    def test_production_needs_a_passing_verdict(self, registry: ModelRegistry,
-                                                model_file: Any) -> None:
+    def test_production_needs_a_passing_verdict(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         mv = self._register(registry, model_file)
         with pytest.raises(ValidationError):
             registry.set_alias("churn", "production", mv.version, actor="a")
@@ -211,10 +254,10 @@ class ModelRegistryContract(RegistryPolicyContract):
         with pytest.raises(ValidationError):
             registry.set_alias("churn", "production", mv.version, actor="a")
         assert registry.resolve("churn", "production") is None
-        registry.record_validation("churn", mv.version, passed=True, summary="better",
-                                   details={"auc": 0.9})
-        change = registry.set_alias("churn", "production", mv.version, actor="a",
-                                    reason="weekly")
+        registry.record_validation(
+            "churn", mv.version, passed=True, summary="better", details={"auc": 0.9}
+        )
+        change = registry.set_alias("churn", "production", mv.version, actor="a", reason="weekly")
         assert isinstance(change, AliasChange)
         assert (change.from_version, change.to_version, change.forced) == (None, 1, False)
         assert change.evidence["validation"]["summary"] == "better"
@@ -223,19 +266,22 @@ class ModelRegistryContract(RegistryPolicyContract):
         assert resolved.stage == "production"
         assert [v.passed for v in registry.validations("churn", 1)] == [False, True]
 
-    def test_force_needs_a_reason_and_is_audited(self, registry: ModelRegistry,
-                                                 model_file: Any) -> None:
+    def test_force_needs_a_reason_and_is_audited(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._register(registry, model_file)
         with pytest.raises(ConveyorError):
             registry.set_alias("churn", "production", 1, actor="a", force=True)
-        change = registry.set_alias("churn", "production", 1, actor="a", force=True,
-                                    reason="incident 42")
+        change = registry.set_alias(
+            "churn", "production", 1, actor="a", force=True, reason="incident 42"
+        )
         assert change.forced
         assert change.reason == "incident 42"
         assert registry.history("churn")[-1].forced
 
-    def test_free_aliases_and_staging_need_no_verdict(self, registry: ModelRegistry,
-                                                      model_file: Any) -> None:
+    def test_free_aliases_and_staging_need_no_verdict(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._register(registry, model_file)
         self._register(registry, model_file)
         registry.set_alias("churn", "staging", 2, actor="ci")
@@ -253,8 +299,9 @@ class ModelRegistryContract(RegistryPolicyContract):
         with pytest.raises(NotFoundError):
             registry.set_alias("churn", "staging", 9, actor="ci")
 
-    def test_moving_an_alias_is_one_flip_with_history(self, registry: ModelRegistry,
-                                                      model_file: Any) -> None:
+    def test_moving_an_alias_is_one_flip_with_history(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._validated(registry, model_file, 3)
         for version in (1, 2, 3):
             registry.set_alias("churn", "production", version, actor="a", reason=f"v{version}")
@@ -263,13 +310,17 @@ class ModelRegistryContract(RegistryPolicyContract):
         assert [c.reason for c in history] == ["v1", "v2", "v3"]
         assert all(b.at >= a.at and b.id > a.id for a, b in itertools.pairwise(history))
         assert [v.stage for v in registry.list_versions("churn")] == [
-            "development", "development", "production"]
+            "development",
+            "development",
+            "production",
+        ]
         same = registry.set_alias("churn", "production", 3, actor="a")
         assert same.id == history[-1].id  # already there: nothing is written
         assert len(registry.history("churn")) == 3
 
-    def test_rollback_walks_back_through_history(self, registry: ModelRegistry,
-                                                 model_file: Any) -> None:
+    def test_rollback_walks_back_through_history(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._validated(registry, model_file, 3)
         with pytest.raises(ConveyorError):
             registry.rollback("churn", "production", actor="a")
@@ -294,8 +345,7 @@ class ModelRegistryContract(RegistryPolicyContract):
         second = registry.history("churn")[-1].at
         assert registry.alias_at("churn", "production", before) is None
         assert registry.alias_at("churn", "production", first) == 1
-        assert registry.alias_at("churn", "production", second - timedelta(microseconds=1)) \
-            == 1
+        assert registry.alias_at("churn", "production", second - timedelta(microseconds=1)) == 1
         assert registry.alias_at("churn", "production", second) == 2
         assert registry.alias_at("churn", "production", datetime.now(UTC)) == 2
 
@@ -321,8 +371,9 @@ class ModelRegistryContract(RegistryPolicyContract):
         with pytest.raises(NotFoundError):
             registry.approve("churn", 2, by="bob")
 
-    def test_check_is_clean_after_normal_use(self, registry: ModelRegistry,
-                                             model_file: Any) -> None:
+    def test_check_is_clean_after_normal_use(
+        self, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._validated(registry, model_file, 3)
         registry.set_alias("churn", "production", 1, actor="a")
         registry.set_alias("churn", "production", 3, actor="a")
@@ -331,8 +382,9 @@ class ModelRegistryContract(RegistryPolicyContract):
         registry.remove_alias("churn", "champion", actor="a")
         assert [f for f in registry.check(deep=True) if f.blocking] == []
 
-    def test_check_finds_a_changed_artifact(self, registry: ModelRegistry, model_file: Any,
-                                            artifact_store: Any) -> None:
+    def test_check_finds_a_changed_artifact(
+        self, registry: ModelRegistry, model_file: Any, artifact_store: Any
+    ) -> None:
         self._register(registry, model_file)
         tampered = _tamper(artifact_store, model_file)
         if not tampered:
@@ -343,22 +395,27 @@ class ModelRegistryContract(RegistryPolicyContract):
 
     # -- several processes ----------------------------------------------------------------
 
-    def test_concurrent_registrations_from_8_processes(self, project_dir: Path,
-                                                       model_file: Any) -> None:
-        results = run_workers(project_dir, [
-            ["register", "concurrent", "25", model_file.uri, model_file.sha256]] * 8)
+    def test_concurrent_registrations_from_8_processes(
+        self, project_dir: Path, model_file: Any
+    ) -> None:
+        results = run_workers(
+            project_dir, [["register", "concurrent", "25", model_file.uri, model_file.sha256]] * 8
+        )
         versions = sorted(v for r in results for v in r["versions"])
         errors = [e for r in results for e in r["errors"]]
         assert errors == []
         assert versions == list(range(1, 201))
 
-    def test_promoters_race_readers(self, project_dir: Path, registry: ModelRegistry,
-                                    model_file: Any) -> None:
+    def test_promoters_race_readers(
+        self, project_dir: Path, registry: ModelRegistry, model_file: Any
+    ) -> None:
         self._validated(registry, model_file, 4, name="raced")
         registry.set_alias("raced", "production", 1, actor="setup")
-        results = run_workers(project_dir, [["promote", "raced", "20", str(seed)]
-                                            for seed in range(4)]
-                              + [["resolve", "raced", "1.5"] for _ in range(2)])
+        results = run_workers(
+            project_dir,
+            [["promote", "raced", "20", str(seed)] for seed in range(4)]
+            + [["resolve", "raced", "1.5"] for _ in range(2)],
+        )
         errors = [e for r in results for e in r["errors"]]
         assert errors == []
         reads = [v for r in results[4:] for v in r["versions"]]

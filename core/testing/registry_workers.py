@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 
-def run_workers(project_dir: Path, commands: list[list[str]], *,
-                timeout: float = 120.0) -> list[dict[str, Any]]:
+def run_workers(
+    project_dir: Path, commands: list[list[str]], *, timeout: float = 120.0
+) -> list[dict[str, Any]]:
     """Start one worker process per command, release them together, collect results.
 
     Each worker opens the project, prints ``ready``, waits for a line on stdin,
@@ -27,11 +28,24 @@ def run_workers(project_dir: Path, commands: list[list[str]], *,
     the last worker finished its work (process teardown excluded).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    procs = [subprocess.Popen([sys.executable, "-m", "conveyor.testing.registry_workers",
-                               command[0], str(project_dir), *command[1:]],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
-             for command in commands]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conveyor.testing.registry_workers",
+                command[0],
+                str(project_dir),
+                *command[1:],
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for command in commands
+    ]
     try:
         for proc in procs:
             assert proc.stdout is not None
@@ -77,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     registry.list_models()
     app.artifacts.exists("warm-up/nothing")
     import conveyor.events  # noqa: F401 - a registration's event classes (attrs compiles ~14 ms)
+
     print("ready", flush=True)
     sys.stdin.readline()
     versions: list[int] = []
@@ -119,8 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - started
     finished_at = time.time()
     app.close()
-    print(json.dumps({"versions": versions, "ids": ids, "errors": errors,
-                      "elapsed": elapsed, "finished_at": finished_at}), flush=True)
+    print(
+        json.dumps(
+            {
+                "versions": versions,
+                "ids": ids,
+                "errors": errors,
+                "elapsed": elapsed,
+                "finished_at": finished_at,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

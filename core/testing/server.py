@@ -49,17 +49,26 @@ def register_model(app: Any, *, name: str = MODEL, alias: str = ALIAS, seed: int
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(300, len(FEATURES)))
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
-    booster = lgb.train({"objective": "binary", "num_leaves": 4, "verbose": -1,
-                         "seed": seed}, lgb.Dataset(x, y, feature_name=list(FEATURES)),
-                        num_boost_round=5)
-    info = app.artifacts.put_bytes(f"models/{name}/{seed}/model.txt",
-                                   booster.model_to_string().encode(), media_type="text/plain")
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": seed},
+        lgb.Dataset(x, y, feature_name=list(FEATURES)),
+        num_boost_round=5,
+    )
+    info = app.artifacts.put_bytes(
+        f"models/{name}/{seed}/model.txt",
+        booster.model_to_string().encode(),
+        media_type="text/plain",
+    )
     from conveyor.models import FeatureSpec, Signature
 
-    signature = Signature(features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
-                          label="y", objective="binary")
-    version = app.registry.register(name, artifact_uri=info.uri, sha256=info.sha256,
-                                    signature=signature, actor="contract")
+    signature = Signature(
+        features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
+        label="y",
+        objective="binary",
+    )
+    version = app.registry.register(
+        name, artifact_uri=info.uri, sha256=info.sha256, signature=signature, actor="contract"
+    )
     app.registry.set_alias(name, alias, version.version, actor="contract")
     return version
 
@@ -94,8 +103,9 @@ class ServerContract:
         """Whether the server's health route answers (no token sent)."""
         raise NotImplementedError
 
-    def predict(self, server: Server, rows: dict[str, list[float]], *,
-                token: str | None = None) -> tuple[int, list[float] | None]:
+    def predict(
+        self, server: Server, rows: dict[str, list[float]], *, token: str | None = None
+    ) -> tuple[int, list[float] | None]:
         """``(HTTP-like status, predictions or None)`` for ``rows`` sent with ``token``."""
         raise NotImplementedError
 
@@ -108,10 +118,10 @@ class ServerContract:
 
         def write(**shared: Any) -> Any:
             shared = {"model": MODEL, "alias": ALIAS, "port": 0, **shared}
-            lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in shared.items()
-                            if v is not None)
-            (conveyor_app.root / "conveyor.toml").write_text(
-                f"[server]\n{server_backend}{lines}")
+            lines = "".join(
+                f"{k} = {v!r}\n".replace("'", '"') for k, v in shared.items() if v is not None
+            )
+            (conveyor_app.root / "conveyor.toml").write_text(f"[server]\n{server_backend}{lines}")
             conveyor_app.config = Config.load(cwd=conveyor_app.root)
             return conveyor_app
 
@@ -153,8 +163,11 @@ class ServerContract:
         import lightgbm as lgb
 
         version = served.registry.resolve(MODEL, ALIAS)
-        booster = lgb.Booster(model_str=served.artifacts.read_uri(
-            version.artifact_uri, sha256=version.sha256).decode())
+        booster = lgb.Booster(
+            model_str=served.artifacts.read_uri(
+                version.artifact_uri, sha256=version.sha256
+            ).decode()
+        )
         rows = {"f0": [-1.0, 0.2, 2.0], "f1": [0.5, -0.3, 1.0], "f2": [0.0, 0.0, 3.0]}
         server.start()
         assert wait_for(lambda: server.ready)
@@ -187,8 +200,7 @@ class ServerContract:
 
     # -- the policy core applies to every server ------------------------------------------
 
-    def test_a_public_host_without_a_token_is_refused(self, configure: Callable[..., Any]
-                                                      ) -> None:
+    def test_a_public_host_without_a_token_is_refused(self, configure: Callable[..., Any]) -> None:
         app = configure(host="0.0.0.0")
         with pytest.raises(ConfigError, match="no bearer token") as info:
             _ = app.server
@@ -196,7 +208,8 @@ class ServerContract:
         assert isinstance(configure(host="0.0.0.0", token=TOKEN).server, Server)
 
     def test_a_configured_token_guards_predictions_but_not_health(
-            self, configure: Callable[..., Any]) -> None:
+        self, configure: Callable[..., Any]
+    ) -> None:
         app = configure(token=TOKEN)
         register_model(app)
         server = app.server

@@ -28,18 +28,29 @@ from conveyor.interfaces.triggers import Trigger, TriggerDecision
 #: US 2024-03-10 07:00 and 2024-11-03 06:00, each with its neighbours.
 DST_MOMENTS = tuple(
     change + timedelta(minutes=offset)
-    for change in (datetime(2024, 3, 31, 1, tzinfo=UTC), datetime(2024, 10, 27, 1, tzinfo=UTC),
-                   datetime(2024, 3, 10, 7, tzinfo=UTC), datetime(2024, 11, 3, 6, tzinfo=UTC))
+    for change in (
+        datetime(2024, 3, 31, 1, tzinfo=UTC),
+        datetime(2024, 10, 27, 1, tzinfo=UTC),
+        datetime(2024, 3, 10, 7, tzinfo=UTC),
+        datetime(2024, 11, 3, 6, tzinfo=UTC),
+    )
     for offset in (-61, -1, 0, 1, 59, 61, 24 * 60)
 )
 
 
-def fired_event(decision: TriggerDecision, at: datetime, *, trigger: str = "contract"
-                ) -> TriggerEvent:
+def fired_event(
+    decision: TriggerDecision, at: datetime, *, trigger: str = "contract"
+) -> TriggerEvent:
     """The event core would store for a firing ``decision`` taken at ``at``."""
-    return TriggerEvent(id=uuid.uuid4().hex, trigger=trigger, reason=decision.reason,
-                        details=dict(decision.details), key=decision.key, fired=True,
-                        created=at)
+    return TriggerEvent(
+        id=uuid.uuid4().hex,
+        trigger=trigger,
+        reason=decision.reason,
+        details=dict(decision.details),
+        key=decision.key,
+        fired=True,
+        created=at,
+    )
 
 
 class TriggerContract:
@@ -53,8 +64,9 @@ class TriggerContract:
     def moments(self) -> tuple[datetime, ...]:
         return DST_MOMENTS
 
-    def _cases(self, trigger: Trigger, moments: tuple[datetime, ...]
-               ) -> list[tuple[datetime, TriggerEvent | None]]:
+    def _cases(
+        self, trigger: Trigger, moments: tuple[datetime, ...]
+    ) -> list[tuple[datetime, TriggerEvent | None]]:
         """Each moment with no last event and with a firing one a day earlier."""
         cases: list[tuple[datetime, TriggerEvent | None]] = []
         for now in moments:
@@ -65,8 +77,9 @@ class TriggerContract:
                 cases.append((now, fired_event(decision, earlier)))
         return cases
 
-    def test_every_decision_is_a_decision_with_a_reason(self, trigger: Trigger,
-                                                        moments: tuple[datetime, ...]) -> None:
+    def test_every_decision_is_a_decision_with_a_reason(
+        self, trigger: Trigger, moments: tuple[datetime, ...]
+    ) -> None:
         for now, last in self._cases(trigger, moments):
             decision = trigger.evaluate(now, last)
             assert isinstance(decision, TriggerDecision), f"at {now}: {decision!r}"
@@ -76,17 +89,20 @@ class TriggerContract:
 
     def test_some_moment_fires(self, trigger: Trigger, moments: tuple[datetime, ...]) -> None:
         assert any(trigger.evaluate(now, None).fire for now in moments), (
-            "no moment fires: give the suite a `moments` fixture with a firing moment")
+            "no moment fires: give the suite a `moments` fixture with a firing moment"
+        )
 
-    def test_same_inputs_give_the_same_decision(self, trigger: Trigger,
-                                                moments: tuple[datetime, ...]) -> None:
+    def test_same_inputs_give_the_same_decision(
+        self, trigger: Trigger, moments: tuple[datetime, ...]
+    ) -> None:
         cases = self._cases(trigger, moments)
         first = [trigger.evaluate(now, last) for now, last in cases]
         time.sleep(0.02)  # a trigger that reads the clock would now decide differently
         assert [trigger.evaluate(now, last) for now, last in cases] == first
 
     def test_firing_decisions_have_keys_stable_for_the_tick(
-            self, trigger: Trigger, moments: tuple[datetime, ...]) -> None:
+        self, trigger: Trigger, moments: tuple[datetime, ...]
+    ) -> None:
         for now, last in self._cases(trigger, moments):
             decision = trigger.evaluate(now, last)
             if decision.fire:
@@ -103,14 +119,15 @@ class TriggerContract:
             for later in (now, now + timedelta(seconds=1)):
                 again = trigger.evaluate(later, event)
                 assert not (again.fire and again.key == decision.key), (
-                    f"at {later}: fired again for key {decision.key!r} it already fired for")
+                    f"at {later}: fired again for key {decision.key!r} it already fired for"
+                )
 
-    def test_aware_times_in_any_zone_decide_alike(self, trigger: Trigger,
-                                                  moments: tuple[datetime, ...]) -> None:
+    def test_aware_times_in_any_zone_decide_alike(
+        self, trigger: Trigger, moments: tuple[datetime, ...]
+    ) -> None:
         from zoneinfo import ZoneInfo
 
         for now in moments:
             local = now.astimezone(ZoneInfo("America/New_York"))
             assert trigger.evaluate(local, None).fire == trigger.evaluate(now, None).fire
             assert trigger.evaluate(local, None).key == trigger.evaluate(now, None).key
-

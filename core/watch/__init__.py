@@ -8,5 +8,16 @@ from conveyor.watch.clock import CLOCK_ENV, Clock, ScaledClock, SystemClock, clo
 from conveyor.watch.launch import Launch, launch, pending
 from conveyor.watch.loop import MAX_BURST, Watcher, new_holder
 
-__all__ = ["CLOCK_ENV", "MAX_BURST", "Clock", "Launch", "ScaledClock", "SystemClock",
-           "Watcher", "clock_from_env", "launch", "new_holder", "pending"]
+__all__ = [
+    "CLOCK_ENV",
+    "MAX_BURST",
+    "Clock",
+    "Launch",
+    "ScaledClock",
+    "SystemClock",
+    "Watcher",
+    "clock_from_env",
+    "launch",
+    "new_holder",
+    "pending",
+]

@@ -69,6 +69,8 @@ def clock_from_env(value: str | None) -> Clock:
     except ValueError:
         start = None
     if start is None or start.tzinfo is None or speed <= 0:
-        raise ConfigError(f"{CLOCK_ENV}={value!r} is not START[@ANCHORxSPEED]",
-                          hint="e.g. 2024-01-01T00:00:00+00:00@1700000000x600, or unset it")
+        raise ConfigError(
+            f"{CLOCK_ENV}={value!r} is not START[@ANCHORxSPEED]",
+            hint="e.g. 2024-01-01T00:00:00+00:00@1700000000x600, or unset it",
+        )
     return ScaledClock(start=start, anchor=anchor, speed=speed)

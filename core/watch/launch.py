@@ -53,16 +53,24 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.clock.wait(self.ttl.total_seconds() / 3, self.done):
             try:
-                if self.app.metadata.renew_lease(self.lease, self.holder, now=self.clock.now(),
-                                                 ttl=self.ttl) is None:
-                    log.warning("lease %s was taken over: another watcher may start the "
-                                "pipeline while this run goes on", self.lease)
+                if (
+                    self.app.metadata.renew_lease(
+                        self.lease, self.holder, now=self.clock.now(), ttl=self.ttl
+                    )
+                    is None
+                ):
+                    log.warning(
+                        "lease %s was taken over: another watcher may start the "
+                        "pipeline while this run goes on",
+                        self.lease,
+                    )
             except Exception:  # a busy store must not kill the run; the next beat retries
                 log.exception("renewing lease %s failed", self.lease)
 
 
-def launch(app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock,
-           lease_ttl: timedelta) -> Launch:
+def launch(
+    app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock, lease_ttl: timedelta
+) -> Launch:
     """Run the pipeline ``outcome`` fired for, renewing and then releasing its lease.
 
     An interruption (SIGINT, a second SIGTERM) records the run ``interrupted`` and
@@ -74,8 +82,10 @@ def launch(app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock,
 
     event = outcome.event
     if not outcome.fired or event is None or outcome.pipeline is None:
-        raise ConveyorError(f"trigger {outcome.trigger!r} did not fire ({outcome.status})",
-                            hint="launch only outcomes whose status is 'fired'")
+        raise ConveyorError(
+            f"trigger {outcome.trigger!r} did not fire ({outcome.status})",
+            hint="launch only outcomes whose status is 'fired'",
+        )
     lease = outcome.lease
     beat = None
     if lease is not None:
@@ -85,20 +95,35 @@ def launch(app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock,
         _, target, parameters = resolve_pipeline(app.config, outcome.pipeline)
         graph = load_pipeline(target).build(**parameters)
         result = run_pipeline(app, graph, trigger_event=event.id)
-        return Launch(trigger=outcome.trigger, event_id=event.id, status=result.status,
-                      run_id=result.run_id, reason=result.error or outcome.reason)
+        return Launch(
+            trigger=outcome.trigger,
+            event_id=event.id,
+            status=result.status,
+            run_id=result.run_id,
+            reason=result.error or outcome.reason,
+        )
     except AlreadyExistsError:
-        return Launch(trigger=outcome.trigger, event_id=event.id, status="duplicate",
-                      reason=f"event {event.id} already has its run")
+        return Launch(
+            trigger=outcome.trigger,
+            event_id=event.id,
+            status="duplicate",
+            reason=f"event {event.id} already has its run",
+        )
     except Exception as exc:
-        log.exception("trigger %s: the run of %s could not start", outcome.trigger,
-                      outcome.pipeline)
-        return Launch(trigger=outcome.trigger, event_id=event.id, status="error",
-                      reason=f"{type(exc).__name__}: {exc}")
+        log.exception(
+            "trigger %s: the run of %s could not start", outcome.trigger, outcome.pipeline
+        )
+        return Launch(
+            trigger=outcome.trigger,
+            event_id=event.id,
+            status="error",
+            reason=f"{type(exc).__name__}: {exc}",
+        )
     except BaseException as exc:
         for run in app.metadata.search_runs(trigger_event=event.id, limit=1):
-            app.metadata.finish_run(run.id, "interrupted",
-                                    error=f"interrupted: {type(exc).__name__}")
+            app.metadata.finish_run(
+                run.id, "interrupted", error=f"interrupted: {type(exc).__name__}"
+            )
         raise
     finally:
         if beat is not None and lease is not None:
@@ -107,8 +132,9 @@ def launch(app: Any, outcome: TriggerOutcome, *, holder: str, clock: Clock,
             app.metadata.release_lease(lease.name, holder)
 
 
-def pending(app: Any, name: str, pipeline: str, now: datetime, *, holder: str,
-            lease_ttl: timedelta) -> TriggerOutcome | None:
+def pending(
+    app: Any, name: str, pipeline: str, now: datetime, *, holder: str, lease_ttl: timedelta
+) -> TriggerOutcome | None:
     """The newest firing of ``name`` whose run never started, leased to ``holder``.
 
     ``None`` when it has its run, or another holder has the pipeline's lease (it
@@ -120,12 +146,19 @@ def pending(app: Any, name: str, pipeline: str, now: datetime, *, holder: str,
     meta = last.details.get("conveyor")
     if not isinstance(meta, dict) or meta.get("pipeline") != pipeline:
         return None  # recorded by something other than a binding of this pipeline
-    lease = app.metadata.acquire_lease(lease_name(pipeline), holder, now=now, ttl=lease_ttl,
-                                       key=last.id)
+    lease = app.metadata.acquire_lease(
+        lease_name(pipeline), holder, now=now, ttl=lease_ttl, key=last.id
+    )
     if lease is None:
         return None
     if app.metadata.search_runs(trigger_event=last.id, limit=1):  # started meanwhile
         app.metadata.release_lease(lease.name, holder)
         return None
-    return TriggerOutcome(trigger=name, status="fired", pipeline=pipeline, event=last,
-                          lease=lease, reason=f"its run never started: {last.reason}")
+    return TriggerOutcome(
+        trigger=name,
+        status="fired",
+        pipeline=pipeline,
+        event=last,
+        lease=lease,
+        reason=f"its run never started: {last.reason}",
+    )

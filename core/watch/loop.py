@@ -98,8 +98,9 @@ class Watcher:
             pipeline = resolve_pipeline(self.app.config, config.pipeline)[0]
             for run_id in recover(self.app, pipeline, now):
                 self._log(name, "interrupted", f"run {run_id}: its watcher stopped renewing")
-            resumed = pending(self.app, name, pipeline, now, holder=self.holder,
-                              lease_ttl=self.lease_ttl)
+            resumed = pending(
+                self.app, name, pipeline, now, holder=self.holder, lease_ttl=self.lease_ttl
+            )
             if resumed is not None:
                 self._log(name, "resumed", resumed.reason)
                 self._start(resumed)
@@ -111,27 +112,44 @@ class Watcher:
             if not outcome.fired:
                 break
             self._start(outcome)
-            if self.stop.is_set() or (self.now() != self.until
-                                      and self.now() - began >= self.interval):
+            if self.stop.is_set() or (
+                self.now() != self.until and self.now() - began >= self.interval
+            ):
                 break
-        self.app.metadata.put_watch_state(name, {
-            "last_tick": now.isoformat(), "status": outcomes[-1].status,
-            "reason": outcomes[-1].reason, "holder": self.holder,
-            "fired": sum(o.fired for o in outcomes),
-            "event": outcomes[-1].event.id if outcomes[-1].event else None})
+        self.app.metadata.put_watch_state(
+            name,
+            {
+                "last_tick": now.isoformat(),
+                "status": outcomes[-1].status,
+                "reason": outcomes[-1].reason,
+                "holder": self.holder,
+                "fired": sum(o.fired for o in outcomes),
+                "event": outcomes[-1].event.id if outcomes[-1].event else None,
+            },
+        )
         return outcomes
 
     def _start(self, outcome: TriggerOutcome) -> None:
-        started = launch(self.app, outcome, holder=self.holder, clock=self.clock,
-                         lease_ttl=self.lease_ttl)
+        started = launch(
+            self.app, outcome, holder=self.holder, clock=self.clock, lease_ttl=self.lease_ttl
+        )
         self.launches.append(started)
-        self._log(outcome.trigger, f"run {started.status}",
-                  f"run {started.run_id} for event {started.event_id}: {started.reason}")
+        self._log(
+            outcome.trigger,
+            f"run {started.status}",
+            f"run {started.run_id} for event {started.event_id}: {started.reason}",
+        )
 
     def _log(self, name: str, status: str, reason: str) -> None:
         level = logging.DEBUG if status == "not_due" else logging.INFO
-        log.log(level, "%s trigger %s: %s: %s", self.now().isoformat(timespec="seconds"),
-                name, status, reason)
+        log.log(
+            level,
+            "%s trigger %s: %s: %s",
+            self.now().isoformat(timespec="seconds"),
+            name,
+            status,
+            reason,
+        )
 
     def run(self, *, once: bool = False, until: datetime | None = None) -> None:
         """Tick until stopped (SIGTERM: the current run finishes first), once, or until a

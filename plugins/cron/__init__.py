@@ -16,5 +16,9 @@ def register_triggers(register: Any) -> None:
     """The ``cron`` trigger backend."""
     from conveyor.plugins.cron.trigger import CronConfig, CronTrigger
 
-    register("cron", factory=CronTrigger, config_class=CronConfig,
-             description="fires once per tick of a cron schedule in a time zone")
+    register(
+        "cron",
+        factory=CronTrigger,
+        config_class=CronConfig,
+        description="fires once per tick of a cron schedule in a time zone",
+    )

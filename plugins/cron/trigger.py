@@ -19,21 +19,20 @@ def _valid_schedule(_instance: Any, _attribute: Any, value: str) -> None:
     from croniter import croniter
 
     if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a cron expression (e.g. \"0 2 * * *\")")
+        raise ValueError(f'{value!r} is not a cron expression (e.g. "0 2 * * *")')
 
 
 def _valid_zone(_instance: Any, _attribute: Any, value: str) -> None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. \"Europe/Berlin\")"
-                         ) from None
+        raise ValueError(f'{value!r} is not an IANA time zone (e.g. "Europe/Berlin")') from None
 
 
 def _valid_catch_up(_instance: Any, _attribute: Any, value: str) -> None:
     match = _BOUNDED.fullmatch(value)
     if value not in ("latest", "all") and not (match and int(match.group(1)) >= 1):
-        raise ValueError(f"catch_up {value!r}: use \"latest\", \"all\" or \"bounded(N)\", N >= 1")
+        raise ValueError(f'catch_up {value!r}: use "latest", "all" or "bounded(N)", N >= 1')
 
 
 @frozen(kw_only=True)
@@ -77,8 +76,11 @@ class CronTrigger(Trigger):
         last = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
         if last is not None and latest <= last:
             upcoming = self.schedule.next(max(now, last))
-            return TriggerDecision(fire=False, details={"next": upcoming.isoformat()},
-                                   reason=f"{what}: next tick {self._label(upcoming)}")
+            return TriggerDecision(
+                fire=False,
+                details={"next": upcoming.isoformat()},
+                reason=f"{what}: next tick {self._label(upcoming)}",
+            )
         tick, note = latest, ""
         if last is not None and cfg.catch_up == "all":
             tick = self.schedule.next(last)
@@ -95,8 +97,14 @@ class CronTrigger(Trigger):
         if tick != latest:
             note = f" (catching up, policy {cfg.catch_up}; newest tick {self._label(latest)})"
         return TriggerDecision(
-            fire=True, key=f"cron-{tick.astimezone(ZoneInfo('UTC')):%Y%m%dT%H%M%SZ}",
-            details={"tick": tick.isoformat(), "local": self._label(tick),
-                     "schedule": cfg.schedule, "timezone": cfg.timezone,
-                     "catch_up": cfg.catch_up},
-            reason=f"{what}: tick {self._label(tick)} is due{note}")
+            fire=True,
+            key=f"cron-{tick.astimezone(ZoneInfo('UTC')):%Y%m%dT%H%M%SZ}",
+            details={
+                "tick": tick.isoformat(),
+                "local": self._label(tick),
+                "schedule": cfg.schedule,
+                "timezone": cfg.timezone,
+                "catch_up": cfg.catch_up,
+            },
+            reason=f"{what}: tick {self._label(tick)} is due{note}",
+        )

@@ -16,13 +16,20 @@ from conveyor.plugins.features.config import LocalFeatureStoreConfig, SQLiteOnli
 
 @hookimpl
 def register_feature_stores(register: Any) -> None:
-    register("local", factory="conveyor.plugins.features.offline:LocalFeatureStore",
-             config_class=LocalFeatureStoreConfig,
-             description="Parquet files in the artifact store; point-in-time joins on polars")
+    register(
+        "local",
+        factory="conveyor.plugins.features.offline:LocalFeatureStore",
+        config_class=LocalFeatureStoreConfig,
+        description="Parquet files in the artifact store; point-in-time joins on polars",
+    )
 
 
 @hookimpl
 def register_online_stores(register: Any) -> None:
-    register("sqlite", factory="conveyor.plugins.features.online:SQLiteOnlineStore",
-             config_class=SQLiteOnlineStoreConfig, schemes=("sqlite",),
-             description="SQLite file (WAL, primary-key lookups, newest event wins)")
+    register(
+        "sqlite",
+        factory="conveyor.plugins.features.online:SQLiteOnlineStore",
+        config_class=SQLiteOnlineStoreConfig,
+        schemes=("sqlite",),
+        description="SQLite file (WAL, primary-key lookups, newest event wins)",
+    )

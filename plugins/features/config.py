@@ -15,9 +15,11 @@ def _check_prefix(_instance: Any, _attribute: Any, value: str) -> None:
 
 
 def _check_url(_instance: Any, _attribute: Any, value: str) -> None:
-    if not value.startswith("sqlite:///") or value[len("sqlite:///"):] in ("", ":memory:"):
-        raise ValueError(f"{value!r} is not a SQLite file URL: write sqlite:///relative/path.db "
-                         "(relative to the project root) or sqlite:////absolute/path.db")
+    if not value.startswith("sqlite:///") or value[len("sqlite:///") :] in ("", ":memory:"):
+        raise ValueError(
+            f"{value!r} is not a SQLite file URL: write sqlite:///relative/path.db "
+            "(relative to the project root) or sqlite:////absolute/path.db"
+        )
 
 
 @frozen(kw_only=True)
@@ -38,8 +40,7 @@ class LocalFeatureStoreConfig:
     prefix: str = field(default="features", validator=_check_prefix)
     definitions: str = "features"
     batch_size: int = field(default=50_000, validator=validators.gt(0))
-    partition: str = field(default="auto",
-                           validator=validators.in_(("auto", "day", "month")))
+    partition: str = field(default="auto", validator=validators.in_(("auto", "day", "month")))
     view_refresh_s: float = field(default=1.0, validator=validators.ge(0))
 
 

@@ -111,8 +111,12 @@ class Part:
     outputs: tuple[str, ...]
 
 
-def plan(features: Sequence[str | FeatureView], resolve: Callable[[str], FeatureView],
-         *, full_names: bool) -> tuple[Part, ...]:
+def plan(
+    features: Sequence[str | FeatureView],
+    resolve: Callable[[str], FeatureView],
+    *,
+    full_names: bool,
+) -> tuple[Part, ...]:
     """The parts of a lookup of ``features``; refuses unknown features and clashing names.
 
     ``resolve`` gives the view of a name (including views passed as objects).
@@ -129,16 +133,26 @@ def plan(features: Sequence[str | FeatureView], resolve: Callable[[str], Feature
         outputs = tuple(f"{view.name}__{f}" if full_names else f for f in take)
         for out in outputs:
             if out in names:
-                raise ValidationError(f"the feature column {out!r} appears twice in the result",
-                                      hint="pass full_names=True")
+                raise ValidationError(
+                    f"the feature column {out!r} appears twice in the result",
+                    hint="pass full_names=True",
+                )
             names.add(out)
-        parts.append(Part(view=view, wanted=None if wanted is None else take, keys=keys,
-                          take=take, outputs=outputs))
+        parts.append(
+            Part(
+                view=view,
+                wanted=None if wanted is None else take,
+                keys=keys,
+                take=take,
+                outputs=outputs,
+            )
+        )
     return tuple(parts)
 
 
-def run(parts: Sequence[Part], online: OnlineStore, keys: pa.Table, *,
-        at: datetime | None) -> pa.Table:
+def run(
+    parts: Sequence[Part], online: OnlineStore, keys: pa.Table, *, at: datetime | None
+) -> pa.Table:
     """Read every part from ``online`` and assemble one table, in key order.
 
     A value older than its view's TTL at ``at`` is null; when ``at`` was not given
@@ -151,9 +165,11 @@ def run(parts: Sequence[Part], online: OnlineStore, keys: pa.Table, *,
     for part in parts:
         absent = [k for k in part.view.join_keys if k not in keys.column_names]
         if absent:
-            raise ValidationError(f"the entity keys lack {absent[0]!r}, a join key of "
-                                  f"feature view {part.view.name!r}",
-                                  hint="pass every join key of every view")
+            raise ValidationError(
+                f"the entity keys lack {absent[0]!r}, a join key of "
+                f"feature view {part.view.name!r}",
+                hint="pass every join key of every view",
+            )
         got = online.read(part.view, keys, part.wanted)
         table = got.select([*part.keys, *part.take])  # one call: the common, fast path
         if part.view.ttl is not None:
@@ -161,19 +177,20 @@ def run(parts: Sequence[Part], online: OnlineStore, keys: pa.Table, *,
                 from conveyor.features.pit import to_utc
 
                 when = to_utc(at) if at is not None else datetime.now(UTC)
-            table = _expire(part, got.column(ONLINE_EVENT_TS), table, when,
-                            defaulted=at is None)
+            table = _expire(part, got.column(ONLINE_EVENT_TS), table, when, defaulted=at is None)
         if part.outputs != part.take:
             table = table.rename_columns([*part.keys, *part.outputs])
         tables.append(table)
     if len(tables) == 1:
         return tables[0]
-    return pa.Table.from_arrays([c for t in tables for c in t.columns],
-                                names=[n for t in tables for n in t.column_names])
+    return pa.Table.from_arrays(
+        [c for t in tables for c in t.columns], names=[n for t in tables for n in t.column_names]
+    )
 
 
-def _expire(part: Part, event_ts: Any, table: pa.Table, at: datetime, *,
-            defaulted: bool) -> pa.Table:
+def _expire(
+    part: Part, event_ts: Any, table: pa.Table, at: datetime, *, defaulted: bool
+) -> pa.Table:
     """``table`` with the features of rows older than the view's TTL at ``at`` nulled."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -187,13 +204,19 @@ def _expire(part: Part, event_ts: Any, table: pa.Table, at: datetime, *,
     fresh = pc.fill_null(pc.greater_equal(event_ts, pa.scalar(oldest, event_ts.type)), False)
     if defaulted:
         expired = len(event_ts) - event_ts.null_count - pc.sum(fresh).as_py()
-        log.warning("%d of %d row(s) of feature view %r are older than its TTL (%s) now; "
-                    "their features are null. Materialize newer data, or pass at= to look "
-                    "them up as of an earlier time", expired, len(event_ts), view.name,
-                    view.ttl)
+        log.warning(
+            "%d of %d row(s) of feature view %r are older than its TTL (%s) now; "
+            "their features are null. Materialize newer data, or pass at= to look "
+            "them up as of an earlier time",
+            expired,
+            len(event_ts),
+            view.name,
+            view.ttl,
+        )
     for name in part.take:
         i = table.column_names.index(name)
         column = table.column(i)
-        table = table.set_column(i, name, pc.if_else(fresh, column,
-                                                     pa.nulls(len(column), column.type)))
+        table = table.set_column(
+            i, name, pc.if_else(fresh, column, pa.nulls(len(column), column.type))
+        )
     return table

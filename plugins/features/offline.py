@@ -78,10 +78,15 @@ class LocalFeatureStore(FeatureStore):
     configured online store.  Stores can also be given directly (tests, notebooks).
     """
 
-    def __init__(self, *, app: Conveyor | None = None,
-                 config: LocalFeatureStoreConfig | None = None,
-                 artifacts: ArtifactStore | None = None, metadata: MetadataStore | None = None,
-                 online: OnlineStore | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        app: Conveyor | None = None,
+        config: LocalFeatureStoreConfig | None = None,
+        artifacts: ArtifactStore | None = None,
+        metadata: MetadataStore | None = None,
+        online: OnlineStore | None = None,
+    ) -> None:
         self.app = app
         self.config = config or LocalFeatureStoreConfig()
         self._artifacts = artifacts
@@ -120,24 +125,31 @@ class LocalFeatureStore(FeatureStore):
         items = list(definitions)
         entities: dict[str, Entity] = {}
         for item in items:
-            found = [item] if isinstance(item, Entity) else (
-                list(item.entities) if isinstance(item, FeatureView) else None)
+            found = (
+                [item]
+                if isinstance(item, Entity)
+                else (list(item.entities) if isinstance(item, FeatureView) else None)
+            )
             if found is None:
-                raise ValidationError(f"{item!r} is not an Entity or a FeatureView",
-                                      hint="apply only conveyor.features definitions")
+                raise ValidationError(
+                    f"{item!r} is not an Entity or a FeatureView",
+                    hint="apply only conveyor.features definitions",
+                )
             for entity in found:
                 if entities.setdefault(entity.name, entity) != entity:
                     raise ValidationError(
                         f"two different entities are called {entity.name!r}",
-                        hint="give each entity one definition and reuse it in every view")
+                        hint="give each entity one definition and reuse it in every view",
+                    )
         for item in items:
             if isinstance(item, FeatureView):
                 item.key_types  # noqa: B018 - raises when two entities disagree on a key
-        recorded = [self.metadata.put_definition(ENTITY, e.name, e.to_spec())
-                    for e in sorted(entities.values(), key=lambda e: e.name)]
+        recorded = [
+            self.metadata.put_definition(ENTITY, e.name, e.to_spec())
+            for e in sorted(entities.values(), key=lambda e: e.name)
+        ]
         views = sorted((i for i in items if isinstance(i, FeatureView)), key=lambda v: v.name)
-        recorded += [self.metadata.put_definition(FEATURE_VIEW, v.name, v.to_spec())
-                     for v in views]
+        recorded += [self.metadata.put_definition(FEATURE_VIEW, v.name, v.to_spec()) for v in views]
         self._views.clear()
         self._requests.clear()
         return recorded
@@ -155,17 +167,20 @@ class LocalFeatureStore(FeatureStore):
             raise NotFoundError(
                 f"no feature view named {name!r} is registered",
                 hint=f"registered: {', '.join(known) or 'none'}; register views with "
-                "`conveyor features apply`") from None
+                "`conveyor features apply`",
+            ) from None
 
     def list_views(self) -> list[FeatureView]:
-        return [FeatureView.from_spec(d.spec)
-                for d in sorted(self.metadata.list_definitions(FEATURE_VIEW),
-                                key=lambda d: d.name)]
+        return [
+            FeatureView.from_spec(d.spec)
+            for d in sorted(self.metadata.list_definitions(FEATURE_VIEW), key=lambda d: d.name)
+        ]
 
     # -- ingestion -------------------------------------------------------------------
 
-    def ingest(self, view: str | FeatureView,
-               table: pa.Table | pl.DataFrame | str | os.PathLike[str]) -> IngestReport:
+    def ingest(
+        self, view: str | FeatureView, table: pa.Table | pl.DataFrame | str | os.PathLike[str]
+    ) -> IngestReport:
         import polars as pl
 
         from conveyor.datafiles import read_table_file
@@ -192,25 +207,45 @@ class LocalFeatureStore(FeatureStore):
             fresh = fresh.with_columns(stamp)
             info = self.artifacts.put_table(key, fresh, overwrite=False)
             ts = v.timestamp_field  # None for a static view; else a Datetime column
-            first, last = ("", "") if ts is None else (
-                cast("datetime", fresh[ts].min()).isoformat(),
-                cast("datetime", fresh[ts].max()).isoformat())
+            first, last = (
+                ("", "")
+                if ts is None
+                else (
+                    cast("datetime", fresh[ts].min()).isoformat(),
+                    cast("datetime", fresh[ts].max()).isoformat(),
+                )
+            )
             files.append((key, info.sha256, fresh.height, first, last))
-            fingerprints[key] = fingerprint if fresh.height == chunk.height \
+            fingerprints[key] = (
+                fingerprint
+                if fresh.height == chunk.height
                 else content_fingerprint(fresh.drop(INGESTED_AT))
+            )
         files.sort()
         if files:  # a batch with nothing new writes nothing at all
-            record = {"id": batch_id, "ingested_at": ingested_at.isoformat(), "files": files,
-                      "fingerprints": fingerprints}
-            self.artifacts.put_bytes(f"{self._base(v.name)}/_batches/{batch_id}.json",
-                                     json.dumps(record, sort_keys=True).encode(),
-                                     overwrite=False, media_type="application/json")
-        return IngestReport(view=v.name, rows=sum(f[2] for f in files),
-                            files=tuple(f[0] for f in files), ingested_at=ingested_at,
-                            skipped=skipped)
+            record = {
+                "id": batch_id,
+                "ingested_at": ingested_at.isoformat(),
+                "files": files,
+                "fingerprints": fingerprints,
+            }
+            self.artifacts.put_bytes(
+                f"{self._base(v.name)}/_batches/{batch_id}.json",
+                json.dumps(record, sort_keys=True).encode(),
+                overwrite=False,
+                media_type="application/json",
+            )
+        return IngestReport(
+            view=v.name,
+            rows=sum(f[2] for f in files),
+            files=tuple(f[0] for f in files),
+            ingested_at=ingested_at,
+            skipped=skipped,
+        )
 
-    def _new_rows(self, v: FeatureView, chunk: pl.DataFrame, fingerprint: str,
-                  stored: Sequence[Batch]) -> pl.DataFrame:
+    def _new_rows(
+        self, v: FeatureView, chunk: pl.DataFrame, fingerprint: str, stored: Sequence[Batch]
+    ) -> pl.DataFrame:
         """The rows of ``chunk`` that no stored file of the view already holds.
 
         A stored file with the same content fingerprint means none (the common case:
@@ -229,8 +264,9 @@ class LocalFeatureStore(FeatureStore):
         existing = self._scan(v, stored, event_range=span).drop(INGESTED_AT).collect()
         if not existing.height:
             return chunk
-        return chunk.join(existing.unique(), on=chunk.columns, how="anti", nulls_equal=True,
-                          maintain_order="left")
+        return chunk.join(
+            existing.unique(), on=chunk.columns, how="anti", nulls_equal=True, maintain_order="left"
+        )
 
     def _base(self, view: str) -> str:
         return f"{self.config.prefix}/{view}"
@@ -241,28 +277,40 @@ class LocalFeatureStore(FeatureStore):
         found = []
         for info in self.artifacts.list(f"{self._base(v.name)}/_batches/"):
             record = json.loads(self.artifacts.get_bytes(info.key, sha256=info.sha256))
-            found.append(Batch(id=record["id"],
-                               ingested_at=datetime.fromisoformat(record["ingested_at"]),
-                               files=tuple(tuple(f) for f in record["files"]),
-                               fingerprints=record.get("fingerprints", {})))
+            found.append(
+                Batch(
+                    id=record["id"],
+                    ingested_at=datetime.fromisoformat(record["ingested_at"]),
+                    files=tuple(tuple(f) for f in record["files"]),
+                    fingerprints=record.get("fingerprints", {}),
+                )
+            )
         return sorted(found, key=lambda b: b.id)
 
-    def _scan(self, v: FeatureView, batches: Sequence[Batch], *, order: bool = False,
-              event_range: tuple[datetime | None, datetime | None] = (None, None)
-              ) -> pl.LazyFrame:
+    def _scan(
+        self,
+        v: FeatureView,
+        batches: Sequence[Batch],
+        *,
+        order: bool = False,
+        event_range: tuple[datetime | None, datetime | None] = (None, None),
+    ) -> pl.LazyFrame:
         import polars as pl
 
         lo, hi = event_range
         frames = []
         for batch in batches:
             for key, sha256, _rows, first, last in batch.files:
-                if first and ((hi is not None and datetime.fromisoformat(first) > hi) or (
-                        lo is not None and datetime.fromisoformat(last) < lo)):
+                if first and (
+                    (hi is not None and datetime.fromisoformat(first) > hi)
+                    or (lo is not None and datetime.fromisoformat(last) < lo)
+                ):
                     continue  # no row of this file can matter
                 frame = self.artifacts.scan_table(key, sha256=sha256)
                 if order:
                     frame = frame.with_row_index(ROW).with_columns(
-                        pl.lit(batch.id).alias(FILE), pl.col(ROW).cast(pl.Int64))
+                        pl.lit(batch.id).alias(FILE), pl.col(ROW).cast(pl.Int64)
+                    )
                 frames.append(frame)
         if not frames:
             return empty_frame(v, order=order).lazy()
@@ -290,10 +338,8 @@ class LocalFeatureStore(FeatureStore):
         grouped = parse_refs(features)
         given = {f.name: f for f in features if isinstance(f, FeatureView)}
         span: tuple[datetime | None, datetime | None] = (None, None)
-        if isinstance(entities, pl.DataFrame) and timestamp in entities.columns \
-                and entities.height:
-            col = entities.select(utc_timestamp(pl.col(timestamp),
-                                                entities.schema[timestamp]))
+        if isinstance(entities, pl.DataFrame) and timestamp in entities.columns and entities.height:
+            col = entities.select(utc_timestamp(pl.col(timestamp), entities.schema[timestamp]))
             lo, hi = col.min().item(), col.max().item()
             span = (lo, hi)
         queries = []
@@ -312,27 +358,40 @@ class LocalFeatureStore(FeatureStore):
 
     # -- online ----------------------------------------------------------------------
 
-    def materialize(self, view: str | FeatureView, *, end: datetime | None = None,
-                    batch_size: int | None = None, start: datetime | None = None
-                    ) -> MaterializeReport:
+    def materialize(
+        self,
+        view: str | FeatureView,
+        *,
+        end: datetime | None = None,
+        batch_size: int | None = None,
+        start: datetime | None = None,
+    ) -> MaterializeReport:
         from conveyor.features.materialize import materialize
 
         v = self.get_view(view)
         batches = self.batches(v)
 
-        def rows(upto: str | None, since: datetime | None, after_file: str | None
-                 ) -> pl.LazyFrame:
+        def rows(upto: str | None, since: datetime | None, after_file: str | None) -> pl.LazyFrame:
             # a batch entirely older than the watermark and already considered is skipped
             chosen = [b for b in batches if upto is not None and b.id <= upto]
             if since is not None and after_file is not None:
-                chosen = [b for b in chosen if b.id > after_file or any(
-                    not f[4] or datetime.fromisoformat(f[4]) > since for f in b.files)]
+                chosen = [
+                    b
+                    for b in chosen
+                    if b.id > after_file
+                    or any(not f[4] or datetime.fromisoformat(f[4]) > since for f in b.files)
+                ]
             return self._scan(v, chosen, order=True)
 
-        return materialize(self.online, v, rows=rows,
-                           newest_file=batches[-1].id if batches else None, end=end,
-                           start=start,
-                           batch_size=batch_size or self.config.batch_size)
+        return materialize(
+            self.online,
+            v,
+            rows=rows,
+            newest_file=batches[-1].id if batches else None,
+            end=end,
+            start=start,
+            batch_size=batch_size or self.config.batch_size,
+        )
 
     def get_online_features(
         self,
@@ -392,8 +451,9 @@ def partitioning(v: FeatureView, df: pl.DataFrame, configured: str) -> str:
     return "day" if df.height / days >= DAY_PARTITION_ROWS else "month"
 
 
-def _partitions(v: FeatureView, df: pl.DataFrame, scheme: str
-                ) -> Iterable[tuple[str, pl.DataFrame]]:
+def _partitions(
+    v: FeatureView, df: pl.DataFrame, scheme: str
+) -> Iterable[tuple[str, pl.DataFrame]]:
     """``(label, rows)`` per partition, in time order; one partition's copy at a time."""
     import polars as pl
 
@@ -402,7 +462,8 @@ def _partitions(v: FeatureView, df: pl.DataFrame, scheme: str
             yield "static", df
         return
     label = pl.col(v.timestamp_field).dt.strftime(  # type: ignore[arg-type]
-        "%Y-%m-%d" if scheme == "day" else "%Y-%m")
+        "%Y-%m-%d" if scheme == "day" else "%Y-%m"
+    )
     labels = df.select(label.alias("l")).to_series()
     for value in labels.unique().sort():
         yield value, df.filter(labels == value)
@@ -450,8 +511,10 @@ def conform(v: FeatureView, df: pl.DataFrame) -> pl.DataFrame:
             parts.append(f"lacks {', '.join(map(repr, missing))}")
         if extra:
             parts.append(f"has unknown column(s) {', '.join(map(repr, extra))}")
-        raise ValidationError(f"the batch for feature view {v.name!r} {' and '.join(parts)}",
-                              hint=f"the view's columns are: {', '.join(schema)}")
+        raise ValidationError(
+            f"the batch for feature view {v.name!r} {' and '.join(parts)}",
+            hint=f"the view's columns are: {', '.join(schema)}",
+        )
     exprs = []
     for column, dtype in schema.items():
         current = df.schema[column]
@@ -462,24 +525,30 @@ def conform(v: FeatureView, df: pl.DataFrame) -> pl.DataFrame:
                 raise _type_error(v, column, current, dtype)
             exprs.append(utc_timestamp(expr, current).alias(column))
             continue
-        ok = (current == target or current == pl.Null
-              or (target.is_integer() and current.is_integer())
-              or (target.is_float() and (current.is_float() or current.is_integer())))
+        ok = (
+            current == target
+            or current == pl.Null
+            or (target.is_integer() and current.is_integer())
+            or (target.is_float() and (current.is_float() or current.is_integer()))
+        )
         if not ok:
             raise _type_error(v, column, current, dtype)
         exprs.append(expr.cast(target, strict=True).alias(column))
     try:
         out = df.select(exprs)
     except pl.exceptions.InvalidOperationError as exc:
-        raise ValidationError(f"the batch for feature view {v.name!r} has values that do "
-                              f"not fit the declared types: {exc}".splitlines()[0],
-                              hint="fix the values or the feature's dtype") from None
+        raise ValidationError(
+            f"the batch for feature view {v.name!r} has values that do "
+            f"not fit the declared types: {exc}".splitlines()[0],
+            hint="fix the values or the feature's dtype",
+        ) from None
     for required in (*v.join_keys, v.timestamp_field, v.created_timestamp_field):
         if required is not None and out[required].null_count():
             raise ValidationError(
                 f"the batch for feature view {v.name!r} has {out[required].null_count()} "
                 f"null value(s) in {required!r}",
-                hint="keys and timestamps must be set on every row")
+                hint="keys and timestamps must be set on every row",
+            )
     return out
 
 
@@ -487,4 +556,5 @@ def _type_error(v: FeatureView, column: str, current: Any, dtype: str) -> Convey
     return ValidationError(
         f"column {column!r} of the batch for feature view {v.name!r} is {current}, "
         f"but the view declares {dtype}",
-        hint="cast the column, or change the definition and run `conveyor features apply`")
+        hint="cast the column, or change the definition and run `conveyor features apply`",
+    )

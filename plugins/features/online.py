@@ -41,8 +41,14 @@ NO_CREATED = -(2**63)
 #: Keys per lookup statement (well under SQLite's variable limit).
 CHUNK = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SQL_TYPES = {"bool": "INTEGER", "string": "TEXT", "float32": "REAL", "float64": "REAL",
-              "date": "INTEGER", "datetime": "INTEGER"}
+_SQL_TYPES = {
+    "bool": "INTEGER",
+    "string": "TEXT",
+    "float32": "REAL",
+    "float64": "REAL",
+    "date": "INTEGER",
+    "datetime": "INTEGER",
+}
 _META = (
     "CREATE TABLE IF NOT EXISTS _conveyor_views (name TEXT PRIMARY KEY, spec TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _conveyor_state (view TEXT PRIMARY KEY, watermark INTEGER, "
@@ -108,8 +114,7 @@ def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         if dtype not in ("float32", "float64"):
             raise
-        return pa.array([float(v) if isinstance(v, str) else v for v in values],
-                        arrow_type(dtype))
+        return pa.array([float(v) if isinstance(v, str) else v for v in values], arrow_type(dtype))
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -119,17 +124,26 @@ class SQLiteOnlineStore(OnlineStore):
         path: the database file.
     """
 
-    def __init__(self, *, app: Conveyor | None = None,
-                 config: SQLiteOnlineStoreConfig | None = None,
-                 path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        app: Conveyor | None = None,
+        config: SQLiteOnlineStoreConfig | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
         config = config or SQLiteOnlineStoreConfig()
         if path is None:
             path = path_from_url(config.url, app.root if app is not None else Path.cwd())
         self.path = Path(path)
         self.busy_timeout_s = config.busy_timeout_s
         # normal: a derived copy that `materialize` rebuilds, so no fsync per batch
-        self.db = Database(self.path, package=None, busy_timeout_s=config.busy_timeout_s,
-                           synchronous="normal", fresh_writes=True)
+        self.db = Database(
+            self.path,
+            package=None,
+            busy_timeout_s=config.busy_timeout_s,
+            synchronous="normal",
+            fresh_writes=True,
+        )
         self._schema_ready = False
         self._specs: dict[str, str] = {}
         # bounded: views are rebuilt (new objects) when their definition changes
@@ -163,27 +177,36 @@ class SQLiteOnlineStore(OnlineStore):
             return False
 
         def run(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT spec FROM _conveyor_views WHERE name = ?",
-                               (view.name,)).fetchone()
+            row = conn.execute(
+                "SELECT spec FROM _conveyor_views WHERE name = ?", (view.name,)
+            ).fetchone()
             if row is not None and _storage_spec(row[0]) == _storage_spec(spec):
                 if row[0] != spec:  # only TTL/description changed: keep the rows
-                    conn.execute("UPDATE _conveyor_views SET spec = ? WHERE name = ?",
-                                 (spec, view.name))
+                    conn.execute(
+                        "UPDATE _conveyor_views SET spec = ? WHERE name = ?", (spec, view.name)
+                    )
                 return False
             table = q(table_name(view.name))
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute("DELETE FROM _conveyor_state WHERE view = ?", (view.name,))
             types = view.key_types
             columns = [f"{q(k)} {sql_type(t)} NOT NULL" for k, t in types.items()]
-            columns += ["_event_ts INTEGER NOT NULL", "_created_ts INTEGER NOT NULL",
-                        "_file TEXT NOT NULL", "_row INTEGER NOT NULL"]
+            columns += [
+                "_event_ts INTEGER NOT NULL",
+                "_created_ts INTEGER NOT NULL",
+                "_file TEXT NOT NULL",
+                "_row INTEGER NOT NULL",
+            ]
             columns += [f"{q(f.name)} {sql_type(f.dtype)}" for f in view.features]
             keys = ", ".join(q(k) for k in types)
-            conn.execute(f"CREATE TABLE {table} ({', '.join(columns)}, "
-                         f"PRIMARY KEY ({keys})) WITHOUT ROWID")
-            conn.execute("INSERT INTO _conveyor_views (name, spec) VALUES (?, ?) "
-                         "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
-                         (view.name, spec))
+            conn.execute(
+                f"CREATE TABLE {table} ({', '.join(columns)}, PRIMARY KEY ({keys})) WITHOUT ROWID"
+            )
+            conn.execute(
+                "INSERT INTO _conveyor_views (name, spec) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+                (view.name, spec),
+            )
             return True
 
         created = self.write_transaction(run)
@@ -192,17 +215,19 @@ class SQLiteOnlineStore(OnlineStore):
 
     def _check_prepared(self, view: FeatureView) -> None:
         if view.name not in self._specs:
-            row = self.conn.execute("SELECT spec FROM _conveyor_views WHERE name = ?",
-                                    (view.name,)).fetchone()
+            row = self.conn.execute(
+                "SELECT spec FROM _conveyor_views WHERE name = ?", (view.name,)
+            ).fetchone()
             if row is None:
                 raise NotFoundError(
                     f"the online store has no data for feature view {view.name!r}",
-                    hint=f"run: conveyor features materialize {view.name}")
-            if _storage_spec(row[0]) != _storage_spec(json.dumps(view.to_spec(),
-                                                                  sort_keys=True)):
+                    hint=f"run: conveyor features materialize {view.name}",
+                )
+            if _storage_spec(row[0]) != _storage_spec(json.dumps(view.to_spec(), sort_keys=True)):
                 raise ValidationError(
-                    f"the online store holds feature view {view.name!r} under an older "
-                    "definition", hint=f"run: conveyor features materialize {view.name}")
+                    f"the online store holds feature view {view.name!r} under an older definition",
+                    hint=f"run: conveyor features materialize {view.name}",
+                )
             self._specs[view.name] = row[0]
 
     # -- state -------------------------------------------------------------------------
@@ -210,23 +235,37 @@ class SQLiteOnlineStore(OnlineStore):
     def get_state(self, view: str) -> MaterializationState | None:
         row = self.conn.execute(
             "SELECT watermark, last_file, pending_end, pending_last_file, pending_done "
-            "FROM _conveyor_state WHERE view = ?", (view,)).fetchone()
+            "FROM _conveyor_state WHERE view = ?",
+            (view,),
+        ).fetchone()
         if row is None:
             return None
-        return MaterializationState(view=view, watermark=from_micros(row[0]), last_file=row[1],
-                                    pending_end=from_micros(row[2]),
-                                    pending_last_file=row[3], pending_done=row[4])
+        return MaterializationState(
+            view=view,
+            watermark=from_micros(row[0]),
+            last_file=row[1],
+            pending_end=from_micros(row[2]),
+            pending_last_file=row[3],
+            pending_done=row[4],
+        )
 
     def set_state(self, state: MaterializationState) -> None:
         self.write_transaction(lambda conn: self._put_state(conn, state))
 
     @staticmethod
     def _put_state(conn: sqlite3.Connection, state: MaterializationState) -> None:
-        values = (micros(state.watermark), state.last_file, micros(state.pending_end),
-                  state.pending_last_file, state.pending_done)
+        values = (
+            micros(state.watermark),
+            state.last_file,
+            micros(state.pending_end),
+            state.pending_last_file,
+            state.pending_done,
+        )
         row = conn.execute(
             "SELECT watermark, last_file, pending_end, pending_last_file, pending_done "
-            "FROM _conveyor_state WHERE view = ?", (state.view,)).fetchone()
+            "FROM _conveyor_state WHERE view = ?",
+            (state.view,),
+        ).fetchone()
         if row == values:
             return  # an identical rewrite would still dirty the page
         conn.execute(
@@ -235,21 +274,28 @@ class SQLiteOnlineStore(OnlineStore):
             "ON CONFLICT (view) DO UPDATE SET watermark = excluded.watermark, "
             "last_file = excluded.last_file, pending_end = excluded.pending_end, "
             "pending_last_file = excluded.pending_last_file, "
-            "pending_done = excluded.pending_done", (state.view, *values))
+            "pending_done = excluded.pending_done",
+            (state.view, *values),
+        )
 
     # -- rows --------------------------------------------------------------------------
 
-    def write(self, view: FeatureView, table: pa.Table, *,
-              state: MaterializationState | None = None) -> int:
+    def write(
+        self, view: FeatureView, table: pa.Table, *, state: MaterializationState | None = None
+    ) -> int:
         self.prepare(view)
-        missing = [c for c in (*view.join_keys, "_event_ts", "_file", "_row",
-                               *view.feature_names) if c not in table.column_names]
+        missing = [
+            c
+            for c in (*view.join_keys, "_event_ts", "_file", "_row", *view.feature_names)
+            if c not in table.column_names
+        ]
         if missing:
-            raise ValidationError(f"rows for feature view {view.name!r} lack the column(s) "
-                                  f"{', '.join(missing)}", hint="pass the view's full rows")
+            raise ValidationError(
+                f"rows for feature view {view.name!r} lack the column(s) {', '.join(missing)}",
+                hint="pass the view's full rows",
+            )
         key_types = view.key_types
-        columns = [*key_types, "_event_ts", "_created_ts", "_file", "_row",
-                   *view.feature_names]
+        columns = [*key_types, "_event_ts", "_created_ts", "_file", "_row", *view.feature_names]
         data = [_storage_column(table[k], t) for k, t in key_types.items()]
         data.append(_storage_column(table["_event_ts"], "datetime"))
         if "_created_ts" in table.column_names:
@@ -267,7 +313,7 @@ class SQLiteOnlineStore(OnlineStore):
             f"INSERT INTO {name} ({', '.join(q(c) for c in columns)}) "
             f"VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT ({', '.join(q(k) for k in key_types)}) DO UPDATE SET "
-            + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns[len(key_types):])
+            + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns[len(key_types) :])
             + f" WHERE (excluded._event_ts, excluded._created_ts, excluded._file, "
             f"excluded._row) > {order}"
         )
@@ -282,8 +328,9 @@ class SQLiteOnlineStore(OnlineStore):
 
         return self.write_transaction(run)
 
-    def read(self, view: FeatureView, keys: pa.Table,
-             features: Sequence[str] | None = None) -> pa.Table:
+    def read(
+        self, view: FeatureView, keys: pa.Table, features: Sequence[str] | None = None
+    ) -> pa.Table:
         import pyarrow as pa
 
         wanted = tuple(view.feature_names if features is None else features)
@@ -293,21 +340,23 @@ class SQLiteOnlineStore(OnlineStore):
         _, key_types, names, dtypes, struct = plan
         absent = [k for k in key_types if k not in keys.column_names]
         if absent:
-            raise ValidationError(f"the keys lack the join key(s) {', '.join(absent)} of "
-                                  f"feature view {view.name!r}", hint="pass every join key")
+            raise ValidationError(
+                f"the keys lack the join key(s) {', '.join(absent)} of feature view {view.name!r}",
+                hint="pass every join key",
+            )
         key_lists = [_storage_column(keys[k], t) for k, t in key_types.items()]
         requested = list(zip(*key_lists, strict=True))
         found = self._lookup(view, requested, wanted)
         empty = (None,) * (len(wanted) + 1)
         rows = [(*key, *found.get(key, empty)) for key in requested]
         try:  # one conversion for the whole result: the fast path for small lookups
-            return pa.Table.from_batches(
-                [pa.RecordBatch.from_struct_array(pa.array(rows, struct))])
+            return pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows, struct))])
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             pass  # booleans stored as 0/1, NaN stored as text: convert column by column
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return pa.table({n: _arrow_column(list(c), t)
-                         for n, c, t in zip(names, cols, dtypes, strict=True)})
+        return pa.table(
+            {n: _arrow_column(list(c), t) for n, c, t in zip(names, cols, dtypes, strict=True)}
+        )
 
     @staticmethod
     def _plan(view: FeatureView, wanted: tuple[str, ...]) -> tuple[Any, ...]:
@@ -320,12 +369,12 @@ class SQLiteOnlineStore(OnlineStore):
         key_types = view.key_types
         dtypes = [*key_types.values(), "datetime", *(types[n] for n in wanted)]
         names = [*key_types, ONLINE_EVENT_TS, *wanted]
-        struct = pa.struct([pa.field(n, arrow_type(t))
-                            for n, t in zip(names, dtypes, strict=True)])
+        struct = pa.struct([pa.field(n, arrow_type(t)) for n, t in zip(names, dtypes, strict=True)])
         return view, key_types, names, dtypes, struct
 
-    def _lookup(self, view: FeatureView, keys: Sequence[tuple[Any, ...]],
-                features: Sequence[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    def _lookup(
+        self, view: FeatureView, keys: Sequence[tuple[Any, ...]], features: Sequence[str]
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """Stored ``(_event_ts, *features)`` per key tuple (SQLite values)."""
         if view.name not in self._specs:
             self._check_prepared(view)
@@ -335,20 +384,21 @@ class SQLiteOnlineStore(OnlineStore):
         features = tuple(features)
         with self.db.locked() as conn:
             for start in range(0, len(keys), CHUNK):
-                chunk = keys[start:start + CHUNK]
+                chunk = keys[start : start + CHUNK]
                 sql = self._select_sql(view.name, key_names, features, len(chunk))
-                params = ([k[0] for k in chunk] if nkeys == 1
-                          else [v for k in chunk for v in k])
+                params = [k[0] for k in chunk] if nkeys == 1 else [v for k in chunk for v in k]
                 for row in conn.execute(sql, params):
                     found[row[:nkeys]] = row[nkeys:]
         return found
 
-    def _select_sql(self, view: str, key_names: tuple[str, ...], features: tuple[str, ...],
-                    n: int) -> str:
+    def _select_sql(
+        self, view: str, key_names: tuple[str, ...], features: tuple[str, ...], n: int
+    ) -> str:
         cached = self._sql.get((view, key_names, features, n))
         if cached is None:
-            cached = self._sql.put((view, key_names, features, n),
-                                   _select_sql(view, key_names, features, n))
+            cached = self._sql.put(
+                (view, key_names, features, n), _select_sql(view, key_names, features, n)
+            )
         return cached
 
     def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
@@ -359,30 +409,33 @@ class SQLiteOnlineStore(OnlineStore):
         cols = ", ".join(q(k) for k in key_types)
         with self.db.locked() as conn:
             rows = conn.execute(
-                f"SELECT {cols} FROM {q(table_name(view.name))} ORDER BY {cols}").fetchall()
+                f"SELECT {cols} FROM {q(table_name(view.name))} ORDER BY {cols}"
+            ).fetchall()
         picked = random.Random(seed).sample(rows, min(n, len(rows)))
         columns = list(zip(*picked, strict=True)) if picked else [()] * len(key_types)
-        return pa.table({k: _arrow_column(list(columns[i]), t)
-                         for i, (k, t) in enumerate(key_types.items())})
+        return pa.table(
+            {k: _arrow_column(list(columns[i]), t) for i, (k, t) in enumerate(key_types.items())}
+        )
 
 
 def _storage_spec(spec: str) -> Any:
     """The parts of a view's spec that shape its table (not TTL, descriptions, tags)."""
     data = json.loads(spec)
-    return ([(e["join_keys"], e["dtype"]) for e in data["entities"]],
-            [(f["name"], f["dtype"]) for f in data["features"]],
-            data.get("created_timestamp_field") is not None)
+    return (
+        [(e["join_keys"], e["dtype"]) for e in data["entities"]],
+        [(f["name"], f["dtype"]) for f in data["features"]],
+        data.get("created_timestamp_field") is not None,
+    )
 
 
-def _select_sql(view: str, key_names: tuple[str, ...], features: tuple[str, ...], n: int
-                ) -> str:
+def _select_sql(view: str, key_names: tuple[str, ...], features: tuple[str, ...], n: int) -> str:
     """The lookup statement for ``n`` keys."""
     select = ", ".join([*(q(k) for k in key_names), "_event_ts", *(q(f) for f in features)])
     name = q(table_name(view))
     if len(key_names) == 1:
-        return (f"SELECT {select} FROM {name} WHERE {q(key_names[0])} IN "
-                f"({', '.join('?' * n)})")
+        return f"SELECT {select} FROM {name} WHERE {q(key_names[0])} IN ({', '.join('?' * n)})"
     one = "(" + ", ".join("?" * len(key_names)) + ")"
-    return (f"SELECT {select} FROM {name} WHERE ({', '.join(q(k) for k in key_names)}) "
-            f"IN (VALUES {', '.join([one] * n)})")
-
+    return (
+        f"SELECT {select} FROM {name} WHERE ({', '.join(q(k) for k in key_names)}) "
+        f"IN (VALUES {', '.join([one] * n)})"
+    )

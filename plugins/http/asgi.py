@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from conveyor.server import ServerSettings
 
 log = logging.getLogger("conveyor.plugins.http")
-_NEEDS_MODEL = frozenset(("model_metadata", "model_ready", "model_info", "infer",
-                          "invocations", "predict"))
+_NEEDS_MODEL = frozenset(
+    ("model_metadata", "model_ready", "model_info", "infer", "invocations", "predict")
+)
 _PREDICTS = frozenset(("infer", "invocations", "predict"))
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _WILDCARD = ("0.0.0.0", "::", "")
@@ -53,7 +54,7 @@ def _media_type(value: bytes | None) -> str | None:
 def _host_name(value: bytes) -> str:
     host = value.decode("latin-1").strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -77,9 +78,16 @@ def allowed_hosts(settings: ServerSettings, config: HttpServerConfig) -> frozens
 class ServerApp:
     """One process's server: the model slot, metrics, prediction log and the ASGI app."""
 
-    def __init__(self, *, settings: ServerSettings, config: HttpServerConfig,
-                 slot: ModelSlot, metrics: ServerMetrics, log_: Any = None,
-                 challenger: ModelSlot | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: ServerSettings,
+        config: HttpServerConfig,
+        slot: ModelSlot,
+        metrics: ServerMetrics,
+        log_: Any = None,
+        challenger: ModelSlot | None = None,
+    ) -> None:
         self.settings, self.config = settings, config
         self.slot, self.metrics, self.prediction_log = slot, metrics, log_
         self.challenger = challenger
@@ -108,8 +116,9 @@ class ServerApp:
 
     # -- prediction ---------------------------------------------------------------------
 
-    def predict(self, served: Served, columns: Any, request_id: str, *,
-                shadow: bool = False) -> Any:
+    def predict(
+        self, served: Served, columns: Any, request_id: str, *, shadow: bool = False
+    ) -> Any:
         """Validate ``columns`` against the signature, predict, count and log them.
 
         A few rows of plain columns are validated and encoded without polars
@@ -127,30 +136,45 @@ class ServerApp:
             if x is None:
                 frame = codecs.to_frame(columns, self.config.max_rows)
                 x = model.predictor.matrix(frame)
-                features: Any = frame if tuple(frame.columns) == names else \
-                    frame.select(names)
+                features: Any = frame if tuple(frame.columns) == names else frame.select(names)
             else:
                 features = {n: columns[n] for n in names}
         except PredictionInputError as exc:
-            raise BadRequest(422, "signature_mismatch", exc.message, hint=exc.hint or "",
-                             fields=[f.subject for f in exc.findings]) from None
+            raise BadRequest(
+                422,
+                "signature_mismatch",
+                exc.message,
+                hint=exc.hint or "",
+                fields=[f.subject for f in exc.findings],
+            ) from None
         # One OpenMP thread for a few rows: waking a team costs more than it saves, and
         # far more when the cores are busy (measured ~50 us vs ~1-3 ms per call).
-        predictions = (model.booster.predict(x, num_threads=1) if len(x) <= SMALL_ROWS
-                       else model.booster.predict(x)) if len(x) else x[:, 0]
+        predictions = (
+            (
+                model.booster.predict(x, num_threads=1)
+                if len(x) <= SMALL_ROWS
+                else model.booster.predict(x)
+            )
+            if len(x)
+            else x[:, 0]
+        )
         name, version = served.label
         self.metrics.predicted(name, version, predictions)
         if self.prediction_log is None or not len(predictions):
             pass
         elif isinstance(features, dict) and self.log_buffer is not None:  # coalesced
-            self.log_buffer.add(name, served.version, names, features, predictions,
-                                request_id)
-        elif not self.prediction_log.append(model=name, version=served.version,
-                                            features=features, predictions=predictions,
-                                            request_ids=request_id):
+            self.log_buffer.add(name, served.version, names, features, predictions, request_id)
+        elif not self.prediction_log.append(
+            model=name,
+            version=served.version,
+            features=features,
+            predictions=predictions,
+            request_ids=request_id,
+        ):
             self._log_dropped()
-        if shadow or (self._canary and self.challenger is not None
-                      and served is self.challenger.current):
+        if shadow or (
+            self._canary and self.challenger is not None and served is self.challenger.current
+        ):
             self.metrics.challenger.labels("shadow" if shadow else "canary", version).inc()
         elif self.challenger is not None and not self._canary:
             self._shadow_work.append((columns, request_id))  # after the answer is sent
@@ -161,15 +185,15 @@ class ServerApp:
 
     # -- the challenger -----------------------------------------------------------------
 
-    def _pick(self, served: Served | None, params: dict[str, str],
-              headers: dict[bytes, bytes], rid: str) -> Served | None:
+    def _pick(
+        self, served: Served | None, params: dict[str, str], headers: dict[bytes, bytes], rid: str
+    ) -> Served | None:
         """The version a prediction request goes to: in canary mode the challenger
         takes the share of request keys below ``canary_share`` (crc32 of the key:
         the same key lands on the same side in every worker), or a request naming
         its version."""
         other = self.challenger.current if self.challenger is not None else None
-        if not self._canary or other is None or served is None \
-                or other.version == served.version:
+        if not self._canary or other is None or served is None or other.version == served.version:
             return served
         version = params.get("version")
         if version is not None:
@@ -219,64 +243,97 @@ class ServerApp:
                 allowed.add(candidate.method)
         allowed |= self._paths.get(path, set())
         if allowed:
-            raise BadRequest(405, "method_not_allowed", f"{method} is not allowed on {path}",
-                             hint=f"use {', '.join(sorted(allowed))}",
-                             headers=[(b"allow", ", ".join(sorted(allowed)).encode())])
-        raise BadRequest(404, "not_found", f"no route {path}",
-                         hint="GET /openapi.json lists every route")
+            raise BadRequest(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed on {path}",
+                hint=f"use {', '.join(sorted(allowed))}",
+                headers=[(b"allow", ", ".join(sorted(allowed)).encode())],
+            )
+        raise BadRequest(
+            404, "not_found", f"no route {path}", hint="GET /openapi.json lists every route"
+        )
 
     def _guard(self, route: Any, headers: dict[bytes, bytes]) -> None:
         if self._hosts is not None:
             host = headers.get(b"host")
             if host is None or _host_name(host) not in self._hosts:
-                raise BadRequest(400, "host_not_allowed", "the Host header names a host this "
-                                 "server does not answer for", fields=["Host"],
-                                 hint="call it by its bind address, or add the name to "
-                                      "allowed_hosts in [server]")
+                raise BadRequest(
+                    400,
+                    "host_not_allowed",
+                    "the Host header names a host this server does not answer for",
+                    fields=["Host"],
+                    hint="call it by its bind address, or add the name to "
+                    "allowed_hosts in [server]",
+                )
         if not route.public and self._expected is not None:
             sent = headers.get(b"authorization", b"")
             if not hmac.compare_digest(sent, self._expected):
-                raise BadRequest(401, "unauthorized", "missing or wrong bearer token",
-                                 fields=["Authorization"],
-                                 hint="send Authorization: Bearer <the [server] token>",
-                                 headers=[(b"www-authenticate", b"Bearer")])
+                raise BadRequest(
+                    401,
+                    "unauthorized",
+                    "missing or wrong bearer token",
+                    fields=["Authorization"],
+                    hint="send Authorization: Bearer <the [server] token>",
+                    headers=[(b"www-authenticate", b"Bearer")],
+                )
         if route.method != "POST":
             return
         origin = headers.get(b"origin")
         if origin is not None and origin.decode("latin-1").lower() not in self._origins:
-            raise BadRequest(403, "origin_not_allowed", "requests from browser pages of "
-                             "other origins are refused", fields=["Origin"],
-                             hint="call the API from a server, or list the origin in "
-                                  "allowed_origins in [server]")
+            raise BadRequest(
+                403,
+                "origin_not_allowed",
+                "requests from browser pages of other origins are refused",
+                fields=["Origin"],
+                hint="call the API from a server, or list the origin in "
+                "allowed_origins in [server]",
+            )
         media = _media_type(headers.get(b"content-type"))
-        accepted = {"json": ("application/json",),
-                    "arrow": ("application/json", ARROW_STREAM),
-                    "v2": ("application/json", "application/octet-stream", None)}[route.body]
+        accepted = {
+            "json": ("application/json",),
+            "arrow": ("application/json", ARROW_STREAM),
+            "v2": ("application/json", "application/octet-stream", None),
+        }[route.body]
         if media not in accepted:
-            raise BadRequest(415, "unsupported_media_type",
-                             f"content type {media or '(none)'} is not accepted here",
-                             fields=["Content-Type"],
-                             hint=f"send Content-Type: {' or '.join(a for a in accepted if a)}")
+            raise BadRequest(
+                415,
+                "unsupported_media_type",
+                f"content type {media or '(none)'} is not accepted here",
+                fields=["Content-Type"],
+                hint=f"send Content-Type: {' or '.join(a for a in accepted if a)}",
+            )
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
-                raise BadRequest(400, "malformed_header", "Content-Length is not a number",
-                                 fields=["Content-Length"]) from None
+                raise BadRequest(
+                    400,
+                    "malformed_header",
+                    "Content-Length is not a number",
+                    fields=["Content-Length"],
+                ) from None
             if size > self.config.max_body:
                 raise self._too_large()
         if self.pending >= self.config.max_pending:
             self.metrics.errors.labels("overloaded").inc()
-            raise BadRequest(503, "overloaded", f"{self.pending} requests are in progress, "
-                             "the most this server queues", hint="retry after the delay in "
-                             "Retry-After, or add workers",
-                             headers=[(b"retry-after", str(self.config.retry_after).encode())])
+            raise BadRequest(
+                503,
+                "overloaded",
+                f"{self.pending} requests are in progress, the most this server queues",
+                hint="retry after the delay in Retry-After, or add workers",
+                headers=[(b"retry-after", str(self.config.retry_after).encode())],
+            )
 
     def _too_large(self) -> BadRequest:
-        return BadRequest(413, "body_too_large", f"the body is larger than "
-                          f"{self.config.max_body} bytes", fields=["Content-Length"],
-                          hint="split the batch, or raise max_body in [server]")
+        return BadRequest(
+            413,
+            "body_too_large",
+            f"the body is larger than {self.config.max_body} bytes",
+            fields=["Content-Length"],
+            hint="split the batch, or raise max_body in [server]",
+        )
 
     async def _read_body(self, receive: Any) -> bytes:
         limit, chunks, size = self.config.max_body, [], 0
@@ -305,9 +362,12 @@ class ServerApp:
         except asyncio.CancelledError:
             if not timed_out:
                 raise
-            raise BadRequest(408, "read_timeout", f"the body took longer than "
-                             f"{self.config.read_timeout:g} s to arrive",
-                             hint="send the body promptly") from None
+            raise BadRequest(
+                408,
+                "read_timeout",
+                f"the body took longer than {self.config.read_timeout:g} s to arrive",
+                hint="send the body promptly",
+            ) from None
         finally:
             timer.cancel()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -342,11 +402,15 @@ class ServerApp:
             if self.challenger is not None and route.handler in _PREDICTS:
                 served = self._pick(served, params, headers, rid)
             if route.handler in _NEEDS_MODEL and served is None:
-                raise BadRequest(503, "not_ready", "no model is loaded yet",
-                                 hint="wait for /v2/health/ready",
-                                 headers=[(b"retry-after", b"1")])
-            request = Request(params, b"", _media_type(headers.get(b"content-type")) or "",
-                              headers, served, rid)  # type: ignore[arg-type]
+                raise BadRequest(
+                    503,
+                    "not_ready",
+                    "no model is loaded yet",
+                    hint="wait for /v2/health/ready",
+                    headers=[(b"retry-after", b"1")],
+                )
+            content_type = _media_type(headers.get(b"content-type")) or ""
+            request = Request(params, b"", content_type, headers, served, rid)  # type: ignore[arg-type]
             fn = self._fns[route.handler]
             if route.method == "POST":
                 self.pending += 1
@@ -361,18 +425,33 @@ class ServerApp:
                 response = fn(request)
         except BadRequest as exc:
             self.metrics.errors.labels(exc.kind).inc()
-            response = Response(exc.status, dumps({
-                "error": exc.message, "kind": exc.kind, "fields": exc.fields,
-                "hint": exc.hint}), headers=tuple(exc.headers))
+            response = Response(
+                exc.status,
+                dumps(
+                    {"error": exc.message, "kind": exc.kind, "fields": exc.fields, "hint": exc.hint}
+                ),
+                headers=tuple(exc.headers),
+            )
         except Exception:
             log.exception("internal error on %s %s", scope["method"], scope["path"])
             self.metrics.errors.labels("internal").inc()
-            response = Response(500, dumps({"error": "internal server error",
-                                            "kind": "internal", "fields": [],
-                                            "hint": "see the server's log"}))
-        out = [(b"content-type", response.content_type),
-               (b"content-length", str(len(response.body)).encode()),
-               (b"x-request-id", rid.encode()), *response.headers]
+            response = Response(
+                500,
+                dumps(
+                    {
+                        "error": "internal server error",
+                        "kind": "internal",
+                        "fields": [],
+                        "hint": "see the server's log",
+                    }
+                ),
+            )
+        out = [
+            (b"content-type", response.content_type),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"x-request-id", rid.encode()),
+            *response.headers,
+        ]
         if served is not None:
             out.extend(served.headers)
         await send({"type": "http.response.start", "status": response.status, "headers": out})

@@ -15,8 +15,8 @@ def _positive(_instance: Any, attribute: Any, value: float) -> None:
 def _one_of(*choices: str) -> Any:
     def check(_instance: Any, attribute: Any, value: str) -> None:
         if value not in choices:
-            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, "
-                             f"got {value!r}")
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}")
+
     return check
 
 

@@ -47,17 +47,25 @@ def load_served(app: Any, version: ModelVersion) -> Served:
 
     model = load_registered_model(app, version)
     predict(model, sample_for(model.signature))
-    return Served(name=version.name, version=version.version, model=model,
-                  headers=((b"x-conveyor-model", version.name.encode()),
-                           (b"x-conveyor-model-version", str(version.version).encode())))
+    return Served(
+        name=version.name,
+        version=version.version,
+        model=model,
+        headers=(
+            (b"x-conveyor-model", version.name.encode()),
+            (b"x-conveyor-model-version", str(version.version).encode()),
+        ),
+    )
 
 
 def only_model(app: Any) -> str:
     """The registry's only model (the default when ``[server]`` names none)."""
     models = [m.name for m in app.registry.list_models()]
     if len(models) != 1:
-        raise ConveyorError(f"[server] names no model and the registry has {len(models)}",
-                            hint='set model = "NAME" in [server], or pass --model')
+        raise ConveyorError(
+            f"[server] names no model and the registry has {len(models)}",
+            hint='set model = "NAME" in [server], or pass --model',
+        )
     return models[0]
 
 
@@ -68,8 +76,9 @@ class ModelSlot:
     and by the ``conveyor_model_swaps{result="failed"}`` metric).
     """
 
-    def __init__(self, app: Any, name: str, alias: str, *, poll_interval: float,
-                 metrics: ServerMetrics) -> None:
+    def __init__(
+        self, app: Any, name: str, alias: str, *, poll_interval: float, metrics: ServerMetrics
+    ) -> None:
         self.app, self.name, self.alias = app, name, alias
         self.poll_interval = poll_interval
         self.metrics = metrics
@@ -88,15 +97,16 @@ class ModelSlot:
         if version is None and not required:
             return None
         if version is None:
-            raise ConveyorError(f"alias {self.alias!r} of model {self.name!r} points at no "
-                                "version", hint=f"promote one: conveyor models promote "
-                                                f"{self.name} VERSION --alias {self.alias}")
+            raise ConveyorError(
+                f"alias {self.alias!r} of model {self.name!r} points at no version",
+                hint=f"promote one: conveyor models promote "
+                f"{self.name} VERSION --alias {self.alias}",
+            )
         self._install(load_served(self.app, version))
         return self.current
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="conveyor-http-follow")
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conveyor-http-follow")
         self._thread.start()
 
     def stop(self) -> None:
@@ -137,8 +147,11 @@ class ModelSlot:
             return False
         version = self._resolve()
         current = self.current
-        if version is None or (current is not None and version.version == current.version) \
-                or version.version in self._failed:
+        if (
+            version is None
+            or (current is not None and version.version == current.version)
+            or version.version in self._failed
+        ):
             return False
         try:
             served = load_served(self.app, version)
@@ -146,15 +159,26 @@ class ModelSlot:
             self._failed.add(version.version)
             self.last_error = f"v{version.version}: {exc.message}"
             self.metrics.swaps.labels("failed").inc()
-            log.error("model %s v%s was not swapped in, v%s keeps serving: %s%s", self.name,
-                      version.version, current.version if current else "-", exc.message,
-                      f" (hint: {exc.hint})" if exc.hint else "")
+            log.error(
+                "model %s v%s was not swapped in, v%s keeps serving: %s%s",
+                self.name,
+                version.version,
+                current.version if current else "-",
+                exc.message,
+                f" (hint: {exc.hint})" if exc.hint else "",
+            )
             from conveyor.events import ModelSwapFailed
 
-            self.app.emit("on_model_swap_failed", ModelSwapFailed(
-                model=self.name, alias=self.alias, version=version.version,
-                serving=current.version if current else None,
-                error=exc.message + (f" (hint: {exc.hint})" if exc.hint else "")))
+            self.app.emit(
+                "on_model_swap_failed",
+                ModelSwapFailed(
+                    model=self.name,
+                    alias=self.alias,
+                    version=version.version,
+                    serving=current.version if current else None,
+                    error=exc.message + (f" (hint: {exc.hint})" if exc.hint else ""),
+                ),
+            )
             return False
         self._install(served)
         self.metrics.swaps.labels("ok").inc()

@@ -28,15 +28,22 @@ class LogBuffer:
         self._stop = threading.Event()
         self._pending: dict[tuple[str, int, tuple[str, ...]], list[Any]] = {}
         self._rows = 0
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="conveyor-http-log")
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conveyor-http-log")
         self._thread.start()
 
-    def add(self, model: str, version: int, names: tuple[str, ...], columns: dict[str, Any],
-            predictions: Any, request_id: str) -> None:
+    def add(
+        self,
+        model: str,
+        version: int,
+        names: tuple[str, ...],
+        columns: dict[str, Any],
+        predictions: Any,
+        request_id: str,
+    ) -> None:
         with self._lock:
             self._pending.setdefault((model, version, names), []).append(
-                (columns, predictions, request_id))
+                (columns, predictions, request_id)
+            )
             self._rows += len(predictions)
             if self._rows >= ROWS:
                 self._wake.set()
@@ -61,30 +68,43 @@ class LogBuffer:
             try:
                 self._append(model, version, names, entries)
             except Exception as exc:  # never lose the thread to one bad batch
-                log.warning("prediction log: %d requests of %s v%s not queued: %s",
-                            len(entries), model, version, exc)
+                log.warning(
+                    "prediction log: %d requests of %s v%s not queued: %s",
+                    len(entries),
+                    model,
+                    version,
+                    exc,
+                )
 
-    def _append(self, model: str, version: int, names: tuple[str, ...],
-                entries: list[Any]) -> None:
+    def _append(self, model: str, version: int, names: tuple[str, ...], entries: list[Any]) -> None:
         import numpy as np
         import polars as pl
 
         predictions = np.concatenate([p for _, p, _ in entries])
         ids = [rid for _, p, rid in entries for _ in range(len(p))]
         try:  # one table; values of one feature may differ in type between requests
-            features: Any = pl.DataFrame([pl.Series(n, [v for c, _, _ in entries
-                                                         for v in _plain(c[n])], strict=False)
-                                          for n in names])
+            features: Any = pl.DataFrame(
+                [
+                    pl.Series(n, [v for c, _, _ in entries for v in _plain(c[n])], strict=False)
+                    for n in names
+                ]
+            )
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
             for columns, p, rid in entries:  # request by request, as sent
                 self._hand_over(model, version, {n: columns[n] for n in names}, p, rid)
             return
         self._hand_over(model, version, features, predictions, ids)
 
-    def _hand_over(self, model: str, version: int, features: Any, predictions: Any,
-                   ids: Any) -> None:
-        if not self._log.append(model=model, version=version, features=features,
-                                predictions=predictions, request_ids=ids):
+    def _hand_over(
+        self, model: str, version: int, features: Any, predictions: Any, ids: Any
+    ) -> None:
+        if not self._log.append(
+            model=model,
+            version=version,
+            features=features,
+            predictions=predictions,
+            request_ids=ids,
+        ):
             self._on_dropped()
 
 

@@ -32,24 +32,29 @@ class _Distribution:
         np = self._np
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
-        counts = np.bincount(np.searchsorted(self._bounds, values, side="left"),
-                             minlength=len(self._bounds) + 1)
+        counts = np.bincount(
+            np.searchsorted(self._bounds, values, side="left"), minlength=len(self._bounds) + 1
+        )
         total = float(values.sum())
         with self._lock:
-            entry = self._series.setdefault((model, version),
-                                            [np.zeros(len(self._bounds) + 1, np.int64), 0.0])
+            entry = self._series.setdefault(
+                (model, version), [np.zeros(len(self._bounds) + 1, np.int64), 0.0]
+            )
             entry[0] += counts
             entry[1] += total
 
     def _add_few(self, model: str, version: str, values: Any) -> None:
-        found = [(bisect.bisect_left(PREDICTION_BUCKETS, v), v) for v in values.tolist()
-                 if math.isfinite(v)]
+        found = [
+            (bisect.bisect_left(PREDICTION_BUCKETS, v), v)
+            for v in values.tolist()
+            if math.isfinite(v)
+        ]
         with self._lock:
             entry = self._series.get((model, version))
             if entry is None:
                 entry = self._series.setdefault(
-                    (model, version), [self._np.zeros(len(self._bounds) + 1, self._np.int64),
-                                       0.0])
+                    (model, version), [self._np.zeros(len(self._bounds) + 1, self._np.int64), 0.0]
+                )
             for index, value in found:
                 entry[0][index] += 1
                 entry[1] += value
@@ -57,14 +62,18 @@ class _Distribution:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import HistogramMetricFamily
 
-        family = HistogramMetricFamily("conveyor_prediction_value",
-                                       "Distribution of predicted values",
-                                       labels=["model", "version"])
+        family = HistogramMetricFamily(
+            "conveyor_prediction_value",
+            "Distribution of predicted values",
+            labels=["model", "version"],
+        )
         with self._lock:
             for (model, version), (counts, total) in self._series.items():
                 cumulative = counts.cumsum()
-                buckets = [(str(b), float(c)) for b, c in zip(PREDICTION_BUCKETS,
-                                                              cumulative[:-1], strict=True)]
+                buckets = [
+                    (str(b), float(c))
+                    for b, c in zip(PREDICTION_BUCKETS, cumulative[:-1], strict=True)
+                ]
                 buckets.append(("+Inf", float(cumulative[-1])))
                 family.add_metric([model, version], buckets, total)
         yield family
@@ -78,26 +87,51 @@ class ServerMetrics:
 
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("conveyor_requests", "HTTP requests by route and status",
-                                ["route", "status"], registry=r)
-        self.latency = Histogram("conveyor_request_seconds", "Request latency by route",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.errors = Counter("conveyor_errors", "Refused or failed requests by kind",
-                              ["kind"], registry=r)
-        self.rows = Counter("conveyor_predictions", "Rows predicted per model version",
-                            ["model", "version"], registry=r)
-        self.queue = Gauge("conveyor_queue_depth", "Requests in progress in this process",
-                           registry=r)
-        self.swaps = Counter("conveyor_model_swaps", "Model swaps by result (ok, failed)",
-                             ["result"], registry=r)
-        self.served = Gauge("conveyor_model_served", "1 for the model version answering",
-                            ["model", "version"], registry=r)
-        self.dropped = Gauge("conveyor_prediction_log_dropped",
-                             "Prediction-log records dropped (queue full) since start",
-                             registry=r)
-        self.challenger = Counter("conveyor_challenger_predictions",
-                                  "Requests the challenger predicted, by mode and version",
-                                  ["mode", "version"], registry=r)
+        self.requests = Counter(
+            "conveyor_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "conveyor_request_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "conveyor_errors", "Refused or failed requests by kind", ["kind"], registry=r
+        )
+        self.rows = Counter(
+            "conveyor_predictions",
+            "Rows predicted per model version",
+            ["model", "version"],
+            registry=r,
+        )
+        self.queue = Gauge(
+            "conveyor_queue_depth", "Requests in progress in this process", registry=r
+        )
+        self.swaps = Counter(
+            "conveyor_model_swaps", "Model swaps by result (ok, failed)", ["result"], registry=r
+        )
+        self.served = Gauge(
+            "conveyor_model_served",
+            "1 for the model version answering",
+            ["model", "version"],
+            registry=r,
+        )
+        self.dropped = Gauge(
+            "conveyor_prediction_log_dropped",
+            "Prediction-log records dropped (queue full) since start",
+            registry=r,
+        )
+        self.challenger = Counter(
+            "conveyor_challenger_predictions",
+            "Requests the challenger predicted, by mode and version",
+            ["mode", "version"],
+            registry=r,
+        )
         self.distribution = _Distribution()
         r.register(self.distribution)
         self._log_stats = log_stats

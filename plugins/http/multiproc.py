@@ -27,14 +27,14 @@ _SUFFIX = ".prom"
 class SnapshotWriter:
     """Writes one process's metrics into the shared directory until stopped."""
 
-    def __init__(self, directory: str | os.PathLike[str], render: Any,
-                 interval: float = SNAPSHOT_INTERVAL) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], render: Any, interval: float = SNAPSHOT_INTERVAL
+    ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / f"{os.getpid()}{_SUFFIX}"
         self._render, self._interval = render, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="conveyor-http-metrics")
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conveyor-http-metrics")
 
     def start(self) -> None:
         self.write()
@@ -100,8 +100,11 @@ def merge(own: Iterable[Any], others: Iterable[str]) -> bytes:
                 for (sample_name, labels), value in samples.items():
                     metric.add_sample(sample_name, dict(labels), value)
                 yield metric
-            workers = Metric("conveyor_server_workers",
-                             "Worker processes whose metrics this answer merges", "gauge")
+            workers = Metric(
+                "conveyor_server_workers",
+                "Worker processes whose metrics this answer merges",
+                "gauge",
+            )
             workers.add_sample("conveyor_server_workers", {}, float(processes))
             yield workers
 

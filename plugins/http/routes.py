@@ -62,36 +62,96 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route(method="GET", path="/health", handler="health", public=True,
-          summary="Liveness and readiness (200 when ready, 503 while not)"),
-    Route(method="GET", path="/ping", handler="health", public=True,
-          summary="MLflow scoring-server health check"),
-    Route(method="GET", path="/v2/health/live", handler="live", public=True,
-          summary="v2: server live"),
-    Route(method="GET", path="/v2/health/ready", handler="ready", public=True,
-          summary="v2: server ready (names the last failed swap, if any)"),
+    Route(
+        method="GET",
+        path="/health",
+        handler="health",
+        public=True,
+        summary="Liveness and readiness (200 when ready, 503 while not)",
+    ),
+    Route(
+        method="GET",
+        path="/ping",
+        handler="health",
+        public=True,
+        summary="MLflow scoring-server health check",
+    ),
+    Route(
+        method="GET", path="/v2/health/live", handler="live", public=True, summary="v2: server live"
+    ),
+    Route(
+        method="GET",
+        path="/v2/health/ready",
+        handler="ready",
+        public=True,
+        summary="v2: server ready (names the last failed swap, if any)",
+    ),
     Route(method="GET", path="/v2", handler="server_metadata", summary="v2: server metadata"),
-    Route(method="GET", path="/v2/models/{name}", handler="model_metadata",
-          summary="v2: model metadata (inputs with datatypes, outputs)"),
-    Route(method="GET", path="/v2/models/{name}/versions/{version}", handler="model_metadata",
-          summary="v2: model metadata of a version"),
-    Route(method="GET", path="/v2/models/{name}/ready", handler="model_ready",
-          summary="v2: model ready"),
-    Route(method="GET", path="/v2/models/{name}/versions/{version}/ready",
-          handler="model_ready", summary="v2: model version ready"),
-    Route(method="POST", path="/v2/models/{name}/infer", handler="infer", body="v2",
-          summary="v2: inference with named input tensors"),
-    Route(method="POST", path="/v2/models/{name}/versions/{version}/infer", handler="infer",
-          body="v2", summary="v2: inference on a given version"),
-    Route(method="POST", path="/invocations", handler="invocations", body="json",
-          summary="MLflow scoring: dataframe_split, dataframe_records, instances, inputs"),
-    Route(method="POST", path="/predict", handler="predict", body="arrow",
-          summary='JSON {"records": [...]} or {"columns": {...}}, or an Arrow IPC stream'),
-    Route(method="GET", path="/model", handler="model_info",
-          summary="The served model: name, version, signature"),
+    Route(
+        method="GET",
+        path="/v2/models/{name}",
+        handler="model_metadata",
+        summary="v2: model metadata (inputs with datatypes, outputs)",
+    ),
+    Route(
+        method="GET",
+        path="/v2/models/{name}/versions/{version}",
+        handler="model_metadata",
+        summary="v2: model metadata of a version",
+    ),
+    Route(
+        method="GET",
+        path="/v2/models/{name}/ready",
+        handler="model_ready",
+        summary="v2: model ready",
+    ),
+    Route(
+        method="GET",
+        path="/v2/models/{name}/versions/{version}/ready",
+        handler="model_ready",
+        summary="v2: model version ready",
+    ),
+    Route(
+        method="POST",
+        path="/v2/models/{name}/infer",
+        handler="infer",
+        body="v2",
+        summary="v2: inference with named input tensors",
+    ),
+    Route(
+        method="POST",
+        path="/v2/models/{name}/versions/{version}/infer",
+        handler="infer",
+        body="v2",
+        summary="v2: inference on a given version",
+    ),
+    Route(
+        method="POST",
+        path="/invocations",
+        handler="invocations",
+        body="json",
+        summary="MLflow scoring: dataframe_split, dataframe_records, instances, inputs",
+    ),
+    Route(
+        method="POST",
+        path="/predict",
+        handler="predict",
+        body="arrow",
+        summary='JSON {"records": [...]} or {"columns": {...}}, or an Arrow IPC stream',
+    ),
+    Route(
+        method="GET",
+        path="/model",
+        handler="model_info",
+        summary="The served model: name, version, signature",
+    ),
     Route(method="GET", path="/metrics", handler="metrics", summary="Prometheus metrics"),
-    Route(method="GET", path="/openapi.json", handler="openapi",
-          summary="This API as an OpenAPI 3.1 document"),
+    Route(
+        method="GET",
+        path="/openapi.json",
+        handler="openapi",
+        summary="This API as an OpenAPI 3.1 document",
+    ),
 )
 
 
@@ -136,31 +196,53 @@ class Handlers:
     def server_metadata(self, _request: Request) -> Response:
         from conveyor import __version__
 
-        return Response(200, dumps({"name": "conveyor", "version": __version__,
-                                    "extensions": ["binary_tensor_data"]}))
+        return Response(
+            200,
+            dumps(
+                {"name": "conveyor", "version": __version__, "extensions": ["binary_tensor_data"]}
+            ),
+        )
 
     def _check_model(self, request: Request) -> Served:
         served = request.served
         name = request.path_params.get("name")
         version = request.path_params.get("version")
         if name != served.name:
-            raise BadRequest(404, "unknown_model", f"model {name!r} is not served here",
-                             hint=f"this server serves {served.name!r}", fields=["name"])
+            raise BadRequest(
+                404,
+                "unknown_model",
+                f"model {name!r} is not served here",
+                hint=f"this server serves {served.name!r}",
+                fields=["name"],
+            )
         if version is not None and version != str(served.version):
-            raise BadRequest(404, "unknown_version", f"version {version} of {name!r} is not "
-                             f"served here (v{served.version} is)",
-                             hint=f"use /v2/models/{name} or version {served.version}",
-                             fields=["version"])
+            raise BadRequest(
+                404,
+                "unknown_version",
+                f"version {version} of {name!r} is not served here (v{served.version} is)",
+                hint=f"use /v2/models/{name} or version {served.version}",
+                fields=["version"],
+            )
         return served
 
     def model_metadata(self, request: Request) -> Response:
         served = self._check_model(request)
         features = served.model.signature.features
-        return Response(200, dumps({
-            "name": served.name, "versions": [str(served.version)], "platform": "lightgbm",
-            "inputs": [{"name": f.name, "datatype": codecs.TO_V2[f.dtype], "shape": [-1]}
-                       for f in features],
-            "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]}))
+        return Response(
+            200,
+            dumps(
+                {
+                    "name": served.name,
+                    "versions": [str(served.version)],
+                    "platform": "lightgbm",
+                    "inputs": [
+                        {"name": f.name, "datatype": codecs.TO_V2[f.dtype], "shape": [-1]}
+                        for f in features
+                    ],
+                    "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]}],
+                }
+            ),
+        )
 
     def model_ready(self, request: Request) -> Response:
         served = self._check_model(request)
@@ -168,8 +250,16 @@ class Handlers:
 
     def model_info(self, request: Request) -> Response:
         served = request.served
-        return Response(200, dumps({"model": served.name, "version": served.version,
-                                    "signature": served.model.signature.to_dict()}))
+        return Response(
+            200,
+            dumps(
+                {
+                    "model": served.name,
+                    "version": served.version,
+                    "signature": served.model.signature.to_dict(),
+                }
+            ),
+        )
 
     def metrics(self, _request: Request) -> Response:
         body, content_type = self.server.metrics.render()
@@ -192,9 +282,12 @@ class Handlers:
             except ValueError:
                 split = -1
             if not 0 <= split <= len(request.body):
-                raise BadRequest(400, "malformed_header", "Inference-Header-Content-Length "
-                                 "is not a length within the body",
-                                 fields=["Inference-Header-Content-Length"])
+                raise BadRequest(
+                    400,
+                    "malformed_header",
+                    "Inference-Header-Content-Length is not a length within the body",
+                    fields=["Inference-Header-Content-Length"],
+                )
             header = codecs.parse_json(request.body[:split])
             binary = request.body[split:]
         else:
@@ -202,30 +295,55 @@ class Handlers:
         columns, given_id = codecs.v2_columns(header, binary, names)
         rid = given_id if isinstance(given_id, str) and given_id else request.request_id
         predictions = self.server.predict(served, columns, rid)
-        return Response(200, dumps({
-            "model_name": served.name, "model_version": str(served.version), "id": rid,
-            "outputs": [{"name": "prediction", "datatype": "FP64",
-                         "shape": [len(predictions)], "data": predictions}]}))
+        return Response(
+            200,
+            dumps(
+                {
+                    "model_name": served.name,
+                    "model_version": str(served.version),
+                    "id": rid,
+                    "outputs": [
+                        {
+                            "name": "prediction",
+                            "datatype": "FP64",
+                            "shape": [len(predictions)],
+                            "data": predictions,
+                        }
+                    ],
+                }
+            ),
+        )
 
     def invocations(self, request: Request) -> Response:
         served = request.served
         payload = codecs.parse_json(request.body)
         columns = codecs.mlflow_columns(payload, served.model.predictor.names)
         predictions = self.server.predict(served, columns, request.request_id)
-        return Response(200, dumps({"predictions": predictions, "model": served.name,
-                                    "version": served.version}))
+        return Response(
+            200,
+            dumps({"predictions": predictions, "model": served.name, "version": served.version}),
+        )
 
     def predict(self, request: Request) -> Response:
         served = request.served
         if request.content_type == ARROW_STREAM:
             columns: Any = codecs.arrow_columns(request.body)
         else:
-            columns = codecs.simple_columns(codecs.parse_json(request.body),
-                                            served.model.predictor.names)
+            columns = codecs.simple_columns(
+                codecs.parse_json(request.body), served.model.predictor.names
+            )
         predictions = self.server.predict(served, columns, request.request_id)
-        return Response(200, dumps({"model": served.name, "version": served.version,
-                                    "request_id": request.request_id,
-                                    "predictions": predictions}))
+        return Response(
+            200,
+            dumps(
+                {
+                    "model": served.name,
+                    "version": served.version,
+                    "request_id": request.request_id,
+                    "predictions": predictions,
+                }
+            ),
+        )
 
 
 HandlerFn = Callable[[Request], Response]

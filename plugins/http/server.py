@@ -38,9 +38,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        raise ConveyorError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                            hint="pick another --port (0: any free one), or stop what "
-                                 "holds it") from None
+        raise ConveyorError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="pick another --port (0: any free one), or stop what holds it",
+        ) from None
     sock.listen(2048)
     return sock
 
@@ -89,36 +90,65 @@ class HttpServer(Server):
         from conveyor.predictions import PredictionLog
 
         name = self.settings.model or only_model(self.app)
-        prediction_log = (PredictionLog.for_app(self.app, flush_interval=1.0)
-                          if self.config.log_predictions else None)
+        prediction_log = (
+            PredictionLog.for_app(self.app, flush_interval=1.0)
+            if self.config.log_predictions
+            else None
+        )
         metrics = ServerMetrics(prediction_log.stats if prediction_log else None)
         if metrics_dir is not None:
             metrics.share(metrics_dir)
-        slot = ModelSlot(self.app, name, self.settings.alias,
-                         poll_interval=self.config.poll_interval, metrics=metrics)
+        slot = ModelSlot(
+            self.app,
+            name,
+            self.settings.alias,
+            poll_interval=self.config.poll_interval,
+            metrics=metrics,
+        )
         slot.load_initial()
         challenger = None
         if self.config.challenger_alias:
-            challenger = ModelSlot(self.app, name, self.config.challenger_alias,
-                                   poll_interval=self.config.poll_interval, metrics=metrics)
+            challenger = ModelSlot(
+                self.app,
+                name,
+                self.config.challenger_alias,
+                poll_interval=self.config.poll_interval,
+                metrics=metrics,
+            )
             challenger.load_initial(required=False)
-        self._server_app = ServerApp(settings=self.settings, config=self.config, slot=slot,
-                                     metrics=metrics, log_=prediction_log,
-                                     challenger=challenger)
-        self._uvicorn = uvicorn.Server(uvicorn.Config(
-            self._server_app, loop="auto", http="auto", lifespan="off", access_log=False,
-            log_level="warning", server_header=False, date_header=False,
-            timeout_keep_alive=int(self.config.keepalive_timeout) or 1,
-            h11_max_incomplete_event_size=64 * 1024))
+        self._server_app = ServerApp(
+            settings=self.settings,
+            config=self.config,
+            slot=slot,
+            metrics=metrics,
+            log_=prediction_log,
+            challenger=challenger,
+        )
+        self._uvicorn = uvicorn.Server(
+            uvicorn.Config(
+                self._server_app,
+                loop="auto",
+                http="auto",
+                lifespan="off",
+                access_log=False,
+                log_level="warning",
+                server_header=False,
+                date_header=False,
+                timeout_keep_alive=int(self.config.keepalive_timeout) or 1,
+                h11_max_incomplete_event_size=64 * 1024,
+            )
+        )
         self._sock = sock
-        self._thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [sock]},
-                                        daemon=True, name="conveyor-http")
+        self._thread = threading.Thread(
+            target=self._uvicorn.run, kwargs={"sockets": [sock]}, daemon=True, name="conveyor-http"
+        )
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._uvicorn.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise ConveyorError("the HTTP server did not start",
-                                    hint="run with --traceback; see the log above")
+                raise ConveyorError(
+                    "the HTTP server did not start", hint="run with --traceback; see the log above"
+                )
             time.sleep(0.005)
         slot.start()
         if challenger is not None:
@@ -129,8 +159,11 @@ class HttpServer(Server):
 
         sock.set_inheritable(True)
         config = self.app.config
-        env = {**os.environ, "CONVEYOR_SERVER__WORKERS": "1",
-               "CONVEYOR_SERVER__MODEL": _toml(self.settings.model or only_model(self.app))}
+        env = {
+            **os.environ,
+            "CONVEYOR_SERVER__WORKERS": "1",
+            "CONVEYOR_SERVER__MODEL": _toml(self.settings.model or only_model(self.app)),
+        }
         if config.file is not None:
             env["CONVEYOR_CONFIG"] = str(config.file)
         if config.profile:
@@ -139,18 +172,29 @@ class HttpServer(Server):
         self._metrics_dir = tempfile.mkdtemp(prefix="conveyor-metrics-")  # mode 0700
         for _ in range(self.config.workers):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "conveyor.plugins.http.worker", str(sock.fileno()),
-                 self._metrics_dir],
-                pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True, env=env,
-                cwd=config.root)
+                [
+                    sys.executable,
+                    "-m",
+                    "conveyor.plugins.http.worker",
+                    str(sock.fileno()),
+                    self._metrics_dir,
+                ],
+                pass_fds=[sock.fileno()],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=config.root,
+            )
             self._workers.append(proc)
             threading.Thread(target=self._watch_worker, args=(proc,), daemon=True).start()
         deadline = time.monotonic() + 120
         while not self.ready:
             if any(p.poll() is not None for p in self._workers) or time.monotonic() > deadline:
                 self._stop_workers(5)
-                raise ConveyorError("a server worker process failed to start",
-                                    hint="see its error above; try workers = 1 to debug")
+                raise ConveyorError(
+                    "a server worker process failed to start",
+                    hint="see its error above; try workers = 1 to debug",
+                )
             time.sleep(0.02)
 
     def _watch_worker(self, proc: subprocess.Popen[str]) -> None:
@@ -207,11 +251,14 @@ class HttpServer(Server):
     def ready(self) -> bool:
         if self._workers:
             with self._lock:
-                return all(p.poll() is None and p.pid in self._ready_workers
-                           for p in self._workers)
+                return all(p.poll() is None and p.pid in self._ready_workers for p in self._workers)
         app = self._server_app
-        return (self._uvicorn is not None and self._uvicorn.started and app is not None
-                and app.slot.current is not None)
+        return (
+            self._uvicorn is not None
+            and self._uvicorn.started
+            and app is not None
+            and app.slot.current is not None
+        )
 
     @property
     def address(self) -> str:

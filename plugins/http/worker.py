@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         server = cast(HttpServer, app.server)  # HttpServer spawned this worker
         server.start_on(sock, metrics_dir=args[1] if len(args) > 1 else None)
     except ConveyorError as exc:
-        print(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""),
-              file=sys.stderr)
+        print(
+            f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""), file=sys.stderr
+        )
         return 1
     print(READY_LINE, flush=True)
     stop.wait()

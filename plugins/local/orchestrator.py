@@ -40,6 +40,7 @@ class LocalOrchestrator(Orchestrator):
         if self.max_parallel == 1 and work.timeout_s is None:
             _run_into(work, future)
         else:
-            threading.Thread(target=_run_into, args=(work, future), daemon=True,
-                             name=f"conveyor-{work.node}").start()
+            threading.Thread(
+                target=_run_into, args=(work, future), daemon=True, name=f"conveyor-{work.node}"
+            ).start()
         return future

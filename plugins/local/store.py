@@ -19,15 +19,22 @@ if TYPE_CHECKING:
 
     from conveyor.plugins.local.config import LocalArtifactStoreConfig
 
-_TEMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-               | getattr(os, "O_CLOEXEC", 0))
+_TEMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def root_from_url(url: str, project_root: Path | None = None) -> Path:
     """The folder a ``url`` setting names: a plain path or ``file://`` URL."""
     if "\x00" in url:
-        raise ConfigError("[artifact_store] url contains a NUL byte",
-                          hint='use a plain path such as ".conveyor/artifacts"')
+        raise ConfigError(
+            "[artifact_store] url contains a NUL byte",
+            hint='use a plain path such as ".conveyor/artifacts"',
+        )
     if url.lower().startswith("file:"):
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
@@ -146,8 +153,11 @@ class LocalArtifactStore(FsspecArtifactStore):
                 yield path, stat.st_size, stat.st_mtime
 
     def _temporaries(self, cutoff: float) -> list[tuple[str, int]]:
-        return [(self._relative(path), size) for path, size, mtime in self._walk(self.root)
-                if path.rpartition("/")[2].startswith(TEMP_PREFIX) and mtime <= cutoff]
+        return [
+            (self._relative(path), size)
+            for path, size, mtime in self._walk(self.root)
+            if path.rpartition("/")[2].startswith(TEMP_PREFIX) and mtime <= cutoff
+        ]
 
     def _remove_temporary(self, name: str) -> None:
         _unlink_quietly(self._confine(self._path(name)))

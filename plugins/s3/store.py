@@ -40,10 +40,18 @@ class S3ArtifactStore(FsspecArtifactStore):
     sources (environment variables, shared config files, instance metadata).
     """
 
-    def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 region: str | None = None, access_key_id: str | None = None,
-                 secret_access_key: str | None = None, session_token: str | None = None,
-                 block_size: int = 16 * 2**20) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        block_size: int = 16 * 2**20,
+    ) -> None:
         prefix = prefix.strip("/")
         if prefix:
             try:
@@ -52,10 +60,12 @@ class S3ArtifactStore(FsspecArtifactStore):
                 raise ConfigError(exc.message, hint=exc.hint) from None
         self.bucket = bucket
         self.prefix = prefix
-        self.endpoint_url = (endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
-                             or os.environ.get("AWS_ENDPOINT_URL"))
-        self.region = region or os.environ.get("AWS_REGION") or os.environ.get(
-            "AWS_DEFAULT_REGION")
+        self.endpoint_url = (
+            endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         self._credentials = (access_key_id, secret_access_key, session_token)
         self.block_size = block_size
         root = f"{bucket}/{prefix}" if prefix else bucket
@@ -67,18 +77,30 @@ class S3ArtifactStore(FsspecArtifactStore):
         from conveyor.plugins.s3.config import MIN_PART_SIZE
 
         parts = urlsplit(config.url)
-        if parts.scheme.lower() != "s3" or not _BUCKET.fullmatch(parts.netloc) or (
-                parts.query or parts.fragment):
-            raise ConfigError(f"[artifact_store] url {config.url!r} is not an S3 URL",
-                              hint='write it as url = "s3://my-bucket/some/prefix"')
+        if (
+            parts.scheme.lower() != "s3"
+            or not _BUCKET.fullmatch(parts.netloc)
+            or (parts.query or parts.fragment)
+        ):
+            raise ConfigError(
+                f"[artifact_store] url {config.url!r} is not an S3 URL",
+                hint='write it as url = "s3://my-bucket/some/prefix"',
+            )
         if config.block_size < MIN_PART_SIZE:
             raise ConfigError(
                 f"[artifact_store] block_size = {config.block_size} is too small",
-                hint=f"use at least {MIN_PART_SIZE} (5 MiB, S3's smallest multipart part)")
-        return cls(bucket=parts.netloc, prefix=parts.path, endpoint_url=config.endpoint_url,
-                   region=config.region, access_key_id=config.access_key_id,
-                   secret_access_key=config.secret_access_key,
-                   session_token=config.session_token, block_size=config.block_size)
+                hint=f"use at least {MIN_PART_SIZE} (5 MiB, S3's smallest multipart part)",
+            )
+        return cls(
+            bucket=parts.netloc,
+            prefix=parts.path,
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            access_key_id=config.access_key_id,
+            secret_access_key=config.secret_access_key,
+            session_token=config.session_token,
+            block_size=config.block_size,
+        )
 
     def __repr__(self) -> str:
         return f"S3ArtifactStore(uri={self.uri!r}, endpoint_url={self.endpoint_url!r})"
@@ -89,8 +111,12 @@ class S3ArtifactStore(FsspecArtifactStore):
         key, secret, token = self._credentials
         client_kwargs = {"region_name": self.region} if self.region else {}
         return s3fs.S3FileSystem(
-            key=key, secret=secret, token=token, endpoint_url=self.endpoint_url,
-            client_kwargs=client_kwargs, default_block_size=self.block_size,
+            key=key,
+            secret=secret,
+            token=token,
+            endpoint_url=self.endpoint_url,
+            client_kwargs=client_kwargs,
+            default_block_size=self.block_size,
             use_listings_cache=False,
         )
 
@@ -99,8 +125,9 @@ class S3ArtifactStore(FsspecArtifactStore):
 
     def _put_blob(self, sha256: str, data: bytes | memoryview) -> None:
         with self._translated():
-            self.fs.pipe_file(self._blob_path(sha256), bytes(data) if not isinstance(
-                data, bytes) else data)
+            self.fs.pipe_file(
+                self._blob_path(sha256), bytes(data) if not isinstance(data, bytes) else data
+            )
 
     def _commit_manifest(self, path: str, data: bytes, *, exclusive: bool) -> None:
         with self._translated():
@@ -115,27 +142,33 @@ class S3ArtifactStore(FsspecArtifactStore):
                 yield path, int(info.get("size") or 0), modified.timestamp() if modified else 0.0
 
     def _temporaries(self, cutoff: float) -> list[tuple[str, int]]:
-        found = [(self._relative(path), size)
-                 for path, size, mtime in self._walk(self._path(TMP)) if mtime <= cutoff]
+        found = [
+            (self._relative(path), size)
+            for path, size, mtime in self._walk(self._path(TMP))
+            if mtime <= cutoff
+        ]
         with self._translated():
             uploads = self.fs.list_multipart_uploads(self.bucket)
         mine = f"{self.prefix}/" if self.prefix else ""
         for upload in uploads:
             started = upload.get("Initiated")
-            if upload["Key"].startswith(mine) and (started is None
-                                                   or started.timestamp() <= cutoff):
-                found.append((f"{_MULTIPART}{upload['Key'][len(mine):]}"
-                              f"?uploadId={upload['UploadId']}", 0))
+            if upload["Key"].startswith(mine) and (
+                started is None or started.timestamp() <= cutoff
+            ):
+                found.append(
+                    (f"{_MULTIPART}{upload['Key'][len(mine) :]}?uploadId={upload['UploadId']}", 0)
+                )
         return found
 
     def _remove_temporary(self, name: str) -> None:
         with self._translated():
             if name.startswith(_MULTIPART):
-                key, _, upload_id = name[len(_MULTIPART):].partition("?uploadId=")
+                key, _, upload_id = name[len(_MULTIPART) :].partition("?uploadId=")
                 full = f"{self.prefix}/{key}" if self.prefix else key
                 try:
-                    self.fs.call_s3("abort_multipart_upload", Bucket=self.bucket, Key=full,
-                                    UploadId=upload_id)
+                    self.fs.call_s3(
+                        "abort_multipart_upload", Bucket=self.bucket, Key=full, UploadId=upload_id
+                    )
                 except FileNotFoundError:
                     pass
             else:
@@ -157,9 +190,13 @@ class S3ArtifactStore(FsspecArtifactStore):
             if found is not None:
                 frozen = found.get_frozen_credentials()
                 key, secret, token = frozen.access_key, frozen.secret_key, frozen.token
-        options = {"aws_access_key_id": key, "aws_secret_access_key": secret,
-                   "aws_session_token": token, "aws_region": self.region,
-                   "aws_endpoint_url": self.endpoint_url}
+        options = {
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+            "aws_session_token": token,
+            "aws_region": self.region,
+            "aws_endpoint_url": self.endpoint_url,
+        }
         if self.endpoint_url and self.endpoint_url.startswith("http://"):
             options["aws_allow_http"] = "true"
         return {name: value for name, value in options.items() if value}
@@ -216,8 +253,7 @@ class _S3Sink(BlobSink):
         self._buffer += data
         if len(self._buffer) >= self._store.block_size:
             with self._store._translated():
-                self._file = self._store.fs.open(self._tmp, "wb",
-                                                 block_size=self._store.block_size)
+                self._file = self._store.fs.open(self._tmp, "wb", block_size=self._store.block_size)
                 self._file.write(self._buffer)
             self._buffer = bytearray()
 

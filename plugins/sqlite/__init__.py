@@ -14,13 +14,21 @@ from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig, SQLiteMode
 
 @hookimpl
 def register_metadata_stores(register: Any) -> None:
-    register("sqlite", factory="conveyor.plugins.sqlite.metadata:SQLiteMetadataStore",
-             config_class=SQLiteMetadataStoreConfig, schemes=("sqlite",),
-             description="SQLite file (WAL, BEGIN IMMEDIATE, versioned migrations)")
+    register(
+        "sqlite",
+        factory="conveyor.plugins.sqlite.metadata:SQLiteMetadataStore",
+        config_class=SQLiteMetadataStoreConfig,
+        schemes=("sqlite",),
+        description="SQLite file (WAL, BEGIN IMMEDIATE, versioned migrations)",
+    )
 
 
 @hookimpl
 def register_model_registries(register: Any) -> None:
-    register("sqlite", factory="conveyor.plugins.sqlite.registry:SQLiteRegistryBackend",
-             config_class=SQLiteModelRegistryConfig, schemes=("sqlite",),
-             description="SQLite file (atomic alias moves, append-only audit log)")
+    register(
+        "sqlite",
+        factory="conveyor.plugins.sqlite.registry:SQLiteRegistryBackend",
+        config_class=SQLiteModelRegistryConfig,
+        schemes=("sqlite",),
+        description="SQLite file (atomic alias moves, append-only audit log)",
+    )

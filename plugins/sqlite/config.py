@@ -17,9 +17,10 @@ def _check_url(_instance: Any, _attribute: Any, value: str) -> None:
             f"{value!r} is not a SQLite URL: write sqlite:///relative/path.db (relative to "
             "the project root) or sqlite:////absolute/path.db"
         )
-    if value[len("sqlite:///"):] in ("", ":memory:"):
-        raise ValueError(f"{value!r} names no file: several processes share the database, "
-                         "so it must be a file")
+    if value[len("sqlite:///") :] in ("", ":memory:"):
+        raise ValueError(
+            f"{value!r} names no file: several processes share the database, so it must be a file"
+        )
 
 
 @frozen(kw_only=True)

@@ -28,21 +28,28 @@ class SQLiteDefinitions:
         def write(conn: sqlite3.Connection) -> Definition:
             row = conn.execute(
                 "SELECT version, fingerprint FROM definitions WHERE kind = ? AND name = ? "
-                "ORDER BY version DESC LIMIT 1", (kind, name)).fetchone()
+                "ORDER BY version DESC LIMIT 1",
+                (kind, name),
+            ).fetchone()
             if row is not None and row[1] == fingerprint:
                 return self._definition(conn, kind, name, row[0])
             version = 1 if row is None else row[0] + 1
-            conn.execute("INSERT INTO definitions (kind, name, version, spec, fingerprint, "
-                         "created) VALUES (?, ?, ?, ?, ?, ?)",
-                         (kind, name, version, text, fingerprint, at))
+            conn.execute(
+                "INSERT INTO definitions (kind, name, version, spec, fingerprint, "
+                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, name, version, text, fingerprint, at),
+            )
             return self._definition(conn, kind, name, version)
 
         return self.db.write(write, retry_conflicts=True)
 
-    def _definition(self, conn: sqlite3.Connection, kind: str, name: str,
-                    version: int | None) -> Definition:
-        sql = ("SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-               "WHERE kind = ? AND name = ?")
+    def _definition(
+        self, conn: sqlite3.Connection, kind: str, name: str, version: int | None
+    ) -> Definition:
+        sql = (
+            "SELECT kind, name, version, spec, fingerprint, created FROM definitions "
+            "WHERE kind = ? AND name = ?"
+        )
         args: list[Any] = [kind, name]
         if version is None:
             sql += " ORDER BY version DESC LIMIT 1"
@@ -52,12 +59,10 @@ class SQLiteDefinitions:
         row = conn.execute(sql, args).fetchone()
         if row is None:
             which = f"{kind} {name!r}" + ("" if version is None else f" version {version}")
-            raise NotFoundError(f"no {which} is defined",
-                                hint="apply the definition first")
+            raise NotFoundError(f"no {which} is defined", hint="apply the definition first")
         return _definition(row)
 
-    def get_definition(self, kind: str, name: str, version: int | None = None
-                       ) -> Definition:
+    def get_definition(self, kind: str, name: str, version: int | None = None) -> Definition:
         with self.db.locked() as conn:
             return self._definition(conn, kind, name, version)
 
@@ -67,12 +72,16 @@ class SQLiteDefinitions:
                 "SELECT d.kind, d.name, d.version, d.spec, d.fingerprint, d.created "
                 "FROM definitions d WHERE d.kind = ? AND d.version = (SELECT max(version) "
                 "FROM definitions x WHERE x.kind = d.kind AND x.name = d.name) "
-                "ORDER BY d.name", (kind,)).fetchall()
+                "ORDER BY d.name",
+                (kind,),
+            ).fetchall()
         return [_definition(r) for r in rows]
 
     def definition_history(self, kind: str, name: str) -> list[Definition]:
         with self.db.locked() as conn:
             rows = conn.execute(
                 "SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-                "WHERE kind = ? AND name = ? ORDER BY version", (kind, name)).fetchall()
+                "WHERE kind = ? AND name = ? ORDER BY version",
+                (kind, name),
+            ).fetchall()
         return [_definition(r) for r in rows]

@@ -44,65 +44,134 @@ def _metric_value(value: float | None) -> float:
 
 INSERT_ARTIFACT = (
     "INSERT INTO artifacts (id, uri, fingerprint, kind, size, media_type, metadata, created) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
 
 
-def artifact_values(uri: str, fingerprint: str, *, kind: str = "artifact",
-                    size: int | None = None, media_type: str | None = None,
-                    metadata: Mapping[str, Any] | None = None, at: str) -> tuple[Any, ...]:
+def artifact_values(
+    uri: str,
+    fingerprint: str,
+    *,
+    kind: str = "artifact",
+    size: int | None = None,
+    media_type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    at: str,
+) -> tuple[Any, ...]:
     """The :data:`INSERT_ARTIFACT` parameters of an artifact record; its id comes first."""
-    return (artifact_id(uri, fingerprint), uri, fingerprint, kind, size, media_type,
-            dumps(dict(metadata)) if metadata else "{}", at)
+    return (
+        artifact_id(uri, fingerprint),
+        uri,
+        fingerprint,
+        kind,
+        size,
+        media_type,
+        dumps(dict(metadata)) if metadata else "{}",
+        at,
+    )
 
 
-def insert_artifact(conn: sqlite3.Connection, uri: str, fingerprint: str, *,
-                    kind: str = "artifact", size: int | None = None,
-                    media_type: str | None = None, metadata: Mapping[str, Any] | None = None,
-                    at: str) -> str:
+def insert_artifact(
+    conn: sqlite3.Connection,
+    uri: str,
+    fingerprint: str,
+    *,
+    kind: str = "artifact",
+    size: int | None = None,
+    media_type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    at: str,
+) -> str:
     """Record an artifact inside the caller's transaction (idempotent); returns its id."""
-    values = artifact_values(uri, fingerprint, kind=kind, size=size, media_type=media_type,
-                             metadata=metadata, at=at)
+    values = artifact_values(
+        uri, fingerprint, kind=kind, size=size, media_type=media_type, metadata=metadata, at=at
+    )
     conn.execute(INSERT_ARTIFACT, values)
     return values[0]
 
 
 # -- row conversion ---------------------------------------------------------------------
 
-_RUN_NAMES = ("id", "pipeline", "status", "started", "ended", "parameters", "trigger_event",
-              "code_fingerprint", "git_commit", "error")
+_RUN_NAMES = (
+    "id",
+    "pipeline",
+    "status",
+    "started",
+    "ended",
+    "parameters",
+    "trigger_event",
+    "code_fingerprint",
+    "git_commit",
+    "error",
+)
 _RUN_COLUMNS = ", ".join(_RUN_NAMES)
 _RUN_COLUMNS_R = ", ".join(f"r.{c}" for c in _RUN_NAMES)
-_ARTIFACT_NAMES = ("id", "uri", "fingerprint", "kind", "size", "media_type", "metadata",
-                   "created")
+_ARTIFACT_NAMES = ("id", "uri", "fingerprint", "kind", "size", "media_type", "metadata", "created")
 _ARTIFACT_COLUMNS = ", ".join(_ARTIFACT_NAMES)
 _ARTIFACT_COLUMNS_A = ", ".join(f"a.{c}" for c in _ARTIFACT_NAMES)
 
 
 def _run(row: Sequence[Any], metrics: dict[str, float], steps: Sequence[StepExecution]) -> Run:
-    return Run(id=row[0], pipeline=row[1], status=row[2], started=parse_ts(row[3]),
-               ended=parse_ts(row[4]), parameters=loads(row[5]), trigger_event=row[6],
-               code_fingerprint=row[7], git_commit=row[8], error=row[9], metrics=metrics,
-               steps=steps)
+    return Run(
+        id=row[0],
+        pipeline=row[1],
+        status=row[2],
+        started=parse_ts(row[3]),
+        ended=parse_ts(row[4]),
+        parameters=loads(row[5]),
+        trigger_event=row[6],
+        code_fingerprint=row[7],
+        git_commit=row[8],
+        error=row[9],
+        metrics=metrics,
+        steps=steps,
+    )
 
 
 def _artifact(row: Sequence[Any]) -> ArtifactRecord:
-    return ArtifactRecord(id=row[0], uri=row[1], fingerprint=row[2], kind=row[3], size=row[4],
-                          media_type=row[5], metadata=loads(row[6]), created=parse_ts(row[7]))
+    return ArtifactRecord(
+        id=row[0],
+        uri=row[1],
+        fingerprint=row[2],
+        kind=row[3],
+        size=row[4],
+        media_type=row[5],
+        metadata=loads(row[6]),
+        created=parse_ts(row[7]),
+    )
 
 
 def _event(row: Sequence[Any]) -> TriggerEvent:
-    return TriggerEvent(id=row[0], trigger=row[1], reason=row[2], details=loads(row[3]),
-                        key=row[4], fired=bool(row[5]), created=parse_ts(row[6]))
+    return TriggerEvent(
+        id=row[0],
+        trigger=row[1],
+        reason=row[2],
+        details=loads(row[3]),
+        key=row[4],
+        fired=bool(row[5]),
+        created=parse_ts(row[6]),
+    )
 
 
 def _pipeline(row: Sequence[Any]) -> PipelineRecord:
-    return PipelineRecord(name=row[0], code_fingerprint=row[1], git_commit=row[2],
-                          created=parse_ts(row[3]), updated=parse_ts(row[4]))
+    return PipelineRecord(
+        name=row[0],
+        code_fingerprint=row[1],
+        git_commit=row[2],
+        created=parse_ts(row[3]),
+        updated=parse_ts(row[4]),
+    )
 
 
 def _definition(row: Sequence[Any]) -> Definition:
-    return Definition(kind=row[0], name=row[1], version=row[2], spec=loads(row[3]),
-                      fingerprint=row[4], created=parse_ts(row[5]))
+    return Definition(
+        kind=row[0],
+        name=row[1],
+        version=row[2],
+        spec=loads(row[3]),
+        fingerprint=row[4],
+        created=parse_ts(row[5]),
+    )
 
 
 def _fields(value: Any) -> dict[str, Any]:
@@ -113,9 +182,12 @@ def _fields(value: Any) -> dict[str, Any]:
 
 def _ordered(items: dict[str, ArtifactRecord]) -> dict[str, ArtifactRecord]:
     """Positional names (``"0"``, ``"1"``, ...) in numeric order, others by name."""
-    return dict(sorted(items.items(), key=lambda kv: (not kv[0].isdigit(),
-                                                      int(kv[0]) if kv[0].isdigit() else 0,
-                                                      kv[0])))
+    return dict(
+        sorted(
+            items.items(),
+            key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0, kv[0]),
+        )
+    )
 
 
 def _json_path(key: str) -> str:

@@ -69,42 +69,63 @@ class MonitoringTrigger(Trigger):
         """The score names of ``result`` that breach (config thresholds, else its own)."""
         if not self.config.thresholds:
             return list(result.breached)
-        return sorted(name for name, limit in self.config.thresholds.items()
-                      if name in result.scores
-                      and (result.scores[name] > limit if self.above
-                           else result.scores[name] < limit))
+        return sorted(
+            name
+            for name, limit in self.config.thresholds.items()
+            if name in result.scores
+            and (result.scores[name] > limit if self.above else result.scores[name] < limit)
+        )
 
     def evaluate(self, now: datetime, last_event: Any) -> TriggerDecision:
         cfg = self.config
         version = self._version()
         if version is None:
-            return TriggerDecision(fire=False, reason=f"no version of {cfg.model!r} has "
-                                   f"alias {cfg.alias!r}: nothing in production to watch")
+            return TriggerDecision(
+                fire=False,
+                reason=f"no version of {cfg.model!r} has "
+                f"alias {cfg.alias!r}: nothing in production to watch",
+            )
         # the newest usable result decides: one computed over too few rows does not
-        results = [r for kind in self.kinds for r in self.app.metadata.list_monitoring_results(
-            model=cfg.model, version=version, kind=kind, limit=_SCAN)
-            if r.rows >= cfg.min_rows and r.created <= now]
-        results = [r for r in results
-                   if not cfg.max_age or now - r.window_end <= cfg.max_age]
+        results = [
+            r
+            for kind in self.kinds
+            for r in self.app.metadata.list_monitoring_results(
+                model=cfg.model, version=version, kind=kind, limit=_SCAN
+            )
+            if r.rows >= cfg.min_rows and r.created <= now
+        ]
+        results = [r for r in results if not cfg.max_age or now - r.window_end <= cfg.max_age]
         what = f"{cfg.model} v{version} ({'/'.join(self.kinds)})"
         if not results:
             return TriggerDecision(fire=False, reason=f"{what}: no recent monitoring result")
         newest = max(results, key=lambda r: (r.window_end, r.created))
         breached = self.breaches(newest)
-        evidence = {"result": newest.id, "model": cfg.model, "version": version,
-                    "kind": newest.kind, "window_end": newest.window_end.isoformat(),
-                    "rows": newest.rows, "breached": breached,
-                    "scores": {k: newest.scores[k] for k in breached}}
+        evidence = {
+            "result": newest.id,
+            "model": cfg.model,
+            "version": version,
+            "kind": newest.kind,
+            "window_end": newest.window_end.isoformat(),
+            "rows": newest.rows,
+            "breached": breached,
+            "scores": {k: newest.scores[k] for k in breached},
+        }
         if not breached:
-            return TriggerDecision(fire=False, details=evidence,
-                                   reason=f"{what}: result {newest.id} within thresholds")
+            return TriggerDecision(
+                fire=False, details=evidence, reason=f"{what}: result {newest.id} within thresholds"
+            )
         if last_event is not None and last_event.key == newest.id:
-            return TriggerDecision(fire=False, details=evidence,
-                                   reason=f"{what}: result {newest.id} already fired")
+            return TriggerDecision(
+                fire=False, details=evidence, reason=f"{what}: result {newest.id} already fired"
+            )
         scores = ", ".join(f"{k}={newest.scores.get(k, float('nan')):.4g}" for k in breached)
-        return TriggerDecision(fire=True, key=newest.id, details=evidence,
-                               reason=f"{what}: {newest.kind} breached ({scores}) in the "
-                               f"window ending {newest.window_end.isoformat()}")
+        return TriggerDecision(
+            fire=True,
+            key=newest.id,
+            details=evidence,
+            reason=f"{what}: {newest.kind} breached ({scores}) in the "
+            f"window ending {newest.window_end.isoformat()}",
+        )
 
 
 class DriftTrigger(MonitoringTrigger):

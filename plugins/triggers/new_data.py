@@ -99,7 +99,7 @@ class NewDataTrigger(Trigger):
         found = fs.find(root, detail=True) if fs.exists(root) else {}
         files = []
         for path, info in found.items():
-            relative = path[len(root):].lstrip("/")
+            relative = path[len(root) :].lstrip("/")
             names = relative.split("/")
             if info.get("type") == "directory" or any(n[:1] in (".", "_") for n in names):
                 continue
@@ -122,20 +122,33 @@ class NewDataTrigger(Trigger):
                 new.append((path, size, mtime))
         waiting = f"; {unsettled} file(s) still settling" if unsettled else ""
         if not new:
-            return TriggerDecision(fire=False, details={"settling": unsettled},
-                                   reason=f"no new settled files under {cfg.uri}{waiting}")
+            return TriggerDecision(
+                fire=False,
+                details={"settling": unsettled},
+                reason=f"no new settled files under {cfg.uri}{waiting}",
+            )
         fs, _ = self._filesystem()
         rows = sum(count_rows(fs, path) for path, _, _ in new)
         if rows < cfg.min_rows:
             return TriggerDecision(
-                fire=False, details={"files": len(new), "rows": rows, "settling": unsettled},
+                fire=False,
+                details={"files": len(new), "rows": rows, "settling": unsettled},
                 reason=f"{len(new)} new file(s) with {rows} row(s) under {cfg.uri}, "
-                f"fewer than min_rows = {cfg.min_rows}{waiting}")
+                f"fewer than min_rows = {cfg.min_rows}{waiting}",
+            )
         fingerprint = hashlib.sha256(json.dumps(new).encode()).hexdigest()
         newest = max(new, key=lambda f: (f[2], f[0]))
         return TriggerDecision(
-            fire=True, key=f"new-data-{fingerprint[:32]}",
-            details={"uri": cfg.uri, "files": len(new), "rows": rows,
-                     "sample": [p for p, _, _ in new[:_SAMPLE]], "fingerprint": fingerprint,
-                     "watermark": [newest[2], newest[0]], "settling": unsettled},
-            reason=f"{len(new)} new file(s) with {rows} row(s) under {cfg.uri}{waiting}")
+            fire=True,
+            key=f"new-data-{fingerprint[:32]}",
+            details={
+                "uri": cfg.uri,
+                "files": len(new),
+                "rows": rows,
+                "sample": [p for p, _, _ in new[:_SAMPLE]],
+                "fingerprint": fingerprint,
+                "watermark": [newest[2], newest[0]],
+                "settling": unsettled,
+            },
+            reason=f"{len(new)} new file(s) with {rows} row(s) under {cfg.uri}{waiting}",
+        )

@@ -19,10 +19,13 @@ def s3_bucket(moto_s3_endpoint: str) -> str:  # noqa: F811
     """The test bucket on the moto server, created once."""
     import s3fs
 
-    fs = s3fs.S3FileSystem(key=CREDENTIALS["access_key_id"],
-                           secret=CREDENTIALS["secret_access_key"],
-                           endpoint_url=moto_s3_endpoint,
-                           client_kwargs={"region_name": REGION}, skip_instance_cache=True)
+    fs = s3fs.S3FileSystem(
+        key=CREDENTIALS["access_key_id"],
+        secret=CREDENTIALS["secret_access_key"],
+        endpoint_url=moto_s3_endpoint,
+        client_kwargs={"region_name": REGION},
+        skip_instance_cache=True,
+    )
     fs.mkdir(BUCKET)
     return BUCKET
 
@@ -36,9 +39,13 @@ def make_s3_store(moto_s3_endpoint: str, s3_bucket: str) -> Iterator[Callable[..
 
     def make(prefix: str | None = None, **options: object) -> S3ArtifactStore:
         store = S3ArtifactStore(
-            bucket=s3_bucket, prefix=prefix or f"t-{uuid.uuid4().hex[:12]}",
-            endpoint_url=moto_s3_endpoint, region=REGION, block_size=5 * 2**20,
-            **CREDENTIALS, **options,
+            bucket=s3_bucket,
+            prefix=prefix or f"t-{uuid.uuid4().hex[:12]}",
+            endpoint_url=moto_s3_endpoint,
+            region=REGION,
+            block_size=5 * 2**20,
+            **CREDENTIALS,
+            **options,
         )
         stores.append(store)
         return store

@@ -23,7 +23,10 @@ def test_ls_lists_sorted_with_a_prefix(cli, conveyor_app) -> None:
     lines = result.output.splitlines()
     assert lines[0].split()[:2] == ["KEY", "SIZE"]
     assert [line.split()[0] for line in lines[1:]] == [
-        "models/churn/1/model.txt", "models/churn/2/model.txt", "reports/b.html"]
+        "models/churn/1/model.txt",
+        "models/churn/2/model.txt",
+        "reports/b.html",
+    ]
     assert "2.3 KiB" in result.output
     result = cli.invoke("artifacts", "ls", "models/", "--json")
     rows = json.loads(result.output)
@@ -80,7 +83,8 @@ def test_ls_on_s3(cli, tmp_path: Path, moto_s3_endpoint: str, make_s3_store) -> 
         f'[artifact_store]\nurl = "s3://{BUCKET}/cli-listing"\n'
         f'endpoint_url = "{moto_s3_endpoint}"\nregion = "{REGION}"\n'
         f'access_key_id = "{CREDENTIALS["access_key_id"]}"\n'
-        f'secret_access_key = "{CREDENTIALS["secret_access_key"]}"\n')
+        f'secret_access_key = "{CREDENTIALS["secret_access_key"]}"\n'
+    )
     result = cli.invoke("artifacts", "ls", "--json")
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)

@@ -30,8 +30,9 @@ def test_the_default_is_local_under_dot_conveyor(conveyor_app, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("url", ["data/artifacts", "file:data/artifacts"])
-def test_relative_urls_are_relative_to_the_project(tmp_path: Path, plugin_manager,
-                                                  url: str) -> None:
+def test_relative_urls_are_relative_to_the_project(
+    tmp_path: Path, plugin_manager, url: str
+) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "conveyor.toml").write_text(f'[artifact_store]\nurl = "{url}"\n')
     app = Conveyor(config=Config.load(cwd=tmp_path / "sub"), pm=plugin_manager)
@@ -40,8 +41,7 @@ def test_relative_urls_are_relative_to_the_project(tmp_path: Path, plugin_manage
 
 def test_file_urls_select_the_local_store(tmp_path: Path, plugin_manager) -> None:
     target = tmp_path / "elsewhere" / "my store"
-    app = _app(tmp_path, plugin_manager,
-               f'[artifact_store]\nurl = "{target.as_uri()}"\n')
+    app = _app(tmp_path, plugin_manager, f'[artifact_store]\nurl = "{target.as_uri()}"\n')
     assert app.backend_spec("artifact_store")[0].name == "local"
     assert Path(app.artifacts.root) == target.resolve()
 
@@ -53,13 +53,16 @@ def test_bad_file_urls_are_config_errors(url: str) -> None:
 
 
 def _s3_toml(endpoint: str, prefix: str, extra: str = "") -> str:
-    return (f'[artifact_store]\nurl = "s3://{BUCKET}/{prefix}"\nendpoint_url = "{endpoint}"\n'
-            f'region = "{REGION}"\naccess_key_id = "{CREDENTIALS["access_key_id"]}"\n'
-            f'secret_access_key = {{ env = "TEST_S3_SECRET" }}\n{extra}')
+    return (
+        f'[artifact_store]\nurl = "s3://{BUCKET}/{prefix}"\nendpoint_url = "{endpoint}"\n'
+        f'region = "{REGION}"\naccess_key_id = "{CREDENTIALS["access_key_id"]}"\n'
+        f'secret_access_key = {{ env = "TEST_S3_SECRET" }}\n{extra}'
+    )
 
 
-def test_an_s3_url_selects_the_s3_store(tmp_path: Path, plugin_manager, moto_s3_endpoint: str,
-                                        s3_bucket: str, monkeypatch) -> None:
+def test_an_s3_url_selects_the_s3_store(
+    tmp_path: Path, plugin_manager, moto_s3_endpoint: str, s3_bucket: str, monkeypatch
+) -> None:
     monkeypatch.setenv("TEST_S3_SECRET", CREDENTIALS["secret_access_key"])
     app = _app(tmp_path, plugin_manager, _s3_toml(moto_s3_endpoint, "from-config"))
     spec, config = app.backend_spec("artifact_store")
@@ -72,16 +75,15 @@ def test_an_s3_url_selects_the_s3_store(tmp_path: Path, plugin_manager, moto_s3_
     assert store.get_bytes("k") == b"via config"
 
 
-def test_an_environment_variable_selects_s3(tmp_path: Path, plugin_manager,
-                                            monkeypatch) -> None:
+def test_an_environment_variable_selects_s3(tmp_path: Path, plugin_manager, monkeypatch) -> None:
     monkeypatch.setenv("CONVEYOR_ARTIFACT_STORE__URL", "s3://some-bucket/x")
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=plugin_manager)
     assert app.backend_spec("artifact_store")[0].name == "s3"
 
 
-def test_aws_environment_variables_are_used(tmp_path: Path, plugin_manager,
-                                            moto_s3_endpoint: str, s3_bucket: str,
-                                            monkeypatch) -> None:
+def test_aws_environment_variables_are_used(
+    tmp_path: Path, plugin_manager, moto_s3_endpoint: str, s3_bucket: str, monkeypatch
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3_endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
@@ -94,18 +96,22 @@ def test_aws_environment_variables_are_used(tmp_path: Path, plugin_manager,
     assert store.storage_options()["aws_access_key_id"] == "env-key"
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('[artifact_store]\nbackend = "local"\nurl = "s3://b-ucket/x"\n', "selects 's3'"),
-    ('[artifact_store]\nurl = "s3://"\n', "not an S3 URL"),
-    ('[artifact_store]\nurl = "s3://Bad_Bucket/x"\n', "not an S3 URL"),
-    ('[artifact_store]\nurl = "s3://bucket/x"\nblock_size = 10\n', "too small"),
-    ('[artifact_store]\nurl = "s3://bucket/x"\nendpiont_url = "x"\n', "endpiont_url"),
-    ('[artifact_store]\nurl = "s3://bucket/../x"\n', "refused"),
-    ('[artifact_store]\nurl = "gs://bucket/x"\n', "gs://"),
-    ('[artifact_store]\nbackend = "s3"\n', "url"),
-])
-def test_bad_config_is_a_clear_error(tmp_path: Path, plugin_manager, toml: str,
-                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[artifact_store]\nbackend = "local"\nurl = "s3://b-ucket/x"\n', "selects 's3'"),
+        ('[artifact_store]\nurl = "s3://"\n', "not an S3 URL"),
+        ('[artifact_store]\nurl = "s3://Bad_Bucket/x"\n', "not an S3 URL"),
+        ('[artifact_store]\nurl = "s3://bucket/x"\nblock_size = 10\n', "too small"),
+        ('[artifact_store]\nurl = "s3://bucket/x"\nendpiont_url = "x"\n', "endpiont_url"),
+        ('[artifact_store]\nurl = "s3://bucket/../x"\n', "refused"),
+        ('[artifact_store]\nurl = "gs://bucket/x"\n', "gs://"),
+        ('[artifact_store]\nbackend = "s3"\n', "url"),
+    ],
+)
+def test_bad_config_is_a_clear_error(
+    tmp_path: Path, plugin_manager, toml: str, message: str
+) -> None:
     app = _app(tmp_path, plugin_manager, toml)
     with pytest.raises(ConveyorError, match=message) as caught:
         app.artifacts
@@ -124,11 +130,19 @@ def test_missing_s3fs_names_the_extra(tmp_path: Path, plugin_manager, monkeypatc
 def test_listing_plugins_imports_no_storage_libraries(tmp_path: Path) -> None:
     import subprocess
 
-    code = ("import sys; from conveyor.manager import make_plugin_manager, PluginSelection; "
-            "pm = make_plugin_manager(PluginSelection()); list(pm.catalogue()); "
-            "import conveyor.cli.artifacts; "
-            "print(sorted(m for m in ('s3fs', 'fsspec', 'pyarrow', 'polars', 'botocore') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60, check=True)
+    code = (
+        "import sys; from conveyor.manager import make_plugin_manager, PluginSelection; "
+        "pm = make_plugin_manager(PluginSelection()); list(pm.catalogue()); "
+        "import conveyor.cli.artifacts; "
+        "print(sorted(m for m in ('s3fs', 'fsspec', 'pyarrow', 'polars', 'botocore') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"

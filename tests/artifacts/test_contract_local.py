@@ -54,24 +54,30 @@ def test_temp_files_are_short_and_in_the_destination_folder(store: LocalArtifact
     assert not list(Path(store.root).rglob(".tmp-*"))
 
 
-def test_symlinked_key_folder_leading_out_is_refused(store: LocalArtifactStore,
-                                                     tmp_path: Path) -> None:
+def test_symlinked_key_folder_leading_out_is_refused(
+    store: LocalArtifactStore, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "x~.json").write_text("{}")
     keys = Path(store.root, "keys")
     keys.mkdir()
     (keys / "evil").symlink_to(outside)
-    for call in (lambda: store.put_bytes("evil/x", b"1"), lambda: store.get_bytes("evil/x"),
-                 lambda: store.info("evil/x"), lambda: store.delete("evil/x"),
-                 lambda: store.exists("evil/x")):
+    for call in (
+        lambda: store.put_bytes("evil/x", b"1"),
+        lambda: store.get_bytes("evil/x"),
+        lambda: store.info("evil/x"),
+        lambda: store.delete("evil/x"),
+        lambda: store.exists("evil/x"),
+    ):
         with pytest.raises(ConfinementError, match="outside the artifact store"):
             call()
     assert sorted(p.name for p in outside.iterdir()) == ["x~.json"]
 
 
-def test_symlinked_manifest_and_blob_leading_out_are_refused(store: LocalArtifactStore,
-                                                            tmp_path: Path) -> None:
+def test_symlinked_manifest_and_blob_leading_out_are_refused(
+    store: LocalArtifactStore, tmp_path: Path
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     info = store.put_bytes("k", b"content")

@@ -18,14 +18,20 @@ class TestS3Contract(ArtifactStoreContract):
 
 
 def test_a_missing_bucket_is_a_clear_error(moto_s3_endpoint: str) -> None:
-    store = S3ArtifactStore(bucket="no-such-bucket", endpoint_url=moto_s3_endpoint,
-                            region="eu-west-1", access_key_id="a", secret_access_key="b")
+    store = S3ArtifactStore(
+        bucket="no-such-bucket",
+        endpoint_url=moto_s3_endpoint,
+        region="eu-west-1",
+        access_key_id="a",
+        secret_access_key="b",
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         store.put_bytes("k", b"1")
 
 
 def test_stores_under_different_prefixes_are_separate(
-        make_s3_store: Callable[..., S3ArtifactStore]) -> None:
+    make_s3_store: Callable[..., S3ArtifactStore],
+) -> None:
     one, two = make_s3_store("team/one"), make_s3_store("team/two")
     one.put_bytes("k", b"1")
     assert not two.exists("k")

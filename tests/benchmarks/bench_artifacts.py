@@ -99,14 +99,22 @@ def test_local_store_against_raw_parquet() -> None:
         raw_total = med(w + r for w, r in zip(raw_w, raw_r, strict=True))
         our_total = med(w + r for w, r in zip(our_w, our_r, strict=True))
         ratio = our_total / raw_total
-        print(f"\ntable: {ROWS:,} rows x {COLUMNS} float64, Parquet {size / 1e9:.2f} GB "
-              f"(store: {info.size / 1e9:.2f} GB), medians of {RUNS}")
-        print(f"pyarrow (fsync'd write, mmap read)  write {med(raw_w):6.2f} s  "
-              f"read {med(raw_r):6.2f} s  total {raw_total:6.2f} s")
-        print(f"local store                         write {med(our_w):6.2f} s  "
-              f"read {med(our_r):6.2f} s  total {our_total:6.2f} s")
-        print(f"write + read {ratio:.2f}x the floor (goal <= {GOAL}x: "
-              f"{'met' if ratio <= GOAL else 'NOT MET'}); write alone "
-              f"{med(our_w) / med(raw_w):.2f}x, read alone {med(our_r) / med(raw_r):.2f}x")
+        print(
+            f"\ntable: {ROWS:,} rows x {COLUMNS} float64, Parquet {size / 1e9:.2f} GB "
+            f"(store: {info.size / 1e9:.2f} GB), medians of {RUNS}"
+        )
+        print(
+            f"pyarrow (fsync'd write, mmap read)  write {med(raw_w):6.2f} s  "
+            f"read {med(raw_r):6.2f} s  total {raw_total:6.2f} s"
+        )
+        print(
+            f"local store                         write {med(our_w):6.2f} s  "
+            f"read {med(our_r):6.2f} s  total {our_total:6.2f} s"
+        )
+        print(
+            f"write + read {ratio:.2f}x the floor (goal <= {GOAL}x: "
+            f"{'met' if ratio <= GOAL else 'NOT MET'}); write alone "
+            f"{med(our_w) / med(raw_w):.2f}x, read alone {med(our_r) / med(raw_r):.2f}x"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,8 +22,13 @@ from typing import Any
 import pytest
 
 ROWS = int(os.environ.get("BENCH_DASK_ROWS", 5_000_000))
-CONFIG = {"num_boost_round": 200, "learning_rate": 0.1, "early_stopping_rounds": 20,
-          "key": ["entity_id", "event_timestamp"], "exclude": ["entity_id"]}
+CONFIG = {
+    "num_boost_round": 200,
+    "learning_rate": 0.1,
+    "early_stopping_rounds": 20,
+    "key": ["entity_id", "event_timestamp"],
+    "exclude": ["entity_id"],
+}
 
 
 def _peak_rss() -> int:
@@ -33,8 +38,14 @@ def _peak_rss() -> int:
 def _cluster(workers: int, threads: int) -> Any:
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           host="127.0.0.1", dashboard_address=None, memory_limit="10GiB")
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="10GiB",
+    )
     return cluster, Client(cluster, set_as_default=False)
 
 
@@ -46,8 +57,9 @@ def _single_train(project: dict, keys: dict, config: dict) -> tuple[str, str, fl
     app = worker_app(project)
     parts = {k: app.artifacts.scan_table(v).collect() for k, v in keys.items()}
     begun = time.perf_counter()
-    model = train(parts["train"], parts["validation"],
-                  TrainConfig.from_mapping({**config, "num_threads": 2}))
+    model = train(
+        parts["train"], parts["validation"], TrainConfig.from_mapping({**config, "num_threads": 2})
+    )
     return model.model_text, model.signature.to_json(), time.perf_counter() - begun
 
 
@@ -62,8 +74,13 @@ def _spread_train(project: dict, keys: dict, config: dict) -> tuple[str, str, fl
     parts = {k: app.artifacts.scan_table(v).collect() for k, v in keys.items()}
     begun = time.perf_counter()
     with worker_client() as client:
-        model = train_distributed(client, app, parts["train"], parts["validation"],
-                                  TrainConfig.from_mapping({**config, "num_threads": 1}))
+        model = train_distributed(
+            client,
+            app,
+            parts["train"],
+            parts["validation"],
+            TrainConfig.from_mapping({**config, "num_threads": 1}),
+        )
     return model.model_text, model.signature.to_json(), time.perf_counter() - begun
 
 
@@ -128,8 +145,10 @@ def test_distributed_training_and_retrieval_vs_one_machine(conveyor_app):
 
     rows = []
     models = {}
-    for label, workers, threads, fn in (("one machine", 1, 2, _single_train),
-                                        ("2 Dask workers", 2, 1, _spread_train)):
+    for label, workers, threads, fn in (
+        ("one machine", 1, 2, _single_train),
+        ("2 Dask workers", 2, 1, _spread_train),
+    ):
         (text, signature, took), peaks = _side(workers, threads, fn, project, keys, CONFIG)
         model = TrainedModel.from_text(text, Signature.from_json(signature))
         models[label] = model
@@ -139,19 +158,26 @@ def test_distributed_training_and_retrieval_vs_one_machine(conveyor_app):
     assert abs(aucs[0] - aucs[1]) <= 0.005, aucs
 
     customer = Entity(name="customer", join_keys="entity_id", dtype="int64")
-    view = FeatureView(name="activity", entities=[customer], timestamp_field="event_timestamp",
-                       features=[Feature(name=f"f{i:02d}", dtype="float64") for i in range(20)]
-                       + [Feature(name=n, dtype="string") for n in ("region", "device", "plan")],
-                       ttl=timedelta(days=30))
+    view = FeatureView(
+        name="activity",
+        entities=[customer],
+        timestamp_field="event_timestamp",
+        features=[Feature(name=f"f{i:02d}", dtype="float64") for i in range(20)]
+        + [Feature(name=n, dtype="string") for n in ("region", "device", "plan")],
+        ttl=timedelta(days=30),
+    )
     app.features.apply([customer, view])
     app.features.ingest("activity", frame.drop("label"))
     entities = frame.select("entity_id", "event_timestamp", "label").with_columns(
-        frame["event_timestamp"] + timedelta(minutes=3))
+        frame["event_timestamp"] + timedelta(minutes=3)
+    )
     app.artifacts.put_table("bench/entities.parquet", entities)
     del frame, parts
     answers = {}
-    for label, workers, threads, fn in (("one machine", 1, 2, _single_join),
-                                        ("2 Dask workers", 2, 1, _spread_join)):
+    for label, workers, threads, fn in (
+        ("one machine", 1, 2, _single_join),
+        ("2 Dask workers", 2, 1, _spread_join),
+    ):
         out = f"bench/joined-{workers}.parquet"
         took, peaks = _side(workers, threads, fn, project, "bench/entities.parquet", out)
         answers[label] = app.artifacts.scan_table(out).collect()

@@ -42,7 +42,8 @@ pytestmark = pytest.mark.benchmark
 N_ENTITY, N_FEATURE, N_KEYS, N_FEATURES = 1_000_000, 5_000_000, 100_000, 20
 RUNS = 3
 
-GENERATE = """
+GENERATE = (
+    """
 import numpy as np, polars as pl, sys
 rng = np.random.default_rng(0)
 folder, composite = sys.argv[1], sys.argv[2] == "composite"
@@ -67,8 +68,11 @@ pl.DataFrame(cols).write_parquet(folder + "/features.parquet", row_group_size=25
 del cols
 ent = {**keys(@NE@), "event_timestamp": times(@NE@)}
 pl.DataFrame(ent).write_parquet(folder + "/entities.parquet")
-""".replace("@KEYS@", str(N_KEYS)).replace("@NF@", str(N_FEATURE)).replace(
-    "@NE@", str(N_ENTITY)).replace("@NFEAT@", str(N_FEATURES))
+""".replace("@KEYS@", str(N_KEYS))
+    .replace("@NF@", str(N_FEATURE))
+    .replace("@NE@", str(N_ENTITY))
+    .replace("@NFEAT@", str(N_FEATURES))
+)
 
 # the store (artifacts, metadata) lives in the data folder; "ingest" fills it once
 CONVEYOR_STORE = """
@@ -91,7 +95,9 @@ def open_store(folder, composite):
     return store, view
 """.replace("@NFEAT@", str(N_FEATURES))
 
-CONTENDER = CONVEYOR_STORE + """
+CONTENDER = (
+    CONVEYOR_STORE
+    + """
 import json, resource, sys, time
 which, folder, composite = sys.argv[1], sys.argv[2], sys.argv[3] == "composite"
 F, E = folder + "/features.parquet", folder + "/entities.parquet"
@@ -134,24 +140,32 @@ print()
 print("RESULT " + json.dumps({"seconds": seconds, "rss": rss, "rows": rows,
                                "matched": matched, "total": total}))
 """
+)
 
 
 @pytest.fixture(scope="module", params=["simple", "composite"])
-def join_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-              ) -> tuple[Path, str, dict]:
+def join_data(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str, dict]:
     folder = tmp_path_factory.mktemp(f"pit-{request.param}")
-    subprocess.run([sys.executable, "-c", GENERATE, str(folder), request.param], check=True,
-                   timeout=900)
+    subprocess.run(
+        [sys.executable, "-c", GENERATE, str(folder), request.param], check=True, timeout=900
+    )
     ingest = run_contender("ingest", folder, request.param)
     return folder, request.param, ingest
 
 
 def run_contender(which: str, folder: Path, shape: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CONTENDER, which, str(folder), shape],
-                          check=True, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "POLARS_MAX_THREADS": str(os.cpu_count())})
+    done = subprocess.run(
+        [sys.executable, "-c", CONTENDER, which, str(folder), shape],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "POLARS_MAX_THREADS": str(os.cpu_count())},
+    )
     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_point_in_time_retrieval_against_duckdb(join_data: tuple[Path, str, dict]) -> None:
@@ -165,25 +179,35 @@ def test_point_in_time_retrieval_against_duckdb(join_data: tuple[Path, str, dict
         summary[which] = {
             "seconds": statistics.median(r["seconds"] for r in runs),
             "rss_mb": max(r["rss"] for r in runs) / 2**20,
-            "rows": runs[0]["rows"], "matched": runs[0]["matched"], "total": runs[0]["total"],
+            "rows": runs[0]["rows"],
+            "matched": runs[0]["matched"],
+            "total": runs[0]["total"],
         }
     floor, ours = summary["duckdb"], summary["conveyor"]
     keys = "entity_id + region, created column" if shape == "composite" else "entity_id"
-    print(f"\npoint-in-time retrieval ({shape}: {keys}), {N_ENTITY:,} x {N_FEATURE:,} x "
-          f"{N_FEATURES} features, TTL 30d, median of {RUNS}:")
+    print(
+        f"\npoint-in-time retrieval ({shape}: {keys}), {N_ENTITY:,} x {N_FEATURE:,} x "
+        f"{N_FEATURES} features, TTL 30d, median of {RUNS}:"
+    )
     for which, s in summary.items():
         label = "get_historical_features" if which == "conveyor" else "DuckDB ASOF JOIN"
-        print(f"  {label:24s} {s['seconds']:6.2f} s  peak RSS {s['rss_mb']:6.0f} MB  "
-              f"rows {s['rows']:,} matched {s['matched']:,}  "
-              f"time x{s['seconds'] / floor['seconds']:.2f} "
-              f"RSS x{s['rss_mb'] / floor['rss_mb']:.2f}")
+        print(
+            f"  {label:24s} {s['seconds']:6.2f} s  peak RSS {s['rss_mb']:6.0f} MB  "
+            f"rows {s['rows']:,} matched {s['matched']:,}  "
+            f"time x{s['seconds'] / floor['seconds']:.2f} "
+            f"RSS x{s['rss_mb'] / floor['rss_mb']:.2f}"
+        )
     time_ok = ours["seconds"] <= floor["seconds"]
     rss_ok = ours["rss_mb"] <= floor["rss_mb"]
-    print(f"  goal (time and peak RSS at or below DuckDB's): "
-          f"{'met' if time_ok and rss_ok else 'NOT MET'} "
-          f"(time {'met' if time_ok else 'NOT MET'}, RSS {'met' if rss_ok else 'NOT MET'})")
-    print(f"  ingesting the {N_FEATURE:,} feature rows first: {ingest['seconds']:.2f} s, "
-          f"peak RSS {ingest['rss'] / 2**20:.0f} MB")
+    print(
+        f"  goal (time and peak RSS at or below DuckDB's): "
+        f"{'met' if time_ok and rss_ok else 'NOT MET'} "
+        f"(time {'met' if time_ok else 'NOT MET'}, RSS {'met' if rss_ok else 'NOT MET'})"
+    )
+    print(
+        f"  ingesting the {N_FEATURE:,} feature rows first: {ingest['seconds']:.2f} s, "
+        f"peak RSS {ingest['rss'] / 2**20:.0f} MB"
+    )
     # both answer the same question
     assert {s["rows"] for s in summary.values()} == {N_ENTITY}
     assert ours["matched"] == floor["matched"]
@@ -197,8 +221,10 @@ N_ONLINE_KEYS, N_ONLINE_FEATURES, LOOKUPS = 100_000, 25, 2000
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return (statistics.median(ordered) * 1e3,
-            ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3)
+    return (
+        statistics.median(ordered) * 1e3,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+    )
 
 
 def timed_interleaved(contenders: dict[str, tuple]) -> dict[str, list[float]]:
@@ -227,22 +253,35 @@ def online_store_with_rows(folder: Path):
     from conveyor.plugins.features.online import SQLiteOnlineStore
     from conveyor.plugins.sqlite.metadata import SQLiteMetadataStore
 
-    view = FeatureView(name="wide", entities=[Entity(name="e", join_keys="entity_id")],
-                       features=[Feature(name=f"f{i:02d}") for i in range(N_ONLINE_FEATURES)],
-                       ttl=timedelta(days=3650))
+    view = FeatureView(
+        name="wide",
+        entities=[Entity(name="e", join_keys="entity_id")],
+        features=[Feature(name=f"f{i:02d}") for i in range(N_ONLINE_FEATURES)],
+        ttl=timedelta(days=3650),
+    )
     online = SQLiteOnlineStore(path=folder / "online.db")
-    store = LocalFeatureStore(online=online, metadata=SQLiteMetadataStore(
-        path=folder / "metadata.db"))
+    store = LocalFeatureStore(
+        online=online, metadata=SQLiteMetadataStore(path=folder / "metadata.db")
+    )
     store.apply([view])
     rng = random.Random(0)
-    frame = pl.DataFrame({
-        "entity_id": list(range(N_ONLINE_KEYS)),
-        "_event_ts": [T_ONLINE] * N_ONLINE_KEYS, "_created_ts": [None] * N_ONLINE_KEYS,
-        "_file": ["0"] * N_ONLINE_KEYS, "_row": list(range(N_ONLINE_KEYS)),
-        **{f"f{i:02d}": [rng.random() for _ in range(N_ONLINE_KEYS)]
-           for i in range(N_ONLINE_FEATURES)},
-    }, schema_overrides={"_event_ts": pl.Datetime("us", "UTC"),
-                         "_created_ts": pl.Datetime("us", "UTC")})
+    frame = pl.DataFrame(
+        {
+            "entity_id": list(range(N_ONLINE_KEYS)),
+            "_event_ts": [T_ONLINE] * N_ONLINE_KEYS,
+            "_created_ts": [None] * N_ONLINE_KEYS,
+            "_file": ["0"] * N_ONLINE_KEYS,
+            "_row": list(range(N_ONLINE_KEYS)),
+            **{
+                f"f{i:02d}": [rng.random() for _ in range(N_ONLINE_KEYS)]
+                for i in range(N_ONLINE_FEATURES)
+            },
+        },
+        schema_overrides={
+            "_event_ts": pl.Datetime("us", "UTC"),
+            "_created_ts": pl.Datetime("us", "UTC"),
+        },
+    )
     start = time.perf_counter()
     online.write(view, frame.to_arrow())
     return store, view, N_ONLINE_KEYS / (time.perf_counter() - start)
@@ -264,15 +303,24 @@ def test_online_lookup_through_the_interface_against_raw_sqlite(tmp_path: Path) 
     raw = sqlite3.connect(tmp_path / "online.db")
     columns = ["entity_id", "_event_ts", *view.feature_names]
     select = ", ".join(f'"{c}"' for c in columns)
-    schema = pa.schema([("entity_id", pa.int64()), ("_event_ts", pa.timestamp("us", "UTC")),
-                        *((f, pa.float64()) for f in view.feature_names)])
+    schema = pa.schema(
+        [
+            ("entity_id", pa.int64()),
+            ("_event_ts", pa.timestamp("us", "UTC")),
+            *((f, pa.float64()) for f in view.feature_names),
+        ]
+    )
     struct = pa.struct(list(schema))
 
     def raw_sql(keys: list[int]) -> list:
         # what the interface runs: one IN query for the keys, rows in the order asked
         marks = ", ".join("?" * len(keys))
-        found = {r[0]: r for r in raw.execute(
-            f'SELECT {select} FROM "fv_wide" WHERE entity_id IN ({marks})', keys)}
+        found = {
+            r[0]: r
+            for r in raw.execute(
+                f'SELECT {select} FROM "fv_wide" WHERE entity_id IN ({marks})', keys
+            )
+        }
         return [found.get(k) for k in keys]
 
     def raw_arrow(keys: list[int]) -> pa.Table:
@@ -288,28 +336,34 @@ def test_online_lookup_through_the_interface_against_raw_sqlite(tmp_path: Path) 
             "raw sqlite3 (tuples)": (raw_sql, batches),
             "raw sqlite3 -> pyarrow": (raw_arrow, batches),
             "OnlineStore.read": (lambda t: online.read(view, t), tables),
-            "get_online_features": (
-                lambda t: store.get_online_features(refs, t, at=at), tables),
+            "get_online_features": (lambda t: store.get_online_features(refs, t, at=at), tables),
         }
-        stats = {name: percentiles(samples)
-                 for name, samples in timed_interleaved(contenders).items()}
+        stats = {
+            name: percentiles(samples) for name, samples in timed_interleaved(contenders).items()
+        }
         floor = stats["raw sqlite3 (tuples)"][1]
-        print(f"\nonline lookup, {n} key(s), {N_ONLINE_FEATURES} features "
-              f"({N_ONLINE_KEYS:,} keys stored), {LOOKUPS} lookups:")
+        print(
+            f"\nonline lookup, {n} key(s), {N_ONLINE_FEATURES} features "
+            f"({N_ONLINE_KEYS:,} keys stored), {LOOKUPS} lookups:"
+        )
         for name, (p50, p99) in stats.items():
             verdict = ""
             if name in ("OnlineStore.read", "get_online_features"):
-                verdict = (f"  goal p99 <= {GOAL_ONLINE}x raw: "
-                           f"{'met' if p99 <= GOAL_ONLINE * floor else 'NOT MET'}")
-            print(f"  {name:24s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  "
-                  f"p99 x{p99 / floor:.2f} of raw  (x{p99 / stats['raw sqlite3 -> pyarrow'][1]:.2f}"
-                  f" of raw -> pyarrow){verdict}")
+                verdict = (
+                    f"  goal p99 <= {GOAL_ONLINE}x raw: "
+                    f"{'met' if p99 <= GOAL_ONLINE * floor else 'NOT MET'}"
+                )
+            print(
+                f"  {name:24s} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  "
+                f"p99 x{p99 / floor:.2f} of raw  (x{p99 / stats['raw sqlite3 -> pyarrow'][1]:.2f}"
+                f" of raw -> pyarrow){verdict}"
+            )
         report[n] = stats
         # every contender returns the same values
         keys = batches[0]
         assert store.get_online_features(refs, tables[0], at=at).to_pylist() == [
-            {k: v for k, v in r.items() if k != "_event_ts"}
-            for r in raw_arrow(keys).to_pylist()]
+            {k: v for k, v in r.items() if k != "_event_ts"} for r in raw_arrow(keys).to_pylist()
+        ]
     print(f"\nonline write: {write_rate:,.0f} rows/s")
     raw.close()
     online.close()
@@ -336,7 +390,9 @@ def test_a_million_lookups_by_reference_keep_memory_flat(tmp_path: Path) -> None
     seconds = time.perf_counter() - start
     gc.collect()
     grown = process.memory_info().rss - before
-    print(f"\n{n:,} lookups by reference (1 key, {N_ONLINE_FEATURES} features): RSS "
-          f"{before / 2**20:.1f} MB after warm-up -> {(before + grown) / 2**20:.1f} MB "
-          f"({grown / n:+.1f} B per lookup), {seconds / n * 1e6:.0f} us per lookup")
+    print(
+        f"\n{n:,} lookups by reference (1 key, {N_ONLINE_FEATURES} features): RSS "
+        f"{before / 2**20:.1f} MB after warm-up -> {(before + grown) / 2**20:.1f} MB "
+        f"({grown / n:+.1f} B per lookup), {seconds / n * 1e6:.0f} us per lookup"
+    )
     assert grown < 16 * 2**20

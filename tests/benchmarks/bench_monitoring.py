@@ -37,7 +37,8 @@ BIG_ROWS, BIG_REFERENCE_ROWS, BIG_COLUMNS = 10_000_000, 1_000_000, 100
 RUNS = 5
 GOAL_SECONDS, GOAL_MB, BIG_GOAL_MB = 0.5, 200, 2048
 
-GENERATE = """
+GENERATE = (
+    """
 import sys
 import numpy as np, polars as pl
 folder = sys.argv[1]
@@ -48,8 +49,10 @@ for name, seed, shift in (("reference", 0, 0.0), ("current", 1, 0.25)):
     for i in range(@CAT@):
         cols[f"c{i}"] = np.array(["a", "b", "c", "d", "e", "f"])[rng.integers(0, 6, @ROWS@)]
     pl.DataFrame(cols).write_parquet(f"{folder}/{name}.parquet")
-""".replace("@ROWS@", str(ROWS)).replace("@NUM@", str(NUMERIC)).replace(
-    "@CAT@", str(CATEGORICAL))
+""".replace("@ROWS@", str(ROWS))
+    .replace("@NUM@", str(NUMERIC))
+    .replace("@CAT@", str(CATEGORICAL))
+)
 
 CONTENDER = """
 import json, resource, sys, time
@@ -133,38 +136,60 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss / 2**20, "features": len(rep
 
 
 def _run(code: str, *args: str, timeout: int = 3600) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_drift_100k_by_25_against_a_numpy_scipy_floor(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", GENERATE, str(tmp_path)], check=True, timeout=600)
-    results = {which: _run(CONTENDER, which, str(tmp_path), str(RUNS))
-               for which in ("conveyor", "floor")}
-    print(f"\ndrift, {ROWS:,} vs {ROWS:,} rows x {NUMERIC + CATEGORICAL} columns "
-          f"(best of {RUNS}):")
+    results = {
+        which: _run(CONTENDER, which, str(tmp_path), str(RUNS)) for which in ("conveyor", "floor")
+    }
+    print(f"\ndrift, {ROWS:,} vs {ROWS:,} rows x {NUMERIC + CATEGORICAL} columns (best of {RUNS}):")
     for which, r in results.items():
-        print(f"  {which:9s} {r['seconds']:6.3f} s (median {r['median']:.3f})  "
-              f"peak RSS {r['rss_mb']:5.0f} MB  drifted features {r['drifted']}")
+        print(
+            f"  {which:9s} {r['seconds']:6.3f} s (median {r['median']:.3f})  "
+            f"peak RSS {r['rss_mb']:5.0f} MB  drifted features {r['drifted']}"
+        )
     ours, floor = results["conveyor"], results["floor"]
     met = ours["seconds"] <= GOAL_SECONDS and ours["rss_mb"] <= GOAL_MB
-    print(f"  ratio to the floor: {ours['seconds'] / floor['seconds']:.2f}x time, "
-          f"{ours['rss_mb'] / floor['rss_mb']:.2f}x peak RSS; goal <= {GOAL_SECONDS} s and "
-          f"<= {GOAL_MB} MB: {'met' if met else 'NOT MET'}")
+    print(
+        f"  ratio to the floor: {ours['seconds'] / floor['seconds']:.2f}x time, "
+        f"{ours['rss_mb'] / floor['rss_mb']:.2f}x peak RSS; goal <= {GOAL_SECONDS} s and "
+        f"<= {GOAL_MB} MB: {'met' if met else 'NOT MET'}"
+    )
     assert ours["drifted"] == floor["drifted"] == 5  # the same decisions: the five shifted
 
 
 def test_drift_10m_by_100_streamed_from_parquet(tmp_path: Path) -> None:
     for name, rows, seed in (("reference", BIG_REFERENCE_ROWS, 0), ("current", BIG_ROWS, 1)):
-        subprocess.run([sys.executable, "-c", GENERATE_BIG, str(tmp_path / f"{name}.parquet"),
-                        str(rows), str(BIG_COLUMNS), str(seed)], check=True, timeout=3600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                GENERATE_BIG,
+                str(tmp_path / f"{name}.parquet"),
+                str(rows),
+                str(BIG_COLUMNS),
+                str(seed),
+            ],
+            check=True,
+            timeout=3600,
+        )
     size = (tmp_path / "current.parquet").stat().st_size / 2**30
     r = _run(STREAM, str(tmp_path))
-    print(f"\nstreamed drift: {BIG_ROWS:,} rows x {BIG_COLUMNS} float32 columns "
-          f"({size:.1f} GiB Parquet) against {BIG_REFERENCE_ROWS:,} reference rows: "
-          f"{r['seconds']:.1f} s, peak RSS {r['rss_mb']:.0f} MB (goal < {BIG_GOAL_MB} MB: "
-          f"{'met' if r['rss_mb'] < BIG_GOAL_MB else 'NOT MET'})")
+    print(
+        f"\nstreamed drift: {BIG_ROWS:,} rows x {BIG_COLUMNS} float32 columns "
+        f"({size:.1f} GiB Parquet) against {BIG_REFERENCE_ROWS:,} reference rows: "
+        f"{r['seconds']:.1f} s, peak RSS {r['rss_mb']:.0f} MB (goal < {BIG_GOAL_MB} MB: "
+        f"{'met' if r['rss_mb'] < BIG_GOAL_MB else 'NOT MET'})"
+    )
     assert r["rows"] == BIG_ROWS and r["features"] == BIG_COLUMNS
     assert r["drifted"] == 0
     assert r["rss_mb"] < BIG_GOAL_MB

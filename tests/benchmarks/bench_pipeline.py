@@ -55,10 +55,12 @@ def test_overhead_per_noop_step(conveyor_app):
         noop_a.fn(), noop_b.fn(), noop_c.fn()
         direct.append(time.perf_counter() - start)
     per_step = statistics.median(runs) / 3
-    print(f"\n3 no-op steps, metadata recorded (run + 3 steps): "
-          f"median {statistics.median(runs) * 1000:.2f} ms per run, "
-          f"{per_step * 1000:.2f} ms per step (goal <= 5 ms); "
-          f"direct calls {statistics.median(direct) * 1e6:.1f} us per run")
+    print(
+        f"\n3 no-op steps, metadata recorded (run + 3 steps): "
+        f"median {statistics.median(runs) * 1000:.2f} ms per run, "
+        f"{per_step * 1000:.2f} ms per step (goal <= 5 ms); "
+        f"direct calls {statistics.median(direct) * 1e6:.1f} us per run"
+    )
 
 
 @step
@@ -107,18 +109,30 @@ def test_overhead_per_step_with_json_outputs_cached(conveyor_app):
         direct.append(time.perf_counter() - start)
     for label, times in (("fresh (outputs stored)", fresh), ("cache hits", hits)):
         per_step = _median_per_step(times)
-        print(f"\n3 JSON-output steps, {label}: {per_step:.2f} ms per step "
-              f"(goal <= 5 ms: {'met' if per_step <= 5 else 'NOT MET'}); direct calls "
-              f"{statistics.median(direct) * 1e6:.1f} us per run")
+        print(
+            f"\n3 JSON-output steps, {label}: {per_step:.2f} ms per step "
+            f"(goal <= 5 ms: {'met' if per_step <= 5 else 'NOT MET'}); direct calls "
+            f"{statistics.median(direct) * 1e6:.1f} us per run"
+        )
 
 
 ROWS = 1_000_000
 PARAMS = {"num_boost_round": 100, "early_stopping_rounds": 0, "learning_rate": 0.1}
-FLOOR_PARAMS = {"objective": "binary", "metric": ["binary_logloss", "auc"],
-                "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 20,
-                "feature_fraction": 1.0, "bagging_fraction": 1.0, "bagging_freq": 0,
-                "lambda_l2": 0.0, "max_bin": 255, "seed": 0, "deterministic": True,
-                "verbosity": -1}
+FLOOR_PARAMS = {
+    "objective": "binary",
+    "metric": ["binary_logloss", "auc"],
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 1.0,
+    "bagging_fraction": 1.0,
+    "bagging_freq": 0,
+    "lambda_l2": 0.0,
+    "max_bin": 255,
+    "seed": 0,
+    "deterministic": True,
+    "verbosity": -1,
+}
 
 
 def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
@@ -140,9 +154,11 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
     @pipeline
     def train_only(data: str = "data/*.parquet"):
         train, validation, _ = split_data(load_data(files(data)))
-        train_model(train, validation, params={"label": "label",
-                                               "key": ["entity_id", "event_timestamp"],
-                                               **PARAMS})
+        train_model(
+            train,
+            validation,
+            params={"label": "label", "key": ["entity_id", "event_timestamp"], **PARAMS},
+        )
 
     (conveyor_app.root / "conveyor.toml").write_text("")
     conveyor_app.config = Config.load(cwd=conveyor_app.root)
@@ -156,30 +172,46 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
         # the same work in plain polars + lightgbm, no Conveyor code: read, a 70/15/15
         # time split, categories encoded from the training part, lightgbm.train with the
         # same parameters and validation set (evaluated every round), the model as text
-        frame = pl.read_parquet(data_dir / "batch.parquet").sort("event_timestamp",
-                                                                 maintain_order=True)
+        frame = pl.read_parquet(data_dir / "batch.parquet").sort(
+            "event_timestamp", maintain_order=True
+        )
         times = frame["event_timestamp"]
         valid_from, hold_from = times[int(frame.height * 0.7)], times[int(frame.height * 0.85)]
         ts = pl.col("event_timestamp")
         train = frame.filter(ts < valid_from)
         validation = frame.filter((ts >= valid_from) & (ts < hold_from))
-        features = [c for c in frame.columns
-                    if c not in ("entity_id", "event_timestamp", "label")]
+        features = [c for c in frame.columns if c not in ("entity_id", "event_timestamp", "label")]
         categorical = [c for c in features if frame.schema[c] == pl.String]
         enums = {c: pl.Enum(sorted(train[c].drop_nulls().unique())) for c in categorical}
 
         def matrix(part: pl.DataFrame) -> Any:
             return part.select(
                 pl.col(c).cast(enums[c], strict=False).to_physical().cast(pl.Float64)
-                if c in enums else pl.col(c).cast(pl.Float64) for c in features).to_numpy()
+                if c in enums
+                else pl.col(c).cast(pl.Float64)
+                for c in features
+            ).to_numpy()
 
-        dataset = lgb.Dataset(matrix(train), label=train["label"].cast(pl.Float64).to_numpy(),
-                              feature_name=features, categorical_feature=categorical,
-                              params=FLOOR_PARAMS, free_raw_data=True)
-        valid = lgb.Dataset(matrix(validation), reference=dataset,
-                            label=validation["label"].cast(pl.Float64).to_numpy())
-        booster = lgb.train(FLOOR_PARAMS, dataset, num_boost_round=PARAMS["num_boost_round"],
-                            valid_sets=[valid], valid_names=["validation"])
+        dataset = lgb.Dataset(
+            matrix(train),
+            label=train["label"].cast(pl.Float64).to_numpy(),
+            feature_name=features,
+            categorical_feature=categorical,
+            params=FLOOR_PARAMS,
+            free_raw_data=True,
+        )
+        valid = lgb.Dataset(
+            matrix(validation),
+            reference=dataset,
+            label=validation["label"].cast(pl.Float64).to_numpy(),
+        )
+        booster = lgb.train(
+            FLOOR_PARAMS,
+            dataset,
+            num_boost_round=PARAMS["num_boost_round"],
+            valid_sets=[valid],
+            valid_names=["validation"],
+        )
         booster.model_to_string()
 
     # lightgbm.train is the same work on both sides and the noisiest part of the run
@@ -212,15 +244,19 @@ def test_training_pipeline_on_1m_rows_vs_bare_lightgbm(conveyor_app, tmp_path):
     ours, floor = min(timings["framework"]), min(timings["bare"])
     ours_rest = min(total - inside for total, inside in timings["framework"])
     floor_rest = min(total - inside for total, inside in timings["bare"])
-    print(f"\n1M rows, {PARAMS['num_boost_round']} rounds (best of 3, alternating): no "
-          f"framework (read + split + lightgbm.train) {floor[0]:.2f} s "
-          f"{[round(t, 2) for t, _ in timings['bare']]}; the pipeline {ours[0]:.2f} s "
-          f"{[round(t, 2) for t, _ in timings['framework']]}: overhead "
-          f"{ours[0] / floor[0] - 1:+.1%} (goal <= +10 %: "
-          f"{'met' if ours[0] <= floor[0] * 1.1 else 'NOT MET'})")
-    print(f"outside lightgbm.train (best of 3): the pipeline {ours_rest:.2f} s, no framework "
-          f"{floor_rest:.2f} s: the framework adds {ours_rest - floor_rest:.2f} s, "
-          f"{(ours_rest - floor_rest) / floor[0]:+.1%} of the floor's total")
+    print(
+        f"\n1M rows, {PARAMS['num_boost_round']} rounds (best of 3, alternating): no "
+        f"framework (read + split + lightgbm.train) {floor[0]:.2f} s "
+        f"{[round(t, 2) for t, _ in timings['bare']]}; the pipeline {ours[0]:.2f} s "
+        f"{[round(t, 2) for t, _ in timings['framework']]}: overhead "
+        f"{ours[0] / floor[0] - 1:+.1%} (goal <= +10 %: "
+        f"{'met' if ours[0] <= floor[0] * 1.1 else 'NOT MET'})"
+    )
+    print(
+        f"outside lightgbm.train (best of 3): the pipeline {ours_rest:.2f} s, no framework "
+        f"{floor_rest:.2f} s: the framework adds {ours_rest - floor_rest:.2f} s, "
+        f"{(ours_rest - floor_rest) / floor[0]:+.1%} of the floor's total"
+    )
     best = results[timings["framework"].index(ours)]
     for outcome in best.steps.values():
         print(f"  {outcome.node:<12} {outcome.duration_s:7.2f} s")

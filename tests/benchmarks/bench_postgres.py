@@ -58,8 +58,9 @@ def schemas() -> Iterator[tuple[str, str]]:
     admin.close()
 
 
-def test_registrations_and_metric_writes_against_raw_psycopg(tmp_path: Path,
-                                                             schemas: tuple[str, str]) -> None:
+def test_registrations_and_metric_writes_against_raw_psycopg(
+    tmp_path: Path, schemas: tuple[str, str]
+) -> None:
     import psycopg
     from conveyor_postgres.config import PostgresMetadataStoreConfig
     from conveyor_postgres.metadata import PostgresMetadataStore
@@ -70,20 +71,23 @@ def test_registrations_and_metric_writes_against_raw_psycopg(tmp_path: Path,
     ours, floor_schema = schemas
     (tmp_path / "conveyor.toml").write_text(
         f'[project]\nname = "bench"\n[metadata_store]\nurl = "{SERVER}"\nschema = "{ours}"\n'
-        f'[model_registry]\nurl = "{SERVER}"\nschema = "{ours}"\n')
+        f'[model_registry]\nurl = "{SERVER}"\nschema = "{ours}"\n'
+    )
     app = Conveyor.load(cwd=tmp_path)
     info = app.artifacts.put_bytes("models/m/model.txt", b"tree\nversion=v4\n")
     registry, metadata = app.registry, app.metadata
     registry.list_models()
     run_id = metadata.start_run("bench")
 
-    PostgresMetadataStore(config=PostgresMetadataStoreConfig(
-        url=SERVER, schema=floor_schema)).close()  # the same migrations create the floor's
+    PostgresMetadataStore(
+        config=PostgresMetadataStoreConfig(url=SERVER, schema=floor_schema)
+    ).close()  # the same migrations create the floor's
     raw = psycopg.connect(SERVER, autocommit=True)
     raw.execute(f'SET search_path TO "{floor_schema}"')
     raw.execute("INSERT INTO pipelines VALUES ('bench', NULL, NULL, now(), now())")
-    raw.execute("INSERT INTO runs (id, pipeline, status, started) "
-                "VALUES ('r', 'bench', 'running', now())")
+    raw.execute(
+        "INSERT INTO runs (id, pipeline, status, started) VALUES ('r', 'bench', 'running', now())"
+    )
     aid = artifact_id(info.uri, info.sha256)
 
     def raw_register(_: int) -> None:
@@ -93,40 +97,70 @@ def test_registrations_and_metric_writes_against_raw_psycopg(tmp_path: Path,
                 "INSERT INTO models (name, latest_version, created, updated) "
                 "VALUES (%s, 1, %s, %s) ON CONFLICT (name) DO UPDATE SET "
                 "latest_version = models.latest_version + 1, updated = excluded.updated "
-                "RETURNING latest_version", ("m", at, at)).fetchone()[0]
-            raw.execute("INSERT INTO registry_artifacts (id, uri, fingerprint, kind, metadata, "
-                        "created) VALUES (%s, %s, %s, 'model', '{}', %s) "
-                        "ON CONFLICT (id) DO NOTHING", (aid, info.uri, info.sha256, at))
-            raw.execute("INSERT INTO model_versions (name, version, created, artifact_uri, "
-                        "sha256, artifact_id, model_format) VALUES (%s, %s, %s, %s, %s, %s, "
-                        "'lightgbm-text')", ("m", version, at, info.uri, info.sha256, aid))
+                "RETURNING latest_version",
+                ("m", at, at),
+            ).fetchone()[0]
+            raw.execute(
+                "INSERT INTO registry_artifacts (id, uri, fingerprint, kind, metadata, "
+                "created) VALUES (%s, %s, %s, 'model', '{}', %s) "
+                "ON CONFLICT (id) DO NOTHING",
+                (aid, info.uri, info.sha256, at),
+            )
+            raw.execute(
+                "INSERT INTO model_versions (name, version, created, artifact_uri, "
+                "sha256, artifact_id, model_format) VALUES (%s, %s, %s, %s, %s, %s, "
+                "'lightgbm-text')",
+                ("m", version, at, info.uri, info.sha256, aid),
+            )
         with raw.transaction():
-            raw.execute("INSERT INTO artifacts (id, uri, fingerprint, kind, metadata, created) "
-                        "VALUES (%s, %s, %s, 'model', '{}', %s) ON CONFLICT (id) DO NOTHING",
-                        (aid, info.uri, info.sha256, at))
-            raw.execute("INSERT INTO lineage_models (name, version, artifact_id, artifact_uri, "
-                        "sha256, created) VALUES (%s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT DO NOTHING", ("m", version, aid, info.uri, info.sha256, at))
+            raw.execute(
+                "INSERT INTO artifacts (id, uri, fingerprint, kind, metadata, created) "
+                "VALUES (%s, %s, %s, 'model', '{}', %s) ON CONFLICT (id) DO NOTHING",
+                (aid, info.uri, info.sha256, at),
+            )
+            raw.execute(
+                "INSERT INTO lineage_models (name, version, artifact_id, artifact_uri, "
+                "sha256, created) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                ("m", version, aid, info.uri, info.sha256, at),
+            )
 
     def raw_metric(i: int) -> None:
         with raw.transaction():
-            raw.execute("INSERT INTO metrics (run_id, key, value, idx, at) "
-                        "VALUES ('r', 'loss', %s, %s, %s)", (i / 7, i, datetime.now(UTC)))
+            raw.execute(
+                "INSERT INTO metrics (run_id, key, value, idx, at) "
+                "VALUES ('r', 'loss', %s, %s, %s)",
+                (i / 7, i, datetime.now(UTC)),
+            )
 
     def raw_batch(i: int) -> None:
         at = datetime.now(UTC)
         with raw.transaction(), raw.cursor() as cursor:
-            cursor.executemany("INSERT INTO metrics (run_id, key, value, idx, at) "
-                               "VALUES ('r', 'loss', %s, %s, %s)",
-                               [(j / 7, j, at) for j in range(i, i + 100)])
+            cursor.executemany(
+                "INSERT INTO metrics (run_id, key, value, idx, at) "
+                "VALUES ('r', 'loss', %s, %s, %s)",
+                [(j / 7, j, at) for j in range(i, i + 100)],
+            )
 
     rows = [
-        ("registration", lambda i: registry.register("m", artifact_uri=info.uri,
-                                                     sha256=info.sha256), raw_register, N),
-        ("log_metric", lambda i: metadata.log_metric(run_id, "loss", i / 7, index=i),
-         raw_metric, 2 * N),
-        ("log_metrics x100", lambda i: metadata.log_metrics(
-            run_id, [("loss", j / 7, j) for j in range(i, i + 100)]), raw_batch, N // 3),
+        (
+            "registration",
+            lambda i: registry.register("m", artifact_uri=info.uri, sha256=info.sha256),
+            raw_register,
+            N,
+        ),
+        (
+            "log_metric",
+            lambda i: metadata.log_metric(run_id, "loss", i / 7, index=i),
+            raw_metric,
+            2 * N,
+        ),
+        (
+            "log_metrics x100",
+            lambda i: metadata.log_metrics(run_id, [("loss", j / 7, j) for j in range(i, i + 100)]),
+            raw_batch,
+            N // 3,
+        ),
     ]
     print("\nPostgreSQL (loaded shared machine: read ratios, not absolutes)")
     print(f"{'workload':<18}{'conveyor ms':>13}{'raw psycopg ms':>16}{'ratio':>8}")
@@ -137,8 +171,9 @@ def test_registrations_and_metric_writes_against_raw_psycopg(tmp_path: Path,
         theirs, mine = _per_op(floor_fn, n), _per_op(ours_fn, n)
         ratios[name] = mine / theirs
         verdict = "met" if ratios[name] <= 2 else "NOT MET"
-        print(f"{name:<18}{mine * 1000:>13.3f}{theirs * 1000:>16.3f}{ratios[name]:>8.2f}"
-              f"  {verdict}")
+        print(
+            f"{name:<18}{mine * 1000:>13.3f}{theirs * 1000:>16.3f}{ratios[name]:>8.2f}  {verdict}"
+        )
     raw.close()
     app.close()
     assert all(r > 0 for r in ratios.values())

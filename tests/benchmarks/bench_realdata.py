@@ -38,11 +38,18 @@ MONTHS = (1, 2, 3)
 AIRPORTS = 40
 CARRIERS = 12
 TAILS = 4000
-PARAMS = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 31,
-          "min_data_in_leaf": 20, "seed": 0, "deterministic": True, "verbosity": -1}
+PARAMS = {
+    "objective": "binary",
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "seed": 0,
+    "deterministic": True,
+    "verbosity": -1,
+}
 ROUNDS = 50
 
-FEATURES = '''
+FEATURES = """
 from datetime import timedelta
 
 from conveyor.features import Entity, Feature, FeatureView
@@ -61,9 +68,9 @@ carrier_stats = FeatureView(name="carrier_stats", entities=[carrier], timestamp_
 aircraft_info = FeatureView(name="aircraft_info", entities=[aircraft], timestamp_field=None,
                             features=[Feature(name="seats", dtype="int64"),
                                       Feature(name="age", dtype="float64")])
-'''
+"""
 
-PIPELINE = f'''
+PIPELINE = f"""
 from conveyor.pipeline import files, model_alias, model_state, pipeline
 from conveyor.training import (build_training_set, evaluate_candidate, gate,
                                ingest_features, load_data, materialize_features, promote,
@@ -98,14 +105,22 @@ def flights(model: str = "late"):
                              validation_part, holdout, model_name=model,
                              timestamp="sched_dep", features=FEATURES)
     promote(version, model_state(model))
-'''
+"""
 
 #: step name prefix -> group reported
-GROUPS = {"load_data": "ingest", "ingest_features": "ingest",
-          "materialize_features": "materialize", "build_training_set": "training-set build",
-          "split_data": "split", "train_model": "training", "evaluate_candidate": "gate",
-          "gate": "gate", "validate_data": "validate", "register_model": "register/promote",
-          "promote": "register/promote"}
+GROUPS = {
+    "load_data": "ingest",
+    "ingest_features": "ingest",
+    "materialize_features": "materialize",
+    "build_training_set": "training-set build",
+    "split_data": "split",
+    "train_model": "training",
+    "evaluate_candidate": "gate",
+    "gate": "gate",
+    "validate_data": "validate",
+    "register_model": "register/promote",
+    "promote": "register/promote",
+}
 
 
 def write_data(root: Path) -> None:
@@ -124,36 +139,54 @@ def write_data(root: Path) -> None:
         hours = int((end - start).total_seconds() // 3600)
         grid = np.arange(AIRPORTS * hours)
         kept = grid[rng.random(grid.size) > 0.1]  # gaps: some hours unobserved
-        pl.DataFrame({
-            "origin": airports[kept // hours], "hour": kept % hours,
-            "temp": rng.normal(15, 8, kept.size), "precip": rng.gamma(0.5, 1.0, kept.size),
-            "wind": rng.gamma(2.0, 5.0, kept.size),
-        }).select("origin", (pl.lit(start) + pl.duration(hours=pl.col("hour")))
-                  .alias("obs_time"), "temp", "precip", "wind"
-                  ).write_parquet(data / f"weather-{month:02d}.parquet")
+        pl.DataFrame(
+            {
+                "origin": airports[kept // hours],
+                "hour": kept % hours,
+                "temp": rng.normal(15, 8, kept.size),
+                "precip": rng.gamma(0.5, 1.0, kept.size),
+                "wind": rng.gamma(2.0, 5.0, kept.size),
+            }
+        ).select(
+            "origin",
+            (pl.lit(start) + pl.duration(hours=pl.col("hour"))).alias("obs_time"),
+            "temp",
+            "precip",
+            "wind",
+        ).write_parquet(data / f"weather-{month:02d}.parquet")
         days = (end - start).days
-        pl.DataFrame({
-            "carrier": np.repeat(carriers, days),
-            "day": [start + timedelta(days=d) for _ in carriers for d in range(days)],
-            "delay_rate": rng.random(CARRIERS * days),
-            "flights": rng.integers(100, 900, CARRIERS * days),
-        }).write_parquet(data / f"carriers-{month:02d}.parquet")
+        pl.DataFrame(
+            {
+                "carrier": np.repeat(carriers, days),
+                "day": [start + timedelta(days=d) for _ in carriers for d in range(days)],
+                "delay_rate": rng.random(CARRIERS * days),
+                "flights": rng.integers(100, 900, CARRIERS * days),
+            }
+        ).write_parquet(data / f"carriers-{month:02d}.parquet")
         listed = tails if month == 1 else tails[:0]
-        pl.DataFrame({"tail": listed, "seats": rng.integers(50, 300, listed.size),
-                      "age": np.arange(listed.size) % 30 + rng.uniform(0, 1, listed.size)},
-                     schema={"tail": pl.String, "seats": pl.Int64, "age": pl.Float64}
-                     ).write_parquet(data / f"aircraft-{month:02d}.parquet")
+        pl.DataFrame(
+            {
+                "tail": listed,
+                "seats": rng.integers(50, 300, listed.size),
+                "age": np.arange(listed.size) % 30 + rng.uniform(0, 1, listed.size),
+            },
+            schema={"tail": pl.String, "seats": pl.Int64, "age": pl.Float64},
+        ).write_parquet(data / f"aircraft-{month:02d}.parquet")
         n = FLIGHTS_PER_MONTH
         offsets = rng.integers(0, hours * 60, n)
         tail = rng.integers(0, TAILS, n)
-        flights = pl.DataFrame({
-            "flight_id": np.arange(n) + month * 10_000_000,
-            "carrier": rng.choice(carriers, n), "origin": rng.choice(airports, n),
-            "tail": tails[tail],
-        }).with_columns(sched_dep=pl.lit(start) + pl.duration(minutes=pl.Series(offsets)))
+        flights = pl.DataFrame(
+            {
+                "flight_id": np.arange(n) + month * 10_000_000,
+                "carrier": rng.choice(carriers, n),
+                "origin": rng.choice(airports, n),
+                "tail": tails[tail],
+            }
+        ).with_columns(sched_dep=pl.lit(start) + pl.duration(minutes=pl.Series(offsets)))
         late = (rng.random(n) < 0.1 + 0.01 * (tail % 30)).astype(np.int64)  # older: later
         flights.with_columns(pl.Series("late", late)).write_parquet(
-            data / f"flights-{month:02d}.parquet")
+            data / f"flights-{month:02d}.parquet"
+        )
 
 
 def floor(root: Path) -> dict[str, float]:
@@ -170,12 +203,24 @@ def floor(root: Path) -> dict[str, float]:
     timing["ingest"] = time.perf_counter() - began
     began = time.perf_counter()
     flights = pl.read_parquet(root / "data" / "flights-*.parquet").sort("sched_dep")
-    joined = flights.join_asof(weather, left_on="sched_dep", right_on="obs_time",
-                               by="origin", strategy="backward",
-                               tolerance=timedelta(hours=3), check_sortedness=False)
-    joined = joined.join_asof(carriers, left_on="sched_dep", right_on="day", by="carrier",
-                              strategy="backward", tolerance=timedelta(days=2),
-                              check_sortedness=False)
+    joined = flights.join_asof(
+        weather,
+        left_on="sched_dep",
+        right_on="obs_time",
+        by="origin",
+        strategy="backward",
+        tolerance=timedelta(hours=3),
+        check_sortedness=False,
+    )
+    joined = joined.join_asof(
+        carriers,
+        left_on="sched_dep",
+        right_on="day",
+        by="carrier",
+        strategy="backward",
+        tolerance=timedelta(days=2),
+        check_sortedness=False,
+    )
     joined = joined.join(aircraft, on="tail", how="left").drop("obs_time", "day")
     timing["training-set build"] = time.perf_counter() - began
     began = time.perf_counter()
@@ -187,10 +232,12 @@ def floor(root: Path) -> dict[str, float]:
     features = ["temp", "precip", "wind", "delay_rate", "flights", "seats", "age"]
     began = time.perf_counter()
     matrix = train.select(features).to_numpy()
-    booster = lgb.train(PARAMS, lgb.Dataset(matrix, label=train["late"].to_numpy()),
-                        num_boost_round=ROUNDS,
-                        valid_sets=[lgb.Dataset(valid.select(features).to_numpy(),
-                                                label=valid["late"].to_numpy())])
+    booster = lgb.train(
+        PARAMS,
+        lgb.Dataset(matrix, label=train["late"].to_numpy()),
+        num_boost_round=ROUNDS,
+        valid_sets=[lgb.Dataset(valid.select(features).to_numpy(), label=valid["late"].to_numpy())],
+    )
     timing["training"] = time.perf_counter() - began
     began = time.perf_counter()
     scores = booster.predict(holdout.select(features).to_numpy())
@@ -198,7 +245,8 @@ def floor(root: Path) -> dict[str, float]:
     ranks = np.argsort(np.argsort(scores)) + 1
     positives = labels.sum()
     auc = (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (
-        positives * (len(labels) - positives))
+        positives * (len(labels) - positives)
+    )
     timing["gate"] = time.perf_counter() - began
     assert 0.5 < auc < 1.0
     timing["rows"] = float(n)
@@ -223,15 +271,18 @@ def conveyor_run(root: Path, *, use_cache: bool = True) -> tuple[dict[str, float
     groups: dict[str, float] = {}
     for node, outcome in result.steps.items():
         # the first load_data reads the label events: the floor reads them in its build
-        group = "training-set build" if node == "load_data" else \
-            next(g for prefix, g in GROUPS.items() if node.startswith(prefix))
+        group = (
+            "training-set build"
+            if node == "load_data"
+            else next(g for prefix, g in GROUPS.items() if node.startswith(prefix))
+        )
         groups[group] = groups.get(group, 0.0) + outcome.duration_s
     return groups, total
 
 
-def test_real_data_pipeline_against_polars_lightgbm_floor(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_real_data_pipeline_against_polars_lightgbm_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "flights"
     root.mkdir()
     (root / "features.py").write_text(FEATURES)
@@ -246,21 +297,32 @@ def test_real_data_pipeline_against_polars_lightgbm_floor(tmp_path: Path,
     plain = {k: min(f[k] for f in [base, *floors]) for k in base}
     second, second_total = conveyor_run(root, use_cache=False)
     rows = int(plain.pop("rows"))
-    order = ["ingest", "materialize", "training-set build", "split", "training", "gate",
-             "validate", "register/promote"]
-    print(f"\n{rows} flights x 3 views ({AIRPORTS} airports hourly, {CARRIERS} carriers "
-          f"daily, {TAILS} tails static); load average {os.getloadavg()[0]:.1f}")
+    order = [
+        "ingest",
+        "materialize",
+        "training-set build",
+        "split",
+        "training",
+        "gate",
+        "validate",
+        "register/promote",
+    ]
+    print(
+        f"\n{rows} flights x 3 views ({AIRPORTS} airports hourly, {CARRIERS} carriers "
+        f"daily, {TAILS} tails static); load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'group':<20}{'floor s':>9}{'run 1 s':>9}{'run 2 s':>9}{'overhead 2':>12}")
     for group in order:
-        ours1, ours2, theirs = first.get(group, 0.0), second.get(group, 0.0), \
-            plain.get(group, 0.0)
+        ours1, ours2, theirs = first.get(group, 0.0), second.get(group, 0.0), plain.get(group, 0.0)
         print(f"{group:<20}{theirs:9.2f}{ours1:9.2f}{ours2:9.2f}{ours2 - theirs:12.2f}")
     floor_total = sum(plain.values())
-    print(f"{'total':<20}{floor_total:9.2f}{first_total:9.2f}{second_total:9.2f}"
-          f"{second_total - floor_total:12.2f}")
+    print(
+        f"{'total':<20}{floor_total:9.2f}{first_total:9.2f}{second_total:9.2f}"
+        f"{second_total - floor_total:12.2f}"
+    )
 
 
-INGEST = r'''
+INGEST = r"""
 import json, resource, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -302,18 +364,24 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 app.close()
 print(json.dumps({"rows": report.rows, "size": size, "before": before,
                   "peak_before": peak_before, "peak": peak, "seconds": seconds}))
-'''
+"""
 
 
 def test_ingest_peak_rss_against_the_input_size(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", INGEST, str(tmp_path), str(INGEST_ROWS),
-                           FEATURES], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", INGEST, str(tmp_path), str(INGEST_ROWS), FEATURES],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["rows"] == INGEST_ROWS
     mb = 1024 * 1024
     growth = got["peak"] - got["before"]
-    print(f"\ningest of {INGEST_ROWS} rows x 5 columns ({got['size'] / mb:.0f} MB in memory): "
-          f"{got['seconds']:.1f} s; process RSS before {got['before'] / mb:.0f} MB, "
-          f"peak {got['peak'] / mb:.0f} MB ({got['peak'] / got['size']:.2f}x the input); "
-          f"ingest added {growth / mb:.0f} MB at peak ({growth / got['size']:.2f}x the input; "
-          f"goal <= 1.5x); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\ningest of {INGEST_ROWS} rows x 5 columns ({got['size'] / mb:.0f} MB in memory): "
+        f"{got['seconds']:.1f} s; process RSS before {got['before'] / mb:.0f} MB, "
+        f"peak {got['peak'] / mb:.0f} MB ({got['peak'] / got['size']:.2f}x the input); "
+        f"ingest added {growth / mb:.0f} MB at peak ({growth / got['size']:.2f}x the input; "
+        f"goal <= 1.5x); load average {os.getloadavg()[0]:.1f}"
+    )

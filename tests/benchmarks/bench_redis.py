@@ -51,7 +51,7 @@ def prefix() -> Iterator[str]:
     yield name
     keys = list(client.scan_iter(match=f"{name}*", count=1000))
     for start in range(0, len(keys), 1000):
-        client.unlink(*keys[start:start + 1000])
+        client.unlink(*keys[start : start + 1000])
 
 
 def test_online_lookup_p99_against_raw_hmget(prefix: str) -> None:
@@ -64,23 +64,39 @@ def test_online_lookup_p99_against_raw_hmget(prefix: str) -> None:
     from conveyor.testing.features import online_rows
 
     customer = Entity(name="customer", join_keys="customer_id")
-    view = FeatureView(name="stats", entities=[customer], ttl=timedelta(days=1), features=[
-        Feature(name=f"f{i}") for i in range(6)] + [Feature(name="n", dtype="int64"),
-                                                    Feature(name="tier", dtype="string")])
+    view = FeatureView(
+        name="stats",
+        entities=[customer],
+        ttl=timedelta(days=1),
+        features=[Feature(name=f"f{i}") for i in range(6)]
+        + [Feature(name="n", dtype="int64"), Feature(name="tier", dtype="string")],
+    )
     store = RedisOnlineStore(config=RedisOnlineStoreConfig(url=SERVER, prefix=prefix))
     at = datetime.now(UTC)
-    rows = [{"customer_id": i, **{f"f{j}": i / (j + 1) for j in range(6)}, "n": i,
-             "tier": "gold" if i % 3 else "free", "_event_ts": at} for i in range(KEYS)]
+    rows = [
+        {
+            "customer_id": i,
+            **{f"f{j}": i / (j + 1) for j in range(6)},
+            "n": i,
+            "tier": "gold" if i % 3 else "free",
+            "_event_ts": at,
+        }
+        for i in range(KEYS)
+    ]
     started = time.perf_counter()
     store.write(view, online_rows(view, rows))
     write_s = time.perf_counter() - started
     raw = redis.Redis.from_url(SERVER)
     fields = ["_e", *view.feature_names]
-    one = [pa.table({"customer_id": pa.array([(i * 7919) % KEYS], pa.int64())})
-           for i in range(2000)]
-    hundred = [pa.table({"customer_id": pa.array([(i * 7919 + j * 31) % KEYS
-                                                  for j in range(100)], pa.int64())})
-               for i in range(400)]
+    one = [
+        pa.table({"customer_id": pa.array([(i * 7919) % KEYS], pa.int64())}) for i in range(2000)
+    ]
+    hundred = [
+        pa.table(
+            {"customer_id": pa.array([(i * 7919 + j * 31) % KEYS for j in range(100)], pa.int64())}
+        )
+        for i in range(400)
+    ]
 
     def raw_one(i: int) -> None:
         raw.hmget(f"{prefix}stats:{one[i]['customer_id'][0].as_py()}", fields)
@@ -91,10 +107,14 @@ def test_online_lookup_p99_against_raw_hmget(prefix: str) -> None:
                 pipe.hmget(f"{prefix}stats:{key}", fields)
             pipe.execute()
 
-    cases = [("1 key", lambda i: store.read(view, one[i]), raw_one, len(one)),
-             ("100 keys", lambda i: store.read(view, hundred[i]), raw_many, len(hundred))]
-    print(f"\nRedis online store: {KEYS} keys written in {write_s:.2f} s "
-          f"({KEYS / write_s:,.0f} rows/s); loaded shared machine: read ratios")
+    cases = [
+        ("1 key", lambda i: store.read(view, one[i]), raw_one, len(one)),
+        ("100 keys", lambda i: store.read(view, hundred[i]), raw_many, len(hundred)),
+    ]
+    print(
+        f"\nRedis online store: {KEYS} keys written in {write_s:.2f} s "
+        f"({KEYS / write_s:,.0f} rows/s); loaded shared machine: read ratios"
+    )
     print(f"{'lookup':<10}{'conveyor p50/p99 ms':>22}{'raw HMGET p50/p99 ms':>24}{'p99 ratio':>11}")
     for name, ours, floor, n in cases:
         ours(0)
@@ -102,9 +122,11 @@ def test_online_lookup_p99_against_raw_hmget(prefix: str) -> None:
         floor_p50, floor_p99 = _latencies(floor, n)
         p50, p99 = _latencies(ours, n)
         ratio = p99 / floor_p99
-        print(f"{name:<10}{p50 * 1000:>11.3f} / {p99 * 1000:<8.3f}"
-              f"{floor_p50 * 1000:>12.3f} / {floor_p99 * 1000:<9.3f}{ratio:>9.2f}  "
-              f"{'met' if ratio <= 2 else 'NOT MET'}")
+        print(
+            f"{name:<10}{p50 * 1000:>11.3f} / {p99 * 1000:<8.3f}"
+            f"{floor_p50 * 1000:>12.3f} / {floor_p99 * 1000:<9.3f}{ratio:>9.2f}  "
+            f"{'met' if ratio <= 2 else 'NOT MET'}"
+        )
     got = store.read(view, hundred[0])
     assert got["n"].to_pylist() == hundred[0]["customer_id"].to_pylist()
     store.close()

@@ -121,9 +121,15 @@ def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def _raw_workers(path: Path, script: Path, commands: list[list[str]]) -> float:
-    procs = [subprocess.Popen([sys.executable, str(script), str(path), *c],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for c in commands]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), *c],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for c in commands
+    ]
     for proc in procs:
         assert proc.stdout.readline().strip() == "ready"
     released = time.time()
@@ -152,8 +158,10 @@ def _synchronous(app: Any) -> str:
 
 def _report(label: str, ours: float, floor: float) -> None:
     ROWS.append((label, ours, floor))
-    print(f"\n{label:<44} conveyor {ours * 1000:9.1f} ms   raw {floor * 1000:9.1f} ms   "
-          f"ratio {ours / floor:5.2f}x")
+    print(
+        f"\n{label:<44} conveyor {ours * 1000:9.1f} ms   raw {floor * 1000:9.1f} ms   "
+        f"ratio {ours / floor:5.2f}x"
+    )
 
 
 @pytest.fixture
@@ -190,12 +198,14 @@ def test_register_200_versions(conveyor_app: Any, fresh: Callable[[str], Path]) 
         conn.close()
         rounds.append((ours, floor))
     assert registry.get("seq0").version == 200
-    _report("register 200 versions (one process)", min(r[0] for r in rounds),
-            min(r[1] for r in rounds))
+    _report(
+        "register 200 versions (one process)", min(r[0] for r in rounds), min(r[1] for r in rounds)
+    )
 
 
-def test_8_processes_x_25_registrations(conveyor_app: Any, fresh: Callable[[str], Path],
-                                        tmp_path: Path) -> None:
+def test_8_processes_x_25_registrations(
+    conveyor_app: Any, fresh: Callable[[str], Path], tmp_path: Path
+) -> None:
     (conveyor_app.root / "conveyor.toml").write_text('[project]\nname = "bench"\n')
     info = conveyor_app.artifacts.put_bytes("models/m/model.txt", b"tree\n")
     script = tmp_path / "raw_register.py"
@@ -204,20 +214,27 @@ def test_8_processes_x_25_registrations(conveyor_app: Any, fresh: Callable[[str]
     sync = _synchronous(conveyor_app)
     ours_runs, floor_runs, polling_runs = [], [], []
     for n in range(5):
-        results = run_workers(conveyor_app.root, [
-            ["register", f"conc{n}", "25", info.uri, info.sha256]] * 8)
+        results = run_workers(
+            conveyor_app.root, [["register", f"conc{n}", "25", info.uri, info.sha256]] * 8
+        )
         assert sorted(v for r in results for v in r["versions"]) == list(range(1, 201))
         assert [e for r in results for e in r["errors"]] == []
         ours_runs.append(results[0]["span"])
         args = ["m", "25", info.uri, info.sha256, aid]
         floor_runs.append(_raw_workers(fresh(f"conc{n}"), script, [[*args, "sqlite", sync]] * 8))
         polling_runs.append(_raw_workers(fresh(f"poll{n}"), script, [[*args, "poll", sync]] * 8))
-    _report("8 processes x 25 registrations", statistics.median(ours_runs),
-            statistics.median(floor_runs))
+    _report(
+        "8 processes x 25 registrations",
+        statistics.median(ours_runs),
+        statistics.median(floor_runs),
+    )
     # not the goal's floor: raw sqlite3 given the same lock wait as Conveyor, to show
     # how much of the margin is the wait and how much the framework costs
-    _report("  the same, raw with Conveyor's lock wait", statistics.median(ours_runs),
-            statistics.median(polling_runs))
+    _report(
+        "  the same, raw with Conveyor's lock wait",
+        statistics.median(ours_runs),
+        statistics.median(polling_runs),
+    )
 
 
 def test_10000_metrics(conveyor_app: Any, fresh: Callable[[str], Path]) -> None:
@@ -240,12 +257,13 @@ def test_10000_metrics(conveyor_app: Any, fresh: Callable[[str], Path]) -> None:
 
     def raw_run() -> str:
         run_id = f"r{next(counter)}"
-        conn.execute("INSERT INTO runs (id, pipeline, status, started) VALUES "
-                     "(?, 'b', 'running', ?)", (run_id, raw["ts"]()))
+        conn.execute(
+            "INSERT INTO runs (id, pipeline, status, started) VALUES (?, 'b', 'running', ?)",
+            (run_id, raw["ts"]()),
+        )
         return run_id
 
-    sql = ("INSERT INTO metrics (run_id, step_id, key, value, idx, at) "
-           "VALUES (?, NULL, ?, ?, ?, ?)")
+    sql = "INSERT INTO metrics (run_id, step_id, key, value, idx, at) VALUES (?, NULL, ?, ?, ?, ?)"
 
     def raw_one() -> None:
         run_id = raw_run()
@@ -268,8 +286,9 @@ def test_10000_metrics(conveyor_app: Any, fresh: Callable[[str], Path]) -> None:
 def test_search_runs(conveyor_app: Any) -> None:
     store = conveyor_app.metadata
     for i in range(2000):
-        run_id = store.start_run(f"p{i % 4}", parameters={"lr": [0.01, 0.05, 0.1][i % 3],
-                                                         "leaves": 31})
+        run_id = store.start_run(
+            f"p{i % 4}", parameters={"lr": [0.01, 0.05, 0.1][i % 3], "leaves": 31}
+        )
         store.log_metrics(run_id, {"auc": (i % 100) / 100, "loss": 1 - (i % 100) / 100})
         store.finish_run(run_id, "succeeded" if i % 5 else "failed")
     conn = store.db.conn
@@ -278,7 +297,8 @@ def test_search_runs(conveyor_app: Any) -> None:
         "r.code_fingerprint, r.git_commit, r.error FROM runs r WHERE r.pipeline = ? AND "
         "r.status = ? AND json_extract(r.parameters, '$.\"lr\"') IS ? AND (SELECT m.value FROM "
         "metrics m WHERE m.run_id = r.id AND m.step_id IS NULL AND m.key = 'auc' ORDER BY "
-        "m.id DESC LIMIT 1) >= ? ORDER BY r.started DESC, r.rowid DESC LIMIT 100")
+        "m.id DESC LIMIT 1) >= ? ORDER BY r.started DESC, r.rowid DESC LIMIT 100"
+    )
     import json
 
     def raw() -> int:
@@ -287,19 +307,30 @@ def test_search_runs(conveyor_app: Any) -> None:
         marks = ",".join("?" * len(ids))
         metrics: dict[str, dict[str, float]] = {}
         for run_id, key, value in conn.execute(
-                f"SELECT run_id, key, value FROM metrics WHERE run_id IN ({marks}) AND "
-                "step_id IS NULL ORDER BY id", ids):
+            f"SELECT run_id, key, value FROM metrics WHERE run_id IN ({marks}) AND "
+            "step_id IS NULL ORDER BY id",
+            ids,
+        ):
             metrics.setdefault(run_id, {})[key] = value
         return len([(r, json.loads(r[5]), metrics.get(r[0])) for r in rows])
 
     def ours() -> int:
-        return len(store.search_runs(pipeline="p1", status="succeeded",
-                                     parameters={"lr": 0.05}, metrics={"auc": (">=", 0.5)},
-                                     limit=100))
+        return len(
+            store.search_runs(
+                pipeline="p1",
+                status="succeeded",
+                parameters={"lr": 0.05},
+                metrics={"auc": (">=", 0.5)},
+                limit=100,
+            )
+        )
 
     assert ours() == raw() > 0
-    _report("search runs (2,000 runs; x20 queries)", _best(lambda: [ours() for _ in range(20)]),
-            _best(lambda: [raw() for _ in range(20)]))
+    _report(
+        "search runs (2,000 runs; x20 queries)",
+        _best(lambda: [ours() for _ in range(20)]),
+        _best(lambda: [raw() for _ in range(20)]),
+    )
 
 
 def test_zz_summary() -> None:
@@ -307,5 +338,4 @@ def test_zz_summary() -> None:
         pytest.skip("run the whole file")
     print("\n\n| workload | conveyor | raw sqlite3 | ratio |\n|---|---|---|---|")
     for label, ours, floor in ROWS:
-        print(f"| {label} | {ours * 1000:.0f} ms | {floor * 1000:.0f} ms | "
-              f"{ours / floor:.2f}x |")
+        print(f"| {label} | {ours * 1000:.0f} ms | {floor * 1000:.0f} ms | {ours / floor:.2f}x |")

@@ -106,17 +106,25 @@ def project(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20_000, len(FEATURES)))
     y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
-    booster = lgb.train({"objective": "binary", "num_leaves": 31, "verbose": -1},
-                        lgb.Dataset(x, y, feature_name=FEATURES), num_boost_round=100)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 31, "verbose": -1},
+        lgb.Dataset(x, y, feature_name=FEATURES),
+        num_boost_round=100,
+    )
     text = booster.model_to_string()
     (root / "model.txt").write_text(text)
     info = app.artifacts.put_bytes("models/bench/model.txt", text.encode())
-    signature = Signature(features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
-                          label="y", objective="binary")
-    version = app.registry.register("bench", artifact_uri=info.uri, sha256=info.sha256,
-                                    signature=signature, actor="bench")
-    app.registry.set_alias("bench", "production", version.version, actor="bench",
-                           reason="benchmark", force=True)
+    signature = Signature(
+        features=[FeatureSpec(name=f, dtype="float64") for f in FEATURES],
+        label="y",
+        objective="binary",
+    )
+    version = app.registry.register(
+        "bench", artifact_uri=info.uri, sha256=info.sha256, signature=signature, actor="bench"
+    )
+    app.registry.set_alias(
+        "bench", "production", version.version, actor="bench", reason="benchmark", force=True
+    )
     app.close()
     return root, booster, signature.to_dict()
 
@@ -125,8 +133,9 @@ def project(tmp_path_factory):
 def conveyor_url(project):
     root, _booster, _sig = project
     started = time.perf_counter()
-    proc = subprocess.Popen([*_exe(), "serve", "--port", str(_free_port())], cwd=root,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*_exe(), "serve", "--port", str(_free_port())], cwd=root, stdout=subprocess.PIPE, text=True
+    )
     url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
     _wait_health(f"{url}/health")
     ready_s = time.perf_counter() - started
@@ -163,8 +172,10 @@ def test_single_row_throughput(project, conveyor_url, bare_url):
             booster.predict(x, **options)
             n += 1
         in_process = n / (time.perf_counter() - began)
-        print(f"\nserving: in-process Booster.predict one row {options or 'default threads'}:"
-              f" {in_process:,.0f} /s")
+        print(
+            f"\nserving: in-process Booster.predict one row {options or 'default threads'}:"
+            f" {in_process:,.0f} /s"
+        )
     print(f"serving: conveyor serve to ready: {ready_s:.2f} s")
     for c in (1, 8, 32):
         results = {}
@@ -174,10 +185,12 @@ def test_single_row_throughput(project, conveyor_url, bare_url):
             results[name] = run_load(base, request, concurrency=c, duration=4)
             assert results[name].errors == 0, results[name].statuses
         conv, bare = results["conveyor"], results["bare"]
-        print(f"serving c={c}: conveyor {conv.rps:,.0f} req/s p50 "
-              f"{conv.percentile(.5) * 1e3:.2f} ms p99 {conv.percentile(.99) * 1e3:.2f} ms | "
-              f"bare {bare.rps:,.0f} req/s p50 {bare.percentile(.5) * 1e3:.2f} ms p99 "
-              f"{bare.percentile(.99) * 1e3:.2f} ms | ratio {conv.rps / bare.rps:.2f}")
+        print(
+            f"serving c={c}: conveyor {conv.rps:,.0f} req/s p50 "
+            f"{conv.percentile(0.5) * 1e3:.2f} ms p99 {conv.percentile(0.99) * 1e3:.2f} ms | "
+            f"bare {bare.rps:,.0f} req/s p50 {bare.percentile(0.5) * 1e3:.2f} ms p99 "
+            f"{bare.percentile(0.99) * 1e3:.2f} ms | ratio {conv.rps / bare.rps:.2f}"
+        )
 
 
 def test_batch_of_1000_rows(project, conveyor_url):
@@ -204,8 +217,10 @@ def test_batch_of_1000_rows(project, conveyor_url):
     port = int(url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     timings: dict[str, list[float]] = {}
-    for label, body, ctype in (("json", json_body, "application/json"),
-                               ("arrow", arrow_body, "application/vnd.apache.arrow.stream")):
+    for label, body, ctype in (
+        ("json", json_body, "application/json"),
+        ("arrow", arrow_body, "application/vnd.apache.arrow.stream"),
+    ):
         timings[label] = []
         for _ in range(60):
             t0 = time.perf_counter()
@@ -215,7 +230,9 @@ def test_batch_of_1000_rows(project, conveyor_url):
             assert response.status == 200
             timings[label].append(time.perf_counter() - t0)
     conn.close()
-    print(f"\nserving 1000 rows: naive in-process json.loads + predict p50 "
-          f"{statistics.median(naive) * 1e3:.1f} ms | conveyor JSON p50 "
-          f"{statistics.median(timings['json'][10:]) * 1e3:.1f} ms | conveyor Arrow p50 "
-          f"{statistics.median(timings['arrow'][10:]) * 1e3:.1f} ms")
+    print(
+        f"\nserving 1000 rows: naive in-process json.loads + predict p50 "
+        f"{statistics.median(naive) * 1e3:.1f} ms | conveyor JSON p50 "
+        f"{statistics.median(timings['json'][10:]) * 1e3:.1f} ms | conveyor Arrow p50 "
+        f"{statistics.median(timings['arrow'][10:]) * 1e3:.1f} ms"
+    )

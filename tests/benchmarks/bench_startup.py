@@ -19,9 +19,11 @@ pytestmark = pytest.mark.benchmark
 
 RUNS = 10
 GOAL = 1.3
-FLOOR = ("import click, pluggy, attrs\n"
-         "from importlib.metadata import entry_points\n"
-         "entry_points(group='conveyor')\n")
+FLOOR = (
+    "import click, pluggy, attrs\n"
+    "from importlib.metadata import entry_points\n"
+    "entry_points(group='conveyor')\n"
+)
 
 
 def conveyor_script() -> Path:
@@ -55,6 +57,8 @@ def test_help_start_up_against_import_floor(tmp_path, monkeypatch):
     plugins = median_wall_time([conveyor, "plugins"])
     print(f"\npython -c pass            {bare * 1000:7.1f} ms")
     print(f"import floor              {floor * 1000:7.1f} ms")
-    print(f"conveyor --help           {help_ * 1000:7.1f} ms  ratio {help_ / floor:.2f}x "
-          f"(goal <= {GOAL}x: {'met' if help_ / floor <= GOAL else 'NOT MET'})")
+    print(
+        f"conveyor --help           {help_ * 1000:7.1f} ms  ratio {help_ / floor:.2f}x "
+        f"(goal <= {GOAL}x: {'met' if help_ / floor <= GOAL else 'NOT MET'})"
+    )
     print(f"conveyor plugins          {plugins * 1000:7.1f} ms  ratio {plugins / floor:.2f}x")

@@ -49,8 +49,10 @@ def test_components_overhead_vs_bare_lightgbm():
     # ---- floor: bare lightgbm.train on ready numpy matrices
     parts = split_by_time(frame, timestamp="event_timestamp")
     signature = build_signature(parts.train, config)
-    x_train, x_valid = feature_matrix(parts.train, signature), feature_matrix(parts.validation,
-                                                                              signature)
+    x_train, x_valid = (
+        feature_matrix(parts.train, signature),
+        feature_matrix(parts.validation, signature),
+    )
     y_train = parts.train["label"].to_numpy().astype("float64")
     y_valid = parts.validation["label"].to_numpy().astype("float64")
     cats = [f.name for f in signature.features if f.kind == "categorical"]
@@ -58,13 +60,25 @@ def test_components_overhead_vs_bare_lightgbm():
     del parts
 
     def floor():
-        train_set = lgb.Dataset(x_train, label=y_train, feature_name=list(
-            signature.names), categorical_feature=cats, params=params)
+        train_set = lgb.Dataset(
+            x_train,
+            label=y_train,
+            feature_name=list(signature.names),
+            categorical_feature=cats,
+            params=params,
+        )
         valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set)
-        return lgb.train(params, train_set, num_boost_round=config.num_boost_round,
-                         valid_sets=[valid_set], callbacks=[lgb.early_stopping(
-                             config.early_stopping_rounds, first_metric_only=True,
-                             verbose=False)])
+        return lgb.train(
+            params,
+            train_set,
+            num_boost_round=config.num_boost_round,
+            valid_sets=[valid_set],
+            callbacks=[
+                lgb.early_stopping(
+                    config.early_stopping_rounds, first_metric_only=True, verbose=False
+                )
+            ],
+        )
 
     # ---- Conveyor's components
     def pipeline(incumbent=None):
@@ -76,10 +90,25 @@ def test_components_overhead_vs_bare_lightgbm():
         s = _timed(t, "split", split_by_time, frame, timestamp="event_timestamp")
         model = _timed(t, "train", train, s.train, s.validation, config)
         p = _timed(t, "predict holdout", predict, model, s.holdout)
-        _timed(t, "evaluate", evaluate, s.holdout, p, label="label",
-               slice_by=["region", "device", "plan"])
-        verdict = _timed(t, "gate", validate_model, model, s.holdout, incumbent=incumbent,
-                         config=GateConfig(), candidate_predictions=p)
+        _timed(
+            t,
+            "evaluate",
+            evaluate,
+            s.holdout,
+            p,
+            label="label",
+            slice_by=["region", "device", "plan"],
+        )
+        verdict = _timed(
+            t,
+            "gate",
+            validate_model,
+            model,
+            s.holdout,
+            incumbent=incumbent,
+            config=GateConfig(),
+            candidate_predictions=p,
+        )
         assert verdict.passed, verdict.report()
         total = time.perf_counter() - started
         if incumbent is not None:  # the share of the gate spent scoring production (not added)
@@ -106,17 +135,23 @@ def test_components_overhead_vs_bare_lightgbm():
         total = train_seconds + rest
         overhead = total - floor_seconds
         scoring = t["predict holdout"] + t.get("  of which scoring production", 0.0)
-        print(f"\n{name}: total {total:.2f} s vs floor {floor_seconds:.2f} s -> ratio "
-              f"{total / floor_seconds:.3f} (overhead {overhead:+.2f} s, "
-              f"{overhead / floor_seconds:+.1%}); without the models' own scoring of the "
-              f"holdout ({scoring:.2f} s): {(overhead - scoring) / floor_seconds:+.1%}")
-        print(f"  train() vs bare lgb.train: {train_seconds:.2f} s "
-              f"({(train_seconds - floor_seconds) / floor_seconds:+.1%})")
+        print(
+            f"\n{name}: total {total:.2f} s vs floor {floor_seconds:.2f} s -> ratio "
+            f"{total / floor_seconds:.3f} (overhead {overhead:+.2f} s, "
+            f"{overhead / floor_seconds:+.1%}); without the models' own scoring of the "
+            f"holdout ({scoring:.2f} s): {(overhead - scoring) / floor_seconds:+.1%}"
+        )
+        print(
+            f"  train() vs bare lgb.train: {train_seconds:.2f} s "
+            f"({(train_seconds - floor_seconds) / floor_seconds:+.1%})"
+        )
         for key, seconds in t.items():
             print(f"  {key:<30} {seconds:7.3f} s")
 
-    print(f"\n1M rows, {model.best_iteration} boosting rounds, "
-          f"{len(model.signature.features)} features; floors {[round(f, 2) for f in floors]}, "
-          f"pipelines {[round(r[2], 2) for r in runs]}")
+    print(
+        f"\n1M rows, {model.best_iteration} boosting rounds, "
+        f"{len(model.signature.features)} features; floors {[round(f, 2) for f in floors]}, "
+        f"pipelines {[round(r[2], 2) for r in runs]}"
+    )
     show("run 1 (no production model)", t1, total1)
     show("run 2 (gate vs production: scoring + paired bootstrap)", t2, total2)

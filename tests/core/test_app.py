@@ -30,10 +30,19 @@ class Memo:
 class MemoPlugin:
     @hookimpl
     def register_orchestrators(self, register):
-        register("memo", factory=Memo, config_class=MemoConfig, schemes=("memo",),
-                 description="in-memory test orchestrator")
-        register("ghost", factory="conveyor_nonexistent_module:Ghost", config_class=MemoConfig,
-                 extras=("conveyor-ghost>=1",))
+        register(
+            "memo",
+            factory=Memo,
+            config_class=MemoConfig,
+            schemes=("memo",),
+            description="in-memory test orchestrator",
+        )
+        register(
+            "ghost",
+            factory="conveyor_nonexistent_module:Ghost",
+            config_class=MemoConfig,
+            extras=("conveyor-ghost>=1",),
+        )
 
 
 @pytest.fixture
@@ -104,8 +113,12 @@ def test_validator_message_reaches_the_user(app):
     from conveyor.plugins.local.config import LocalOrchestratorConfig
 
     with pytest.raises(ConfigError, match=r"max_workers must be 1 or more @ \$\.orchestrator"):
-        structure(LocalOrchestratorConfig, {"max_workers": 0}, section="orchestrator",
-                  where="conveyor.toml")
+        structure(
+            LocalOrchestratorConfig,
+            {"max_workers": 0},
+            section="orchestrator",
+            where="conveyor.toml",
+        )
 
 
 def test_factory_import_error_names_the_extra(app):
@@ -167,8 +180,13 @@ def test_checks_collect_every_finding_and_a_crash_is_one(app, register_plugin):
     class Checks:
         @hookimpl
         def check_data(self, context):
-            return [Finding(check="rows", message=f"{context.dataset} has few rows",
-                            severity=Severity.WARNING)]
+            return [
+                Finding(
+                    check="rows",
+                    message=f"{context.dataset} has few rows",
+                    severity=Severity.WARNING,
+                )
+            ]
 
     class Crashing:
         @hookimpl

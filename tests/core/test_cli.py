@@ -49,21 +49,26 @@ def test_plugins_hook_filter(cli, register_plugin):
 def test_backends_json(cli, plugin_manager):
     rows = json.loads(cli.invoke("backends", "--json").output)
     assert {(r["kind"], r["name"]) for r in rows} == {
-        (s.kind.value, s.name) for s in plugin_manager.catalogue()}
+        (s.kind.value, s.name) for s in plugin_manager.catalogue()
+    }
     text = cli.invoke("backends").output
     assert text.splitlines()[0].split()[:3] == ["KIND", "NAME", "SCHEMES"]
 
 
 def test_config_json_shows_sources_and_masks_secrets(cli, tmp_path):
     (tmp_path / "conveyor.toml").write_text(
-        '[metadata_store]\nurl = "sqlite:///m.db"\ntoken = "abc123"\n')
+        '[metadata_store]\nurl = "sqlite:///m.db"\ntoken = "abc123"\n'
+    )
     result = cli.invoke("config", "--json", env={"CONVEYOR_SERVER__PORT": "9999"})
     data = json.loads(result.output)
     values = {v["key"]: v for v in data["values"]}
     assert values["metadata_store.url"]["source"] == "conveyor.toml"
     assert values["metadata_store.token"]["value"] == "********"
-    assert values["server.port"] == {"key": "server.port", "value": 9999,
-                                      "source": "env CONVEYOR_SERVER__PORT"}
+    assert values["server.port"] == {
+        "key": "server.port",
+        "value": 9999,
+        "source": "env CONVEYOR_SERVER__PORT",
+    }
     assert "abc123" not in cli.invoke("config").output
 
 
@@ -85,9 +90,11 @@ def _expected_default_findings(plugin_manager) -> list[dict]:
     from conveyor.config import BACKEND_SECTIONS, DEFAULT_BACKENDS
 
     catalogue = plugin_manager.catalogue()
-    return [{"check": "config.backend", "subject": section, "severity": "info"}
-            for kind, section in BACKEND_SECTIONS.items()
-            if DEFAULT_BACKENDS[section] not in catalogue.names(BackendKind(kind))]
+    return [
+        {"check": "config.backend", "subject": section, "severity": "info"}
+        for kind, section in BACKEND_SECTIONS.items()
+        if DEFAULT_BACKENDS[section] not in catalogue.names(BackendKind(kind))
+    ]
 
 
 @pytest.mark.parametrize("where", ["empty folder", "scaffolded project"])
@@ -99,8 +106,9 @@ def test_defaults_pass_their_own_check(cli, plugin_manager, tmp_path, monkeypatc
         monkeypatch.chdir(tmp_path)
     result = cli.invoke("config", "check", "--json")
     assert result.exit_code == 0, result.output
-    findings = [{k: f[k] for k in ("check", "subject", "severity")}
-                for f in json.loads(result.output)]
+    findings = [
+        {k: f[k] for k in ("check", "subject", "severity")} for f in json.loads(result.output)
+    ]
     assert findings == _expected_default_findings(plugin_manager)
     for finding in json.loads(result.output):
         assert "(the default; only commands that use a" in finding["message"]
@@ -179,26 +187,34 @@ def test_start_up_imports_nothing_heavy(args, tmp_path):
         "    pass\n"
         f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="
 
 
 def test_broken_plugin_does_not_break_the_cli(fake_distribution, tmp_path):
-    site = fake_distribution("conveyor-broken", "0.3", entry_points={"broken": "fake_broken"},
-                             modules={"fake_broken": "import nonexistent_dependency_xyz"})
+    site = fake_distribution(
+        "conveyor-broken",
+        "0.3",
+        entry_points={"broken": "fake_broken"},
+        modules={"fake_broken": "import nonexistent_dependency_xyz"},
+    )
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "conveyor", "plugins", "--json"]
-    result = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=env,
-                            timeout=60)
+    result = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "warning: plugin 'broken' (conveyor-broken 0.3) failed to import" in result.stderr
     assert "CONVEYOR_DISABLE_PLUGINS=broken" in result.stderr
     row = next(r for r in json.loads(result.stdout) if r["name"] == "broken")
     assert row["status"] == "failed" and "nonexistent_dependency_xyz" in row["error"]
     env["CONVEYOR_DISABLE_PLUGINS"] = "broken"
-    result = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=env,
-                            timeout=60)
+    result = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 0 and "warning" not in result.stderr
     row = next(r for r in json.loads(result.stdout) if r["name"] == "broken")
     assert row["status"] == "disabled"

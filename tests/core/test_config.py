@@ -38,7 +38,8 @@ def test_file_is_found_from_a_subfolder(tmp_path):
 
 def test_tool_conveyor_in_pyproject(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "x"\n[tool.conveyor.project]\nname = "from-pyproject"\n')
+        '[project]\nname = "x"\n[tool.conveyor.project]\nname = "from-pyproject"\n'
+    )
     config = Config.load(cwd=tmp_path)
     assert config.file == tmp_path / "pyproject.toml"
     assert config.section("project")["name"] == "from-pyproject"
@@ -52,8 +53,9 @@ def test_pyproject_without_tool_conveyor_is_ignored(tmp_path):
 def test_profiles_deep_merge_over_the_base(tmp_path, monkeypatch):
     (tmp_path / "conveyor.toml").write_text(
         '[server]\nbackend = "http"\nport = 8080\nhost = "127.0.0.1"\n'
-        '[profiles.production.server]\nport = 9000\n'
-        '[profiles.qa.server]\nport = 7000\n')
+        "[profiles.production.server]\nport = 9000\n"
+        "[profiles.qa.server]\nport = 7000\n"
+    )
     base = Config.load(cwd=tmp_path)
     assert base.section("server")["port"] == 8080
     prod = Config.load(cwd=tmp_path, profile="production")
@@ -69,14 +71,14 @@ def test_builtin_profile_without_table_is_allowed(tmp_path):
 
 
 def test_unknown_profile_is_an_error_listing_known_ones(tmp_path):
-    (tmp_path / "conveyor.toml").write_text('[profiles.qa.server]\nport = 1\n')
+    (tmp_path / "conveyor.toml").write_text("[profiles.qa.server]\nport = 1\n")
     with pytest.raises(ConfigError, match="unknown profile 'prod'") as info:
         Config.load(cwd=tmp_path, profile="prod")
     assert "qa" in info.value.hint and "production" in info.value.hint
 
 
 def test_environment_overrides_win_and_are_typed(tmp_path, monkeypatch):
-    (tmp_path / "conveyor.toml").write_text('[server]\nport = 8080\n')
+    (tmp_path / "conveyor.toml").write_text("[server]\nport = 8080\n")
     monkeypatch.setenv("CONVEYOR_SERVER__PORT", "9090")
     monkeypatch.setenv("CONVEYOR_SERVER__HOSTS", '["a", "b"]')
     monkeypatch.setenv("CONVEYOR_PLUGIN__SLACK__CHANNEL", "#ml")
@@ -96,7 +98,8 @@ def test_environment_override_for_unknown_section_is_an_error(tmp_path, monkeypa
 def test_secrets_from_env_are_resolved_on_use_and_masked(tmp_path, monkeypatch):
     (tmp_path / "conveyor.toml").write_text(
         '[metadata_store]\nurl = "postgresql://ml:hunter2@db/conveyor"\n'
-        'password = { env = "PG_PASSWORD" }\napi_token = "t0ken"\n')
+        'password = { env = "PG_PASSWORD" }\napi_token = "t0ken"\n'
+    )
     config = Config.load(cwd=tmp_path)
     with pytest.raises(ConfigError, match="PG_PASSWORD"):
         config.section("metadata_store")
@@ -131,10 +134,13 @@ def test_section_must_be_a_table(tmp_path):
         Config.load(cwd=tmp_path)
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('[plugins]\ndisable = "cron"\n', r"'\$.plugins.disable' must be a list"),
-    ('[plugins]\nblock = ["cron"]\n', r"unknown key '\$.plugins.block'"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[plugins]\ndisable = "cron"\n', r"'\$.plugins.disable' must be a list"),
+        ('[plugins]\nblock = ["cron"]\n', r"unknown key '\$.plugins.block'"),
+    ],
+)
 def test_invalid_plugins_table(tmp_path, body, message):
     (tmp_path / "conveyor.toml").write_text(body)
     with pytest.raises(ConfigError, match=message):

@@ -11,8 +11,11 @@ from conveyor import hookspecs
 
 
 def spec_functions():
-    return {name: fn for name, fn in vars(hookspecs).items()
-            if inspect.isfunction(fn) and hasattr(fn, "conveyor_spec")}
+    return {
+        name: fn
+        for name, fn in vars(hookspecs).items()
+        if inspect.isfunction(fn) and hasattr(fn, "conveyor_spec")
+    }
 
 
 def test_every_hook_spec_has_a_docstring():
@@ -63,8 +66,13 @@ def command_tree(pm) -> dict[tuple[str, ...], click.Command]:
 
 
 def long_options(command: click.Command) -> set[str]:
-    return {o for p in command.params if isinstance(p, click.Option)
-            for o in (*p.opts, *p.secondary_opts) if o.startswith("--")} - {"--help"}
+    return {
+        o
+        for p in command.params
+        if isinstance(p, click.Option)
+        for o in (*p.opts, *p.secondary_opts)
+        if o.startswith("--")
+    } - {"--help"}
 
 
 def mentions(option: str, text: str) -> bool:
@@ -97,31 +105,43 @@ def test_cli_reference_matches_the_click_tree(repo_root, plugin_manager):
     sections = cli_sections(text)
     preamble = text.split("\n## ", 1)[0]
     root_options = long_options(tree[()])
-    problems = [f"`conveyor {o}` is not described" for o in sorted(root_options)
-                if not mentions(o, preamble)]
+    problems = [
+        f"`conveyor {o}` is not described"
+        for o in sorted(root_options)
+        if not mentions(o, preamble)
+    ]
     for path, command in tree.items():
         name = " ".join(path)
-        owners = [body for p, subs, body in sections
-                  if p == path or (p == path[:-1] and path[-1] in subs)]
+        owners = [
+            body for p, subs, body in sections if p == path or (p == path[:-1] and path[-1] in subs)
+        ]
         if not path:
             continue
         if not owners:
             problems.append(f"`conveyor {name}` is not documented")
-        problems += [f"`conveyor {name} {o}` is not described"
-                     for o in sorted(long_options(command))
-                     if owners and not any(mentions(o, body) for body in owners)]
+        problems += [
+            f"`conveyor {name} {o}` is not described"
+            for o in sorted(long_options(command))
+            if owners and not any(mentions(o, body) for body in owners)
+        ]
     for path, subs, body in sections:
         name = " ".join(path)
         if path not in tree:
             problems.append(f"`conveyor {name}` is documented but does not exist")
             continue
-        problems += [f"`conveyor {name} {sub}` is documented but does not exist"
-                     for sub in subs if (*path, sub) not in tree]
-        known = root_options | {o for p, c in tree.items() if p[:len(path)] == path
-                                for o in long_options(c)}
-        problems += [f"{o} is named under `conveyor {name}`, which has no such option"
-                     for o in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", body)))
-                     if o not in known]
+        problems += [
+            f"`conveyor {name} {sub}` is documented but does not exist"
+            for sub in subs
+            if (*path, sub) not in tree
+        ]
+        known = root_options | {
+            o for p, c in tree.items() if p[: len(path)] == path for o in long_options(c)
+        }
+        problems += [
+            f"{o} is named under `conveyor {name}`, which has no such option"
+            for o in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", body)))
+            if o not in known
+        ]
     for span in re.findall(r"`conveyor ([^`]*)`", text):
         path = ()
         for word in span.split():

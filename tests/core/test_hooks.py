@@ -24,8 +24,12 @@ def _manager(*plugins, **kwargs):
 
 
 def test_every_core_hook_is_dispatched():
-    assert {"register_orchestrators", "register_commands", "on_run_started",
-            "check_model"} <= dispatched_hooks()
+    assert {
+        "register_orchestrators",
+        "register_commands",
+        "on_run_started",
+        "check_model",
+    } <= dispatched_hooks()
 
 
 def test_an_implementation_may_take_no_arguments_at_all():
@@ -64,8 +68,11 @@ def test_a_plugin_failing_in_a_register_hook_loses_only_its_own_backends(capsys)
     assert catalogue.names(BackendKind.ORCHESTRATOR) == ["fine"]
     assert pm.infos["half-way"].status == "failed"
     assert "registry offline" in pm.infos["half-way"].error
-    with pytest.raises(UnknownBackendError, match=r"half-way \(failed: failed in "
-                       r"register_orchestrators: RuntimeError: registry offline\)"):
+    with pytest.raises(
+        UnknownBackendError,
+        match=r"half-way \(failed: failed in "
+        r"register_orchestrators: RuntimeError: registry offline\)",
+    ):
         catalogue.get(BackendKind.ORCHESTRATOR, "half")
     err = capsys.readouterr().err
     assert err.count("warning: plugin 'half-way' failed in register_orchestrators") == 1
@@ -114,8 +121,11 @@ def test_tracing_prints_a_line_for_every_call_and_result(monkeypatch, capsys):
 
     monkeypatch.setenv("CONVEYOR_TRACE_HOOKS", "1")
     pm = _manager(("listener", Listener()), ("checker", Checker()))
-    list(call_each(pm, "on_trigger_fired", {"app": None,
-                                            "event": TriggerFired(trigger="t", reason="r")}))
+    list(
+        call_each(
+            pm, "on_trigger_fired", {"app": None, "event": TriggerFired(trigger="t", reason="r")}
+        )
+    )
     list(call_each(pm, "check_data", {"app": None, "context": None}))
     pm.catalogue()
     list(call_each(pm, "on_run_started", {"app": None, "event": None}))
@@ -129,8 +139,7 @@ def test_tracing_prints_a_line_for_every_call_and_result(monkeypatch, capsys):
     assert "[conveyor hook] register_orchestrators(register) -> []" in lines
 
 
-def test_a_listener_failing_on_every_event_is_reported_once(conveyor_app, register_plugin,
-                                                            capsys):
+def test_a_listener_failing_on_every_event_is_reported_once(conveyor_app, register_plugin, capsys):
     class Broken:
         @hookimpl
         def on_trigger_fired(self, event):
@@ -140,8 +149,12 @@ def test_a_listener_failing_on_every_event_is_reported_once(conveyor_app, regist
     for _ in range(3):
         conveyor_app.emit("on_trigger_fired", TriggerFired(trigger="t", reason="r"))
     err = capsys.readouterr().err
-    assert err.count("warning: plugin 'broken' failed in on_trigger_fired: "
-                     "RuntimeError: listener down") == 1
+    assert (
+        err.count(
+            "warning: plugin 'broken' failed in on_trigger_fired: RuntimeError: listener down"
+        )
+        == 1
+    )
     assert len([f for f in conveyor_app.pm.hook_failures if f.plugin == "broken"]) == 3
 
 
@@ -152,8 +165,9 @@ def test_a_check_returning_something_else_than_findings_blocks(conveyor_app, reg
             return ["looks fine to me"]
 
     register_plugin(Sloppy(), "sloppy")
-    findings = conveyor_app.run_checks("check_data",
-                                       DataCheckContext(dataset="training", table=None))
+    findings = conveyor_app.run_checks(
+        "check_data", DataCheckContext(dataset="training", table=None)
+    )
     assert [f.check for f in findings] == ["sloppy.crashed"]
     assert findings[0].blocking
     assert "not a Finding" in findings[0].message

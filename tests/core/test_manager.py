@@ -28,8 +28,11 @@ class EmptyConfig:
 def test_bundled_plugins_come_through_entry_points(repo_root, plugin_manager):
     declared = bundled_entry_points(repo_root)
     assert declared, "pyproject lists no bundled plugin"
-    installed = {ep.name: ep.value for ep in entry_points(group="conveyor")
-                 if ep.dist is not None and ep.dist.name == "conveyor"}
+    installed = {
+        ep.name: ep.value
+        for ep in entry_points(group="conveyor")
+        if ep.dist is not None and ep.dist.name == "conveyor"
+    }
     assert installed == declared, "installed metadata is stale: run `pip install -e .` again"
     for name, module in declared.items():
         info = plugin_manager.infos[name]
@@ -89,8 +92,9 @@ def test_misspelt_hook_fails_loudly(register_plugin, plugin_manager):
         register_plugin(Misspelt(), "misspelt")
     assert plugin_manager.get_plugin("misspelt") is None
     with pytest.raises(PluginLoadError, match="misspelt"):
-        make_plugin_manager(PluginSelection(), distribution="none",
-                            plugins=[("misspelt", Misspelt())], strict=True)
+        make_plugin_manager(
+            PluginSelection(), distribution="none", plugins=[("misspelt", Misspelt())], strict=True
+        )
 
 
 def test_wrong_hook_arguments_fail_loudly():
@@ -99,15 +103,20 @@ def test_wrong_hook_arguments_fail_loudly():
         def register_triggers(self, registrar):
             pass
 
-    pm = make_plugin_manager(PluginSelection(), distribution="none",
-                             plugins=[("wrong", WrongArgs())])
+    pm = make_plugin_manager(
+        PluginSelection(), distribution="none", plugins=[("wrong", WrongArgs())]
+    )
     assert pm.infos["wrong"].status == "failed"
     assert "registrar" in pm.infos["wrong"].error
 
 
 def test_broken_plugin_is_reported_and_can_be_disabled(fake_distribution, monkeypatch):
-    fake_distribution("conveyor-broken", "0.3", entry_points={"broken": "fake_broken"},
-                      modules={"fake_broken": "raise RuntimeError('boom at import')"})
+    fake_distribution(
+        "conveyor-broken",
+        "0.3",
+        entry_points={"broken": "fake_broken"},
+        modules={"fake_broken": "raise RuntimeError('boom at import')"},
+    )
     pm = make_plugin_manager(PluginSelection())
     info = pm.infos["broken"]
     assert info.status == "failed"
@@ -124,10 +133,12 @@ def test_broken_plugin_is_reported_and_can_be_disabled(fake_distribution, monkey
 
 def test_entry_point_name_claimed_twice_is_an_error(fake_distribution):
     source = "from conveyor import hookimpl\n"
-    fake_distribution("conveyor-one", entry_points={"twin": "fake_one"},
-                      modules={"fake_one": source})
-    fake_distribution("conveyor-two", entry_points={"twin": "fake_two"},
-                      modules={"fake_two": source})
+    fake_distribution(
+        "conveyor-one", entry_points={"twin": "fake_one"}, modules={"fake_one": source}
+    )
+    fake_distribution(
+        "conveyor-two", entry_points={"twin": "fake_two"}, modules={"fake_two": source}
+    )
     pm = make_plugin_manager(PluginSelection())
     assert pm.infos["twin"].status == "failed"
     assert "conveyor-one and conveyor-two" in pm.infos["twin"].error
@@ -139,8 +150,12 @@ def _registering(name, schemes=()):
     class Plugin:
         @hookimpl
         def register_orchestrators(self, register):
-            register(name, factory=lambda app, config: object(), config_class=EmptyConfig,
-                     schemes=schemes)
+            register(
+                name,
+                factory=lambda app, config: object(),
+                config_class=EmptyConfig,
+                schemes=schemes,
+            )
 
     return Plugin()
 
@@ -187,8 +202,10 @@ def test_every_hook_spec_is_callable_without_implementations():
 
 def test_catalogue_is_built_once_across_threads(plugin_manager):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(plugin_manager.catalogue()))
-               for _ in range(16)]
+    threads = [
+        threading.Thread(target=lambda: results.append(plugin_manager.catalogue()))
+        for _ in range(16)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -207,7 +224,8 @@ def test_project_hook_modules_load_from_config(tmp_path, monkeypatch):
         "seen = []\n"
         "@hookimpl\n"
         "def on_trigger_fired(app, event):\n"
-        "    seen.append(event)\n")
+        "    seen.append(event)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     pm = make_plugin_manager(PluginSelection(modules=("my_project_hooks",)), distribution="none")
     assert pm.infos["my_project_hooks"].source == "config"

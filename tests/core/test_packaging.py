@@ -34,9 +34,21 @@ def test_version_matches_pyproject(repo_root):
 
 def test_wheel_holds_every_package_and_bundled_entry_point(repo_root, tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(repo_root)],
-        check=True, timeout=300, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(repo_root),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("conveyor-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -56,8 +68,13 @@ def test_wheel_holds_every_package_and_bundled_entry_point(repo_root, tmp_path):
 
 def test_source_folders_refuse_to_be_imported_by_their_folder_name(repo_root):
     for folder, right in (("core", "conveyor"), ("plugins", "conveyor.plugins")):
-        result = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=repo_root,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", f"import {folder}"],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode != 0
         assert f"import '{right}' instead" in result.stderr
 
@@ -65,9 +82,17 @@ def test_source_folders_refuse_to_be_imported_by_their_folder_name(repo_root):
 def test_isolated_venv_finds_conveyor_but_installs_into_itself(tmp_path):
     python = virtualenv_seeing_this_interpreter(tmp_path / "venv")
     probe = subprocess.run(
-        [str(python), "-c", "import sys, sysconfig, conveyor; print(sys.prefix); "
-         "print(sysconfig.get_paths()['purelib']); print(conveyor.__version__)"],
-        check=True, capture_output=True, text=True, timeout=60).stdout.split("\n")
+        [
+            str(python),
+            "-c",
+            "import sys, sysconfig, conveyor; print(sys.prefix); "
+            "print(sysconfig.get_paths()['purelib']); print(conveyor.__version__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split("\n")
     assert Path(probe[0]) == tmp_path / "venv"
     assert Path(probe[1]).is_relative_to(tmp_path / "venv")
     assert probe[2] == __version__
@@ -81,8 +106,14 @@ def test_third_party_plugin_in_a_fresh_virtualenv(repo_root, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
 
     def conveyor(*args: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(python), "-m", "conveyor", *args], cwd=project,
-                              env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(python), "-m", "conveyor", *args],
+            cwd=project,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     listed = conveyor("plugins", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -41,13 +41,25 @@ def test_mypy_finds_no_errors(repo_root: Path) -> None:
     tree = import_tree(repo_root, work / "src")
     env = {**os.environ, "MYPYPATH": str(tree)}
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "-p", "conveyor",
-         "--config-file", str(repo_root / "pyproject.toml"),
-         "--cache-dir", str(work / "cache"), "--no-error-summary"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "-p",
+            "conveyor",
+            "--config-file",
+            str(repo_root / "pyproject.toml"),
+            "--cache-dir",
+            str(work / "cache"),
+            "--no-error-summary",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # report paths as the repository names them, not through the symlink tree
-    report = (result.stdout + result.stderr).replace(str(tree / "conveyor" / "plugins"),
-                                                     "plugins")
+    report = (result.stdout + result.stderr).replace(str(tree / "conveyor" / "plugins"), "plugins")
     report = report.replace(str(tree / "conveyor"), "core")
     assert result.returncode == 0, f"mypy found errors:\n{report}"

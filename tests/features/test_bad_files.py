@@ -23,19 +23,24 @@ from conveyor.features import Entity, Feature, FeatureView
 from conveyor.training import load_data
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-VIEW = FeatureView(name="stats", entities=[Entity(name="customer", join_keys="customer_id")],
-                   features=[Feature(name="spend"), Feature(name="orders", dtype="int64")])
-DEFINITIONS = '''
+VIEW = FeatureView(
+    name="stats",
+    entities=[Entity(name="customer", join_keys="customer_id")],
+    features=[Feature(name="spend"), Feature(name="orders", dtype="int64")],
+)
+DEFINITIONS = """
 from conveyor.features import Entity, Feature, FeatureView
 stats = FeatureView(name="stats", entities=[Entity(name="customer", join_keys="customer_id")],
                     features=[Feature(name="spend"), Feature(name="orders", dtype="int64")])
-'''
-FRAME = pl.DataFrame({
-    "customer_id": list(range(300)),
-    "event_timestamp": [T0 + timedelta(minutes=i) for i in range(300)],
-    "spend": [i / 3 for i in range(300)],
-    "orders": list(range(300)),
-})
+"""
+FRAME = pl.DataFrame(
+    {
+        "customer_id": list(range(300)),
+        "event_timestamp": [T0 + timedelta(minutes=i) for i in range(300)],
+        "spend": [i / 3 for i in range(300)],
+        "orders": list(range(300)),
+    }
+)
 
 
 def valid_parquet(path: Path, *, checksums: bool = True) -> bytes:
@@ -58,8 +63,11 @@ def hostile_files(folder: Path) -> dict[str, tuple[Path, str]]:
         "header only": ("par1.parquet", b"PAR1", "is cut short"),
         "byte flipped": ("flip.parquet", bytes(flipped), "is a damaged Parquet file"),
         "data page flipped": ("page.parquet", bytes(with_sums), "is a damaged Parquet file"),
-        "malformed csv": ("bad.csv", b'customer_id,spend\n1,2.0\n"2,3.0\n',
-                          "not a well-formed CSV"),
+        "malformed csv": (
+            "bad.csv",
+            b'customer_id,spend\n1,2.0\n"2,3.0\n',
+            "not a well-formed CSV",
+        ),
         "empty csv": ("empty.csv", b"", "is empty (0 bytes)"),
         "parquet named csv": ("binary.csv", good, "not a well-formed CSV"),
     }
@@ -88,11 +96,24 @@ def project(cli, tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["not parquet", "zero bytes", "truncated", "footer cut",
-                                  "header only", "byte flipped", "data page flipped",
-                                  "malformed csv", "empty csv", "parquet named csv"])
-def test_cli_ingest_refuses_a_bad_file_in_one_line(cli, conveyor_app, project: Path,
-                                                   name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "not parquet",
+        "zero bytes",
+        "truncated",
+        "footer cut",
+        "header only",
+        "byte flipped",
+        "data page flipped",
+        "malformed csv",
+        "empty csv",
+        "parquet named csv",
+    ],
+)
+def test_cli_ingest_refuses_a_bad_file_in_one_line(
+    cli, conveyor_app, project: Path, name: str
+) -> None:
     file, says = hostile_files(project)[name]
     before = stored(conveyor_app)
     result = cli.invoke("features", "ingest", "stats", str(file))
@@ -134,6 +155,7 @@ def test_good_files_still_ingest_by_path(conveyor_app, tmp_path: Path) -> None:
 
 # -- property-based: random damage to a valid file ------------------------------------------
 
+
 def damage(good: bytes, data: st.DataObject) -> bytes:
     """A truncation or a few flipped bits of ``good``, drawn by Hypothesis."""
     if data.draw(st.booleans(), label="truncate"):
@@ -145,14 +167,19 @@ def damage(good: bytes, data: st.DataObject) -> bytes:
     return bytes(out)
 
 
-PROPERTY = settings(max_examples=100, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @PROPERTY
 @given(data=st.data())
-def test_cli_never_shows_a_traceback_for_a_damaged_file(cli, conveyor_app, project: Path,
-                                                        data: st.DataObject) -> None:
+def test_cli_never_shows_a_traceback_for_a_damaged_file(
+    cli, conveyor_app, project: Path, data: st.DataObject
+) -> None:
     good = valid_parquet(project / "good.parquet")
     file = project / "damaged.parquet"
     file.write_bytes(damage(good, data))
@@ -169,8 +196,9 @@ def test_cli_never_shows_a_traceback_for_a_damaged_file(cli, conveyor_app, proje
 
 @PROPERTY
 @given(data=st.data())
-def test_api_raises_only_conveyor_errors_for_a_damaged_file(conveyor_app, tmp_path: Path,
-                                                            data: st.DataObject) -> None:
+def test_api_raises_only_conveyor_errors_for_a_damaged_file(
+    conveyor_app, tmp_path: Path, data: st.DataObject
+) -> None:
     store = conveyor_app.features
     store.apply([VIEW])
     good = valid_parquet(tmp_path / "good.parquet")

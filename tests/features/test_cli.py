@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-DEFINITIONS = '''
+DEFINITIONS = """
 from datetime import timedelta
 from conveyor.features import Entity, Feature, FeatureView
 
@@ -21,7 +21,7 @@ stats = FeatureView(
     features=[Feature(name="spend"), Feature(name="orders", dtype="int64")],
     source="warehouse.customer_stats",
 )
-'''
+"""
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
@@ -34,12 +34,14 @@ def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write_project(root: Path, ttl: int = 30) -> None:
     (root / "features.py").write_text(DEFINITIONS.format(ttl=ttl))
-    pl.DataFrame({
-        "customer_id": list(range(40)) * 2,
-        "event_timestamp": [T0] * 40 + [T0 + timedelta(hours=5)] * 40,
-        "spend": [float(i) for i in range(80)],
-        "orders": list(range(80)),
-    }).write_parquet(root / "stats.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": list(range(40)) * 2,
+            "event_timestamp": [T0] * 40 + [T0 + timedelta(hours=5)] * 40,
+            "spend": [float(i) for i in range(80)],
+            "orders": list(range(80)),
+        }
+    ).write_parquet(root / "stats.parquet")
 
 
 def test_apply_list_ingest_materialize_parity(cli, tmp_path: Path) -> None:
@@ -47,7 +49,9 @@ def test_apply_list_ingest_materialize_parity(cli, tmp_path: Path) -> None:
     first = cli.invoke("features", "apply", "--json")
     assert first.exit_code == 0, first.output
     assert {(d["kind"], d["name"], d["version"]) for d in json.loads(first.output)} == {
-        ("entity", "customer", 1), ("feature_view", "stats", 1)}
+        ("entity", "customer", 1),
+        ("feature_view", "stats", 1),
+    }
     again = json.loads(cli.invoke("features", "apply", "--json").output)
     assert {d["version"] for d in again} == {1}
     write_project(tmp_path, ttl=7)
@@ -56,7 +60,8 @@ def test_apply_list_ingest_materialize_parity(cli, tmp_path: Path) -> None:
 
     listed = json.loads(cli.invoke("features", "list", "--json").output)
     assert [(v["name"], v["version"], v["ttl_seconds"], v["watermark"]) for v in listed] == [
-        ("stats", 2, 7 * 86400.0, None)]
+        ("stats", 2, 7 * 86400.0, None)
+    ]
 
     ingested = cli.invoke("features", "ingest", "stats", "stats.parquet")
     assert ingested.exit_code == 0, ingested.output
@@ -79,8 +84,9 @@ def test_apply_list_ingest_materialize_parity(cli, tmp_path: Path) -> None:
     skewed = cli.invoke("features", "parity", "stats", "--sample", "40", "--json")
     assert skewed.exit_code == 1
     found = json.loads(skewed.output)["mismatches"]
-    assert found == [{"key": {"customer_id": 17}, "feature": "spend", "online": 57.5,
-                      "offline": 57.0}]
+    assert found == [
+        {"key": {"customer_id": 17}, "feature": "spend", "online": 57.5, "offline": 57.0}
+    ]
     text = cli.invoke("features", "parity", "stats", "--sample", "40")
     assert text.exit_code == 1
     assert "1 mismatch" in text.output
@@ -100,8 +106,9 @@ def test_errors_name_the_fix(cli, tmp_path: Path) -> None:
     not_yet = cli.invoke("features", "parity", "stats")
     assert not_yet.exit_code == 1
     assert "conveyor features materialize stats" in not_yet.output
-    pl.DataFrame({"customer_id": [1], "event_timestamp": [T0], "spend": ["x"],
-                  "orders": [1]}).write_parquet(tmp_path / "bad.parquet")
+    pl.DataFrame(
+        {"customer_id": [1], "event_timestamp": [T0], "spend": ["x"], "orders": [1]}
+    ).write_parquet(tmp_path / "bad.parquet")
     bad = cli.invoke("features", "ingest", "stats", "bad.parquet")
     assert bad.exit_code == 1
     assert "column 'spend'" in bad.output

@@ -13,9 +13,18 @@ CUSTOMER = Entity(name="customer", join_keys="customer_id")
 
 
 def test_spec_round_trip_and_equality() -> None:
-    view = FeatureView(name="v", entities=[CUSTOMER, Entity(name="shop", join_keys=(
-        "country", "shop_id"), dtype=("string", "int32"))], features=["a", ("b", "int8")],
-        created_timestamp_field="created", ttl=3600, source="s3://x", tags={"team": "ds"})
+    view = FeatureView(
+        name="v",
+        entities=[
+            CUSTOMER,
+            Entity(name="shop", join_keys=("country", "shop_id"), dtype=("string", "int32")),
+        ],
+        features=["a", ("b", "int8")],
+        created_timestamp_field="created",
+        ttl=3600,
+        source="s3://x",
+        tags={"team": "ds"},
+    )
     assert FeatureView.from_spec(view.to_spec()) == view
     assert view.join_keys == ("customer_id", "country", "shop_id")
     assert view.ttl == timedelta(hours=1)
@@ -24,17 +33,24 @@ def test_spec_round_trip_and_equality() -> None:
         view.feature("c")
 
 
-@pytest.mark.parametrize(("build", "message"), [
-    (lambda: Feature(name="x", dtype="float"), "unknown type 'float'"),
-    (lambda: Feature(name="bad name"), "not a valid name"),
-    (lambda: Feature(name="__x"), "reserved"),
-    (lambda: Entity(name="e", join_keys=("a", "b"), dtype=("int64", "int64", "int64")),
-     "2 join keys but 3 types"),
-    (lambda: FeatureView(name="v", entities=[CUSTOMER], features=[]), "has no features"),
-    (lambda: FeatureView(name="v", entities=[CUSTOMER], features=["x"], ttl=0), "TTL <= 0"),
-    (lambda: FeatureView(name="v", entities=[CUSTOMER], features=["customer_id"]),
-     "uses the column 'customer_id' twice"),
-])
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Feature(name="x", dtype="float"), "unknown type 'float'"),
+        (lambda: Feature(name="bad name"), "not a valid name"),
+        (lambda: Feature(name="__x"), "reserved"),
+        (
+            lambda: Entity(name="e", join_keys=("a", "b"), dtype=("int64", "int64", "int64")),
+            "2 join keys but 3 types",
+        ),
+        (lambda: FeatureView(name="v", entities=[CUSTOMER], features=[]), "has no features"),
+        (lambda: FeatureView(name="v", entities=[CUSTOMER], features=["x"], ttl=0), "TTL <= 0"),
+        (
+            lambda: FeatureView(name="v", entities=[CUSTOMER], features=["customer_id"]),
+            "uses the column 'customer_id' twice",
+        ),
+    ],
+)
 def test_invalid_definitions_say_what_to_do(build, message) -> None:
     with pytest.raises(ValidationError, match=message) as info:
         build()

@@ -18,10 +18,16 @@ from conveyor.plugins.features.online import SQLiteOnlineStore
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 END = T0 + timedelta(days=3)
-VIEW = FeatureView(name="activity", entities=[Entity(name="user", join_keys="user_id")],
-                   features=[Feature(name="clicks", dtype="int64"), Feature(name="score"),
-                             Feature(name="segment", dtype="string")],
-                   ttl=timedelta(days=30))
+VIEW = FeatureView(
+    name="activity",
+    entities=[Entity(name="user", join_keys="user_id")],
+    features=[
+        Feature(name="clicks", dtype="int64"),
+        Feature(name="score"),
+        Feature(name="segment", dtype="string"),
+    ],
+    ttl=timedelta(days=30),
+)
 BATCH = 250
 
 
@@ -32,14 +38,20 @@ def project(conveyor_app) -> Path:
     store.apply([VIEW])
     for batch in range(3):
         n = 1200
-        store.ingest("activity", pl.DataFrame({
-            "user_id": [(i * 7 + batch) % 900 for i in range(n)],
-            "event_timestamp": [T0 + timedelta(minutes=(i * 37 + batch * 11) % 5000)
-                                for i in range(n)],
-            "clicks": [i + batch * n for i in range(n)],
-            "score": [((i * 13) % 101) / 7 for i in range(n)],
-            "segment": [f"s{i % 5}" for i in range(n)],
-        }))
+        store.ingest(
+            "activity",
+            pl.DataFrame(
+                {
+                    "user_id": [(i * 7 + batch) % 900 for i in range(n)],
+                    "event_timestamp": [
+                        T0 + timedelta(minutes=(i * 37 + batch * 11) % 5000) for i in range(n)
+                    ],
+                    "clicks": [i + batch * n for i in range(n)],
+                    "score": [((i * 13) % 101) / 7 for i in range(n)],
+                    "segment": [f"s{i % 5}" for i in range(n)],
+                }
+            ),
+        )
     conveyor_app.close()
     return conveyor_app.root
 
@@ -81,7 +93,8 @@ def test_values_are_the_latest_rows(conveyor_app, project: Path) -> None:
     keys = pl.DataFrame({"user_id": list(range(900))})
     online = pl.from_arrow(store.get_online_features(["activity:*"], keys, at=END))
     offline = store.get_historical_features(
-        keys.with_columns(pl.lit(END).alias("event_timestamp")), ["activity:*"]).collect()
+        keys.with_columns(pl.lit(END).alias("event_timestamp")), ["activity:*"]
+    ).collect()
     assert online.equals(offline.drop("event_timestamp"))
     store.online.close()
 
@@ -124,9 +137,14 @@ def test_resume_after_a_kill_is_byte_identical(conveyor_app, project: Path, mode
     reference, _ = materialized_bytes(conveyor_app, project / "reference.db")
     db = project / "killed.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLER), mode, str(db),
-                           END.isoformat()], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLER), mode, str(db), END.isoformat()],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -9, done.stderr
     assert Path(f"{db}-wal").exists()  # the killed run left its WAL behind
     resumed, report = materialized_bytes(conveyor_app, db)

@@ -16,9 +16,12 @@ from conveyor.plugins.features.offline import LocalFeatureStore
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 CUSTOMER = Entity(name="customer", join_keys="customer_id")
-STATS = FeatureView(name="stats", entities=[CUSTOMER], ttl=timedelta(days=7),
-                    features=[Feature(name=f"f{i}") for i in range(20)]
-                    + [Feature(name="n", dtype="int64")])
+STATS = FeatureView(
+    name="stats",
+    entities=[CUSTOMER],
+    ttl=timedelta(days=7),
+    features=[Feature(name=f"f{i}") for i in range(20)] + [Feature(name="n", dtype="int64")],
+)
 REFS = [f"stats:f{i}" for i in range(20)] + ["stats:n"]
 #: far more than the slack below at the 14.5 KB per call the old cache grew by
 LOOKUPS = 30_000
@@ -28,11 +31,17 @@ LOOKUPS = 30_000
 def store(conveyor_app) -> LocalFeatureStore:
     store = conveyor_app.features
     store.apply([STATS])
-    store.ingest("stats", pl.DataFrame({
-        "customer_id": list(range(500)), "event_timestamp": [T0] * 500,
-        **{f"f{i}": [float(k * i) for k in range(500)] for i in range(20)},
-        "n": list(range(500)),
-    }))
+    store.ingest(
+        "stats",
+        pl.DataFrame(
+            {
+                "customer_id": list(range(500)),
+                "event_timestamp": [T0] * 500,
+                **{f"f{i}": [float(k * i) for k in range(500)] for i in range(20)},
+                "n": list(range(500)),
+            }
+        ),
+    )
     store.materialize("stats", end=T0 + timedelta(hours=1))
     return store
 
@@ -58,10 +67,10 @@ def test_many_lookups_by_reference_keep_memory_flat(store: LocalFeatureStore) ->
     assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MB over {LOOKUPS} lookups"
 
 
-def test_a_view_is_rebuilt_only_when_its_definition_changes(conveyor_app,
-                                                             store: LocalFeatureStore) -> None:
-    fresh = LocalFeatureStore(app=conveyor_app,
-                              config=LocalFeatureStoreConfig(view_refresh_s=0))
+def test_a_view_is_rebuilt_only_when_its_definition_changes(
+    conveyor_app, store: LocalFeatureStore
+) -> None:
+    fresh = LocalFeatureStore(app=conveyor_app, config=LocalFeatureStoreConfig(view_refresh_s=0))
     first = fresh.get_view("stats")
     assert fresh.get_view("stats") is first
     fresh.get_online_features(["stats:n"], [{"customer_id": 1}], at=T0)
@@ -74,22 +83,24 @@ def test_a_view_is_rebuilt_only_when_its_definition_changes(conveyor_app,
     assert fresh.get_view("stats").ttl == timedelta(days=1)
 
 
-def test_lookups_use_a_cached_view_for_at_most_view_refresh_s(conveyor_app,
-                                                              store: LocalFeatureStore
-                                                              ) -> None:
-    slow = LocalFeatureStore(app=conveyor_app,
-                             config=LocalFeatureStoreConfig(view_refresh_s=3600))
+def test_lookups_use_a_cached_view_for_at_most_view_refresh_s(
+    conveyor_app, store: LocalFeatureStore
+) -> None:
+    slow = LocalFeatureStore(app=conveyor_app, config=LocalFeatureStoreConfig(view_refresh_s=3600))
     at = T0 + timedelta(days=3)
-    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)[
-        "n"].to_pylist() == [2]
+    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)["n"].to_pylist() == [
+        2
+    ]
     store.apply([evolve(STATS, ttl=timedelta(days=1))])
     # within the refresh interval the old definition (TTL 7 days) still answers ...
-    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)[
-        "n"].to_pylist() == [2]
+    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)["n"].to_pylist() == [
+        2
+    ]
     # ... and apply through the same store takes effect at once
     slow.apply([evolve(STATS, ttl=timedelta(days=2))])
-    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)[
-        "n"].to_pylist() == [None]
+    assert slow.get_online_features(["stats:n"], [{"customer_id": 2}], at=at)["n"].to_pylist() == [
+        None
+    ]
 
 
 def test_lookup_caches_stay_bounded(store: LocalFeatureStore) -> None:
@@ -103,14 +114,17 @@ def test_lookup_caches_stay_bounded(store: LocalFeatureStore) -> None:
 
 
 def test_expired_values_are_null_with_a_warning_when_at_defaults_to_now(
-        store: LocalFeatureStore, caplog: pytest.LogCaptureFixture) -> None:
+    store: LocalFeatureStore, caplog: pytest.LogCaptureFixture
+) -> None:
     keys = [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 9999}]
     with caplog.at_level(logging.WARNING, logger="conveyor.features"):
         got = store.get_online_features(["stats:n", "stats:f1"], keys)
     assert got.column("n").to_pylist() == [None, None, None]
     (record,) = caplog.records
-    assert "2 of 3 row(s) of feature view 'stats' are older than its TTL (7 days, 0:00:00)" \
+    assert (
+        "2 of 3 row(s) of feature view 'stats' are older than its TTL (7 days, 0:00:00)"
         in record.getMessage()
+    )
     assert "pass at=" in record.getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="conveyor.features"):
@@ -122,6 +136,7 @@ def test_expired_values_are_null_with_a_warning_when_at_defaults_to_now(
 
 
 def test_full_names_and_key_columns(store: LocalFeatureStore) -> None:
-    got = store.get_online_features(["stats:n", "stats:f2"], [{"customer_id": 3}],
-                                    at=T0, full_names=True)
+    got = store.get_online_features(
+        ["stats:n", "stats:f2"], [{"customer_id": 3}], at=T0, full_names=True
+    )
     assert got.to_pylist() == [{"customer_id": 3, "stats__n": 3, "stats__f2": 6.0}]

@@ -8,8 +8,7 @@ from conveyor.ml.data import KEY, generate
 from conveyor.ml.split import TimeSplit, split_by_time
 from conveyor.ml.train import TrainConfig, TrainedModel, train
 
-FAST = {"num_boost_round": 80, "early_stopping_rounds": 10, "learning_rate": 0.15,
-        "num_threads": 2}
+FAST = {"num_boost_round": 80, "early_stopping_rounds": 10, "learning_rate": 0.15, "num_threads": 2}
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +34,7 @@ def model(split, config) -> TrainedModel:
 @pytest.fixture(scope="session")
 def weak_model(split) -> TrainedModel:
     """A clearly worse model: two weak features, few rounds."""
-    cfg = TrainConfig(features=("f05", "plan"), num_boost_round=5, early_stopping_rounds=0,
-                      num_threads=2)
+    cfg = TrainConfig(
+        features=("f05", "plan"), num_boost_round=5, early_stopping_rounds=0, num_threads=2
+    )
     return train(split.train, split.validation, cfg)

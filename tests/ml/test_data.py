@@ -74,7 +74,8 @@ def test_concept_drift_makes_an_old_model_worse(model):
 
 def test_covariate_shift_with_unseen_categories_also_hurts(model):
     fresh = generate(3000, seed=12)
-    shifted = generate(3000, seed=12, shift=Shift(features=("region", "plan"),
-                                                  unseen_rate=1.0))
-    assert (evaluate_model(model, shifted).overall["logloss"]
-            > evaluate_model(model, fresh).overall["logloss"])
+    shifted = generate(3000, seed=12, shift=Shift(features=("region", "plan"), unseen_rate=1.0))
+    assert (
+        evaluate_model(model, shifted).overall["logloss"]
+        > evaluate_model(model, fresh).overall["logloss"]
+    )

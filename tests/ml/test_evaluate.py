@@ -28,13 +28,16 @@ def test_average_ranks_share_ties():
     assert average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
 
 
-@pytest.mark.parametrize(("y", "s", "expected"), [
-    ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),       # 3 of 4 pairs ordered
-    ([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9], 0.875),       # one tied pair counts 1/2
-    ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),         # all tied
-    ([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], 0.0),         # perfectly reversed
-    ([0, 1], [0.2, 0.9], 1.0),
-])
+@pytest.mark.parametrize(
+    ("y", "s", "expected"),
+    [
+        ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),  # 3 of 4 pairs ordered
+        ([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9], 0.875),  # one tied pair counts 1/2
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),  # all tied
+        ([1, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], 0.0),  # perfectly reversed
+        ([0, 1], [0.2, 0.9], 1.0),
+    ],
+)
 def test_auc_hand_computed(y, s, expected):
     assert roc_auc(y, s) == pytest.approx(expected)
 
@@ -91,7 +94,8 @@ def test_evaluate_model_per_region(model, split):
     ev = evaluate_model(model, split.holdout, slice_by=["region", "device"])
     assert ev.rows == split.holdout.height
     assert {s.value for s in ev.slices if s.column == "region"} == set(
-        split.holdout["region"].unique())
+        split.holdout["region"].unique()
+    )
     assert ev.overall["auc"] > 0.75
 
 

@@ -37,6 +37,7 @@ def test_weighted_bootstrap_metrics_equal_metrics_of_materialized_resamples():
         for k in range(6):
             idx = np.repeat(np.arange(n), w[k].astype(int))
             from conveyor.ml.evaluate import METRICS
+
             fn = METRICS["binary"].get(metric) or METRICS["regression"][metric]
             assert got[k] == pytest.approx(fn(y[idx], p[idx]), abs=1e-6)
 
@@ -47,8 +48,7 @@ def test_paired_bootstrap_is_seeded_oriented_and_paired():
     good = 1 / (1 + np.exp(-(3 * y - 1.5 + rng.normal(0, 1, 2000))))
     bad = 1 / (1 + np.exp(-(1 * y - 0.5 + rng.normal(0, 1, 2000))))
     a = paired_bootstrap(y, good, bad, metric="auc", n_bootstrap=200, seed=3)
-    assert np.array_equal(a, paired_bootstrap(y, good, bad, metric="auc", n_bootstrap=200,
-                                              seed=3))
+    assert np.array_equal(a, paired_bootstrap(y, good, bad, metric="auc", n_bootstrap=200, seed=3))
     assert (a > 0).all()  # candidate clearly better
     assert (paired_bootstrap(y, good, bad, metric="logloss", n_bootstrap=50) > 0).all()
     same = paired_bootstrap(y, good, good, metric="auc", n_bootstrap=50)
@@ -65,8 +65,9 @@ def test_first_model_passes_on_thresholds_alone(model, split):
 
 
 def test_refuses_a_worse_model_and_passes_a_better_one(model, weak_model, split):
-    refused = validate_model(weak_model, split.holdout, incumbent=model,
-                             config=evolve(NO_INFRA, minimums={"auc": 0.5}))
+    refused = validate_model(
+        weak_model, split.holdout, incumbent=model, config=evolve(NO_INFRA, minimums={"auc": 0.5})
+    )
     assert not refused.passed
     assert [f.check for f in refused.findings if f.blocking] == ["gate.worse_than_production"]
     cmp = refused.evidence["comparison"]
@@ -81,14 +82,16 @@ def test_refuses_a_worse_model_and_passes_a_better_one(model, weak_model, split)
 
 
 def test_same_model_as_production_passes_with_zero_margin(model, split):
-    verdict = validate_model(model, split.holdout, incumbent=model,
-                             config=evolve(NO_INFRA, margin=0.0))
+    verdict = validate_model(
+        model, split.holdout, incumbent=model, config=evolve(NO_INFRA, margin=0.0)
+    )
     assert verdict.passed and verdict.evidence["comparison"]["lower_bound"] == 0.0
 
 
 def test_lower_is_better_metric_and_m_out_of_n(model, weak_model, split):
-    cfg = evolve(NO_INFRA, metric="logloss", minimums={}, maximums={"logloss": 0.9},
-                 bootstrap_rows=300)
+    cfg = evolve(
+        NO_INFRA, metric="logloss", minimums={}, maximums={"logloss": 0.9}, bootstrap_rows=300
+    )
     verdict = validate_model(weak_model, split.holdout, incumbent=model, config=cfg)
     assert not verdict.passed
     assert verdict.evidence["comparison"]["bootstrap_rows"] == 300
@@ -96,22 +99,29 @@ def test_lower_is_better_metric_and_m_out_of_n(model, weak_model, split):
 
 
 def test_absolute_thresholds(model, split):
-    verdict = validate_model(model, split.holdout, config=evolve(
-        NO_INFRA, minimums={"auc": 0.999}, maximums={"logloss": 0.01}))
+    verdict = validate_model(
+        model,
+        split.holdout,
+        config=evolve(NO_INFRA, minimums={"auc": 0.999}, maximums={"logloss": 0.01}),
+    )
     assert not verdict.passed
     assert {f.subject for f in verdict.findings if f.check == "gate.threshold"} == {
-        "auc", "logloss"}
+        "auc",
+        "logloss",
+    }
 
 
 def test_incomparable_production_blocks_unless_configured(model, split):
     holdout = split.holdout.drop("f19")  # production needs f19, candidate does not
     from conveyor.ml.train import TrainConfig, train
+
     cfg = TrainConfig(exclude=("entity_id", "f19"), num_boost_round=30, num_threads=2)
     candidate = train(split.train, split.validation, cfg)
     verdict = validate_model(candidate, holdout, incumbent=model, config=NO_INFRA)
     assert not verdict.passed and verdict.findings[0].check == "gate.incomparable"
-    lenient = validate_model(candidate, holdout, incumbent=model,
-                             config=evolve(NO_INFRA, incomparable="warning"))
+    lenient = validate_model(
+        candidate, holdout, incumbent=model, config=evolve(NO_INFRA, incomparable="warning")
+    )
     assert lenient.passed
 
 
@@ -129,16 +139,18 @@ def test_unknown_metric_is_a_config_error():
 
 
 def test_verdict_is_strict_json_and_round_trips(model, weak_model, split):
-    verdict = validate_model(weak_model, split.holdout, incumbent=model,
-                             config=evolve(NO_INFRA, minimums={"auc": 0.5}))
+    verdict = validate_model(
+        weak_model, split.holdout, incumbent=model, config=evolve(NO_INFRA, minimums={"auc": 0.5})
+    )
     text = verdict.to_json()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert GateVerdict.from_json(text) == verdict
 
 
 def test_infra_check_in_a_child_process(model, split):
-    verdict = validate_model(model, split.holdout, config=GateConfig(n_bootstrap=100,
-                                                                     infra_sample_rows=64))
+    verdict = validate_model(
+        model, split.holdout, config=GateConfig(n_bootstrap=100, infra_sample_rows=64)
+    )
     assert verdict.passed, verdict.report()
     infra = verdict.evidence["infra"]
     assert infra["passed"] and infra["rows"] == 64 and infra["max_abs_diff"] == 0.0
@@ -163,8 +175,10 @@ def test_infra_check_catches_a_corrupt_model_text(model, split):
 
     # truncated text: refused cleanly by the loader
     result = infra_check(_corrupt(model, model.model_text[: len(model.model_text) // 2]), sample)
-    assert not result.passed and result.findings[0].check in ("infra.load_failed",
-                                                               "infra.prediction_mismatch")
+    assert not result.passed and result.findings[0].check in (
+        "infra.load_failed",
+        "infra.prediction_mismatch",
+    )
 
     # a changed leaf value: loads fine, but is not the model that was evaluated
     lines = model.model_text.split("\n")
@@ -182,7 +196,10 @@ def test_infra_check_catches_a_corrupt_model_text(model, split):
     result = infra_check(evolve(model, model_text=tweaked), sample)
     assert not result.passed and "SHA-256" in result.findings[0].message
 
-    verdict = validate_model(_corrupt(model, garbled), split.holdout,
-                             config=GateConfig(n_bootstrap=100, infra_sample_rows=32))
+    verdict = validate_model(
+        _corrupt(model, garbled),
+        split.holdout,
+        config=GateConfig(n_bootstrap=100, infra_sample_rows=32),
+    )
     assert not verdict.passed
     assert [f.check for f in verdict.findings if f.blocking] == ["infra.load_failed"]

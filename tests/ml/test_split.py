@@ -27,26 +27,41 @@ def test_rows_sharing_a_time_stamp_land_in_one_part():
     day = [datetime(2024, 1, d) for d in (1, 1, 2, 2, 2, 2, 3, 3, 4, 4)]
     frame = pl.DataFrame({"t": day, "x": range(10)})
     s = split_by_time(frame, timestamp="t", fractions=(0.3, 0.3, 0.4))
-    assert s.train["t"].max() < s.validation["t"].min() <= s.validation["t"].max() \
+    assert (
+        s.train["t"].max()
+        < s.validation["t"].min()
+        <= s.validation["t"].max()
         < s.holdout["t"].min()
+    )
     assert set(s.validation["t"]) == {datetime(2024, 1, 2)}
 
 
 def test_explicit_cutoffs():
     frame = generate(2000, days=10, seed=5)
-    s = split_by_time(frame, timestamp="event_timestamp",
-                      validation_start=datetime(2024, 1, 7), holdout_start=datetime(2024, 1, 9))
+    s = split_by_time(
+        frame,
+        timestamp="event_timestamp",
+        validation_start=datetime(2024, 1, 7),
+        holdout_start=datetime(2024, 1, 9),
+    )
     assert s.train["event_timestamp"].max() < datetime(2024, 1, 7)
     assert s.holdout["event_timestamp"].min() >= datetime(2024, 1, 9)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"validation_start": datetime(2030, 1, 1), "holdout_start": datetime(2031, 1, 1)},
-     "validation part .* is empty"),
-    ({"validation_start": datetime(2024, 1, 5), "holdout_start": datetime(2024, 1, 3)},
-     "before validation"),
-    ({"fractions": (1.0, 0.0, 0.0)}, "empty"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"validation_start": datetime(2030, 1, 1), "holdout_start": datetime(2031, 1, 1)},
+            "validation part .* is empty",
+        ),
+        (
+            {"validation_start": datetime(2024, 1, 5), "holdout_start": datetime(2024, 1, 3)},
+            "before validation",
+        ),
+        ({"fractions": (1.0, 0.0, 0.0)}, "empty"),
+    ],
+)
 def test_degenerate_splits_are_errors(kwargs, match):
     with pytest.raises(DegenerateDataError, match=match):
         split_by_time(generate(500, days=10, seed=5), timestamp="event_timestamp", **kwargs)

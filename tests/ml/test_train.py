@@ -58,8 +58,7 @@ def test_predictions_do_not_depend_on_category_order(model, split):
         variants.append(holdout.with_columns(pl.col(col).cast(pl.Enum(cats[::-1]))))
         variants.append(holdout.with_columns(pl.col(col).cast(pl.Enum(cats))))
     # Categorical built from rows in reverse order: other physical codes, same values
-    variants.append(holdout.reverse().with_columns(pl.col("region").cast(pl.Categorical))
-                    .reverse())
+    variants.append(holdout.reverse().with_columns(pl.col("region").cast(pl.Categorical)).reverse())
     for frame in variants:
         assert np.array_equal(predict(model, frame), expected)
 
@@ -68,10 +67,16 @@ def test_training_does_not_depend_on_category_order(split, config):
     def as_enum(frame, order):
         return frame.with_columns(pl.col("device").cast(pl.Enum(order)))
 
-    a = train(as_enum(split.train, ["mobile", "desktop", "tablet"]),
-              as_enum(split.validation, ["mobile", "desktop", "tablet"]), config)
-    b = train(as_enum(split.train, ["tablet", "desktop", "mobile"]),
-              as_enum(split.validation, ["tablet", "desktop", "mobile"]), config)
+    a = train(
+        as_enum(split.train, ["mobile", "desktop", "tablet"]),
+        as_enum(split.validation, ["mobile", "desktop", "tablet"]),
+        config,
+    )
+    b = train(
+        as_enum(split.train, ["tablet", "desktop", "mobile"]),
+        as_enum(split.validation, ["tablet", "desktop", "mobile"]),
+        config,
+    )
     assert a.model_text == b.model_text and a.sha256 == b.sha256
 
 
@@ -89,11 +94,17 @@ def test_bad_input_is_refused_by_name(model, split):
         "'f01' is missing": rows.drop("f01"),
         "'f02' has type String": rows.with_columns(pl.col("f02").cast(pl.String)),
         "'f04' has 1 infinite": rows.with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(float("-inf")).otherwise(pl.col("f04"))
-            .alias("f04")),
+            pl.when(pl.int_range(pl.len()) == 3)
+            .then(float("-inf"))
+            .otherwise(pl.col("f04"))
+            .alias("f04")
+        ),
         "'f05' has 1 missing": rows.with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(float("nan")).otherwise(pl.col("f05"))
-            .alias("f05")),
+            pl.when(pl.int_range(pl.len()) == 3)
+            .then(float("nan"))
+            .otherwise(pl.col("f05"))
+            .alias("f05")
+        ),
         "'region' has 20 missing": rows.with_columns(pl.lit(None, pl.String).alias("region")),
     }
     for message, frame in cases.items():
@@ -101,8 +112,9 @@ def test_bad_input_is_refused_by_name(model, split):
             predict(model, frame)
         assert info.value.findings
     # nullable features accept missing values; integer columns are fine for floats
-    ok = rows.with_columns(pl.lit(None, pl.Float64).alias("f03"),
-                           pl.col("f06").round().cast(pl.Int32))
+    ok = rows.with_columns(
+        pl.lit(None, pl.Float64).alias("f03"), pl.col("f06").round().cast(pl.Int32)
+    )
     assert predict(model, ok).shape == (20,)
 
 
@@ -127,8 +139,7 @@ def test_tampered_or_foreign_model_text_is_refused(model, tmp_path):
         TrainedModel.from_text("\x80\x04pickle", model.signature)
     with pytest.raises(NotFoundError):
         load_model(tmp_path / "nowhere")
-    other = Signature(features=model.signature.features[:3], label="label",
-                           objective="binary")
+    other = Signature(features=model.signature.features[:3], label="label", objective="binary")
     with pytest.raises(ModelLoadError, match="do not match"):
         TrainedModel.from_text(model.model_text, other)
 
@@ -151,32 +162,51 @@ def lightgbm_must_not_run(monkeypatch):
 
 
 def _nth(expr_col: str, value, n: int = 0) -> pl.Expr:
-    return (pl.when(pl.int_range(pl.len()) == n).then(value).otherwise(pl.col(expr_col))
-            .alias(expr_col))
+    return (
+        pl.when(pl.int_range(pl.len()) == n).then(value).otherwise(pl.col(expr_col)).alias(expr_col)
+    )
 
 
 @pytest.mark.usefixtures("lightgbm_must_not_run")
-@pytest.mark.parametrize(("mutate", "check"), [
-    (lambda f: f.clear(), "data.empty"),
-    (lambda f: f.with_columns(pl.lit(1, pl.Int64).alias("label")), "label.one_class"),
-    (lambda f: f.with_columns(pl.lit(3.5).alias("f02")), "feature.constant"),
-    # constant but for NaN, a constant integer, boolean and category: each is constant
-    (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) % 2 == 0).then(3.5)
-                              .otherwise(float("nan")).alias("f02")), "feature.constant"),
-    (lambda f: f.with_columns(pl.lit(7, pl.Int32).alias("f02")), "feature.constant"),
-    (lambda f: f.with_columns(pl.lit(True).alias("f02")), "feature.constant"),
-    (lambda f: f.with_columns(pl.lit("north").alias("region")), "feature.constant"),
-    (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("f02")), "feature.all_null"),
-    (lambda f: f.with_columns(_nth("f02", float("inf"))), "feature.infinite"),
-    (lambda f: pl.concat([f, f.head(3)]), "key.duplicate"),
-    (lambda f: f.with_columns(_nth("label", None)), "label.missing"),
-    (lambda f: f.with_columns(pl.col("label").cast(pl.Float64)).with_columns(
-        _nth("label", float("nan"))), "label.missing"),
-    (lambda f: f.with_columns(pl.col("label").cast(pl.Float64)).with_columns(
-        _nth("label", float("inf"))), "label.missing"),
-    (lambda f: f.with_columns(_nth("label", 2)), "label.not_binary"),
-    (lambda f: f.drop("label"), "label.absent"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "check"),
+    [
+        (lambda f: f.clear(), "data.empty"),
+        (lambda f: f.with_columns(pl.lit(1, pl.Int64).alias("label")), "label.one_class"),
+        (lambda f: f.with_columns(pl.lit(3.5).alias("f02")), "feature.constant"),
+        # constant but for NaN, a constant integer, boolean and category: each is constant
+        (
+            lambda f: f.with_columns(
+                pl.when(pl.int_range(pl.len()) % 2 == 0)
+                .then(3.5)
+                .otherwise(float("nan"))
+                .alias("f02")
+            ),
+            "feature.constant",
+        ),
+        (lambda f: f.with_columns(pl.lit(7, pl.Int32).alias("f02")), "feature.constant"),
+        (lambda f: f.with_columns(pl.lit(True).alias("f02")), "feature.constant"),
+        (lambda f: f.with_columns(pl.lit("north").alias("region")), "feature.constant"),
+        (lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("f02")), "feature.all_null"),
+        (lambda f: f.with_columns(_nth("f02", float("inf"))), "feature.infinite"),
+        (lambda f: pl.concat([f, f.head(3)]), "key.duplicate"),
+        (lambda f: f.with_columns(_nth("label", None)), "label.missing"),
+        (
+            lambda f: f.with_columns(pl.col("label").cast(pl.Float64)).with_columns(
+                _nth("label", float("nan"))
+            ),
+            "label.missing",
+        ),
+        (
+            lambda f: f.with_columns(pl.col("label").cast(pl.Float64)).with_columns(
+                _nth("label", float("inf"))
+            ),
+            "label.missing",
+        ),
+        (lambda f: f.with_columns(_nth("label", 2)), "label.not_binary"),
+        (lambda f: f.drop("label"), "label.absent"),
+    ],
+)
 def test_degenerate_data_fails_before_lightgbm(split, config, mutate, check):
     with pytest.raises(DegenerateDataError) as info:
         train(mutate(split.train), split.validation, config)
@@ -191,8 +221,14 @@ def test_empty_validation_set_fails_before_lightgbm(split, config):
 
 
 def test_regression_objective(split):
-    cfg = TrainConfig(label="f00", objective="regression", exclude=("entity_id", "label"),
-                      key=KEY, num_boost_round=30, num_threads=2)
+    cfg = TrainConfig(
+        label="f00",
+        objective="regression",
+        exclude=("entity_id", "label"),
+        key=KEY,
+        num_boost_round=30,
+        num_threads=2,
+    )
     m = train(split.train, split.validation, cfg)
     assert "f00" not in m.signature.names
     p = predict(m, split.holdout)

@@ -59,8 +59,10 @@ def test_profile_json_round_trip_is_strict(profile):
 
 
 def test_profile_with_nan_and_inf_stays_json():
-    frame = pl.DataFrame({"x": [1.0, float("nan"), float("inf"), 3.0], "y": [None] * 4},
-                         schema={"x": pl.Float64, "y": pl.Float64})
+    frame = pl.DataFrame(
+        {"x": [1.0, float("nan"), float("inf"), 3.0], "y": [None] * 4},
+        schema={"x": pl.Float64, "y": pl.Float64},
+    )
     p = infer_profile(frame)
     x = p.column("x")
     assert (x.nan_rate, x.inf_count, x.numeric.max) == (0.25, 1, 3.0)
@@ -74,9 +76,16 @@ def test_a_fresh_sample_of_the_same_world_passes(profile):
 
 
 def test_schema_problems_are_named(profile):
-    batch = (generate(3000, seed=2).rename({"f05": "f_05"}).drop("f06")
-             .with_columns(pl.col("f02").cast(pl.String), pl.lit(1).alias("brand_new"),
-                           pl.col("f10").cast(pl.Float32)))
+    batch = (
+        generate(3000, seed=2)
+        .rename({"f05": "f_05"})
+        .drop("f06")
+        .with_columns(
+            pl.col("f02").cast(pl.String),
+            pl.lit(1).alias("brand_new"),
+            pl.col("f10").cast(pl.Float32),
+        )
+    )
     findings = check_batch(profile, batch)
     by_check = {(f.check, f.subject): f for f in findings}
     assert by_check[("schema.renamed_column", "f05")].details["renamed_to"] == "f_05"
@@ -90,13 +99,17 @@ def test_schema_problems_are_named(profile):
 
 def test_null_jump_inf_and_all_null(profile):
     batch = generate(3000, seed=2).with_columns(
-        pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise(pl.col("f00"))
-        .alias("f00"),
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise(pl.col("f00")).alias("f00"),
         pl.lit(None, pl.Float64).alias("f01"),
-        pl.when(pl.int_range(pl.len()) == 0).then(float("inf")).otherwise(pl.col("f02"))
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(float("inf"))
+        .otherwise(pl.col("f02"))
         .alias("f02"),
-        pl.when(pl.int_range(pl.len()) == 0).then(float("nan")).otherwise(pl.col("f04"))
-        .alias("f04"))
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(float("nan"))
+        .otherwise(pl.col("f04"))
+        .alias("f04"),
+    )
     findings = check_batch(profile, batch)
     errors = {(f.check, f.subject) for f in blocking(findings)}
     assert ("nulls.rate_increase", "f00") in errors
@@ -107,33 +120,36 @@ def test_null_jump_inf_and_all_null(profile):
 
 
 def test_out_of_range_and_unseen_categories(profile):
-    shifted = generate(3000, seed=2, shift=Shift(features=("f01", "region"), magnitude=4.0,
-                                                 unseen_rate=0.3))
+    shifted = generate(
+        3000, seed=2, shift=Shift(features=("f01", "region"), magnitude=4.0, unseen_rate=0.3)
+    )
     findings = check_batch(profile, shifted)
     errors = {(f.check, f.subject) for f in blocking(findings)}
     assert ("range.out_of_range", "f01") in errors
     assert ("categories.unseen", "region") in errors
     unseen = next(f for f in findings if f.check == "categories.unseen")
     assert "arctic" in unseen.message and unseen.details["share"] > 0.2
-    relaxed = check_batch(profile, shifted, CheckConfig(
-        severity={"range.out_of_range": "warning"}, max_unseen_categories=0.5))
-    assert ("range.out_of_range", "f01") not in {(f.check, f.subject) for f in
-                                                 blocking(relaxed)}
+    relaxed = check_batch(
+        profile,
+        shifted,
+        CheckConfig(severity={"range.out_of_range": "warning"}, max_unseen_categories=0.5),
+    )
+    assert ("range.out_of_range", "f01") not in {(f.check, f.subject) for f in blocking(relaxed)}
     assert not any(f.check == "categories.unseen" and f.blocking for f in relaxed)
 
 
 def test_rows_and_label_checks(profile):
     assert "rows.empty" in checks(check_batch(profile, generate(0)), Severity.ERROR)
-    assert "rows.count" in checks(check_batch(profile, generate(100, seed=3)),
-                                  Severity.WARNING)
+    assert "rows.count" in checks(check_batch(profile, generate(100, seed=3)), Severity.WARNING)
     positives = generate(3000, seed=2).with_columns(pl.lit(1, pl.Int64).alias("label"))
     assert "label.distribution_shift" in checks(check_batch(profile, positives), Severity.ERROR)
     odd = generate(3000, seed=2).with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(2).otherwise(pl.col("label")).alias("label"))
+        pl.when(pl.int_range(pl.len()) == 0).then(2).otherwise(pl.col("label")).alias("label")
+    )
     assert "label.unseen_class" in checks(check_batch(profile, odd), Severity.ERROR)
     missing = generate(3000, seed=2).with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("label"))
-        .alias("label"))
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("label")).alias("label")
+    )
     assert "label.missing" in checks(check_batch(profile, missing), Severity.ERROR)
 
 
@@ -141,7 +157,8 @@ def test_ignore_skips_columns(profile):
     batch = generate(3000, seed=2).drop("entity_id")
     assert "schema.missing_column" in checks(check_batch(profile, batch))
     assert "schema.missing_column" not in checks(
-        check_batch(profile, batch, CheckConfig(ignore=["entity_id"])))
+        check_batch(profile, batch, CheckConfig(ignore=["entity_id"]))
+    )
 
 
 def test_report_and_ensure_valid(profile):
@@ -155,5 +172,6 @@ def test_report_and_ensure_valid(profile):
     assert info.value.findings and "f06" in str(info.value)
     assert info.value.hint
     ensure_valid(check_batch(profile, generate(3000, seed=2)))  # no error
-    assert [finding_from_dict(json.loads(json.dumps(finding_to_dict(f)))) for f in findings] \
-        == findings
+    assert [
+        finding_from_dict(json.loads(json.dumps(finding_to_dict(f)))) for f in findings
+    ] == findings

@@ -47,14 +47,25 @@ def test_other_library_types_map_to_the_vocabulary_or_to_none():
     assert from_arrow(pa.list_(pa.int64())) is None
 
 
-@pytest.mark.parametrize(("stored", "name"), [
-    ("Float64", "float64"), ("Float32", "float32"), ("Int64", "int64"), ("UInt8", "uint8"),
-    ("String", "string"), ("Utf8", "string"), ("Categorical", "category"),
-    ("Categorical(ordering='physical')", "category"), ("Enum(categories=['a'])", "category"),
-    ("Boolean", "bool"), ("Date", "date"), ("Datetime(time_unit='us', time_zone='UTC')",
-                                             "datetime"),
-    ("float64", "float64"), ("category", "category"),
-])
+@pytest.mark.parametrize(
+    ("stored", "name"),
+    [
+        ("Float64", "float64"),
+        ("Float32", "float32"),
+        ("Int64", "int64"),
+        ("UInt8", "uint8"),
+        ("String", "string"),
+        ("Utf8", "string"),
+        ("Categorical", "category"),
+        ("Categorical(ordering='physical')", "category"),
+        ("Enum(categories=['a'])", "category"),
+        ("Boolean", "bool"),
+        ("Date", "date"),
+        ("Datetime(time_unit='us', time_zone='UTC')", "datetime"),
+        ("float64", "float64"),
+        ("category", "category"),
+    ],
+)
 def test_legacy_spellings_normalize(stored, name):
     assert normalize(stored) == name
     assert normalize(str(to_polars(name))) == name  # today's polars repr too
@@ -76,31 +87,52 @@ def test_feature_definitions_use_the_same_vocabulary():
 
 def test_a_feature_views_dtype_is_the_trained_signatures_dtype(conveyor_app):
     customer = Entity(name="customer", join_keys="customer_id")
-    features = [Feature(name="spend", dtype="float64"), Feature(name="visits", dtype="int32"),
-                Feature(name="small", dtype="float32"), Feature(name="member", dtype="bool"),
-                Feature(name="plan", dtype="string")]
-    view = FeatureView(name="stats", entities=[customer], features=features,
-                       ttl=timedelta(days=30))
+    features = [
+        Feature(name="spend", dtype="float64"),
+        Feature(name="visits", dtype="int32"),
+        Feature(name="small", dtype="float32"),
+        Feature(name="member", dtype="bool"),
+        Feature(name="plan", dtype="string"),
+    ]
+    view = FeatureView(name="stats", entities=[customer], features=features, ttl=timedelta(days=30))
     store = conveyor_app.features
     store.apply([customer, view])
     n = 600
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     times = [t0 + timedelta(minutes=i) for i in range(n)]
-    rows = pl.DataFrame({
-        "customer_id": list(range(n)), "event_timestamp": times,
-        "spend": [float(i % 37) for i in range(n)], "visits": [i % 11 for i in range(n)],
-        "small": [float(i % 5) / 2 for i in range(n)], "member": [i % 3 == 0 for i in range(n)],
-        "plan": [("basic", "pro", "team")[i % 3] for i in range(n)],
-    })
+    rows = pl.DataFrame(
+        {
+            "customer_id": list(range(n)),
+            "event_timestamp": times,
+            "spend": [float(i % 37) for i in range(n)],
+            "visits": [i % 11 for i in range(n)],
+            "small": [float(i % 5) / 2 for i in range(n)],
+            "member": [i % 3 == 0 for i in range(n)],
+            "plan": [("basic", "pro", "team")[i % 3] for i in range(n)],
+        }
+    )
     store.ingest("stats", rows)
-    events = pl.DataFrame({"customer_id": list(range(n)),
-                           "event_timestamp": [t + timedelta(seconds=1) for t in times],
-                           "label": [int((i % 37) > 18) for i in range(n)]})
+    events = pl.DataFrame(
+        {
+            "customer_id": list(range(n)),
+            "event_timestamp": [t + timedelta(seconds=1) for t in times],
+            "label": [int((i % 37) > 18) for i in range(n)],
+        }
+    )
     frame = store.get_historical_features(
-        events, [f"stats:{f.name}" for f in features], timestamp="event_timestamp").collect()
-    model = train(frame.head(450), frame.tail(150), TrainConfig(
-        exclude=("customer_id",), num_boost_round=5, early_stopping_rounds=0, num_threads=2,
-        min_data_in_leaf=5))
+        events, [f"stats:{f.name}" for f in features], timestamp="event_timestamp"
+    ).collect()
+    model = train(
+        frame.head(450),
+        frame.tail(150),
+        TrainConfig(
+            exclude=("customer_id",),
+            num_boost_round=5,
+            early_stopping_rounds=0,
+            num_threads=2,
+            min_data_in_leaf=5,
+        ),
+    )
     trained = {f.name: f.dtype for f in model.signature.features}
     assert trained == {f.name: f.dtype for f in view.features}
     assert model.signature.feature("plan").categories == ("basic", "pro", "team")

@@ -25,11 +25,13 @@ def test_load_by_version_name_alias_and_ref(conveyor_app, register, model, split
     assert "conveyor.signature" not in mv.params  # the signature is not smuggled
     conveyor_app.registry.set_alias("churn", "champion", mv.version, actor="test")
     expected = predict(model, split.holdout)
-    for loaded in (load_registered_model(conveyor_app, mv),
-                   load_registered_model(conveyor_app, "churn", 1),
-                   load_registered_model(conveyor_app, "churn:1"),
-                   load_registered_model(conveyor_app, "churn", alias="champion"),
-                   load_registered_model(conveyor_app, "churn")):
+    for loaded in (
+        load_registered_model(conveyor_app, mv),
+        load_registered_model(conveyor_app, "churn", 1),
+        load_registered_model(conveyor_app, "churn:1"),
+        load_registered_model(conveyor_app, "churn", alias="champion"),
+        load_registered_model(conveyor_app, "churn"),
+    ):
         assert loaded.sha256 == model.sha256
         assert loaded.signature.names == model.signature.names
         assert loaded.signature.objective == "binary"
@@ -58,12 +60,10 @@ def test_only_lightgbm_text_is_loaded(conveyor_app, register, model, fresh_trust
     pickled = register(b"\x80\x04\x95pickle", model.signature, name="pickled")
     with pytest.raises(ModelLoadError, match="not text|not a LightGBM text model"):
         load_registered_model(conveyor_app, pickled)
-    dumped = register('{"name": "tree", "tree_info": []}', model.signature,
-                      name="dumped")
+    dumped = register('{"name": "tree", "tree_info": []}', model.signature, name="dumped")
     with pytest.raises(ModelLoadError, match="not a LightGBM text model"):
         load_registered_model(conveyor_app, dumped)
-    as_json = register(model.model_text, model.signature, name="json",
-                       model_format="lightgbm-json")
+    as_json = register(model.model_text, model.signature, name="json", model_format="lightgbm-json")
     with pytest.raises(ModelLoadError, match="'lightgbm-json'; only lightgbm-text"):
         load_registered_model(conveyor_app, as_json)
     foreign = attrs.evolve(as_json, model_format="sklearn-pickle")
@@ -75,18 +75,23 @@ def test_only_lightgbm_text_is_loaded(conveyor_app, register, model, fresh_trust
 def _garbled(text: str) -> str:
     # LightGBM's parser aborts the process (SIGABRT) on this: in-process, it would kill
     # the test run
-    return "".join(line.replace("split_feature=", "split_feature=x9 ")
-                   for line in text.splitlines(keepends=True))
+    return "".join(
+        line.replace("split_feature=", "split_feature=x9 ")
+        for line in text.splitlines(keepends=True)
+    )
 
 
 def test_a_crafted_model_crashes_the_canary_child_not_the_caller(
-        conveyor_app, register, model, fresh_trust):
+    conveyor_app, register, model, fresh_trust
+):
     mv = register(_garbled(model.model_text), model.signature, name="crafted")
     with pytest.raises(ModelLoadError, match="canary load in a child process") as info:
         load_registered_model(conveyor_app, mv)
     assert "model crafted v1" in info.value.message
-    assert "the child was killed by signal" in info.value.message or \
-        "the child exited with status" in info.value.message
+    assert (
+        "the child was killed by signal" in info.value.message
+        or "the child exited with status" in info.value.message
+    )
     assert "re-train or re-register" in info.value.hint
     assert fresh_trust == set()  # never trusted, so every load tries the canary again
 
@@ -109,14 +114,27 @@ def test_a_registered_model_needs_a_signature(conveyor_app, register, model, fre
 
 
 def test_a_registry_written_before_the_shared_signature_still_loads(
-        conveyor_app, register, model, split, fresh_trust):
+    conveyor_app, register, model, split, fresh_trust
+):
     mv = register(model.model_text, model.signature, name="old")
-    legacy = {"version": 1, "label": "label", "objective": "binary", "features": [
-        {"name": f.name, "kind": f.kind, "nullable": f.nullable, "categories": f.categories,
-         "dtype": "String" if f.categories is not None else "Float64"}
-        for f in model.signature.features]}
-    old = attrs.evolve(mv, params={"conveyor.signature": legacy},
-                       signature=attrs.evolve(mv.signature, label=""))
+    legacy = {
+        "version": 1,
+        "label": "label",
+        "objective": "binary",
+        "features": [
+            {
+                "name": f.name,
+                "kind": f.kind,
+                "nullable": f.nullable,
+                "categories": f.categories,
+                "dtype": "String" if f.categories is not None else "Float64",
+            }
+            for f in model.signature.features
+        ],
+    }
+    old = attrs.evolve(
+        mv, params={"conveyor.signature": legacy}, signature=attrs.evolve(mv.signature, label="")
+    )
     loaded = load_registered_model(conveyor_app, old)
     assert loaded.signature.label == "label"
     assert np.array_equal(predict(loaded, split.holdout), predict(model, split.holdout))

@@ -49,22 +49,23 @@ def test_int_bool_and_string_features_keep_their_vocabulary_types(model):
 
 
 def _nth(column: str, value, n: int = 2) -> pl.Expr:
-    return (pl.when(pl.int_range(pl.len()) == n).then(value).otherwise(pl.col(column))
-            .alias(column))
+    return pl.when(pl.int_range(pl.len()) == n).then(value).otherwise(pl.col(column)).alias(column)
 
 
-@pytest.mark.parametrize(("field", "mutate", "check"), [
-    ("f01", lambda f: f.drop("f01"), "input.missing_column"),
-    ("f02", lambda f: f.with_columns(pl.col("f02").cast(pl.String)), "input.type"),
-    ("region", lambda f: f.with_columns(pl.col("f00").alias("region")), "input.type"),
-    ("n_orders", lambda f: f.with_columns(pl.col("n_orders").cast(pl.Date)), "input.type"),
-    ("f04", lambda f: f.with_columns(_nth("f04", float("inf"))), "input.infinite"),
-    ("f05", lambda f: f.with_columns(_nth("f05", float("nan"))), "input.null"),
-    ("n_orders", lambda f: f.with_columns(_nth("n_orders", None)), "input.null"),
-    ("flag", lambda f: f.with_columns(pl.lit(None).alias("flag")), "input.null"),
-    ("device", lambda f: f.with_columns(pl.lit(None, pl.String).alias("device")),
-     "input.null"),
-])
+@pytest.mark.parametrize(
+    ("field", "mutate", "check"),
+    [
+        ("f01", lambda f: f.drop("f01"), "input.missing_column"),
+        ("f02", lambda f: f.with_columns(pl.col("f02").cast(pl.String)), "input.type"),
+        ("region", lambda f: f.with_columns(pl.col("f00").alias("region")), "input.type"),
+        ("n_orders", lambda f: f.with_columns(pl.col("n_orders").cast(pl.Date)), "input.type"),
+        ("f04", lambda f: f.with_columns(_nth("f04", float("inf"))), "input.infinite"),
+        ("f05", lambda f: f.with_columns(_nth("f05", float("nan"))), "input.null"),
+        ("n_orders", lambda f: f.with_columns(_nth("n_orders", None)), "input.null"),
+        ("flag", lambda f: f.with_columns(pl.lit(None).alias("flag")), "input.null"),
+        ("device", lambda f: f.with_columns(pl.lit(None, pl.String).alias("device")), "input.null"),
+    ],
+)
 def test_each_validation_error_names_the_field(model, split, field, mutate, check):
     rows = split.holdout.head(10)
     with pytest.raises(PredictionInputError, match=f"'{field}'") as info:
@@ -85,6 +86,7 @@ def test_missing_values_are_allowed_where_the_feature_may_be_missing(model, spli
     assert nullable  # f03, f07 and f15 are missing at training
     rows = split.holdout.head(10).with_columns(
         *[pl.lit(None).alias(name) for name in nullable],  # a Null-typed column too
-        pl.lit("atlantis").alias("region"))  # unseen category: missing
+        pl.lit("atlantis").alias("region"),
+    )  # unseen category: missing
     assert predict(model, rows).shape == (10,)
     assert predict(model, split.holdout.head(0)).shape == (0,)

@@ -13,20 +13,24 @@ from hypothesis import strategies as st
 from conveyor.models import FeatureSpec, PredictionInputError, Signature
 from conveyor.models.inference import Predictor
 
-SIGNATURE = Signature(features=[
-    FeatureSpec(name="x", dtype="float64", nullable=False),
-    FeatureSpec(name="y", dtype="float32", nullable=True),
-    FeatureSpec(name="n", dtype="int64", nullable=False),
-    FeatureSpec(name="flag", dtype="bool", nullable=True),
-    FeatureSpec(name="plan", dtype="category", categories=("basic", "pro", "team"),
-                nullable=True),
-    FeatureSpec(name="region", dtype="string", categories=("eu", "us"), nullable=False),
-    FeatureSpec(name="code", dtype="int64", categories=("0", "1", "5", "true"), nullable=True),
-])
+SIGNATURE = Signature(
+    features=[
+        FeatureSpec(name="x", dtype="float64", nullable=False),
+        FeatureSpec(name="y", dtype="float32", nullable=True),
+        FeatureSpec(name="n", dtype="int64", nullable=False),
+        FeatureSpec(name="flag", dtype="bool", nullable=True),
+        FeatureSpec(
+            name="plan", dtype="category", categories=("basic", "pro", "team"), nullable=True
+        ),
+        FeatureSpec(name="region", dtype="string", categories=("eu", "us"), nullable=False),
+        FeatureSpec(name="code", dtype="int64", categories=("0", "1", "5", "true"), nullable=True),
+    ]
+)
 PREDICTOR = Predictor(SIGNATURE)
 
 _scalars = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     st.integers(min_value=-(1 << 64), max_value=1 << 64),
     st.integers(min_value=-3, max_value=6),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -36,17 +40,30 @@ _scalars = st.one_of(
 
 
 def _column(length: int) -> st.SearchStrategy:
-    homogeneous = st.sampled_from([
-        st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
-        st.sampled_from(["basic", "pro", "eu", "us", "1", "zz"])]).flatmap(
-        lambda s: st.lists(st.one_of(s, st.none()), min_size=length, max_size=length))
-    arrays = st.sampled_from(["float64", "float32", "float16", "int32", "uint64", "bool",
-                              "int8"]).flatmap(
-        lambda dt: st.lists(st.integers(-3, 3) | st.sampled_from([math.nan, math.inf, 0.5]),
-                            min_size=length, max_size=length).map(
-            lambda v, dt=dt: np.asarray(v, dtype=np.float64).astype(dt)
-            if dt in ("float64", "float32", "float16") else
-            np.asarray([0 if isinstance(x, float) else x for x in v]).astype(dt)))
+    homogeneous = st.sampled_from(
+        [
+            st.none(),
+            st.booleans(),
+            st.integers(-5, 5),
+            st.floats(allow_nan=True),
+            st.sampled_from(["basic", "pro", "eu", "us", "1", "zz"]),
+        ]
+    ).flatmap(lambda s: st.lists(st.one_of(s, st.none()), min_size=length, max_size=length))
+    arrays = st.sampled_from(
+        ["float64", "float32", "float16", "int32", "uint64", "bool", "int8"]
+    ).flatmap(
+        lambda dt: st.lists(
+            st.integers(-3, 3) | st.sampled_from([math.nan, math.inf, 0.5]),
+            min_size=length,
+            max_size=length,
+        ).map(
+            lambda v, dt=dt: (
+                np.asarray(v, dtype=np.float64).astype(dt)
+                if dt in ("float64", "float32", "float16")
+                else np.asarray([0 if isinstance(x, float) else x for x in v]).astype(dt)
+            )
+        )
+    )
     mixed = st.lists(_scalars, min_size=length, max_size=length)
     return st.one_of(homogeneous, homogeneous, mixed, arrays)
 
@@ -55,23 +72,26 @@ def _valid(name: str, length: int) -> st.SearchStrategy:
     """A column that fits feature ``name`` (most draws are close to valid)."""
     finite = st.floats(allow_nan=False, allow_infinity=False)
     values = {
-        "x": st.one_of(st.lists(finite, min_size=length, max_size=length),
-                       st.lists(st.integers(-9, 9), min_size=length, max_size=length)),
-        "y": st.lists(st.one_of(finite, st.none(), st.just(math.nan)), min_size=length,
-                      max_size=length),
+        "x": st.one_of(
+            st.lists(finite, min_size=length, max_size=length),
+            st.lists(st.integers(-9, 9), min_size=length, max_size=length),
+        ),
+        "y": st.lists(
+            st.one_of(finite, st.none(), st.just(math.nan)), min_size=length, max_size=length
+        ),
         "n": st.lists(st.integers(-(1 << 40), 1 << 40), min_size=length, max_size=length),
-        "flag": st.lists(st.one_of(st.booleans(), st.none()), min_size=length,
-                         max_size=length),
-        "plan": st.lists(st.sampled_from(["basic", "pro", "team", "zz", None]),
-                         min_size=length, max_size=length),
-        "region": st.lists(st.sampled_from(["eu", "us", "zz"]), min_size=length,
-                           max_size=length),
+        "flag": st.lists(st.one_of(st.booleans(), st.none()), min_size=length, max_size=length),
+        "plan": st.lists(
+            st.sampled_from(["basic", "pro", "team", "zz", None]), min_size=length, max_size=length
+        ),
+        "region": st.lists(st.sampled_from(["eu", "us", "zz"]), min_size=length, max_size=length),
         "code": st.one_of(
-            st.lists(st.one_of(st.integers(-3, 6), st.none()), min_size=length,
-                     max_size=length),
-            st.lists(st.sampled_from(["0", "5", "true", "x", None]), min_size=length,
-                     max_size=length),
-            st.lists(st.booleans(), min_size=length, max_size=length)),
+            st.lists(st.one_of(st.integers(-3, 6), st.none()), min_size=length, max_size=length),
+            st.lists(
+                st.sampled_from(["0", "5", "true", "x", None]), min_size=length, max_size=length
+            ),
+            st.lists(st.booleans(), min_size=length, max_size=length),
+        ),
     }[name]
     return values
 
@@ -84,8 +104,9 @@ def _inputs(draw: st.DrawFn) -> dict:
         choice = draw(st.integers(0, 9))
         if choice == 0 or (name == "extra" and choice < 7):
             continue  # the column is absent
-        columns[name] = draw(_valid(name, length) if choice < 8 and name != "extra"
-                             else _column(length))
+        columns[name] = draw(
+            _valid(name, length) if choice < 8 and name != "extra" else _column(length)
+        )
     if columns and draw(st.integers(0, 20)) == 0:  # now and then a ragged column
         name = next(iter(columns))
         columns[name] = list(columns[name])[:-1] or [None, None]
@@ -100,16 +121,24 @@ def _polars_result(columns: dict) -> tuple:
     try:
         return ("matrix", PREDICTOR.matrix(frame))
     except PredictionInputError as exc:
-        return ("error", exc.message, exc.hint, [(f.check, f.subject, f.details)
-                                                 for f in exc.findings])
+        return (
+            "error",
+            exc.message,
+            exc.hint,
+            [(f.check, f.subject, f.details) for f in exc.findings],
+        )
 
 
 def _small_result(columns: dict) -> tuple | None:
     try:
         x = PREDICTOR.small_matrix(columns)
     except PredictionInputError as exc:
-        return ("error", exc.message, exc.hint, [(f.check, f.subject, f.details)
-                                                 for f in exc.findings])
+        return (
+            "error",
+            exc.message,
+            exc.hint,
+            [(f.check, f.subject, f.details) for f in exc.findings],
+        )
     return None if x is None else ("matrix", x)
 
 
@@ -128,29 +157,56 @@ def test_both_paths_give_equal_matrices_or_equal_errors(columns):
         assert small[1:] == expected[1:]
 
 
-ROW = {"x": [1.5], "y": [None], "n": [3], "flag": [True], "plan": ["pro"], "region": ["eu"],
-       "code": [5]}
+ROW = {
+    "x": [1.5],
+    "y": [None],
+    "n": [3],
+    "flag": [True],
+    "plan": ["pro"],
+    "region": ["eu"],
+    "code": [5],
+}
 
 
-@pytest.mark.parametrize("columns", [
-    ROW,
-    {"x": [1.0, 2.0], "y": [0.5, math.nan], "n": [1, 2], "flag": [None, False],
-     "plan": ["zz", None], "region": ["us", "us"], "code": [None, 0], "extra": ["a", "b"]},
-    {"x": np.asarray([1.0]), "y": np.asarray([2.0], dtype=np.float32),
-     "n": np.asarray([4], dtype=np.int32), "flag": np.asarray([True]),
-     "plan": ["team"], "region": ["eu"], "code": np.asarray([1], dtype=np.uint8)},
-])
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ROW,
+        {
+            "x": [1.0, 2.0],
+            "y": [0.5, math.nan],
+            "n": [1, 2],
+            "flag": [None, False],
+            "plan": ["zz", None],
+            "region": ["us", "us"],
+            "code": [None, 0],
+            "extra": ["a", "b"],
+        },
+        {
+            "x": np.asarray([1.0]),
+            "y": np.asarray([2.0], dtype=np.float32),
+            "n": np.asarray([4], dtype=np.int32),
+            "flag": np.asarray([True]),
+            "plan": ["team"],
+            "region": ["eu"],
+            "code": np.asarray([1], dtype=np.uint8),
+        },
+    ],
+)
 def test_plain_requests_take_the_small_path_and_match(columns):
     small = PREDICTOR.small_matrix(columns)
     assert small is not None
     np.testing.assert_array_equal(small, _polars_result(columns)[1])
 
 
-@pytest.mark.parametrize(("changes", "subjects"), [
-    ({"x": [math.inf], "n": [None]}, ["n", "x"]),
-    ({"x": ["1.5"], "n": [math.nan], "region": [None]}, ["x", "region", "n"]),
-    ({"x": None, "region": [1], "y": [math.inf]}, ["x", "region", "y"]),
-])
+@pytest.mark.parametrize(
+    ("changes", "subjects"),
+    [
+        ({"x": [math.inf], "n": [None]}, ["n", "x"]),
+        ({"x": ["1.5"], "n": [math.nan], "region": [None]}, ["x", "region", "n"]),
+        ({"x": None, "region": [1], "y": [math.inf]}, ["x", "region", "y"]),
+    ],
+)
 def test_refusals_name_the_same_fields_in_the_same_order(changes, subjects):
     columns = {k: v for k, v in {**ROW, **changes}.items() if v is not None}
     small, expected = _small_result(columns), _polars_result(columns)
@@ -159,13 +215,16 @@ def test_refusals_name_the_same_fields_in_the_same_order(changes, subjects):
     assert small[1:] == expected[1:]
 
 
-@pytest.mark.parametrize("columns", [
-    {"x": [1, 2.5]},              # polars types the column from its first value
-    {"x": [1 << 63]},             # beyond int64: polars picks UInt64
-    {"x": np.asarray([1.0], dtype=np.float16)},
-    {**ROW, "code": [1.5]},       # a float as category string: polars formats it
-    {"x": [1.0], "n": [1, 2]},    # ragged
-    {},                           # no rows
-])
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"x": [1, 2.5]},  # polars types the column from its first value
+        {"x": [1 << 63]},  # beyond int64: polars picks UInt64
+        {"x": np.asarray([1.0], dtype=np.float16)},
+        {**ROW, "code": [1.5]},  # a float as category string: polars formats it
+        {"x": [1.0], "n": [1, 2]},  # ragged
+        {},  # no rows
+    ],
+)
 def test_input_whose_polars_type_is_uncertain_is_left_to_polars(columns):
     assert PREDICTOR.small_matrix(columns) is None

@@ -22,9 +22,9 @@ def test_no_drift_at_a_million_rows_flags_at_most_five_percent_of_features() -> 
 
     def draw() -> pl.DataFrame:  # float32 draws: half the time of float64 ones
         plan = frame(rng, 1_000_000, numeric=1).drop("x0")
-        return plan.with_columns(pl.Series(f"x{i}", rng.standard_normal(1_000_000,
-                                                                        dtype=np.float32))
-                                 for i in range(19))
+        return plan.with_columns(
+            pl.Series(f"x{i}", rng.standard_normal(1_000_000, dtype=np.float32)) for i in range(19)
+        )
 
     report = compare(draw(), draw())
     assert len(report.features) == 20
@@ -59,8 +59,7 @@ def test_the_same_distribution_at_ten_thousand_rows_is_not_flagged() -> None:
 
 def test_small_samples_do_not_flag_noise() -> None:
     rng = np.random.default_rng(5)
-    flagged = sum(len(compare(frame(rng, 60), frame(rng, 60)).drifted_features)
-                  for _ in range(50))
+    flagged = sum(len(compare(frame(rng, 60), frame(rng, 60)).drifted_features) for _ in range(50))
     # at n = 60 the effect sizes are noisy (KS ~0.15): significance keeps them quiet
     assert flagged <= 0.05 * 4 * 50
 
@@ -83,8 +82,11 @@ def test_missing_rate_and_new_category_checks() -> None:
     reference = frame(rng, 20_000)
     current = frame(rng, 20_000).with_columns(
         pl.when(pl.int_range(pl.len()) % 10 == 0).then(None).otherwise(pl.col("x1")).alias("x1"),
-        pl.when(pl.int_range(pl.len()) % 40 == 0).then(pl.lit("free")).otherwise(pl.col("plan"))
-        .alias("plan"))
+        pl.when(pl.int_range(pl.len()) % 40 == 0)
+        .then(pl.lit("free"))
+        .otherwise(pl.col("plan"))
+        .alias("plan"),
+    )
     report = compare(reference, current)
     by_name = {f.name: f for f in report.features}
     assert by_name["x1"].breached == ("missing",)
@@ -120,8 +122,12 @@ def test_columns_are_read_in_batches_with_progress() -> None:
     reference, current = frame(rng, 5000, numeric=6), frame(rng, 5000, numeric=6)
     seen: list[tuple[int, int]] = []
     whole = compare(reference, current.lazy())
-    batched = compare(reference, current.lazy(), batch_bytes=1,
-                      progress=lambda done, total: seen.append((done, total)))
+    batched = compare(
+        reference,
+        current.lazy(),
+        batch_bytes=1,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(n, 7) for n in range(1, 8)]
     assert batched.features == whole.features
 

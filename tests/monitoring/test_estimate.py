@@ -18,8 +18,9 @@ from conveyor.monitoring.stats import auc_delong
 from ._data import frame, probability, scores
 
 
-def _labelled(rng: np.random.Generator, n: int, shift: float = 0.0, scale: float = 1.0
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _labelled(
+    rng: np.random.Generator, n: int, shift: float = 0.0, scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     data = frame(rng, n, shift=shift).with_columns(pl.col("x0") * scale)
     p = probability(data)
     return (rng.random(n) < p).astype(float), scores(p)
@@ -32,8 +33,7 @@ def test_estimated_auc_tracks_realized_auc_under_covariate_shift() -> None:
     assert calibration.error < calibration.error_raw  # the raw scores were miscalibrated
     realized, estimated = [], []
     # inputs move and spread or narrow; the concept P(y | x) does not change
-    for shift, scale in ((0.0, 1.0), (0.5, 1.0), (1.0, 0.6), (-0.8, 0.4), (0.3, 1.6),
-                         (-1.2, 0.8)):
+    for shift, scale in ((0.0, 1.0), (0.5, 1.0), (1.0, 0.6), (-0.8, 0.4), (0.3, 1.6), (-1.2, 0.8)):
         y, s = _labelled(rng, 10_000, shift, scale)
         est = estimate_binary(s, calibration)
         auc = auc_delong(y, s)[0]

@@ -19,8 +19,9 @@ from conveyor.predictions import PredictionLog
 START = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def test_a_trained_model_is_calibrated_and_monitored(cli: Any, tmp_path: Any, monkeypatch: Any,
-                                                     plugin_manager: Any) -> None:
+def test_a_trained_model_is_calibrated_and_monitored(
+    cli: Any, tmp_path: Any, monkeypatch: Any, plugin_manager: Any
+) -> None:
     assert cli.invoke("init", "proj", "--rows", "6000").exit_code == 0
     monkeypatch.chdir(tmp_path / "proj")
     trained = cli.invoke("run", "--json", "-p", "train={num_boost_round = 40}")
@@ -42,20 +43,27 @@ def test_a_trained_model_is_calibrated_and_monitored(cli: Any, tmp_path: Any, mo
         with PredictionLog(app.artifacts) as log:
             for day in range(4):
                 part = slice(day * 1000, (day + 1) * 1000)
-                log.append(model=mv.name, version=mv.version, features=rows[part].select(names),
-                           predictions=scores[part], request_ids=ids[part],
-                           time=START + timedelta(days=day, hours=1))
+                log.append(
+                    model=mv.name,
+                    version=mv.version,
+                    features=rows[part].select(names),
+                    predictions=scores[part],
+                    request_ids=ids[part],
+                    time=START + timedelta(days=day, hours=1),
+                )
         labels = tmp_path / "labels.parquet"
-        pl.DataFrame({"request_id": ids, "y": rows.get_column(mv.signature.label)}
-                     ).write_parquet(labels)
+        pl.DataFrame({"request_id": ids, "y": rows.get_column(mv.signature.label)}).write_parquet(
+            labels
+        )
     finally:
         app.close()
     window = ["--since", START.isoformat(), "--until", (START + timedelta(days=4)).isoformat()]
     skew = cli.invoke("monitor", "skew", *window, "--json")
     assert skew.exit_code == 0, skew.output  # the training data itself: no skew
     assert {r["feature"] for r in json.loads(skew.output)["rows"]} <= set(names)
-    perf = cli.invoke("monitor", "performance", *window, "--labels", str(labels), "--label", "y",
-                      "--json")
+    perf = cli.invoke(
+        "monitor", "performance", *window, "--labels", str(labels), "--label", "y", "--json"
+    )
     assert perf.exit_code == 0, perf.output
     windows = json.loads(perf.output)["rows"]
     assert [w["labelled"] for w in windows] == [1000] * 4

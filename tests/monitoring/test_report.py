@@ -48,10 +48,17 @@ window.addEventListener('load', () => {
 
 def _result(kind: str, breached: tuple[str, ...]) -> MonitoringResult:
     end = START + timedelta(days=7)
-    return MonitoringResult(id=MonitoringResult.make_id("churn", 3, kind, START, end),
-                            model="churn", version=3, kind=kind, window_start=START,
-                            window_end=end, rows=10_000, breached=breached,
-                            created=datetime.now(UTC))
+    return MonitoringResult(
+        id=MonitoringResult.make_id("churn", 3, kind, START, end),
+        model="churn",
+        version=3,
+        kind=kind,
+        window_start=START,
+        window_end=end,
+        rows=10_000,
+        breached=breached,
+        created=datetime.now(UTC),
+    )
 
 
 def drift_page() -> tuple[str, int]:
@@ -65,14 +72,28 @@ def performance_page() -> str:
     holdout = frame(rng, 10_000)
     p = probability(holdout)
     calibration = fit_calibration((rng.random(p.size) < p).astype(int), scores(p))
-    live = pl.concat([frame(rng, 2000, shift=0.1 * day).with_columns(
-        pl.lit(START + timedelta(days=day)).alias("time")) for day in range(7)])
+    live = pl.concat(
+        [
+            frame(rng, 2000, shift=0.1 * day).with_columns(
+                pl.lit(START + timedelta(days=day)).alias("time")
+            )
+            for day in range(7)
+        ]
+    )
     p = probability(live)
-    live = live.with_columns(pl.Series("prediction", scores(p)),
-                             pl.Series("label", (rng.random(p.size) < p).astype(float)))
-    report = performance_windows(live, objective="binary", every=timedelta(days=1),
-                                 start=START, end=START + timedelta(days=7), reference=0.8,
-                                 calibration=calibration)
+    live = live.with_columns(
+        pl.Series("prediction", scores(p)),
+        pl.Series("label", (rng.random(p.size) < p).astype(float)),
+    )
+    report = performance_windows(
+        live,
+        objective="binary",
+        every=timedelta(days=1),
+        start=START,
+        end=START + timedelta(days=7),
+        reference=0.8,
+        calibration=calibration,
+    )
     return render_html(_result("performance", report.breached()), report)
 
 
@@ -98,10 +119,24 @@ def chromium() -> str:
 
 def _browse(chromium: str, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", "--enable-logging=stderr", "--v=0",
-         f"--user-data-dir={page.parent / 'profile'}", *extra, page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={page.parent / 'profile'}",
+            *extra,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
@@ -115,9 +150,9 @@ def _png_is_drawn(path: Path) -> tuple[int, int, int]:
     width, height = struct.unpack(">II", data[16:24])
     chunks, at = [], 8
     while at < len(data):
-        size = struct.unpack(">I", data[at:at + 4])[0]
-        if data[at + 4:at + 8] == b"IDAT":
-            chunks.append(data[at + 8:at + 8 + size])
+        size = struct.unpack(">I", data[at : at + 4])[0]
+        if data[at + 4 : at + 8] == b"IDAT":
+            chunks.append(data[at + 8 : at + 8 + size])
         at += 12 + size
     return width, height, len(set(zlib.decompress(b"".join(chunks))))
 
@@ -133,16 +168,18 @@ def test_the_plots_render_in_headless_chromium(chromium: str, tmp_path: Path) ->
         probe.write_text(page_html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
         dom = _browse(chromium, probe, "--dump-dom").stdout
         assert dom.count("<svg") == plots
-        measured = json.loads(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)[1]
-                              .replace("&quot;", '"'))
+        measured = json.loads(
+            re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)[1].replace("&quot;", '"')
+        )
         assert len(measured) == plots
         for plot in measured:
             assert plot["width"] > 100 and plot["height"] > 100, plot
             assert plot["drawn"] >= 3, plot
         # the report as it is: it loads without any console message or error, and draws
         shot = tmp_path / f"{name}.png"
-        plain = _browse(chromium, page, f"--screenshot={shot}", "--window-size=1200,1600",
-                        "--hide-scrollbars")
+        plain = _browse(
+            chromium, page, f"--screenshot={shot}", "--window-size=1200,1600", "--hide-scrollbars"
+        )
         assert _console_errors(plain.stderr) == [], plain.stderr
         width, height, values = _png_is_drawn(shot)
         assert (width, height) == (1200, 1600)
@@ -154,6 +191,8 @@ def test_the_plots_render_in_headless_chromium(chromium: str, tmp_path: Path) ->
 
 def test_console_errors_would_be_seen(chromium: str, tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
-    page.write_text("<!DOCTYPE html><html><body><svg></svg>"
-                    "<script>console.error('plot failed')</script></body></html>")
+    page.write_text(
+        "<!DOCTYPE html><html><body><svg></svg>"
+        "<script>console.error('plot failed')</script></body></html>"
+    )
     assert _console_errors(_browse(chromium, page, "--dump-dom").stderr)

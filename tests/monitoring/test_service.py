@@ -23,10 +23,15 @@ from ._data import frame, probability, scores
 
 DAY = timedelta(days=1)
 START = datetime(2024, 3, 1, tzinfo=UTC)
-SIGNATURE = Signature(features=[FeatureSpec(name=n, dtype="float64") for n in ("x0", "x1", "x2")]
-                      + [FeatureSpec(name="plan", dtype="string"),
-                         FeatureSpec(name="joined", dtype="float64")],  # never logged
-                      label="churned", objective="binary")
+SIGNATURE = Signature(
+    features=[FeatureSpec(name=n, dtype="float64") for n in ("x0", "x1", "x2")]
+    + [
+        FeatureSpec(name="plan", dtype="string"),
+        FeatureSpec(name="joined", dtype="float64"),
+    ],  # never logged
+    label="churned",
+    objective="binary",
+)
 
 
 class Events:
@@ -42,8 +47,9 @@ class Events:
         self.seen.append(event)
 
 
-def build(app: Any, tmp_path: Path, *, days: int = 14, shift_from: int = 7,
-          flip_labels: bool = False) -> dict[str, Any]:
+def build(
+    app: Any, tmp_path: Path, *, days: int = 14, shift_from: int = 7, flip_labels: bool = False
+) -> dict[str, Any]:
     """Register churn v1 (profile, calibration, validation AUC) and log ``days`` days of
     predictions, ``x0`` shifted by 0.5 sd from day ``shift_from``; labels to Parquet."""
     rng = np.random.default_rng(42)
@@ -52,15 +58,22 @@ def build(app: Any, tmp_path: Path, *, days: int = 14, shift_from: int = 7,
     holdout_y = (rng.random(holdout_p.size) < holdout_p).astype(int)
     text = b"tree\nversion=v4\n"  # the model's bytes are not read by monitoring
     info = app.artifacts.put_bytes("models/churn/m.txt", text)
-    profile = app.artifacts.put_bytes("models/churn/profile.json",
-                                      infer_profile(train).to_json().encode())
+    profile = app.artifacts.put_bytes(
+        "models/churn/profile.json", infer_profile(train).to_json().encode()
+    )
     store_calibration(app.artifacts, "churn", info.sha256, holdout_y, scores(holdout_p))
     from conveyor.monitoring.stats import auc_delong
 
     auc = auc_delong(holdout_y, scores(holdout_p))[0]
-    app.registry.register("churn", artifact_uri=info.uri, sha256=info.sha256,
-                          signature=SIGNATURE, profile_uri=profile.uri, metrics={"auc": auc},
-                          actor="test")
+    app.registry.register(
+        "churn",
+        artifact_uri=info.uri,
+        sha256=info.sha256,
+        signature=SIGNATURE,
+        profile_uri=profile.uri,
+        metrics={"auc": auc},
+        actor="test",
+    )
     labels = []
     with PredictionLog(app.artifacts) as log:
         for day in range(days):
@@ -69,11 +82,18 @@ def build(app: Any, tmp_path: Path, *, days: int = 14, shift_from: int = 7,
                 data = frame(rng, 1000, shift=0.5 if day >= shift_from else 0.0)
                 p = probability(data)
                 ids = [f"{day}-{hour}-{i}" for i in range(data.height)]
-                log.append(model="churn", version=1, features=data, predictions=scores(p),
-                           request_ids=ids, time=at)
+                log.append(
+                    model="churn",
+                    version=1,
+                    features=data,
+                    predictions=scores(p),
+                    request_ids=ids,
+                    time=at,
+                )
                 y = (rng.random(p.size) < p).astype(int)
-                labels.append(pl.DataFrame({"request_id": ids,
-                                            "churned": 1 - y if flip_labels else y}))
+                labels.append(
+                    pl.DataFrame({"request_id": ids, "churned": 1 - y if flip_labels else y})
+                )
     path = tmp_path / "labels.parquet"
     pl.concat(labels).write_parquet(path)
     return {"labels": str(path), "until": START + days * DAY, "auc": auc}
@@ -86,8 +106,9 @@ def events(register_plugin: Any) -> Events:
     return found
 
 
-def test_drift_between_weeks_is_stored_and_fires_the_event(conveyor_app: Any, tmp_path: Path,
-                                                           events: Events) -> None:
+def test_drift_between_weeks_is_stored_and_fires_the_event(
+    conveyor_app: Any, tmp_path: Path, events: Events
+) -> None:
     facts = build(conveyor_app, tmp_path)
     until = facts["until"]
     monitored = monitor_drift(conveyor_app, "churn", since=until - 7 * DAY, until=until)
@@ -117,15 +138,19 @@ def test_skew_against_the_training_profile(conveyor_app: Any, tmp_path: Path) ->
     assert after.report.reference == "profile"
     assert after.result.details["not_compared"] == ["joined"]
     assert after.result.details["reference"] == conveyor_app.registry.get("churn", 1).profile_uri
-    assert after.result.id != monitor_drift(conveyor_app, "churn", since=until - 7 * DAY,
-                                            until=until).result.id
+    assert (
+        after.result.id
+        != monitor_drift(conveyor_app, "churn", since=until - 7 * DAY, until=until).result.id
+    )
 
 
-def test_performance_with_labels_and_estimates(conveyor_app: Any, tmp_path: Path,
-                                               events: Events) -> None:
+def test_performance_with_labels_and_estimates(
+    conveyor_app: Any, tmp_path: Path, events: Events
+) -> None:
     facts = build(conveyor_app, tmp_path)
-    monitored = monitor_performance(conveyor_app, "churn", labels=facts["labels"],
-                                    since=START, until=facts["until"])
+    monitored = monitor_performance(
+        conveyor_app, "churn", labels=facts["labels"], since=START, until=facts["until"]
+    )
     report = monitored.report
     assert len(report.windows) == 14
     assert all(w.rows == w.labelled == 4000 for w in report.windows)
@@ -142,11 +167,13 @@ def test_performance_with_labels_and_estimates(conveyor_app: Any, tmp_path: Path
     assert all(w.estimated is not None for w in estimated.report.windows)
 
 
-def test_a_concept_flip_decays_and_fires_the_event(conveyor_app: Any, tmp_path: Path,
-                                                    events: Events) -> None:
+def test_a_concept_flip_decays_and_fires_the_event(
+    conveyor_app: Any, tmp_path: Path, events: Events
+) -> None:
     facts = build(conveyor_app, tmp_path, days=3, flip_labels=True)
-    monitored = monitor_performance(conveyor_app, "churn", labels=facts["labels"],
-                                    since=START, until=facts["until"])
+    monitored = monitor_performance(
+        conveyor_app, "churn", labels=facts["labels"], since=START, until=facts["until"]
+    )
     assert monitored.result.breached == ("auc",)
     assert all(w.decayed and not w.estimated_decayed for w in monitored.report.windows)
     (event,) = events.seen
@@ -157,15 +184,28 @@ def test_a_concept_flip_decays_and_fires_the_event(conveyor_app: Any, tmp_path: 
 def test_entity_and_time_join(conveyor_app: Any) -> None:
     from conveyor.monitoring.performance import join_labels
 
-    predictions = pl.LazyFrame({
-        "request_id": ["a", "b", "c"], "entity_key": ["u1", "u1", "u2"],
-        "time": [START, START + DAY, START], "prediction": [0.9, 0.2, 0.4]}).with_columns(
-        pl.col("time").dt.cast_time_unit("us"))
-    labels = pl.DataFrame({"user": ["u1", "u1", "u2"], "at": [START + DAY / 2, START + 2 * DAY,
-                                                               START - DAY],
-                           "churned": [1, 0, 1]})
-    joined = join_labels(predictions, labels, label="churned", on="entity", entity="user",
-                         label_time="at").collect().sort("request_id")
+    predictions = pl.LazyFrame(
+        {
+            "request_id": ["a", "b", "c"],
+            "entity_key": ["u1", "u1", "u2"],
+            "time": [START, START + DAY, START],
+            "prediction": [0.9, 0.2, 0.4],
+        }
+    ).with_columns(pl.col("time").dt.cast_time_unit("us"))
+    labels = pl.DataFrame(
+        {
+            "user": ["u1", "u1", "u2"],
+            "at": [START + DAY / 2, START + 2 * DAY, START - DAY],
+            "churned": [1, 0, 1],
+        }
+    )
+    joined = (
+        join_labels(
+            predictions, labels, label="churned", on="entity", entity="user", label_time="at"
+        )
+        .collect()
+        .sort("request_id")
+    )
     assert joined.get_column("label").to_list() == [1, 0, None]  # u2's label came before
     with pytest.raises(ConveyorError, match="no column 'nope'"):
         join_labels(predictions, labels, label="nope")
@@ -188,22 +228,45 @@ def test_errors_name_the_problem(conveyor_app: Any, tmp_path: Path) -> None:
 def test_cli_exit_codes_json_and_html(conveyor_app: Any, cli: Any, tmp_path: Path) -> None:
     facts = build(conveyor_app, tmp_path)
     until = facts["until"].isoformat()
-    ok = cli.invoke("monitor", "skew", "--since", START.isoformat(), "--until",
-                    (START + 7 * DAY).isoformat())
+    ok = cli.invoke(
+        "monitor", "skew", "--since", START.isoformat(), "--until", (START + 7 * DAY).isoformat()
+    )
     assert ok.exit_code == 0, ok.output
     assert "OK" in ok.output and "x0" in ok.output
     report = tmp_path / "drift.html"
-    alert = cli.invoke("monitor", "drift", "--model", "churn", "--since", "7d", "--until", until,
-                       "--json", "--html", str(report))
+    alert = cli.invoke(
+        "monitor",
+        "drift",
+        "--model",
+        "churn",
+        "--since",
+        "7d",
+        "--until",
+        until,
+        "--json",
+        "--html",
+        str(report),
+    )
     assert alert.exit_code == 1
     data = json.loads(alert.output)
     assert data["alert"] is True and "ks.x0" in data["result"]["breached"]
     assert {r["feature"] for r in data["rows"]} == {"x0", "x1", "x2", "plan"}
     html = report.read_text()
     assert html.count("<svg") == 5 and "http" not in html.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
-    perf = cli.invoke("monitor", "performance", "--labels", facts["labels"], "--since",
-                      START.isoformat(), "--until", until, "--window", "2d")
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+    perf = cli.invoke(
+        "monitor",
+        "performance",
+        "--labels",
+        facts["labels"],
+        "--since",
+        START.isoformat(),
+        "--until",
+        until,
+        "--window",
+        "2d",
+    )
     assert perf.exit_code == 0, perf.output
     assert perf.output.count("\n2024-03-") == 7
     bad = cli.invoke("monitor", "performance", "--window", "fortnight")

@@ -50,14 +50,16 @@ def test_chi_square_js_and_wasserstein_equal_scipy() -> None:
     assert chi2 == pytest.approx(expected.statistic, rel=1e-12)
     assert p == pytest.approx(expected.pvalue, rel=1e-9)
     assert stats.jensen_shannon(ref / ref.sum(), cur / cur.sum()) == pytest.approx(
-        spatial.distance.jensenshannon(ref, cur, base=2), rel=1e-12)
+        spatial.distance.jensenshannon(ref, cur, base=2), rel=1e-12
+    )
     rng = np.random.default_rng(1)
     a, b = np.sort(rng.normal(size=700)), np.sort(rng.gamma(2.0, size=900))
     assert stats.wasserstein(a, b) == pytest.approx(sp.wasserstein_distance(a, b), rel=1e-12)
 
 
-@pytest.mark.parametrize(("x", "dof"), [(0.5, 1), (12.3, 5), (300.0, 250), (3.0, 40),
-                                        (1e-3, 3), (80.0, 10)])
+@pytest.mark.parametrize(
+    ("x", "dof"), [(0.5, 1), (12.3, 5), (300.0, 250), (3.0, 40), (1e-3, 3), (80.0, 10)]
+)
 def test_chi2_tail_equals_scipy(x: float, dof: int) -> None:
     assert stats.chi2_sf(x, dof) == pytest.approx(sp.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
 

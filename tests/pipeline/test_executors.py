@@ -21,13 +21,13 @@ def configure(app, text: str):
 class TestLocalInline(OrchestratorContract):
     @pytest.fixture
     def app(self, conveyor_app):
-        return configure(conveyor_app, "[orchestrator]\nbackend = \"local\"\n")
+        return configure(conveyor_app, '[orchestrator]\nbackend = "local"\n')
 
 
 class TestLocalThreads(OrchestratorContract):
     @pytest.fixture
     def app(self, conveyor_app):
-        return configure(conveyor_app, "[orchestrator]\nbackend = \"local\"\nmax_workers = 2\n")
+        return configure(conveyor_app, '[orchestrator]\nbackend = "local"\nmax_workers = 2\n')
 
 
 @pytest.fixture
@@ -43,6 +43,6 @@ class TestHelloChildProcesses(OrchestratorContract):
     @pytest.fixture
     def app(self, conveyor_app, register_plugin, hello_plugin):
         register_plugin(hello_plugin, "hello")
-        app = configure(conveyor_app, "[orchestrator]\nbackend = \"hello\"\n")
+        app = configure(conveyor_app, '[orchestrator]\nbackend = "hello"\n')
         assert type(app.orchestrator).__name__ == "HelloOrchestrator"
         return app

@@ -18,8 +18,14 @@ def test_conveyor_hello_orchestrator_runs_the_scaffolded_pipeline(repo_root, tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
 
     def conveyor(*args: str, cwd=tmp_path) -> subprocess.CompletedProcess:
-        return subprocess.run([str(python), "-m", "conveyor", *args], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [str(python), "-m", "conveyor", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     made = conveyor("init", "proj", "--rows", "4000")
     assert made.returncode == 0, made.stderr
@@ -33,6 +39,7 @@ def test_conveyor_hello_orchestrator_runs_the_scaffolded_pipeline(repo_root, tmp
     assert {s["status"] for s in summary["steps"]} == {"succeeded"}
     listed = json.loads(conveyor("models", "list", "--json", cwd=project).stdout)
     assert listed[0]["aliases"] == {"production": 1, "staging": 1}
-    again = json.loads(conveyor("run", "--json", "-p", "train={num_boost_round = 30}",
-                                cwd=project).stdout)
+    again = json.loads(
+        conveyor("run", "--json", "-p", "train={num_boost_round = 30}", cwd=project).stdout
+    )
     assert again["status"] == "succeeded"

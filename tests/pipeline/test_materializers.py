@@ -48,9 +48,19 @@ def points(x: int = 1):
 def test_the_bundled_plugin_registers_the_built_in_materializers(plugin_manager):
     names = {m.name: m.plugin for m in plugin_manager.materializers()}
     assert names == dict.fromkeys(
-        ["arrow", "bytes", "conveyor.data_profile", "conveyor.evaluation",
-         "conveyor.gate_verdict", "conveyor.trained_model", "json", "lightgbm", "polars"],
-        "materializers")
+        [
+            "arrow",
+            "bytes",
+            "conveyor.data_profile",
+            "conveyor.evaluation",
+            "conveyor.gate_verdict",
+            "conveyor.trained_model",
+            "json",
+            "lightgbm",
+            "polars",
+        ],
+        "materializers",
+    )
 
 
 def test_conveyor_plugins_lists_materializers(cli):
@@ -70,8 +80,7 @@ def test_a_plugin_materializer_stores_and_reads_its_type(conveyor_app, register_
     assert record.metadata["materializer"] == "test.point"
     assert record.metadata["materializer_plugin"] == "points"
     assert conveyor_app.artifacts.get_bytes(record.metadata["key"]) == b'{"x": 5, "y": 2}'
-    assert load_run_output(conveyor_app, result.run_id, "make_point").to_dict() == \
-        {"x": 5, "y": 2}
+    assert load_run_output(conveyor_app, result.run_id, "make_point").to_dict() == {"x": 5, "y": 2}
 
 
 def test_an_unregistered_type_names_the_hook(conveyor_app):
@@ -87,9 +96,15 @@ def test_two_plugins_claiming_a_name_or_a_type_conflict(register_plugin, plugin_
     class SameName:
         @hookimpl
         def register_materializers(self, register):
-            register(Materializer(name="test.point", matches=lambda v: False,
-                                  save=lambda s, k, v: None, load=lambda s, k: None,
-                                  extension="bin"))
+            register(
+                Materializer(
+                    name="test.point",
+                    matches=lambda v: False,
+                    save=lambda s, k, v: None,
+                    load=lambda s, k: None,
+                    extension="bin",
+                )
+            )
 
     register_plugin(SameName(), "same-name")
     with pytest.raises(PluginConflictError, match="'points' and 'same-name' both register"):
@@ -118,8 +133,9 @@ def test_a_wrapper_implementation_is_refused(register_plugin, plugin_manager):
         register_plugin(Wrapping(), "wrapping")
     assert plugin_manager.get_plugin("wrapping") is None
     with pytest.raises(PluginLoadError, match="as a wrapper"):
-        make_plugin_manager(PluginSelection(), distribution="none",
-                            plugins=[("wrapping", Wrapping())], strict=True)
+        make_plugin_manager(
+            PluginSelection(), distribution="none", plugins=[("wrapping", Wrapping())], strict=True
+        )
 
 
 def test_an_output_of_a_disabled_plugin_names_the_plugin_to_enable(conveyor_app):
@@ -133,8 +149,9 @@ def test_an_output_of_a_disabled_plugin_names_the_plugin_to_enable(conveyor_app)
 
     result = run_pipeline(conveyor_app, notes)
     assert result.ok, result.error
-    conveyor_app.pm = make_plugin_manager(PluginSelection(disable=("materializers",)),
-                                          distribution="conveyor")
+    conveyor_app.pm = make_plugin_manager(
+        PluginSelection(disable=("materializers",)), distribution="conveyor"
+    )
     with pytest.raises(ConveyorError) as caught:
         load_run_output(conveyor_app, result.run_id, "note")
     assert "no materializer named 'json'" in caught.value.message
@@ -153,7 +170,8 @@ def test_json_is_stored_as_json(conveyor_app):
 
 
 def test_a_plugin_failing_in_register_materializers_loses_only_its_own(
-        register_plugin, plugin_manager, capsys):
+    register_plugin, plugin_manager, capsys
+):
     class Failing:
         @hookimpl
         def register_materializers(self, register):

@@ -181,8 +181,7 @@ def test_timeout_fails_the_step(app):
     assert "timed out after 0.2 s" in result.error
 
 
-def test_a_thread_past_its_timeout_is_reported_running_and_nothing_after_it_starts(
-        app, capsys):
+def test_a_thread_past_its_timeout_is_reported_running_and_nothing_after_it_starts(app, capsys):
     import time
 
     begun = time.monotonic()
@@ -311,9 +310,13 @@ def test_trigger_event_and_lifecycle_hooks(app, register_plugin):
     event = app.metadata.record_trigger_event("manual", "test")
     result = run_pipeline(app, numbers, trigger_event=event.id)
     assert app.metadata.get_run(result.run_id).trigger_event == event.id
-    assert seen == [("run_started", event.id), ("step", "ingest", "succeeded"),
-                    ("step", "double", "succeeded"), ("step", "summarise", "succeeded"),
-                    ("run_finished", "succeeded")]
+    assert seen == [
+        ("run_started", event.id),
+        ("step", "ingest", "succeeded"),
+        ("step", "double", "succeeded"),
+        ("step", "summarise", "succeeded"),
+        ("run_finished", "succeeded"),
+    ]
 
 
 # -- outputs kept in memory (persist=False) ----------------------------------------------
@@ -376,8 +379,10 @@ def judge(passed: bool) -> object:
     from conveyor.ml.gate import GateVerdict
 
     called("judge")
-    return GateVerdict(passed=passed, findings=[] if passed else [
-        Finding(check="test.worse", message="the candidate is worse")])
+    return GateVerdict(
+        passed=passed,
+        findings=[] if passed else [Finding(check="test.worse", message="the candidate is worse")],
+    )
 
 
 @pipeline

@@ -54,8 +54,9 @@ def test_train_gate_register_promote_then_refuse_worse_data_then_fully_cached(cl
     app.close()
 
     # worse data arrives: the label is noise, so the candidate fails the gate
-    generate(6000, days=28, seed=7, start=datetime(2024, 1, 29),
-             shift=Shift(concept=0.5)).write_parquet(project / "data" / "batch-0002.parquet")
+    generate(
+        6000, days=28, seed=7, start=datetime(2024, 1, 29), shift=Shift(concept=0.5)
+    ).write_parquet(project / "data" / "batch-0002.parquet")
     code, second = run(cli)
     assert code == 1
     assert second["status"] == "refused"
@@ -157,8 +158,14 @@ def test_every_stored_output_of_a_run_reads_back_in_a_fresh_process(cli, project
     code, summary = run(cli)
     assert code == 0, summary
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    done = subprocess.run([sys.executable, "-c", READ_BACK, summary["run_id"]], cwd=project,
-                          capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", READ_BACK, summary["run_id"]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert {k: v["type"] for k, v in seen.items()} == {

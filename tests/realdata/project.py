@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-FEATURES = '''
+FEATURES = """
 from datetime import timedelta
 
 from conveyor.features import Entity, Feature, FeatureView
@@ -27,9 +27,9 @@ carrier_stats = FeatureView(name="carrier_stats", entities=[carrier],
 aircraft_info = FeatureView(name="aircraft_info", entities=[aircraft], timestamp_field=None,
                             features=[Feature(name="seats", dtype="int64"),
                                       Feature(name="model", dtype="string")])
-'''
+"""
 
-PIPELINE = '''
+PIPELINE = """
 from conveyor.pipeline import files, pipeline
 from conveyor.training import (build_training_set, ingest_features, load_data,
                                materialize_features, split_data, train_model)
@@ -53,10 +53,10 @@ def flights(end: str = "2024-04-01"):
     train_model(train_part, validation_part, features=FEATURES, params={
         "label": "late", "key": ["flight_id"], "num_boost_round": 10,
         "early_stopping_rounds": 0})
-'''
+"""
 
 # the same training set, judged, registered and promoted (the scaffold's tail)
-REGISTERED = '''
+REGISTERED = """
 from conveyor.pipeline import files, model_alias, model_state, pipeline
 from conveyor.training import (build_training_set, evaluate_candidate, gate,
                                ingest_features, load_data, promote, register_model,
@@ -89,7 +89,7 @@ def registered(model: str = "late", rule: dict | None = None):
                              validation_part, holdout, model_name=model,
                              timestamp="sched_dep", features=FEATURES)
     promote(version, model_state(model))
-'''
+"""
 
 AIRPORTS = ["ATL", "ORD", "DFW", "DEN", "LAX", "SEA"]
 CARRIERS = ["AA", "DL", "UA", "WN"]
@@ -99,8 +99,7 @@ def month_start(month: int) -> datetime:
     return datetime(2024, month, 1)
 
 
-def write_month(root: Path, month: int, *, flights_per_month: int = 1500, seed: int = 0
-                ) -> None:
+def write_month(root: Path, month: int, *, flights_per_month: int = 1500, seed: int = 0) -> None:
     """The four sources' files of one month (2024-``month``)."""
     import numpy as np
     import polars as pl
@@ -111,41 +110,61 @@ def write_month(root: Path, month: int, *, flights_per_month: int = 1500, seed: 
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
     # weather: hourly per airport, with gaps (hours missing: past TTL -> nulls)
-    obs = [(a, start + timedelta(hours=h)) for a in AIRPORTS for h in range(hours)
-           if rng.random() > 0.15]
-    pl.DataFrame({
-        "origin": [o[0] for o in obs], "obs_time": [o[1] for o in obs],
-        "temp": rng.normal(15, 8, len(obs)),
-        "precip": [None if rng.random() < 0.05 else float(v)
-                   for v in rng.gamma(0.5, 1.0, len(obs))],
-    }).write_parquet(data / f"weather-{month:02d}.parquet")
+    obs = [
+        (a, start + timedelta(hours=h))
+        for a in AIRPORTS
+        for h in range(hours)
+        if rng.random() > 0.15
+    ]
+    pl.DataFrame(
+        {
+            "origin": [o[0] for o in obs],
+            "obs_time": [o[1] for o in obs],
+            "temp": rng.normal(15, 8, len(obs)),
+            "precip": [
+                None if rng.random() < 0.05 else float(v) for v in rng.gamma(0.5, 1.0, len(obs))
+            ],
+        }
+    ).write_parquet(data / f"weather-{month:02d}.parquet")
     days = (end - start).days
-    pl.DataFrame({
-        "carrier": [c for c in CARRIERS for _ in range(days)],
-        "day": [start + timedelta(days=d) for _ in CARRIERS for d in range(days)],
-        "delay_rate": rng.random(len(CARRIERS) * days),
-        "flights": rng.integers(100, 900, len(CARRIERS) * days),
-    }).write_parquet(data / f"carriers-{month:02d}.parquet")
+    pl.DataFrame(
+        {
+            "carrier": [c for c in CARRIERS for _ in range(days)],
+            "day": [start + timedelta(days=d) for _ in CARRIERS for d in range(days)],
+            "delay_rate": rng.random(len(CARRIERS) * days),
+            "flights": rng.integers(100, 900, len(CARRIERS) * days),
+        }
+    ).write_parquet(data / f"carriers-{month:02d}.parquet")
     # aircraft: the first month lists most tails; later months add a few new ones
-    tails = [f"N{i:03d}" for i in range(60)] if month == 1 else \
-        [f"N{100 + month * 10 + i:03d}" for i in range(5)]
-    pl.DataFrame({"tail": tails, "seats": rng.integers(50, 300, len(tails)),
-                  "model": rng.choice(["A320", "B737", "E175"], len(tails))}
-                 ).write_parquet(data / f"aircraft-{month:02d}.parquet")
+    tails = (
+        [f"N{i:03d}" for i in range(60)]
+        if month == 1
+        else [f"N{100 + month * 10 + i:03d}" for i in range(5)]
+    )
+    pl.DataFrame(
+        {
+            "tail": tails,
+            "seats": rng.integers(50, 300, len(tails)),
+            "model": rng.choice(["A320", "B737", "E175"], len(tails)),
+        }
+    ).write_parquet(data / f"aircraft-{month:02d}.parquet")
     n = flights_per_month
     # scheduled on the hour, some before the weather starts or at unknown airports,
     # some tails without aircraft data: those rows must stay, with nulls
     sched = [start + timedelta(hours=int(h)) for h in rng.integers(0, hours, n)]
-    flights = pl.DataFrame({
-        "flight_id": np.arange(n) + month * 100_000,
-        "carrier": rng.choice([*CARRIERS, "ZZ"], n),
-        "origin": rng.choice([*AIRPORTS, "XXX"], n),
-        "tail": [f"N{i:03d}" for i in rng.integers(0, 80, n)],
-        "sched_dep": sched,
-    })
+    flights = pl.DataFrame(
+        {
+            "flight_id": np.arange(n) + month * 100_000,
+            "carrier": rng.choice([*CARRIERS, "ZZ"], n),
+            "origin": rng.choice([*AIRPORTS, "XXX"], n),
+            "tail": [f"N{i:03d}" for i in rng.integers(0, 80, n)],
+            "sched_dep": sched,
+        }
+    )
     late = (rng.random(n) < 0.25).astype(np.int64)
     flights.with_columns(pl.Series("late", late)).write_parquet(
-        data / f"flights-{month:02d}.parquet")
+        data / f"flights-{month:02d}.parquet"
+    )
 
 
 def write_project(root: Path) -> None:
@@ -155,7 +174,8 @@ def write_project(root: Path) -> None:
     (root / "registered.py").write_text(REGISTERED)
     (root / "conveyor.toml").write_text(
         '[project]\nname = "flights"\n\n[pipelines.flights]\ntarget = "pipeline:flights"\n'
-        '\n[pipelines.registered]\ntarget = "registered:registered"\n')
+        '\n[pipelines.registered]\ntarget = "registered:registered"\n'
+    )
 
 
 DUCKDB_REFERENCE = """
@@ -175,11 +195,14 @@ def duckdb_reference(root: Path):
 
     con = duckdb.connect()
     for name in ("flights", "weather", "carriers", "aircraft"):
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
-                    f"'{root / 'data'}/{name}-*.parquet')")
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{root / 'data'}/{name}-*.parquet')"
+        )
     frame = con.sql(
-        DUCKDB_REFERENCE.replace("w.temp, w.precip", "w.obs_time, w.temp, w.precip")
-        .replace("c.delay_rate", "c.day, c.delay_rate")).to_arrow_table()
+        DUCKDB_REFERENCE.replace("w.temp, w.precip", "w.obs_time, w.temp, w.precip").replace(
+            "c.delay_rate", "c.day, c.delay_rate"
+        )
+    ).to_arrow_table()
     frame = pl.from_arrow(frame)
     con.close()
     weather_ok = (pl.col("sched_dep") - pl.col("obs_time")) <= pl.duration(hours=3)

@@ -34,20 +34,26 @@ def test_lineage_candidates_and_summaries_of_a_registered_three_view_model(cli, 
         assert trained_features(app, "late", 1) == trained_features(app, "late") == uses
         versions = {d.name: d.version for d in app.metadata.list_definitions("feature_view")}
         assert [(u.view, u.version) for u in uses] == [
-            ("weather", versions["weather"]), ("carrier_stats", versions["carrier_stats"]),
-            ("aircraft_info", versions["aircraft_info"])]
-        assert [u.refs for u in uses] == [["weather:temp", "weather:precip"],
-                                          ["carrier_stats:delay_rate"],
-                                          ["aircraft_info:seats", "aircraft_info:model"]]
+            ("weather", versions["weather"]),
+            ("carrier_stats", versions["carrier_stats"]),
+            ("aircraft_info", versions["aircraft_info"]),
+        ]
+        assert [u.refs for u in uses] == [
+            ["weather:temp", "weather:precip"],
+            ["carrier_stats:delay_rate"],
+            ["aircraft_info:seats", "aircraft_info:model"],
+        ]
         signature = [f.name for f in app.registry.get("late", 1).signature.features]
         assert {r.split(":")[1] for u in uses for r in u.refs} <= set(signature)
     finally:
         app.close()
     graph = json.loads(cli.invoke("lineage", "late:1", "--json").output)
-    definition_edges = {(e["src"], e["dst"]) for e in graph["edges"]
-                        if e["relation"] == "definition"}
-    assert definition_edges == {(f"feature_view:{u.view}:{u.version}", "model:late:1")
-                                for u in uses}
+    definition_edges = {
+        (e["src"], e["dst"]) for e in graph["edges"] if e["relation"] == "definition"
+    }
+    assert definition_edges == {
+        (f"feature_view:{u.view}:{u.version}", "model:late:1") for u in uses
+    }
     tree = cli.invoke("lineage", "late:1").output
     assert f"<definition> feature_view weather v{uses[0].version}" in tree
     shown = cli.invoke("models", "show", "late:1").output
@@ -61,7 +67,9 @@ def test_lineage_candidates_and_summaries_of_a_registered_three_view_model(cli, 
     assert any("0.99" in reason for reason in refused["reasons"])
     listed = json.loads(cli.invoke("models", "candidates", "--json").output)
     assert [(c["run_id"], c["passed"]) for c in listed] == [
-        (second["run_id"], False), (first["run_id"], True)]
+        (second["run_id"], False),
+        (first["run_id"], True),
+    ]
     assert listed[0]["metrics"] == refused["metrics"] and listed[0]["artifact_uri"]
     only = json.loads(cli.invoke("models", "candidates", "--refused", "--json").output)
     assert [c["run_id"] for c in only] == [second["run_id"]]

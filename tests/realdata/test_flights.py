@@ -49,17 +49,26 @@ def test_the_training_set_of_three_views_equals_duckdb_asof_join_row_for_row(cli
     flights = pl.read_parquet(project / "data" / "flights-*.parquet")
     assert built.height == flights.height == reference.height  # every entity row kept
     columns = reference.columns
-    ours = built.select(columns).with_columns(pl.col("sched_dep").dt.replace_time_zone(None)
-                                              if built.schema["sched_dep"].time_zone
-                                              else pl.col("sched_dep")).sort("flight_id")
+    ours = (
+        built.select(columns)
+        .with_columns(
+            pl.col("sched_dep").dt.replace_time_zone(None)
+            if built.schema["sched_dep"].time_zone
+            else pl.col("sched_dep")
+        )
+        .sort("flight_id")
+    )
     theirs = reference.select(columns).sort("flight_id")
     for column in columns:
         assert ours[column].null_count() == theirs[column].null_count(), column
         mismatched = (ours[column].ne_missing(theirs[column].cast(ours[column].dtype))).sum()
         assert mismatched == 0, column
     # rows without a match are kept with nulls: unknown airports, tails and carriers
-    assert ours.filter(pl.col("origin") == "XXX")["temp"].null_count() == \
-        ours.filter(pl.col("origin") == "XXX").height > 0
+    assert (
+        ours.filter(pl.col("origin") == "XXX")["temp"].null_count()
+        == ours.filter(pl.col("origin") == "XXX").height
+        > 0
+    )
     assert ours["seats"].null_count() > 0 and ours["delay_rate"].null_count() > 0
     # joined features may be missing when serving: the signature allows it
     nullable = {f.name: f.nullable for f in model.signature.features}
@@ -75,8 +84,11 @@ def test_three_monthly_runs_store_each_source_row_once(cli, project):
         assert code == 0, summary
         app = load_app(project)
         try:
-            for source, view in (("weather", "weather"), ("carriers", "carrier_stats"),
-                                 ("aircraft", "aircraft_info")):
+            for source, view in (
+                ("weather", "weather"),
+                ("carriers", "carrier_stats"),
+                ("aircraft", "aircraft_info"),
+            ):
                 rows = pl.read_parquet(project / "data" / f"{source}-*.parquet").height
                 stored = app.features.read_view(view).select(pl.len()).collect().item()
                 assert stored == rows, (month, view, stored, rows)
@@ -89,35 +101,43 @@ def test_three_monthly_runs_store_each_source_row_once(cli, project):
     assert ingested and all(s["metrics"]["ingested_rows"] == 0 for s in ingested)
 
 
-def test_parity_on_historical_data_counts_what_it_compared_and_finds_injected_skew(
-        cli, project):
+def test_parity_on_historical_data_counts_what_it_compared_and_finds_injected_skew(cli, project):
     code, summary = run(cli, "-p", 'end="2024-01-31T12:00:00"')
     assert code == 0, summary
     at = "2024-01-31T12:00:00"
-    clean = json.loads(cli.invoke("features", "parity", "weather", "--at", at,
-                                  "--json").output)
+    clean = json.loads(cli.invoke("features", "parity", "weather", "--at", at, "--json").output)
     assert clean["ok"], clean
     assert clean["rows"] > 0 and clean["compared"] > 0
     # late data lands for a past hour: the online store has not seen it (skew)
     app = load_app(project)
     try:
-        online = pl.from_arrow(app.features.get_online_features(
-            ["weather:temp"], [{"origin": "ATL"}], at=datetime(2024, 1, 31, 12)))
-        latest = app.features.online.read(app.features.get_view("weather"),
-                                          pl.DataFrame({"origin": ["ATL"]}).to_arrow())
+        online = pl.from_arrow(
+            app.features.get_online_features(
+                ["weather:temp"], [{"origin": "ATL"}], at=datetime(2024, 1, 31, 12)
+            )
+        )
+        latest = app.features.online.read(
+            app.features.get_view("weather"), pl.DataFrame({"origin": ["ATL"]}).to_arrow()
+        )
         stamp = latest.column("_event_ts")[0].as_py()
         assert online["temp"][0] is not None
-        app.features.ingest("weather", pl.DataFrame({
-            "origin": ["ATL"], "obs_time": [stamp.replace(tzinfo=None)], "temp": [99.0],
-            "precip": [0.0]}))
+        app.features.ingest(
+            "weather",
+            pl.DataFrame(
+                {
+                    "origin": ["ATL"],
+                    "obs_time": [stamp.replace(tzinfo=None)],
+                    "temp": [99.0],
+                    "precip": [0.0],
+                }
+            ),
+        )
     finally:
         app.close()
-    skewed = cli.invoke("features", "parity", "weather", "--at", at, "--json",
-                        "--sample", "20")
+    skewed = cli.invoke("features", "parity", "weather", "--at", at, "--json", "--sample", "20")
     assert skewed.exit_code == 1
     report = json.loads(skewed.output)
-    assert {(m["key"]["origin"], m["feature"]) for m in report["mismatches"]} >= {
-        ("ATL", "temp")}
+    assert {(m["key"]["origin"], m["feature"]) for m in report["mismatches"]} >= {("ATL", "temp")}
     # materialized to now, every value is past its TTL: nothing compared is not a pass
     cli.invoke("features", "materialize", "weather")
     vacuous = cli.invoke("features", "parity", "weather", "--json")

@@ -37,8 +37,9 @@ def main() -> None:
             registry.set_alias(model, "production", n % 4 + 1, actor="looper")
             print(n, flush=True)
     if action == "set":
-        registry.set_alias(model, "production", int(sys.argv[5]), actor="crasher",
-                           reason="crash test")
+        registry.set_alias(
+            model, "production", int(sys.argv[5]), actor="crasher", reason="crash test"
+        )
     else:
         registry.rollback(model, "production", actor="crasher", reason="crash test")
     print("finished", flush=True)

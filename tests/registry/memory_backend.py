@@ -57,87 +57,156 @@ class MemoryRegistryBackend(RegistryBackend):
         with self.state.lock:
             versions = self.state.versions.setdefault(new.name, [])
             number = len(versions) + 1
-            fields = {k: getattr(new, k) for k in (
-                "name", "created", "artifact_uri", "sha256", "model_format", "datasets",
-                "metrics", "params", "governance", "signature", "profile_uri", "run_id",
-                "created_by")}
+            fields = {
+                k: getattr(new, k)
+                for k in (
+                    "name",
+                    "created",
+                    "artifact_uri",
+                    "sha256",
+                    "model_format",
+                    "datasets",
+                    "metrics",
+                    "params",
+                    "governance",
+                    "signature",
+                    "profile_uri",
+                    "run_id",
+                    "created_by",
+                )
+            }
             mv = ModelVersion(id=f"{new.name}:{number}", version=number, **fields)
             versions.append(mv)
             self.state.updated[new.name] = new.created
             return mv
 
-    def _audit(self, name: str, alias: str, from_version: int | None,
-               to_version: int | None, action: str, actor: str, reason: str = "",
-               forced: bool = False, evidence: Mapping[str, Any] | None = None
-               ) -> AliasChange:
+    def _audit(
+        self,
+        name: str,
+        alias: str,
+        from_version: int | None,
+        to_version: int | None,
+        action: str,
+        actor: str,
+        reason: str = "",
+        forced: bool = False,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> AliasChange:
         at = datetime.now(UTC)
         if self.state.audit and at <= self.state.audit[-1].at:
             at = self.state.audit[-1].at + timedelta(microseconds=1)
-        change = AliasChange(id=len(self.state.audit) + 1, model=name, alias=alias,
-                             from_version=from_version, to_version=to_version, action=action,
-                             actor=actor, at=at, reason=reason, forced=forced,
-                             evidence=dict(evidence or {}))
+        change = AliasChange(
+            id=len(self.state.audit) + 1,
+            model=name,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            action=action,
+            actor=actor,
+            at=at,
+            reason=reason,
+            forced=forced,
+            evidence=dict(evidence or {}),
+        )
         self.state.audit.append(change)
         self.state.updated[name] = at
         return change
 
-    def move_alias(self, name: str, alias: str, target: int | None, *,
-                   expected: int | None, action: str, actor: str, reason: str = "",
-                   forced: bool = False, evidence: Mapping[str, Any] | None = None,
-                   after: int | None = None) -> list[AliasChange]:
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        target: int | None,
+        *,
+        expected: int | None,
+        action: str,
+        actor: str,
+        reason: str = "",
+        forced: bool = False,
+        evidence: Mapping[str, Any] | None = None,
+        after: int | None = None,
+    ) -> list[AliasChange]:
         with self.state.lock:
             self._stored(name, target) if target is not None else self._model(name)
             current = self.state.aliases.get((name, alias), (None, 0))[0]
             if current != expected:
                 raise StaleAliasError(f"{alias!r} is held by v{current}, not v{expected}")
-            last = max((c.id for c in self.state.audit
-                        if (c.model, c.alias) == (name, alias)), default=None)
+            last = max(
+                (c.id for c in self.state.audit if (c.model, c.alias) == (name, alias)),
+                default=None,
+            )
             if after is not None and last != after:
                 raise StaleAliasError(f"{alias!r} moved after record {after}")
             changes = []
             if target is not None and (name, target) in self.state.archived:
                 self.state.archived.discard((name, target))
-                changes.append(self._audit(name, "archived", target, None, "unarchive",
-                                           actor, f"{action} of {alias!r}"))
-            change = self._audit(name, alias, current, target, action, actor, reason, forced,
-                                 evidence)
+                changes.append(
+                    self._audit(
+                        name, "archived", target, None, "unarchive", actor, f"{action} of {alias!r}"
+                    )
+                )
+            change = self._audit(
+                name, alias, current, target, action, actor, reason, forced, evidence
+            )
             if target is None:
                 del self.state.aliases[(name, alias)]
             else:
                 self.state.aliases[(name, alias)] = (target, change.id)
             return [*changes, change]
 
-    def set_archived(self, name: str, version: int, archived: bool, *, actor: str,
-                     reason: str = "") -> AliasChange:
+    def set_archived(
+        self, name: str, version: int, archived: bool, *, actor: str, reason: str = ""
+    ) -> AliasChange:
         with self.state.lock:
             self._stored(name, version)
-            if archived and any(key[0] == name and held == version
-                                for key, (held, _) in self.state.aliases.items()):
+            if archived and any(
+                key[0] == name and held == version for key, (held, _) in self.state.aliases.items()
+            ):
                 raise StaleAliasError(f"{name} v{version} holds an alias")
-            (self.state.archived.add if archived else self.state.archived.discard)(
-                (name, version))
-            return self._audit(name, "archived", None if archived else version,
-                               version if archived else None,
-                               "archive" if archived else "unarchive", actor, reason)
+            (self.state.archived.add if archived else self.state.archived.discard)((name, version))
+            return self._audit(
+                name,
+                "archived",
+                None if archived else version,
+                version if archived else None,
+                "archive" if archived else "unarchive",
+                actor,
+                reason,
+            )
 
-    def add_validation(self, name: str, version: int, *, passed: bool, actor: str = "",
-                       run_id: str | None = None, summary: str = "",
-                       details: Mapping[str, Any] | None = None) -> ValidationVerdict:
+    def add_validation(
+        self,
+        name: str,
+        version: int,
+        *,
+        passed: bool,
+        actor: str = "",
+        run_id: str | None = None,
+        summary: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> ValidationVerdict:
         with self.state.lock:
             self._stored(name, version)
             verdict = ValidationVerdict(
-                id=len(self.state.verdicts) + 1, model=name, version=version, passed=passed,
-                at=datetime.now(UTC), actor=actor, run_id=run_id, summary=summary,
-                details=dict(details or {}))
+                id=len(self.state.verdicts) + 1,
+                model=name,
+                version=version,
+                passed=passed,
+                at=datetime.now(UTC),
+                actor=actor,
+                run_id=run_id,
+                summary=summary,
+                details=dict(details or {}),
+            )
             self.state.verdicts.append(verdict)
             return verdict
 
-    def add_approval(self, name: str, version: int, *, by: str, comment: str = ""
-                     ) -> Approval:
+    def add_approval(self, name: str, version: int, *, by: str, comment: str = "") -> Approval:
         with self.state.lock:
             self._stored(name, version)
-            approval = Approval(model=name, version=version, by=by, at=datetime.now(UTC),
-                                comment=comment)
+            approval = Approval(
+                model=name, version=version, by=by, at=datetime.now(UTC), comment=comment
+            )
             self.state.approvals.append(approval)
             return approval
 
@@ -156,15 +225,29 @@ class MemoryRegistryBackend(RegistryBackend):
 
     def _full(self, mv: ModelVersion) -> ModelVersion:
         """The stored version with what changes after insertion: aliases, flags, approvals."""
-        held = sorted(a for (n, a), (v, _) in self.state.aliases.items()
-                      if n == mv.name and v == mv.version)
+        held = sorted(
+            a for (n, a), (v, _) in self.state.aliases.items() if n == mv.name and v == mv.version
+        )
         archived = (mv.name, mv.version) in self.state.archived
-        stage = ("production" if "production" in held else "staging" if "staging" in held
-                 else "archived" if archived else "development")
-        approvals = [a for a in self.state.approvals
-                     if (a.model, a.version) == (mv.name, mv.version)]
-        return evolve(mv, aliases=held, archived=archived, stage=stage,
-                      governance=evolve(mv.governance, approvals=approvals))
+        stage = (
+            "production"
+            if "production" in held
+            else "staging"
+            if "staging" in held
+            else "archived"
+            if archived
+            else "development"
+        )
+        approvals = [
+            a for a in self.state.approvals if (a.model, a.version) == (mv.name, mv.version)
+        ]
+        return evolve(
+            mv,
+            aliases=held,
+            archived=archived,
+            stage=stage,
+            governance=evolve(mv.governance, approvals=approvals),
+        )
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         with self.state.lock:
@@ -176,10 +259,16 @@ class MemoryRegistryBackend(RegistryBackend):
 
     def list_models(self) -> list[ModelSummary]:
         with self.state.lock:
-            return [ModelSummary(name=name, latest_version=len(versions),
-                                 versions=len(versions), aliases=self.aliases(name),
-                                 updated=self.state.updated[name])
-                    for name, versions in sorted(self.state.versions.items())]
+            return [
+                ModelSummary(
+                    name=name,
+                    latest_version=len(versions),
+                    versions=len(versions),
+                    aliases=self.aliases(name),
+                    updated=self.state.updated[name],
+                )
+                for name, versions in sorted(self.state.versions.items())
+            ]
 
     def resolve(self, name: str, alias: str) -> ModelVersion | None:
         with self.state.lock:
@@ -194,14 +283,13 @@ class MemoryRegistryBackend(RegistryBackend):
     def history(self, name: str, *, alias: str | None = None) -> list[AliasChange]:
         with self.state.lock:
             self._model(name)
-            return [c for c in self.state.audit
-                    if c.model == name and alias in (None, c.alias)]
+            return [c for c in self.state.audit if c.model == name and alias in (None, c.alias)]
 
-    def changes_since(self, audit_id: int, *, model: str | None = None,
-                      limit: int = 1000) -> list[AliasChange]:
+    def changes_since(
+        self, audit_id: int, *, model: str | None = None, limit: int = 1000
+    ) -> list[AliasChange]:
         with self.state.lock:
-            return [c for c in self.state.audit[audit_id:]
-                    if model in (None, c.model)][:limit]
+            return [c for c in self.state.audit[audit_id:] if model in (None, c.model)][:limit]
 
     def validations(self, name: str, version: int) -> list[ValidationVerdict]:
         with self.state.lock:
@@ -211,13 +299,20 @@ class MemoryRegistryBackend(RegistryBackend):
     def audit_snapshot(self) -> AuditSnapshot:
         with self.state.lock:
             return AuditSnapshot(
-                holders=dict(self.state.aliases), archived=set(self.state.archived),
+                holders=dict(self.state.aliases),
+                archived=set(self.state.archived),
                 changes=list(self.state.audit),
-                artifacts=[(mv.name, mv.version, mv.artifact_uri, mv.sha256)
-                           for versions in self.state.versions.values() for mv in versions])
+                artifacts=[
+                    (mv.name, mv.version, mv.artifact_uri, mv.sha256)
+                    for versions in self.state.versions.values()
+                    for mv in versions
+                ],
+            )
 
     def check_storage(self) -> list[Finding]:
         with self.state.lock:
-            found = (check_numbering(name, [mv.version for mv in versions], len(versions))
-                     for name, versions in self.state.versions.items())
+            found = (
+                check_numbering(name, [mv.version for mv in versions], len(versions))
+                for name, versions in self.state.versions.items()
+            )
             return [f for f in found if f is not None]

@@ -15,15 +15,23 @@ def populated(conveyor_app: Any) -> dict[str, Any]:
     info = app.artifacts.put_bytes("models/churn/model.txt", b"tree\n")
     event = app.metadata.record_trigger_event("drift", "psi 0.31 on age")
     run_id = app.metadata.start_run("train", parameters={"lr": 0.05}, trigger_event=event.id)
-    step = app.metadata.start_step(run_id, "fit", inputs={
-        "train": {"uri": "file:///data/train.parquet", "fingerprint": "f" * 64}})
+    step = app.metadata.start_step(
+        run_id,
+        "fit",
+        inputs={"train": {"uri": "file:///data/train.parquet", "fingerprint": "f" * 64}},
+    )
     app.metadata.finish_step(step, "succeeded", outputs={"model": info}, metrics={"auc": 0.9})
     app.metadata.log_metrics(run_id, {"auc": 0.9})
     app.metadata.finish_run(run_id, "succeeded")
     for _ in range(2):
-        mv = app.registry.register("churn", artifact_uri=info.uri, sha256=info.sha256,
-                                   run_id=run_id, metrics={"auc": 0.9},
-                                   signature=[{"name": "age", "dtype": "float64"}])
+        mv = app.registry.register(
+            "churn",
+            artifact_uri=info.uri,
+            sha256=info.sha256,
+            run_id=run_id,
+            metrics={"auc": 0.9},
+            signature=[{"name": "age", "dtype": "float64"}],
+        )
     app.registry.record_validation("churn", 1, passed=True, summary="beats incumbent")
     app.registry.set_alias("churn", "production", 1, actor="ci")
     return {"run": run_id, "step": step, "info": info, "latest": mv}
@@ -35,8 +43,15 @@ def test_models_list_and_show(cli: Any, populated: dict[str, Any]) -> None:
     assert "churn" in result.output
     assert "production=v1" in result.output
     data = json.loads(cli.invoke("models", "list", "--json").output)
-    assert data == [{"name": "churn", "latest_version": 2, "versions": 2,
-                     "aliases": {"production": 1}, "updated": data[0]["updated"]}]
+    assert data == [
+        {
+            "name": "churn",
+            "latest_version": 2,
+            "versions": 2,
+            "aliases": {"production": 1},
+            "updated": data[0]["updated"],
+        }
+    ]
     shown = cli.invoke("models", "show", "churn:1")
     assert "stage:        production" in shown.output
     assert "beats incumbent" in shown.output
@@ -50,16 +65,27 @@ def test_models_list_and_show(cli: Any, populated: dict[str, Any]) -> None:
     assert "no model named 'nope'" in missing.output
 
 
-def test_promote_refuses_without_verdict_then_forces(cli: Any,
-                                                     populated: dict[str, Any]) -> None:
+def test_promote_refuses_without_verdict_then_forces(cli: Any, populated: dict[str, Any]) -> None:
     refused = cli.invoke("models", "promote", "churn", "2", "--to", "production")
     assert refused.exit_code == 1
     assert "validation verdict" in refused.output
     assert "Hint:" in refused.output
     no_reason = cli.invoke("models", "promote", "churn", "2", "--to", "production", "--force")
     assert no_reason.exit_code == 1
-    forced = cli.invoke("models", "promote", "churn", "2", "--to", "production", "--force",
-                        "--reason", "hotfix", "--by", "alice", "--json")
+    forced = cli.invoke(
+        "models",
+        "promote",
+        "churn",
+        "2",
+        "--to",
+        "production",
+        "--force",
+        "--reason",
+        "hotfix",
+        "--by",
+        "alice",
+        "--json",
+    )
     assert forced.exit_code == 0, forced.output
     change = json.loads(forced.output)
     assert (change["from_version"], change["to_version"], change["forced"]) == (1, 2, True)
@@ -70,8 +96,7 @@ def test_promote_refuses_without_verdict_then_forces(cli: Any,
     assert "hotfix" in text
 
 
-def test_rollback_approve_archive_and_history_at(cli: Any,
-                                                 populated: dict[str, Any]) -> None:
+def test_rollback_approve_archive_and_history_at(cli: Any, populated: dict[str, Any]) -> None:
     cli.invoke("models", "promote", "churn", "2", "--to", "champion")
     cli.invoke("models", "promote", "churn", "1", "--to", "champion")
     back = cli.invoke("models", "rollback", "churn", "--alias", "champion", "--by", "oncall")
@@ -83,8 +108,16 @@ def test_rollback_approve_archive_and_history_at(cli: Any,
     assert [a["by"] for a in shown["governance"]["approvals"]] == ["bob"]
     refused = cli.invoke("models", "promote", "churn", "2", "--to", "archived")
     assert refused.exit_code == 1  # still holds champion
-    at = cli.invoke("models", "history", "churn", "--alias", "production", "--at",
-                    "2000-01-01T00:00:00", "--json")
+    at = cli.invoke(
+        "models",
+        "history",
+        "churn",
+        "--alias",
+        "production",
+        "--at",
+        "2000-01-01T00:00:00",
+        "--json",
+    )
     assert json.loads(at.output)["version"] is None
     nothing = cli.invoke("models", "rollback", "churn", "--alias", "staging")
     assert nothing.exit_code == 1
@@ -128,8 +161,7 @@ def test_runs_list_show_and_lineage(cli: Any, populated: dict[str, Any]) -> None
     assert any("trigger drift: psi 0.31 on age" in line for line in lines)
     graph = json.loads(cli.invoke("lineage", "churn:1", "--json").output)
     assert graph["root"] == "model:churn:1"
-    assert {n["kind"] for n in graph["nodes"]} == {"model", "artifact", "step", "run",
-                                                   "trigger"}
+    assert {n["kind"] for n in graph["nodes"]} == {"model", "artifact", "step", "run", "trigger"}
     down = json.loads(cli.invoke("lineage", f"run:{run_id}", "--downstream", "--json").output)
     assert {"model:churn:1", "model:churn:2"} <= {n["id"] for n in down["nodes"]}
     assert cli.invoke("lineage", "churn").exit_code == 1

@@ -30,13 +30,22 @@ def project(conveyor_app: Any) -> Any:
 
 
 def _run(project: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(WORKER), str(project.root), "m", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(WORKER), str(project.root), "m", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _models_check(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "conveyor", "models", "check"], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", "models", "check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _assert_consistent(project: Any, allowed: set[int]) -> int:
@@ -52,17 +61,21 @@ def _assert_consistent(project: Any, allowed: set[int]) -> int:
     return holder.version
 
 
-@pytest.mark.parametrize(("action", "point", "expected"), [
-    ("set", "set.begin", 2),
-    ("set", "set.before_audit", 2),
-    ("set", "set.after_audit", 2),
-    ("set", "set.after_alias", 2),
-    ("set", "set.committed", 3),
-    ("rollback", "rollback.after_audit", 2),
-    ("rollback", "rollback.after_alias", 2),
-])
-def test_sigkill_at_each_point_of_a_promotion(project: Any, action: str, point: str,
-                                              expected: int) -> None:
+@pytest.mark.parametrize(
+    ("action", "point", "expected"),
+    [
+        ("set", "set.begin", 2),
+        ("set", "set.before_audit", 2),
+        ("set", "set.after_audit", 2),
+        ("set", "set.after_alias", 2),
+        ("set", "set.committed", 3),
+        ("rollback", "rollback.after_audit", 2),
+        ("rollback", "rollback.after_alias", 2),
+    ],
+)
+def test_sigkill_at_each_point_of_a_promotion(
+    project: Any, action: str, point: str, expected: int
+) -> None:
     before = len(project.registry.history("m"))
     result = _run(project, action, point, "3")
     assert result.returncode == -signal.SIGKILL, result.stderr
@@ -79,8 +92,11 @@ def test_sigkill_at_each_point_of_a_promotion(project: Any, action: str, point: 
 def test_sigkill_at_random_moments_of_a_promotion_loop(project: Any) -> None:
     rng = random.Random(7)
     for _ in range(4):
-        proc = subprocess.Popen([sys.executable, str(WORKER), str(project.root), "m", "set",
-                                 "loop"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), str(project.root), "m", "set", "loop"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.3))
         proc.send_signal(signal.SIGKILL)

@@ -34,9 +34,15 @@ print(store.db.schema_version())
 def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
     db = tmp_path / "fresh" / "conveyor.db"
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(db), str(start), str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for n in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(db), str(start), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(8)
+    ]
     outputs = [proc.communicate(timeout=60) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in outputs]
     latest = len(migrations(PACKAGE))
@@ -106,7 +112,8 @@ def test_a_held_write_lock_gives_a_bounded_retry_then_a_clear_error(tmp_path: Pa
 
 
 def test_writes_wait_for_the_lock_themselves_and_leave_reads_their_busy_timeout(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "wait.db"
     SQLiteMetadataStore(path=path).close()
     db = Database(path, package=PACKAGE, busy_timeout_s=5)
@@ -115,8 +122,11 @@ def test_writes_wait_for_the_lock_themselves_and_leave_reads_their_busy_timeout(
     release = threading.Timer(0.05, lambda: holder.execute("ROLLBACK"))
     release.start()
     try:
-        db.write(lambda conn: conn.execute("INSERT INTO pipelines (name, created, updated) "
-                                           "VALUES ('p', 'now', 'now')"))
+        db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO pipelines (name, created, updated) VALUES ('p', 'now', 'now')"
+            )
+        )
     finally:
         release.join()
     with db.locked() as conn:
@@ -129,8 +139,9 @@ def test_a_failed_write_rolls_back_everything(tmp_path: Path) -> None:
     store = SQLiteMetadataStore(path=tmp_path / "m.db")
     run_id = store.start_run("p")
     with pytest.raises(Exception, match="cannot tell"):
-        store.start_step(run_id, "s", inputs=[{"uri": "file:///a", "fingerprint": "f"},
-                                              {"uri": ""}])
+        store.start_step(
+            run_id, "s", inputs=[{"uri": "file:///a", "fingerprint": "f"}, {"uri": ""}]
+        )
     assert store.get_run(run_id).steps == ()
     assert store.find_artifacts() == []
 
@@ -150,15 +161,17 @@ def test_the_url_is_relative_to_the_project_root(conveyor_app: Any, tmp_path: Pa
     from conveyor.config import Config
 
     (tmp_path / "conveyor.toml").write_text(
-        '[model_registry]\nurl = "sqlite:///state/registry.db"\n')
+        '[model_registry]\nurl = "sqlite:///state/registry.db"\n'
+    )
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=conveyor_app.pm)
     assert app.registry.backend.db.path == tmp_path / "state" / "registry.db"
     assert conveyor_app.metadata.db.path == tmp_path / ".conveyor" / "conveyor.db"
     app.close()
 
 
-def test_commits_are_fsynced_by_default_and_normal_is_a_choice(conveyor_app: Any,
-                                                                tmp_path: Path) -> None:
+def test_commits_are_fsynced_by_default_and_normal_is_a_choice(
+    conveyor_app: Any, tmp_path: Path
+) -> None:
     from conveyor.app import Conveyor
     from conveyor.config import Config
 
@@ -170,7 +183,8 @@ def test_commits_are_fsynced_by_default_and_normal_is_a_choice(conveyor_app: Any
     assert pragma(conveyor_app.registry.backend.db) == full
     assert pragma(conveyor_app.metadata.db) == full
     (tmp_path / "conveyor.toml").write_text(
-        '[model_registry]\nsynchronous = "normal"\n[metadata_store]\nsynchronous = "normal"\n')
+        '[model_registry]\nsynchronous = "normal"\n[metadata_store]\nsynchronous = "normal"\n'
+    )
     app = Conveyor(config=Config.load(cwd=tmp_path), pm=conveyor_app.pm)
     assert pragma(app.registry.backend.db) == normal
     assert pragma(app.metadata.db) == normal
@@ -179,8 +193,7 @@ def test_commits_are_fsynced_by_default_and_normal_is_a_choice(conveyor_app: Any
         Database(tmp_path / "x.db", package=PACKAGE, synchronous="off")
 
 
-def test_migration_2_keeps_the_lineage_of_versions_registered_before_it(
-        tmp_path: Path) -> None:
+def test_migration_2_keeps_the_lineage_of_versions_registered_before_it(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     number, _name, sql = migrations(PACKAGE)[0]
@@ -188,13 +201,19 @@ def test_migration_2_keeps_the_lineage_of_versions_registered_before_it(
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {number}")
     at = "2024-01-01T00:00:00.000000+00:00"
-    conn.execute("INSERT INTO artifacts (id, uri, fingerprint, kind, created) VALUES "
-                 "('a1', 'file:///m.txt', ?, 'model', ?), ('d1', 'file:///t.parquet', 'f', "
-                 "'dataset', ?)", ("a" * 64, at, at))
+    conn.execute(
+        "INSERT INTO artifacts (id, uri, fingerprint, kind, created) VALUES "
+        "('a1', 'file:///m.txt', ?, 'model', ?), ('d1', 'file:///t.parquet', 'f', "
+        "'dataset', ?)",
+        ("a" * 64, at, at),
+    )
     conn.execute("INSERT INTO models VALUES ('m', 1, ?, ?)", (at, at))
-    conn.execute("INSERT INTO model_versions (name, version, created, artifact_uri, sha256, "
-                 "artifact_id, model_format) VALUES ('m', 1, ?, 'file:///m.txt', ?, 'a1', "
-                 "'lightgbm-text')", (at, "a" * 64))
+    conn.execute(
+        "INSERT INTO model_versions (name, version, created, artifact_uri, sha256, "
+        "artifact_id, model_format) VALUES ('m', 1, ?, 'file:///m.txt', ?, 'a1', "
+        "'lightgbm-text')",
+        (at, "a" * 64),
+    )
     conn.execute("INSERT INTO model_datasets VALUES ('m', 1, 'd1', 'train', NULL, NULL)")
     conn.close()
     store = SQLiteMetadataStore(path=path)
@@ -221,7 +240,11 @@ def test_a_database_without_migrations_holds_the_tables_its_owner_makes(tmp_path
     assert db.conn is reader  # the read connection stayed open across the writes
     assert db.conn.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [(1, "a"), (2, "b")]
     with pytest.raises(sqlite3.IntegrityError):
-        db.write(lambda conn: (conn.execute("INSERT INTO t VALUES (3, 'c')"),
-                               conn.execute("INSERT INTO t VALUES (1, 'dup')")))
+        db.write(
+            lambda conn: (
+                conn.execute("INSERT INTO t VALUES (3, 'c')"),
+                conn.execute("INSERT INTO t VALUES (1, 'dup')"),
+            )
+        )
     assert db.conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2  # rolled back whole
     db.close()

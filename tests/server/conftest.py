@@ -47,14 +47,15 @@ class StdlibServer(Server):
         name = self.settings.model or self._only_model()
         version = self.app.registry.resolve(name, self.settings.alias)
         if version is None:
-            raise ConveyorError(f"alias {self.settings.alias!r} of {name!r} points at nothing",
-                                hint="promote a version first")
+            raise ConveyorError(
+                f"alias {self.settings.alias!r} of {name!r} points at nothing",
+                hint="promote a version first",
+            )
         text = self.app.artifacts.read_uri(version.artifact_uri, sha256=version.sha256)
         self._booster = lgb.Booster(model_str=text.decode())
         self._version = version
         self._log = PredictionLog.for_app(self.app, flush_interval=0.2)
-        self._httpd = ThreadingHTTPServer((self.settings.host, self.settings.port),
-                                          _handler(self))
+        self._httpd = ThreadingHTTPServer((self.settings.host, self.settings.port), _handler(self))
         self._httpd.daemon_threads = False  # server_close() joins requests in flight
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -62,8 +63,10 @@ class StdlibServer(Server):
     def _only_model(self) -> str:
         models = [m.name for m in self.app.registry.list_models()]
         if len(models) != 1:
-            raise ConveyorError(f"[server] names no model and the registry has {len(models)}",
-                                hint='set model = "NAME" in [server]')
+            raise ConveyorError(
+                f"[server] names no model and the registry has {len(models)}",
+                hint='set model = "NAME" in [server]',
+            )
         return models[0]
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -94,9 +97,12 @@ class StdlibServer(Server):
         names = self._booster.feature_name()
         matrix = np.column_stack([np.asarray(rows[f], dtype=float) for f in names])
         predictions = self._booster.predict(matrix)
-        self._log.append(model=self._version.name, version=self._version.version,
-                         features=pl.DataFrame({f: rows[f] for f in names}),
-                         predictions=predictions)
+        self._log.append(
+            model=self._version.name,
+            version=self._version.version,
+            features=pl.DataFrame({f: rows[f] for f in names}),
+            predictions=predictions,
+        )
         return predictions.tolist()
 
 
@@ -165,16 +171,24 @@ def rich_signature(*, extra: bool = False) -> Any:
     ``extra``, a fourth one: a changed signature)."""
     from conveyor.models import FeatureSpec, Signature
 
-    features = [FeatureSpec(name="age", dtype="float64", nullable=False),
-                FeatureSpec(name="plan", dtype="category", categories=("basic", "pro")),
-                FeatureSpec(name="visits", dtype="int64")]
+    features = [
+        FeatureSpec(name="age", dtype="float64", nullable=False),
+        FeatureSpec(name="plan", dtype="category", categories=("basic", "pro")),
+        FeatureSpec(name="visits", dtype="int64"),
+    ]
     if extra:
         features.append(FeatureSpec(name="tenure", dtype="float64"))
     return Signature(features=features, label="churned", objective="binary")
 
 
-def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: str | None =
-                        HTTP_ALIAS, corrupt: bool = False) -> Any:
+def register_rich_model(
+    app: Any,
+    *,
+    seed: int = 0,
+    extra: bool = False,
+    alias: str | None = HTTP_ALIAS,
+    corrupt: bool = False,
+) -> Any:
     """Train, register (with its signature) and, with ``alias``, promote a model; with
     ``corrupt`` the stored bytes no longer match the SHA-256 the registry records."""
     import lightgbm as lgb
@@ -186,14 +200,17 @@ def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: 
     x[:, 1] = rng.integers(0, 2, 400)
     x[:, 2] = rng.integers(0, 20, 400)
     y = (x[:, 0] + x[:, 1] - 0.1 * x[:, 2] + rng.normal(size=400) > 0).astype(int)
-    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbose": -1, "seed": seed},
-                        lgb.Dataset(x, y, feature_name=list(signature.names)),
-                        num_boost_round=10)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 7, "verbose": -1, "seed": seed},
+        lgb.Dataset(x, y, feature_name=list(signature.names)),
+        num_boost_round=10,
+    )
     text = booster.model_to_string().encode()
     key = f"models/{HTTP_MODEL}/{seed}-{int(extra)}-{int(corrupt)}/model.txt"
     info = app.artifacts.put_bytes(key, text, media_type="text/plain")
-    version = app.registry.register(HTTP_MODEL, artifact_uri=info.uri, sha256=info.sha256,
-                                    signature=signature, actor="test")
+    version = app.registry.register(
+        HTTP_MODEL, artifact_uri=info.uri, sha256=info.sha256, signature=signature, actor="test"
+    )
     if corrupt:  # the stored bytes change behind the registry's back
         import os
         from urllib.parse import urlsplit
@@ -203,8 +220,9 @@ def register_rich_model(app: Any, *, seed: int = 0, extra: bool = False, alias: 
         with open(path, "wb") as fh:
             fh.write(text[: len(text) // 2])
     if alias is not None:
-        app.registry.set_alias(HTTP_MODEL, alias, version.version, actor="test",
-                               reason="test", force=True)
+        app.registry.set_alias(
+            HTTP_MODEL, alias, version.version, actor="test", reason="test", force=True
+        )
     return version
 
 
@@ -212,8 +230,14 @@ def write_server_config(app: Any, **keys: Any) -> Any:
     """Write ``[server]`` for the http backend (port 0, fast polling) and reload it."""
     from conveyor.config import Config
 
-    keys = {"backend": "http", "model": HTTP_MODEL, "alias": HTTP_ALIAS, "port": 0,
-            "poll_interval": 0.1, **keys}
+    keys = {
+        "backend": "http",
+        "model": HTTP_MODEL,
+        "alias": HTTP_ALIAS,
+        "port": 0,
+        "poll_interval": 0.1,
+        **keys,
+    }
     lines = "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items() if v is not None)
     (app.root / "conveyor.toml").write_text(f"[server]\n{lines}")
     app.config = Config.load(cwd=app.root)
@@ -249,9 +273,15 @@ def start_http(conveyor_app: Any) -> Any:
         server.stop(timeout=5)
 
 
-def send(url: str, method: str = "GET", body: Any = None, *, headers: dict[str, str] |
-         None = None, token: str | None = None, timeout: float = 10
-         ) -> tuple[int, dict[str, str], Any]:
+def send(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    token: str | None = None,
+    timeout: float = 10,
+) -> tuple[int, dict[str, str], Any]:
     """One HTTP request: ``(status, headers (lower-case names), JSON body or bytes)``;
     a dict or list ``body`` is sent as JSON."""
     import http.client
@@ -266,8 +296,12 @@ def send(url: str, method: str = "GET", body: Any = None, *, headers: dict[str, 
         headers["Authorization"] = f"Bearer {token}"
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
-                     body=body, headers=headers)
+        conn.request(
+            method,
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            body=body,
+            headers=headers,
+        )
         response = conn.getresponse()
         data = response.read()
         found = {k.lower(): v for k, v in response.getheaders()}

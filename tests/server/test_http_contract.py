@@ -18,6 +18,7 @@ class TestHttpServer(ServerContract):
         return send(f"{server.address}/health")[0] == 200
 
     def predict(self, server, rows, *, token=None):
-        status, _headers, body = send(f"{server.address}/predict", "POST", {"columns": rows},
-                                      token=token)
+        status, _headers, body = send(
+            f"{server.address}/predict", "POST", {"columns": rows}, token=token
+        )
         return status, body.get("predictions")

@@ -20,7 +20,8 @@ class Listener:
 
 
 def test_a_corrupt_version_fires_one_swap_failed_event_and_the_old_one_serves(
-        start_http, conveyor_app, register_plugin):
+    start_http, conveyor_app, register_plugin
+):
     listener = Listener()
     register_plugin(listener, "swap-listener")
     server = start_http()
@@ -33,6 +34,10 @@ def test_a_corrupt_version_fires_one_swap_failed_event_and_the_old_one_serves(
     assert len(listener.events) == 1
     event = listener.events[0]
     assert (event.model, event.alias, event.version, event.serving) == (
-        HTTP_MODEL, HTTP_ALIAS, bad.version, serving)
+        HTTP_MODEL,
+        HTTP_ALIAS,
+        bad.version,
+        serving,
+    )
     assert "sha-256" in event.error.lower() or "hash" in event.error.lower(), event.error
     assert server.slot.current.version == serving

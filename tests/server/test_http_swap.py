@@ -10,8 +10,16 @@ import time
 from .conftest import HTTP_ALIAS, HTTP_MODEL, register_rich_model, send
 
 # a superset of both signatures: a model ignores the columns it does not read
-BODY = json.dumps({"columns": {"age": [0.3, -0.2], "plan": ["pro", "basic"], "visits": [4, 1],
-                               "tenure": [1.5, 2.5]}}).encode()
+BODY = json.dumps(
+    {
+        "columns": {
+            "age": [0.3, -0.2],
+            "plan": ["pro", "basic"],
+            "visits": [4, 1],
+            "tenure": [1.5, 2.5],
+        }
+    }
+).encode()
 
 
 def _client(port, stop, seen, failures):
@@ -20,8 +28,9 @@ def _client(port, stop, seen, failures):
         if stop.is_set():
             break
         try:
-            conn.request("POST", "/predict", body=BODY,
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST", "/predict", body=BODY, headers={"Content-Type": "application/json"}
+            )
             response = conn.getresponse()
             data = json.loads(response.read())
             if response.status != 200:
@@ -43,12 +52,19 @@ def test_alias_moves_under_load_fail_no_request(start_http, conveyor_app):
     stop = threading.Event()
     seen: list[list[int]] = [[] for _ in range(4)]
     failures: list = []
-    clients = [threading.Thread(target=_client, args=(port, stop, seen[i], failures))
-               for i in range(4)]
+    clients = [
+        threading.Thread(target=_client, args=(port, stop, seen[i], failures)) for i in range(4)
+    ]
     for thread in clients:
         thread.start()
-    plan = [dict(seed=1), dict(seed=2, corrupt=True), dict(seed=3, extra=True),
-            dict(seed=4, extra=True), dict(seed=5), dict(seed=6, extra=True)]
+    plan = [
+        dict(seed=1),
+        dict(seed=2, corrupt=True),
+        dict(seed=3, extra=True),
+        dict(seed=4, extra=True),
+        dict(seed=5),
+        dict(seed=6, extra=True),
+    ]
     corrupt = None
     deadline = time.monotonic() + 120
     try:
@@ -56,12 +72,15 @@ def test_alias_moves_under_load_fail_no_request(start_http, conveyor_app):
             version = register_rich_model(conveyor_app, **step)
             if step.get("corrupt"):
                 corrupt = version.version
-                assert _until(lambda v=version: (server.slot.last_error or "").startswith(
-                    f"v{v.version}:"), deadline)
+                assert _until(
+                    lambda v=version: (server.slot.last_error or "").startswith(f"v{v.version}:"),
+                    deadline,
+                )
                 time.sleep(0.3)  # traffic keeps flowing on the old version meanwhile
             else:
-                assert _until(lambda v=version: server.slot.current.version == v.version,
-                              deadline), f"v{version.version} never took traffic"
+                assert _until(
+                    lambda v=version: server.slot.current.version == v.version, deadline
+                ), f"v{version.version} never took traffic"
             time.sleep(0.2)
     finally:
         stop.set()

@@ -35,12 +35,14 @@ def test_one_scrape_merges_every_worker_and_the_directory_goes_at_stop(start_htt
         assert body.count(b"# TYPE conveyor_requests_total counter") == 1  # one family
         samples = _samples(body.decode())
         assert samples[("conveyor_server_workers", ())] == 2
-        assert samples[("conveyor_requests_total",
-                        (("route", "/predict"), ("status", "200")))] == 40
-        assert samples[("conveyor_predictions_total",
-                        (("model", "churn"), ("version", "1")))] == 40
-        assert samples[("conveyor_prediction_value_count",
-                        (("model", "churn"), ("version", "1")))] == 40
+        assert (
+            samples[("conveyor_requests_total", (("route", "/predict"), ("status", "200")))] == 40
+        )
+        assert samples[("conveyor_predictions_total", (("model", "churn"), ("version", "1")))] == 40
+        assert (
+            samples[("conveyor_prediction_value_count", (("model", "churn"), ("version", "1")))]
+            == 40
+        )
         assert samples[("conveyor_model_served", (("model", "churn"), ("version", "1")))] == 2
         pids.update(p.name for p in os.scandir(directory))
     assert len({p for p in pids if p.endswith(".prom")}) == 2

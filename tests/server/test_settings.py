@@ -16,11 +16,21 @@ def load(tmp_path, text):
     return Config.load(cwd=tmp_path)
 
 
-@pytest.mark.parametrize(("host", "loopback"), [
-    ("127.0.0.1", True), ("127.8.9.10", True), ("localhost", True), ("::1", True),
-    ("[::1]", True), ("0.0.0.0", False), ("::", False), ("10.0.0.5", False),
-    ("myhost.example.com", False), ("127.0.0.1.nip.io", False),
-])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("myhost.example.com", False),
+        ("127.0.0.1.nip.io", False),
+    ],
+)
 def test_loopback_hosts(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -29,12 +39,17 @@ def test_defaults_bind_loopback_only(tmp_path):
     settings = server_settings(Config.load(cwd=tmp_path))
     assert settings == ServerSettings()
     assert (settings.host, settings.port, settings.alias, settings.token) == (
-        "127.0.0.1", 8080, "production", None)
+        "127.0.0.1",
+        8080,
+        "production",
+        None,
+    )
 
 
 def test_shared_keys_go_to_core_and_the_rest_to_the_backend(conveyor_app, stdlib_server):
     (conveyor_app.root / "conveyor.toml").write_text(
-        f'[server]\n{stdlib_server}model = "churn"\nport = 9000\n')
+        f'[server]\n{stdlib_server}model = "churn"\nport = 9000\n'
+    )
     conveyor_app.config = Config.load(cwd=conveyor_app.root)
     server = conveyor_app.server
     assert (server.settings.model, server.settings.port) == ("churn", 9000)
@@ -74,11 +89,14 @@ def test_short_tokens_are_refused_even_on_loopback(tmp_path):
         server_settings(load(tmp_path, '[server]\ntoken = "hunter2"\n'))
 
 
-@pytest.mark.parametrize(("line", "path"), [
-    ("port = 70000", r"port must be between 0 and 65535.* @ \$\.server"),
-    ('port = "http"', r"\$\.server\.port"),
-    ('alias = " "', r"alias must not be empty @ \$\.server"),
-])
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        ("port = 70000", r"port must be between 0 and 65535.* @ \$\.server"),
+        ('port = "http"', r"\$\.server\.port"),
+        ('alias = " "', r"alias must not be empty @ \$\.server"),
+    ],
+)
 def test_invalid_values_name_the_key(tmp_path, line, path):
     with pytest.raises(ConfigError, match=path):
         server_settings(load(tmp_path, f"[server]\n{line}\n"))

@@ -33,10 +33,15 @@ class IntervalTrigger(Trigger):
         start = EPOCH + slot * self.config.every
         details = {"slot": slot, "slot_start": start.isoformat()}
         if last_event is not None and last_event.details.get("slot", -1) >= slot:
-            return TriggerDecision(fire=False, details=details,
-                                   reason=f"slot {start.isoformat()} already fired")
-        return TriggerDecision(fire=True, details=details, key=f"slot-{start:%Y%m%dT%H%M%SZ}",
-                               reason=f"interval slot {start.isoformat()} is due")
+            return TriggerDecision(
+                fire=False, details=details, reason=f"slot {start.isoformat()} already fired"
+            )
+        return TriggerDecision(
+            fire=True,
+            details=details,
+            key=f"slot-{start:%Y%m%dT%H%M%SZ}",
+            reason=f"interval slot {start.isoformat()} is due",
+        )
 
 
 class IntervalPlugin:
@@ -96,7 +101,8 @@ def project(conveyor_app: Any, register_plugin: Any, fired: Fired) -> Any:
 
     def write(triggers: str) -> Any:
         (conveyor_app.root / "conveyor.toml").write_text(
-            '[pipelines.training]\ntarget = "pipe:training"\n' + triggers)
+            '[pipelines.training]\ntarget = "pipe:training"\n' + triggers
+        )
         conveyor_app.config = Config.load(cwd=conveyor_app.root)
         return conveyor_app
 

@@ -24,8 +24,11 @@ def test_a_firing_is_recorded_and_announced(project, fired):
     event = app.metadata.get_trigger_event(outcome.event.id)
     assert (event.trigger, event.fired, event.key) == ("every10", True, "slot-20240331T005000Z")
     assert event.details["slot_start"] == "2024-03-31T00:50:00+00:00"
-    assert event.details["conveyor"] == {"now": T0.isoformat(), "pipeline": "training",
-                                         "backend": "interval"}
+    assert event.details["conveyor"] == {
+        "now": T0.isoformat(),
+        "pipeline": "training",
+        "backend": "interval",
+    }
     assert [(e.trigger, e.event_id) for e in fired.events] == [("every10", event.id)]
     # the trigger is handed that event next time: the same slot does not fire again
     again = evaluate(app, "every10", T0 + timedelta(minutes=2))
@@ -38,16 +41,23 @@ def test_binding_keys_are_cores_and_the_rest_is_the_backends(project):
     app = project(EVERY10 + 'cooldown = "1h30m"\nsingle_flight = false\n')
     config = binding(app, "every10")
     assert (config.pipeline, config.cooldown, config.single_flight, config.enabled) == (
-        "training", timedelta(hours=1, minutes=30), False, True)
+        "training",
+        timedelta(hours=1, minutes=30),
+        False,
+        True,
+    )
     assert app.trigger("every10").config.every == timedelta(minutes=10)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ('cooldown = "soon"\n', r"\$\.triggers\.every10\.cooldown"),
-    ("cooldown = -5\n", "cannot be negative"),
-    ("enabled = \"yes please\"\n", r"\$\.triggers\.every10\.enabled"),
-    ("colour = 1\n", r"extra fields found \(colour\) @ \$\.triggers\.every10"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('cooldown = "soon"\n', r"\$\.triggers\.every10\.cooldown"),
+        ("cooldown = -5\n", "cannot be negative"),
+        ('enabled = "yes please"\n', r"\$\.triggers\.every10\.enabled"),
+        ("colour = 1\n", r"extra fields found \(colour\) @ \$\.triggers\.every10"),
+    ],
+)
 def test_invalid_bindings_are_config_errors(project, extra, message):
     app = project(EVERY10 + extra)
     with pytest.raises(ConfigError, match=message) as info:
@@ -100,8 +110,7 @@ def test_single_flight_off_fires_beside_a_running_run(project):
 def test_a_key_stored_already_is_a_duplicate_and_starts_nothing(project, fired):
     app = project(EVERY10)
     # another watcher raced this one and stored the slot's key first
-    app.metadata.record_trigger_event("every10", "raced", key="slot-20240331T005000Z",
-                                      fired=False)
+    app.metadata.record_trigger_event("every10", "raced", key="slot-20240331T005000Z", fired=False)
     outcome = evaluate(app, "every10", T0)
     assert (outcome.status, outcome.fired) == ("duplicate", False)
     assert fired.events == []

@@ -31,10 +31,13 @@ class FiresTwice:
         return TriggerDecision(fire=True, reason="always", key=f"{now:%Y%m%d%H}")
 
 
-@pytest.mark.parametrize(("broken", "test"), [
-    (ReadsTheClock(), "test_same_inputs_give_the_same_decision"),
-    (FiresTwice(), "test_a_tick_fires_once"),
-])
+@pytest.mark.parametrize(
+    ("broken", "test"),
+    [
+        (ReadsTheClock(), "test_same_inputs_give_the_same_decision"),
+        (FiresTwice(), "test_a_tick_fires_once"),
+    ],
+)
 def test_the_suite_catches_broken_triggers(broken, test):
     suite = TriggerContract()
     with pytest.raises(AssertionError):
@@ -48,4 +51,5 @@ def test_the_interval_trigger_fires_once_per_slot(interval_trigger):
     event = fired_event(first, now)
     assert not interval_trigger.evaluate(now + timedelta(minutes=4), event).fire
     assert interval_trigger.evaluate(now + timedelta(minutes=5), event).key == (
-        "slot-20240331T010000Z")
+        "slot-20240331T010000Z"
+    )

@@ -16,8 +16,10 @@ from conveyor.watch import Watcher
 from .conftest import PIPELINE, StepClock
 
 T0 = datetime(2024, 3, 31, 0, 55, tzinfo=UTC)
-CONFIG = ('[pipelines.training]\ntarget = "pipe:training"\n'
-          '[triggers.by-hand]\nbackend = "manual"\npipeline = "training"\n')
+CONFIG = (
+    '[pipelines.training]\ntarget = "pipe:training"\n'
+    '[triggers.by-hand]\nbackend = "manual"\npipeline = "training"\n'
+)
 
 
 class TestManualTrigger(TriggerContract):
@@ -29,14 +31,19 @@ class TestManualTrigger(TriggerContract):
 def test_trigger_fire_runs_with_the_reason_recorded_and_in_lineage(cli, tmp_path):
     (tmp_path / "pipe.py").write_text(PIPELINE)
     (tmp_path / "conveyor.toml").write_text(CONFIG)
-    done = cli.invoke("trigger", "fire", "training", "--reason", "new labels", "--key",
-                      "req-1", "--json")
+    done = cli.invoke(
+        "trigger", "fire", "training", "--reason", "new labels", "--key", "req-1", "--json"
+    )
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)
     assert (summary["trigger"], summary["status"], summary["run_status"]) == (
-        "by-hand", "fired", "succeeded")
-    again = cli.invoke("trigger", "fire", "training", "--reason", "retry", "--key", "req-1",
-                       "--json")
+        "by-hand",
+        "fired",
+        "succeeded",
+    )
+    again = cli.invoke(
+        "trigger", "fire", "training", "--reason", "retry", "--key", "req-1", "--json"
+    )
     assert again.exit_code == 1
     assert json.loads(again.output)["status"] == "not_due", "one key fires once"
 
@@ -46,9 +53,20 @@ def test_trigger_fire_runs_with_the_reason_recorded_and_in_lineage(cli, tmp_path
     run = store.get_run(summary["run_id"])
     event = store.get_trigger_event(run.trigger_event)
     assert (event.trigger, event.key, event.details["requested"]) == (
-        "by-hand", "req-1", "new labels")
-    store.record_model(ModelRecord(model="churn", version=1, artifact_uri="file:///m.txt",
-                                   sha256="c" * 64, run_id=run.id, created=T0))
+        "by-hand",
+        "req-1",
+        "new labels",
+    )
+    store.record_model(
+        ModelRecord(
+            model="churn",
+            version=1,
+            artifact_uri="file:///m.txt",
+            sha256="c" * 64,
+            run_id=run.id,
+            created=T0,
+        )
+    )
     store.close()
     tree = cli.invoke("lineage", "churn:1", "--json")
     assert tree.exit_code == 0, tree.output
@@ -76,8 +94,9 @@ def test_a_held_lease_refuses_another_holder_until_it_lapses(project):
     first = evaluate(app, "every10", T0, holder="a", lease_ttl=timedelta(minutes=10))
     assert first.fired
     assert (first.lease.holder, first.lease.key) == ("a", first.event.id)
-    refused = evaluate(app, "every10", T0 + timedelta(minutes=5), holder="b",
-                       lease_ttl=timedelta(minutes=10))
+    refused = evaluate(
+        app, "every10", T0 + timedelta(minutes=5), holder="b", lease_ttl=timedelta(minutes=10)
+    )
     assert refused.status == "running"
     assert "a holds the lease" in refused.reason
     # "a" died before starting the run: its lease lapses, and the next watcher
@@ -99,8 +118,12 @@ def test_a_lapsed_lease_records_its_run_interrupted(project):
     first = evaluate(app, "every10", T0, holder="a", lease_ttl=timedelta(minutes=10))
     run_id = app.metadata.start_run("training", trigger_event=first.event.id)
     # before the lease lapses the run is someone's: single flight holds
-    assert evaluate(app, "every10", T0 + timedelta(minutes=5), holder="b",
-                    lease_ttl=timedelta(minutes=10)).status == "running"
+    assert (
+        evaluate(
+            app, "every10", T0 + timedelta(minutes=5), holder="b", lease_ttl=timedelta(minutes=10)
+        ).status
+        == "running"
+    )
     assert app.metadata.get_run(run_id).status == "running"
     later = evaluate(app, "every10", T0 + timedelta(hours=1), holder="b")
     assert app.metadata.get_run(run_id).status == "interrupted"

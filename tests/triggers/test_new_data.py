@@ -43,26 +43,31 @@ class TestNewDataTrigger(TriggerContract):
     def trigger(self, tmp_path):
         for n in range(3):
             write_csv(tmp_path / "in" / f"part-{n}.csv", 5, age=timedelta(days=3000))
-        return NewDataTrigger(app=None, config=NewDataConfig(uri=str(tmp_path / "in"),
-                                                             settle=timedelta(0)))
+        return NewDataTrigger(
+            app=None, config=NewDataConfig(uri=str(tmp_path / "in"), settle=timedelta(0))
+        )
 
 
-def test_a_burst_of_50_files_starts_one_run_and_a_file_being_written_is_not_read(
-        project, tmp_path):
+def test_a_burst_of_50_files_starts_one_run_and_a_file_being_written_is_not_read(project, tmp_path):
     incoming = tmp_path / "incoming"
     for n in range(50):
         write_csv(incoming / f"day=1/part-{n:02}.csv", 20, age=timedelta(minutes=10))
     write_csv(incoming / "_SUCCESS", 0, age=timedelta(minutes=10))
     half_written_parquet(incoming / "day=1" / "part-50.parquet")
-    app = project(f'[triggers.fresh]\nbackend = "new_data"\nuri = "{incoming}"\n'
-                  'settle = "2m"\nmin_rows = 100\npipeline = "training"\n')
+    app = project(
+        f'[triggers.fresh]\nbackend = "new_data"\nuri = "{incoming}"\n'
+        'settle = "2m"\nmin_rows = 100\npipeline = "training"\n'
+    )
     clock = StepClock(NOW)
     watcher = Watcher(app=app, clock=clock)
     outcomes = watcher.tick()
     assert [o.status for o in outcomes] == ["fired", "not_due"]
     fired = outcomes[0].event
     assert (fired.details["files"], fired.details["rows"], fired.details["settling"]) == (
-        50, 1000, 1)
+        50,
+        1000,
+        1,
+    )
     assert "1 file(s) still settling" in fired.reason
     runs = app.metadata.search_runs(pipeline="training")
     assert [r.trigger_event for r in runs] == [fired.id]
@@ -88,8 +93,9 @@ def test_fewer_rows_than_min_rows_wait_for_more(tmp_path):
     folder = tmp_path / "in"
     for n in range(3):
         write_csv(folder / f"{n}.csv", 2, age=timedelta(hours=1))
-    trigger = NewDataTrigger(app=None, config=NewDataConfig(uri=str(folder), min_rows=10,
-                                                            pattern="*.csv"))
+    trigger = NewDataTrigger(
+        app=None, config=NewDataConfig(uri=str(folder), min_rows=10, pattern="*.csv")
+    )
     waiting = trigger.evaluate(NOW, None)
     assert not waiting.fire
     assert "6 row(s)" in waiting.reason
@@ -113,16 +119,24 @@ def test_new_files_under_an_s3_prefix(moto_s3_endpoint):  # noqa: F811
     import pyarrow.parquet as pq
     import s3fs
 
-    options = {"key": "testing", "secret": "testing-secret", "endpoint_url": moto_s3_endpoint,
-               "client_kwargs": {"region_name": "eu-west-1"}}
+    options = {
+        "key": "testing",
+        "secret": "testing-secret",
+        "endpoint_url": moto_s3_endpoint,
+        "client_kwargs": {"region_name": "eu-west-1"},
+    }
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **options)
     bucket = f"new-data-{uuid.uuid4().hex[:8]}"
     fs.mkdir(bucket)
     for n in range(3):
         with fs.open(f"{bucket}/raw/part-{n}.parquet", "wb") as handle:
             pq.write_table(pa.table({"x": list(range(10 * (n + 1)))}), handle)
-    trigger = NewDataTrigger(app=None, config=NewDataConfig(
-        uri=f"s3://{bucket}/raw", settle=timedelta(seconds=30), storage_options=options))
+    trigger = NewDataTrigger(
+        app=None,
+        config=NewDataConfig(
+            uri=f"s3://{bucket}/raw", settle=timedelta(seconds=30), storage_options=options
+        ),
+    )
     written = datetime.now(UTC)
     assert not trigger.evaluate(written, None).fire, "just written: still settling"
     decision = trigger.evaluate(written + timedelta(minutes=1), None)

@@ -24,21 +24,32 @@ def test_migration_0004_keeps_runs_steps_and_their_references(tmp_path: Path) ->
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
     at = "2024-01-01T00:00:00.000000+00:00"
-    conn.execute("INSERT INTO pipelines (name, created, updated) VALUES ('train', ?, ?)",
-                 (at, at))
-    conn.execute("INSERT INTO trigger_events (id, trigger, reason, created) "
-                 "VALUES ('ev1', 'manual', 'why', ?)", (at,))
-    conn.execute("INSERT INTO runs (id, pipeline, status, started, trigger_event) "
-                 "VALUES ('run1', 'train', 'succeeded', ?, 'ev1')", (at,))
-    conn.execute("INSERT INTO steps (id, run_id, name, status, started) "
-                 "VALUES ('step1', 'run1', 'fit', 'succeeded', ?)", (at,))
+    conn.execute("INSERT INTO pipelines (name, created, updated) VALUES ('train', ?, ?)", (at, at))
+    conn.execute(
+        "INSERT INTO trigger_events (id, trigger, reason, created) "
+        "VALUES ('ev1', 'manual', 'why', ?)",
+        (at,),
+    )
+    conn.execute(
+        "INSERT INTO runs (id, pipeline, status, started, trigger_event) "
+        "VALUES ('run1', 'train', 'succeeded', ?, 'ev1')",
+        (at,),
+    )
+    conn.execute(
+        "INSERT INTO steps (id, run_id, name, status, started) "
+        "VALUES ('step1', 'run1', 'fit', 'succeeded', ?)",
+        (at,),
+    )
     conn.close()
 
     store = SQLiteMetadataStore(path=path)
     assert store.db.schema_version() >= 4
     run = store.get_run("run1")
     assert (run.status, run.trigger_event, [s.id for s in run.steps]) == (
-        "succeeded", "ev1", ["step1"])
+        "succeeded",
+        "ev1",
+        ["step1"],
+    )
     with store.db.locked() as check:
         assert check.execute("PRAGMA foreign_key_check").fetchall() == []
     with pytest.raises(AlreadyExistsError):

@@ -35,19 +35,27 @@ def make_project(root: Path, triggers: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "pipe.py").write_text(PIPELINE)
     (root / "conveyor.toml").write_text(
-        '[pipelines.training]\ntarget = "pipe:training"\n' + triggers)
+        '[pipelines.training]\ntarget = "pipe:training"\n' + triggers
+    )
     return root
 
 
-def watch(root: Path, *args: str, clock: str | None = None,
-          hold: Path | None = None) -> subprocess.Popen:
+def watch(
+    root: Path, *args: str, clock: str | None = None, hold: Path | None = None
+) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     if clock:
         env["CONVEYOR_WATCH_CLOCK"] = clock
     if hold:
         env["HOLD_FILE"] = str(hold)
-    return subprocess.Popen([sys.executable, "-m", "conveyor", "watch", *args], cwd=root,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "watch", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def store(root: Path) -> SQLiteMetadataStore:
@@ -70,9 +78,12 @@ def wait_for_running(root: Path, deadline_s: float = 30) -> str:
 def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
     # single_flight off: the two run side by side, so only the run key keeps a tick
     # from running twice (and 200 runs fit the time budget)
-    root = make_project(tmp_path / "p", '[triggers.minutely]\nbackend = "cron"\n'
-                        'schedule = "* * * * *"\ncatch_up = "all"\npipeline = "training"\n'
-                        'single_flight = false\n')
+    root = make_project(
+        tmp_path / "p",
+        '[triggers.minutely]\nbackend = "cron"\n'
+        'schedule = "* * * * *"\ncatch_up = "all"\npipeline = "training"\n'
+        "single_flight = false\n",
+    )
     store(root).close()  # create and migrate the store before the race
     start = datetime(2024, 1, 1, tzinfo=UTC)
     # both processes share one simulated clock: 600x (a minute in 0.1 s), at `start`
@@ -80,8 +91,7 @@ def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
     clock = f"{start.isoformat()}@{time.time() + 3}x600"
     until = (start + timedelta(minutes=200)).isoformat()
     began = time.monotonic()
-    procs = [watch(root, "--interval", "60s", "--until", until, clock=clock)
-             for _ in range(2)]
+    procs = [watch(root, "--interval", "60s", "--until", until, clock=clock) for _ in range(2)]
     logs = [p.communicate(timeout=120) for p in procs]
     elapsed = time.monotonic() - began
     assert [p.returncode for p in procs] == [0, 0], logs
@@ -105,8 +115,10 @@ def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
 
 def watch_a_long_run(tmp_path: Path, *args: str) -> tuple[Path, Path, subprocess.Popen, str]:
     """A watcher running a yearly tick's run that lasts until ``hold`` is removed."""
-    root = make_project(tmp_path / "p", '[triggers.yearly]\nbackend = "cron"\n'
-                        'schedule = "0 0 1 1 *"\npipeline = "training"\n')
+    root = make_project(
+        tmp_path / "p",
+        '[triggers.yearly]\nbackend = "cron"\nschedule = "0 0 1 1 *"\npipeline = "training"\n',
+    )
     hold = tmp_path / "hold"
     hold.touch()
     proc = watch(root, "--interval", "1s", *args, hold=hold)
@@ -134,7 +146,8 @@ def test_sigkill_mid_run_then_restart(tmp_path):
     events = [e for e in meta.list_trigger_events(trigger="yearly") if e.fired]
     assert len(events) == 1
     assert [r.id for r in meta.search_runs(pipeline="training")] == [run_id], (
-        "no second run for the same key")
+        "no second run for the same key"
+    )
     meta.close()
 
 
@@ -151,4 +164,3 @@ def test_sigterm_lets_the_running_pipeline_finish(tmp_path):
     assert meta.get_run(run_id).status == "succeeded"
     assert meta.get_lease("pipeline:training") is None, "released on the way out"
     meta.close()
-

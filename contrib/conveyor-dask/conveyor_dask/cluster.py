@@ -29,10 +29,14 @@ def start_local_cluster(config: DaskOrchestratorConfig) -> LocalCluster:
     from distributed import LocalCluster
 
     with dask.config.set(SCHEDULER_SETTINGS):
-        return LocalCluster(n_workers=config.workers,
-                            threads_per_worker=config.threads_per_worker,
-                            processes=True, host="127.0.0.1", dashboard_address=None,
-                            memory_limit=config.memory_limit)
+        return LocalCluster(
+            n_workers=config.workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=config.memory_limit,
+        )
 
 
 def connect(address: Any, timeout_s: float) -> Client:
@@ -44,16 +48,19 @@ def connect(address: Any, timeout_s: float) -> Client:
     try:
         client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise ConveyorError(f"cannot reach the Dask scheduler at {address}: {exc}",
-                            hint="start it (dask scheduler), or fix [orchestrator] "
-                            "scheduler; leave it empty for a local cluster") from None
+        raise ConveyorError(
+            f"cannot reach the Dask scheduler at {address}: {exc}",
+            hint="start it (dask scheduler), or fix [orchestrator] "
+            "scheduler; leave it empty for a local cluster",
+        ) from None
     try:
         client.wait_for_workers(1, timeout=timeout_s)
     except TimeoutError:
         client.close()
-        raise ConveyorError(f"the Dask scheduler at {address} has no worker after "
-                            f"{timeout_s:g} s", hint="start workers: dask worker "
-                            f"{address}") from None
+        raise ConveyorError(
+            f"the Dask scheduler at {address} has no worker after {timeout_s:g} s",
+            hint=f"start workers: dask worker {address}",
+        ) from None
     return client
 
 

@@ -32,8 +32,7 @@ class DaskOrchestratorConfig:
     @scheduler.validator
     def _check_scheduler(self, _attribute: Any, value: str) -> None:
         if value and not value.startswith(SCHEMES):
-            raise ValueError(f"scheduler must be an address such as tcp://host:8786, "
-                             f"not {value!r}")
+            raise ValueError(f"scheduler must be an address such as tcp://host:8786, not {value!r}")
 
     @workers.validator
     def _check_workers(self, _attribute: Any, value: int) -> None:

@@ -27,9 +27,14 @@ from conveyor_dask.config import DaskOrchestratorConfig
 def run_killable(task_json: str, root: str, timeout_s: float) -> str:
     """Run one step's JSON form in a child process, killed after ``timeout_s``."""
     try:
-        done = subprocess.run([sys.executable, "-m", "conveyor.runs.worker"],
-                              input=task_json + "\n", capture_output=True, text=True,
-                              cwd=root, timeout=timeout_s)
+        done = subprocess.run(
+            [sys.executable, "-m", "conveyor.runs.worker"],
+            input=task_json + "\n",
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         raise TimeoutError(f"the step was stopped after {timeout_s:g} s") from None
     if done.returncode != 0 or not done.stdout.strip():
@@ -64,8 +69,9 @@ class DaskOrchestrator(Orchestrator):
         if work.timeout_s is None:
             task = self.client.submit(run_task, work.to_json(), key=key, pure=False)
         else:
-            task = self.client.submit(run_killable, work.to_json(), self.root,
-                                      work.timeout_s, key=key, pure=False)
+            task = self.client.submit(
+                run_killable, work.to_json(), self.root, work.timeout_s, key=key, pure=False
+            )
 
         def settle(done: Any) -> None:
             # the wrapper stays pending until the task ends, so core's cancel() at a

@@ -63,8 +63,7 @@ def scratch(app: Any) -> Iterator[str]:
             app.artifacts.delete(info.key)
 
 
-def write_parts(app: Any, frame: pl.DataFrame, prefix: str, parts: int
-                ) -> list[dict[str, Any]]:
+def write_parts(app: Any, frame: pl.DataFrame, prefix: str, parts: int) -> list[dict[str, Any]]:
     """``frame`` as ordered Parquet parts under ``prefix``: ``[{key, sha256, rows}]``."""
     written = []
     for i, (offset, length) in enumerate(bounds(frame.height, parts)):

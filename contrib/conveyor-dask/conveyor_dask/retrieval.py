@@ -21,23 +21,41 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-def join_part(project: dict[str, Any], part: dict[str, Any], features: list[str], *,
-              timestamp: str, as_of: str | None, full_names: bool, out_key: str
-              ) -> dict[str, Any]:
+def join_part(
+    project: dict[str, Any],
+    part: dict[str, Any],
+    features: list[str],
+    *,
+    timestamp: str,
+    as_of: str | None,
+    full_names: bool,
+    out_key: str,
+) -> dict[str, Any]:
     """Join one slice of entity rows on a worker; store the answer and return its key."""
     app = worker_app(project)
     entities = read_part(app, part)
     frame = app.features.get_historical_features(
-        entities, features, timestamp=timestamp, full_names=full_names,
-        as_of=None if as_of is None else datetime.fromisoformat(as_of)).collect()
+        entities,
+        features,
+        timestamp=timestamp,
+        full_names=full_names,
+        as_of=None if as_of is None else datetime.fromisoformat(as_of),
+    ).collect()
     info = app.artifacts.put_table(out_key, frame)
     return {"key": out_key, "sha256": info.sha256, "rows": frame.height}
 
 
-def historical_features(client: Any, app: Any, entities: pl.DataFrame,
-                        features: Sequence[str], *, timestamp: str = "event_timestamp",
-                        as_of: datetime | None = None, full_names: bool = False,
-                        partitions: int = 0) -> pl.DataFrame:
+def historical_features(
+    client: Any,
+    app: Any,
+    entities: pl.DataFrame,
+    features: Sequence[str],
+    *,
+    timestamp: str = "event_timestamp",
+    as_of: datetime | None = None,
+    full_names: bool = False,
+    partitions: int = 0,
+) -> pl.DataFrame:
     """``app.features.get_historical_features(...)``, computed slice by slice on the cluster.
 
     Args:
@@ -51,12 +69,22 @@ def historical_features(client: Any, app: Any, entities: pl.DataFrame,
 
     project = project_of(app)
     with scratch(app) as prefix:
-        parts = write_parts(app, entities, f"{prefix}/entities",
-                            part_count(client, entities.height, partitions))
-        futures = [client.submit(join_part, project, part, list(features), timestamp=timestamp,
-                                 as_of=None if as_of is None else as_of.isoformat(),
-                                 full_names=full_names, pure=False,
-                                 out_key=f"{prefix}/joined/part-{i:05d}.parquet")
-                   for i, part in enumerate(parts)]
+        parts = write_parts(
+            app, entities, f"{prefix}/entities", part_count(client, entities.height, partitions)
+        )
+        futures = [
+            client.submit(
+                join_part,
+                project,
+                part,
+                list(features),
+                timestamp=timestamp,
+                as_of=None if as_of is None else as_of.isoformat(),
+                full_names=full_names,
+                pure=False,
+                out_key=f"{prefix}/joined/part-{i:05d}.parquet",
+            )
+            for i, part in enumerate(parts)
+        ]
         answers = client.gather(futures)
         return pl.concat([read_part(app, answer) for answer in answers], how="vertical")

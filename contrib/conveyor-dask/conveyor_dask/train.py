@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from conveyor.ml.train import TrainConfig, TrainedModel
 
 
-def encode_part(project: dict[str, Any], part: dict[str, Any], signature_json: str,
-                label: str) -> tuple[np.ndarray, np.ndarray]:
+def encode_part(
+    project: dict[str, Any], part: dict[str, Any], signature_json: str, label: str
+) -> tuple[np.ndarray, np.ndarray]:
     """One part as the booster sees it: (feature matrix, label), on a worker."""
     import polars as pl
 
@@ -39,12 +40,12 @@ def encode_part(project: dict[str, Any], part: dict[str, Any], signature_json: s
 
     frame = read_part(worker_app(project), part)
     signature = Signature.from_json(signature_json)
-    return (feature_matrix(frame, signature),
-            frame.get_column(label).cast(pl.Float64).to_numpy())
+    return (feature_matrix(frame, signature), frame.get_column(label).cast(pl.Float64).to_numpy())
 
 
-def _dask_arrays(project: dict[str, Any], parts: list[dict[str, Any]], signature: Any,
-                 label: str) -> tuple[Any, Any]:
+def _dask_arrays(
+    project: dict[str, Any], parts: list[dict[str, Any]], signature: Any, label: str
+) -> tuple[Any, Any]:
     import dask
     import dask.array as da
     import numpy as np
@@ -67,8 +68,9 @@ def _first_metric(objective: str, raw: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((raw - y) ** 2))
 
 
-def best_iteration(booster: Any, x: np.ndarray, y: np.ndarray, *, objective: str,
-                   patience: int) -> tuple[int, list[float]]:
+def best_iteration(
+    booster: Any, x: np.ndarray, y: np.ndarray, *, objective: str, patience: int
+) -> tuple[int, list[float]]:
     """The iteration LightGBM's early stopping would keep, and the metric per iteration."""
     import numpy as np
 
@@ -86,10 +88,15 @@ def best_iteration(booster: Any, x: np.ndarray, y: np.ndarray, *, objective: str
     return max(best, 1), history
 
 
-def train_distributed(client: Any, app: Any, train_frame: pl.DataFrame,
-                      validation_frame: pl.DataFrame | None = None,
-                      config: TrainConfig | None = None, *, partitions: int = 0
-                      ) -> TrainedModel:
+def train_distributed(
+    client: Any,
+    app: Any,
+    train_frame: pl.DataFrame,
+    validation_frame: pl.DataFrame | None = None,
+    config: TrainConfig | None = None,
+    *,
+    partitions: int = 0,
+) -> TrainedModel:
     """Train across the cluster ``client`` reaches; the model single-machine training makes.
 
     Args:
@@ -113,27 +120,30 @@ def train_distributed(client: Any, app: Any, train_frame: pl.DataFrame,
         Predictor(signature).validate(validation_frame)
     params = config.lgb_params()
     fit_params = {k: v for k, v in params.items() if k not in ("metric",)}
-    model_class = lgb.DaskLGBMClassifier if config.objective == "binary" \
-        else lgb.DaskLGBMRegressor
+    model_class = lgb.DaskLGBMClassifier if config.objective == "binary" else lgb.DaskLGBMRegressor
     categorical = [i for i, f in enumerate(signature.features) if f.categories is not None]
     with scratch(app) as prefix:
-        parts = write_parts(app, train_frame, f"{prefix}/train",
-                            part_count(client, train_frame.height, partitions))
+        parts = write_parts(
+            app, train_frame, f"{prefix}/train", part_count(client, train_frame.height, partitions)
+        )
         x, y = _dask_arrays(project_of(app), parts, signature, config.label)
         if config.objective == "binary":
             y = y.astype("int64")
-        estimator = model_class(client=client, n_estimators=config.num_boost_round,
-                                **fit_params)
+        estimator = model_class(client=client, n_estimators=config.num_boost_round, **fit_params)
         with client.as_current():  # lightgbm.dask waits on the current client's futures
-            estimator.fit(x, y, feature_name=list(signature.names),
-                          categorical_feature=categorical or "auto")
+            estimator.fit(
+                x, y, feature_name=list(signature.names), categorical_feature=categorical or "auto"
+            )
     booster = estimator.booster_
     best, history = booster.current_iteration(), []
     if validation_frame is not None and config.early_stopping_rounds:
         best, history = best_iteration(
-            booster, feature_matrix(validation_frame, signature),
+            booster,
+            feature_matrix(validation_frame, signature),
             validation_frame.get_column(config.label).cast(float).to_numpy(),
-            objective=config.objective, patience=config.early_stopping_rounds)
+            objective=config.objective,
+            patience=config.early_stopping_rounds,
+        )
     text = booster.model_to_string(num_iteration=best)
     model = TrainedModel.from_text(text, signature, best_iteration=best, params=params)
     metric = "binary_logloss" if config.objective == "binary" else "l2"

@@ -31,11 +31,17 @@ DISTRIBUTED_ROWS = 1_000_000
 
 
 @step
-def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: dict, *,
-                       features: list, label: str = "label",
-                       timestamp: str = "event_timestamp",
-                       distributed_rows: int = DISTRIBUTED_ROWS,
-                       partitions: int = 0) -> pl.DataFrame:
+def build_training_set(
+    ctx: StepContext,
+    data: pl.DataFrame,
+    ingested: dict,
+    *,
+    features: list,
+    label: str = "label",
+    timestamp: str = "event_timestamp",
+    distributed_rows: int = DISTRIBUTED_ROWS,
+    partitions: int = 0,
+) -> pl.DataFrame:
     """Labels joined point-in-time correct with the feature views, on the cluster if big."""
     if data.height >= distributed_rows:
         from conveyor_dask.retrieval import historical_features
@@ -44,19 +50,31 @@ def build_training_set(ctx: StepContext, data: pl.DataFrame, ingested: dict, *,
             if client is not None:
                 store = ctx.app.features
                 keys = list(store.get_view(ingested["view"]).join_keys)
-                frame = historical_features(client, ctx.app,
-                                            data.select([*keys, timestamp, label]), features,
-                                            timestamp=timestamp, partitions=partitions)
+                frame = historical_features(
+                    client,
+                    ctx.app,
+                    data.select([*keys, timestamp, label]),
+                    features,
+                    timestamp=timestamp,
+                    partitions=partitions,
+                )
                 ctx.log_metrics({"training_rows": frame.height, "distributed": 1.0})
                 return frame
-    return _core_training_set.fn(ctx, data, ingested, features=features, label=label,
-                                 timestamp=timestamp)
+    return _core_training_set.fn(
+        ctx, data, ingested, features=features, label=label, timestamp=timestamp
+    )
 
 
 @step
-def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame, *,
-                params: dict | None = None, distributed_rows: int = DISTRIBUTED_ROWS,
-                partitions: int = 0) -> TrainedModel:
+def train_model(
+    ctx: StepContext,
+    train: pl.DataFrame,
+    validation: pl.DataFrame,
+    *,
+    params: dict | None = None,
+    distributed_rows: int = DISTRIBUTED_ROWS,
+    partitions: int = 0,
+) -> TrainedModel:
     """LightGBM with early stopping on the validation part; across the cluster if big."""
     if train.height >= distributed_rows:
         from conveyor.ml.train import TrainConfig
@@ -64,10 +82,12 @@ def train_model(ctx: StepContext, train: pl.DataFrame, validation: pl.DataFrame,
 
         with cluster_client(ctx.app) as client:
             if client is not None:
-                config = TrainConfig.from_mapping(params or {}, section="train",
-                                                  where="pipeline parameters")
-                model = train_distributed(client, ctx.app, train, validation, config,
-                                          partitions=partitions)
+                config = TrainConfig.from_mapping(
+                    params or {}, section="train", where="pipeline parameters"
+                )
+                model = train_distributed(
+                    client, ctx.app, train, validation, config, partitions=partitions
+                )
                 ctx.log_metrics({"best_iteration": model.best_iteration, "distributed": 1.0})
                 return model
     return _core_train_model.fn(ctx, train, validation, params=params)

@@ -42,8 +42,7 @@ def configure() -> Any:
 @pytest.fixture
 def dask_toml(scheduler: str) -> str:
     """``[orchestrator]`` selecting the module's cluster."""
-    return (f'[orchestrator]\nbackend = "dask"\nscheduler = "{scheduler}"\n'
-            "connect_timeout_s = 20\n")
+    return f'[orchestrator]\nbackend = "dask"\nscheduler = "{scheduler}"\nconnect_timeout_s = 20\n'
 
 
 @pytest.fixture

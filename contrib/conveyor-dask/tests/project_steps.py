@@ -15,8 +15,12 @@ from conveyor.ml.data import generate
 from conveyor.ml.split import split_by_time
 from conveyor.pipeline import pipeline, step
 
-TRAINING = {"num_boost_round": 120, "learning_rate": 0.1, "early_stopping_rounds": 20,
-            "key": ["entity_id", "event_timestamp"]}
+TRAINING = {
+    "num_boost_round": 120,
+    "learning_rate": 0.1,
+    "early_stopping_rounds": 20,
+    "key": ["entity_id", "event_timestamp"],
+}
 
 
 @step(cache=False, retries=1, backoff_s=0.1)
@@ -36,8 +40,9 @@ def killed_worker():
 
 @step(outputs=("train", "validation", "holdout"))
 def three_parts(seed: int) -> tuple:
-    parts = split_by_time(generate(12_000, seed=seed), timestamp="event_timestamp",
-                          fractions=(0.7, 0.15, 0.15))
+    parts = split_by_time(
+        generate(12_000, seed=seed), timestamp="event_timestamp", fractions=(0.7, 0.15, 0.15)
+    )
     return parts.train, parts.validation, parts.holdout
 
 

@@ -53,21 +53,24 @@ def test_a_worker_killed_mid_step_is_retried_by_core_and_recorded(dask_app, proj
 # -- configuration -----------------------------------------------------------------------
 
 
-def test_a_scheduler_that_is_not_an_address_is_a_config_error(conveyor_app, dask_plugin,
-                                                               configure):
-    app = configure(conveyor_app, '[orchestrator]\nbackend = "dask"\n'
-                                  'scheduler = "localhost:8786"\n')
+def test_a_scheduler_that_is_not_an_address_is_a_config_error(conveyor_app, dask_plugin, configure):
+    app = configure(
+        conveyor_app, '[orchestrator]\nbackend = "dask"\nscheduler = "localhost:8786"\n'
+    )
     with pytest.raises(ConfigError, match="tcp://host:8786"):
         _ = app.orchestrator
 
 
-def test_an_unreachable_scheduler_names_the_address_and_the_fix(conveyor_app, dask_plugin,
-                                                                configure):
+def test_an_unreachable_scheduler_names_the_address_and_the_fix(
+    conveyor_app, dask_plugin, configure
+):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-    app = configure(conveyor_app, f'[orchestrator]\nbackend = "dask"\nscheduler = "{address}"\n'
-                                  "connect_timeout_s = 1\n")
+    app = configure(
+        conveyor_app,
+        f'[orchestrator]\nbackend = "dask"\nscheduler = "{address}"\nconnect_timeout_s = 1\n',
+    )
     with pytest.raises(ConveyorError) as caught:
         _ = app.orchestrator
     assert address in caught.value.message

@@ -25,10 +25,14 @@ def recorded(project):
     try:
         (run_summary,) = app.metadata.list_runs()[:1]
         execution = app.metadata.get_run(run_summary.id)
-        steps = {s.name: {"cache_key": s.cache_key,
-                          "inputs": {k: v.fingerprint for k, v in s.inputs.items()},
-                          "outputs": {k: v.fingerprint for k, v in s.outputs.items()}}
-                 for s in execution.steps}
+        steps = {
+            s.name: {
+                "cache_key": s.cache_key,
+                "inputs": {k: v.fingerprint for k, v in s.inputs.items()},
+                "outputs": {k: v.fingerprint for k, v in s.outputs.items()},
+            }
+            for s in execution.steps
+        }
         verdict = app.registry.validations("proj", 1)[-1]
         return steps, (verdict.passed, verdict.summary, app.registry.get("proj", 1).sha256)
     finally:
@@ -36,7 +40,8 @@ def recorded(project):
 
 
 def test_the_scaffolded_project_runs_on_the_cluster_as_it_does_locally(
-        cli, tmp_path, monkeypatch, dask_plugin, dask_toml):
+    cli, tmp_path, monkeypatch, dask_plugin, dask_toml
+):
     projects = {}
     for where in ("local", "cluster"):
         monkeypatch.chdir(tmp_path)

@@ -12,14 +12,19 @@ from conveyor.ml.split import split_by_time
 from conveyor.ml.train import TrainConfig, train
 from conveyor.runs import run_pipeline
 
-CONFIG = {"num_boost_round": 120, "learning_rate": 0.1, "early_stopping_rounds": 20,
-          "key": ["entity_id", "event_timestamp"]}
+CONFIG = {
+    "num_boost_round": 120,
+    "learning_rate": 0.1,
+    "early_stopping_rounds": 20,
+    "key": ["entity_id", "event_timestamp"],
+}
 
 
 @pytest.fixture(scope="module")
 def parts():
-    return split_by_time(generate(20_000, seed=3), timestamp="event_timestamp",
-                         fractions=(0.7, 0.15, 0.15))
+    return split_by_time(
+        generate(20_000, seed=3), timestamp="event_timestamp", fractions=(0.7, 0.15, 0.15)
+    )
 
 
 @pytest.fixture
@@ -35,8 +40,9 @@ def test_distributed_training_matches_one_machine(client, conveyor_app, parts):
 
     config = TrainConfig.from_mapping(CONFIG)
     single = train(parts.train, parts.validation, config)
-    spread = train_distributed(client, conveyor_app, parts.train, parts.validation, config,
-                               partitions=3)
+    spread = train_distributed(
+        client, conveyor_app, parts.train, parts.validation, config, partitions=3
+    )
     assert spread.signature == single.signature
     assert spread.model_text.startswith("tree\n")
     assert spread.sha256 == hashlib.sha256(spread.model_text.encode()).hexdigest()
@@ -49,8 +55,9 @@ def test_distributed_training_matches_one_machine(client, conveyor_app, parts):
     assert not list(conveyor_app.artifacts.list("scratch/")), "the parts were left behind"
 
 
-def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask_app,
-                                                                          project_steps):
+def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(
+    dask_app, project_steps
+):
     result = run_pipeline(dask_app, project_steps.big_training)
     assert result.ok, result.error
     run = dask_app.metadata.get_run(result.run_id)
@@ -59,10 +66,12 @@ def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(dask
     model = result.output("train_model")
     assert model.signature.label == "label"
 
-    below = run_pipeline(dask_app, project_steps.big_training,
-                         parameters={"distributed_rows": 10**9})
+    below = run_pipeline(
+        dask_app, project_steps.big_training, parameters={"distributed_rows": 10**9}
+    )
     assert below.ok, below.error
-    (execution,) = [s for s in dask_app.metadata.get_run(below.run_id).steps
-                    if s.name == "train_model"]
+    (execution,) = [
+        s for s in dask_app.metadata.get_run(below.run_id).steps if s.name == "train_model"
+    ]
     assert "distributed" not in execution.metrics
     assert below.output("train_model").signature == model.signature

@@ -21,17 +21,27 @@ EXTRAS = ("conveyor-postgres",)
 
 @hookimpl
 def register_metadata_stores(register: Any) -> None:
-    register("postgresql", factory="conveyor_postgres.metadata:PostgresMetadataStore",
-             config_class=PostgresMetadataStoreConfig, schemes=SCHEMES, extras=EXTRAS,
-             description="PostgreSQL (connection pool, versioned migrations)")
+    register(
+        "postgresql",
+        factory="conveyor_postgres.metadata:PostgresMetadataStore",
+        config_class=PostgresMetadataStoreConfig,
+        schemes=SCHEMES,
+        extras=EXTRAS,
+        description="PostgreSQL (connection pool, versioned migrations)",
+    )
 
 
 @hookimpl
 def register_model_registries(register: Any) -> None:
-    register("postgresql", factory="conveyor_postgres.registry:PostgresRegistryBackend",
-             config_class=PostgresModelRegistryConfig, schemes=SCHEMES, extras=EXTRAS,
-             description="PostgreSQL (row-locked version allocation and alias moves, "
-             "LISTEN/NOTIFY change feed)")
+    register(
+        "postgresql",
+        factory="conveyor_postgres.registry:PostgresRegistryBackend",
+        config_class=PostgresModelRegistryConfig,
+        schemes=SCHEMES,
+        extras=EXTRAS,
+        description="PostgreSQL (row-locked version allocation and alias moves, "
+        "LISTEN/NOTIFY change feed)",
+    )
 
 
 @hookimpl

@@ -14,8 +14,9 @@ _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 def _check_url(_instance: Any, _attribute: Any, value: str) -> None:
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in SCHEMES or not rest:
-        raise ValueError(f"{value!r} is not a PostgreSQL URL: write "
-                         "postgresql://user@host:5432/database")
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL URL: write postgresql://user@host:5432/database"
+        )
 
 
 def _check_schema(_instance: Any, _attribute: Any, value: str) -> None:

@@ -49,8 +49,11 @@ class DatabaseUnavailableError(ConveyorError):
 def migrations(package: str = PACKAGE) -> list[tuple[int, str, str]]:
     """``(number, file name, sql)`` of every migration in ``package``'s ``migrations/``."""
     folder = resources.files(package).joinpath("migrations")
-    found = sorted((int(m.group(1)), entry.name, entry.read_text("utf-8"))
-                   for entry in folder.iterdir() if (m := _MIGRATION.match(entry.name)))
+    found = sorted(
+        (int(m.group(1)), entry.name, entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if (m := _MIGRATION.match(entry.name))
+    )
     numbers = [n for n, _, _ in found]
     if numbers != list(range(1, len(numbers) + 1)):
         raise RuntimeError(f"migrations in {package} are not numbered 1..N: {numbers}")
@@ -74,11 +77,19 @@ class Database:
         schema: the schema holding the tables (created on first use).
     """
 
-    def __init__(self, url: str, *, schema: str = "public", pool_size: int = 4,
-                 connect_timeout_s: float = 10.0, lock_timeout_s: float = 30.0,
-                 package: str = PACKAGE) -> None:
-        self.url = "postgresql://" + url.split("://", 1)[1] if url.startswith(
-            "postgres://") else url
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 4,
+        connect_timeout_s: float = 10.0,
+        lock_timeout_s: float = 30.0,
+        package: str = PACKAGE,
+    ) -> None:
+        self.url = (
+            "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
+        )
         self.schema = schema
         self.pool_size = pool_size
         self.connect_timeout_s = connect_timeout_s
@@ -110,8 +121,9 @@ class Database:
         import psycopg
 
         try:
-            conn = psycopg.connect(self.url, autocommit=True,
-                                   connect_timeout=max(1, int(self.connect_timeout_s)))
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s))
+            )
         except psycopg.OperationalError as exc:
             raise self._unavailable(exc) from None
         self._configure(conn)
@@ -121,15 +133,23 @@ class Database:
         return DatabaseUnavailableError(
             f"cannot connect to PostgreSQL at {redact(self.url)}: {str(exc).strip()}",
             hint="check the server is running and the url (host, port, database, user) "
-            "in [metadata_store] / [model_registry]")
+            "in [metadata_store] / [model_registry]",
+        )
 
     def _open(self) -> ConnectionPool:
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
-        pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_size, open=False,
-                              kwargs={"autocommit": True}, configure=self._configure,
-                              timeout=self.connect_timeout_s, name=f"conveyor:{self.schema}")
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            timeout=self.connect_timeout_s,
+            name=f"conveyor:{self.schema}",
+        )
         try:
             pool.open(wait=True, timeout=self.connect_timeout_s)
         except (PoolTimeout, psycopg.OperationalError) as exc:
@@ -149,23 +169,30 @@ class Database:
             if self._version(conn) == latest:
                 return
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                             (f"conveyor-migrate:{self.schema}",))
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    (f"conveyor-migrate:{self.schema}",),
+                )
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
-                conn.execute("CREATE TABLE IF NOT EXISTS conveyor_schema "
-                             "(one boolean PRIMARY KEY DEFAULT true CHECK (one), "
-                             "version integer NOT NULL)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS conveyor_schema "
+                    "(one boolean PRIMARY KEY DEFAULT true CHECK (one), "
+                    "version integer NOT NULL)"
+                )
                 current = self._version(conn)
                 if current > latest:
                     raise ConfigError(
                         f"the PostgreSQL schema {self.schema!r} is at version {current}, "
                         f"newer than this conveyor-postgres ({latest})",
-                        hint="upgrade conveyor-postgres")
+                        hint="upgrade conveyor-postgres",
+                    )
                 for number, _name, sql in found[current:]:
                     conn.execute(sql)
-                    conn.execute("INSERT INTO conveyor_schema (one, version) VALUES (true, %s) "
-                                 "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
-                                 (number,))
+                    conn.execute(
+                        "INSERT INTO conveyor_schema (one, version) VALUES (true, %s) "
+                        "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+                        (number,),
+                    )
 
     @staticmethod
     def _version(conn: psycopg.Connection) -> int:
@@ -186,14 +213,16 @@ class Database:
 
     # -- transactions ------------------------------------------------------------------
 
-    def write(self, fn: Callable[[psycopg.Connection], T], *,
-              retry_conflicts: bool = False) -> T:
+    def write(self, fn: Callable[[psycopg.Connection], T], *, retry_conflicts: bool = False) -> T:
         """Run ``fn(conn)`` in one transaction; roll back and retry transient failures."""
         import psycopg
         from psycopg import errors
 
         retryable: tuple[type[BaseException], ...] = (
-            errors.SerializationFailure, errors.DeadlockDetected, errors.LockNotAvailable)
+            errors.SerializationFailure,
+            errors.DeadlockDetected,
+            errors.LockNotAvailable,
+        )
         if retry_conflicts:
             retryable += (errors.UniqueViolation,)
         for attempt in range(MAX_ATTEMPTS):
@@ -206,7 +235,8 @@ class Database:
                         f"a PostgreSQL write kept failing after {MAX_ATTEMPTS} attempts: "
                         f"{str(exc).strip()}",
                         hint="another writer holds the rows for long: retry, or raise "
-                        "lock_timeout_s") from exc
+                        "lock_timeout_s",
+                    ) from exc
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
             except psycopg.OperationalError as exc:
                 raise self._unavailable(exc) from None

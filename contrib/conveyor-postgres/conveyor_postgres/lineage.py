@@ -35,43 +35,61 @@ def write_model(conn: psycopg.Connection, record: ModelRecord) -> None:
     conn.execute(
         "INSERT INTO lineage_models (name, version, artifact_id, artifact_uri, sha256, run_id, "
         "created) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name, version) DO NOTHING",
-        (record.model, record.version, aid, record.artifact_uri, record.sha256,
-         record.run_id, at))
+        (record.model, record.version, aid, record.artifact_uri, record.sha256, record.run_id, at),
+    )
     for ref in record.datasets:
         daid = insert_artifact(conn, ref.uri, ref.fingerprint, kind="dataset", at=at)
         conn.execute(
             "INSERT INTO lineage_model_datasets (name, version, artifact_id, role, start, "
-            "\"end\") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (record.model, record.version, daid, ref.role, ref.start, ref.end))
+            '"end") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING',
+            (record.model, record.version, daid, ref.role, ref.start, ref.end),
+        )
     for position, use in enumerate(record.features):
         conn.execute(
             "INSERT INTO lineage_model_features (name, version, view, view_version, features, "
             "position) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (record.model, record.version, use.view, int(use.version),
-             json.dumps(list(use.features)), position))
+            (
+                record.model,
+                record.version,
+                use.view,
+                int(use.version),
+                json.dumps(list(use.features)),
+                position,
+            ),
+        )
 
 
-def read_model_features(conn: psycopg.Connection, model: str, version: int
-                        ) -> tuple[FeatureViewUse, ...]:
+def read_model_features(
+    conn: psycopg.Connection, model: str, version: int
+) -> tuple[FeatureViewUse, ...]:
     """The feature views a recorded model version trained on, in recorded order."""
-    known = conn.execute("SELECT 1 FROM lineage_models WHERE name = %s AND version = %s",
-                         (model, int(version))).fetchone()
+    known = conn.execute(
+        "SELECT 1 FROM lineage_models WHERE name = %s AND version = %s", (model, int(version))
+    ).fetchone()
     if known is None:
         raise NotFoundError(f"model {model!r} version {version} is not recorded in lineage")
-    rows = conn.execute("SELECT view, view_version, features FROM lineage_model_features "
-                        "WHERE name = %s AND version = %s ORDER BY position",
-                        (model, int(version))).fetchall()
-    return tuple(FeatureViewUse(view=r[0], version=r[1], features=json.loads(r[2]))
-                 for r in rows)
+    rows = conn.execute(
+        "SELECT view, view_version, features FROM lineage_model_features "
+        "WHERE name = %s AND version = %s ORDER BY position",
+        (model, int(version)),
+    ).fetchall()
+    return tuple(FeatureViewUse(view=r[0], version=r[1], features=json.loads(r[2])) for r in rows)
 
 
-def traverse(conn: psycopg.Connection, node: str, *, direction: Direction, depth: int,
-             max_nodes: int, resolve_run: Callable[[psycopg.Connection, str], str]
-             ) -> LineageGraph:
+def traverse(
+    conn: psycopg.Connection,
+    node: str,
+    *,
+    direction: Direction,
+    depth: int,
+    max_nodes: int,
+    resolve_run: Callable[[psycopg.Connection, str], str],
+) -> LineageGraph:
     """The lineage graph around ``node``, read inside the caller's read transaction."""
     if direction not in ("upstream", "downstream"):
-        raise ConveyorError(f"unknown lineage direction {direction!r}",
-                            hint="use 'upstream' or 'downstream'")
+        raise ConveyorError(
+            f"unknown lineage direction {direction!r}", hint="use 'upstream' or 'downstream'"
+        )
     try:
         kind, _ = parse_node(node)
     except ValueError as exc:
@@ -97,8 +115,8 @@ def traverse(conn: psycopg.Connection, node: str, *, direction: Direction, depth
                     continue
                 described = _describe(conn, other)
                 nodes[other] = described or LineageNode(
-                    id=other, kind=other.split(":", 1)[0], label=other,
-                    attributes={"missing": True})
+                    id=other, kind=other.split(":", 1)[0], label=other, attributes={"missing": True}
+                )
                 if expand:
                     following.append(other)
         frontier = following
@@ -107,44 +125,63 @@ def traverse(conn: psycopg.Connection, node: str, *, direction: Direction, depth
     else:
         truncated = truncated or bool(frontier)
     kept = tuple(e for e in edges.values() if e.src in nodes and e.dst in nodes)
-    return LineageGraph(root=node, direction=direction, nodes=nodes, edges=kept,
-                        truncated=truncated)
+    return LineageGraph(
+        root=node, direction=direction, nodes=nodes, edges=kept, truncated=truncated
+    )
 
 
-def _neighbours(conn: psycopg.Connection, node: str, direction: str
-                ) -> list[tuple[LineageEdge, str, bool]]:
+def _neighbours(
+    conn: psycopg.Connection, node: str, direction: str
+) -> list[tuple[LineageEdge, str, bool]]:
     """``(edge, other node, expand it?)`` for each edge of ``node`` in ``direction``."""
     kind, key = node.split(":", 1)
     up = direction == "upstream"
     found: list[tuple[LineageEdge, str, bool]] = []
 
     def add(src: str, dst: str, relation: str, expand: bool = True) -> None:
-        found.append((LineageEdge(src=src, dst=dst, relation=relation),
-                      src if src != node else dst, expand))
+        found.append(
+            (LineageEdge(src=src, dst=dst, relation=relation), src if src != node else dst, expand)
+        )
 
     def rows(sql: str, *args: object) -> list[tuple[object, ...]]:
         return conn.execute(sql, args).fetchall()
 
     if kind == "artifact":
         if up:
-            for (sid,) in rows("SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
-                               "AND direction = 'output' ORDER BY step_id", key):
+            for (sid,) in rows(
+                "SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
+                "AND direction = 'output' ORDER BY step_id",
+                key,
+            ):
                 add(f"step:{sid}", node, "output")
         else:
-            for (sid,) in rows("SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
-                               "AND direction = 'input' ORDER BY step_id", key):
+            for (sid,) in rows(
+                "SELECT step_id FROM step_artifacts WHERE artifact_id = %s "
+                "AND direction = 'input' ORDER BY step_id",
+                key,
+            ):
                 add(node, f"step:{sid}", "input")
-            for name, version in rows("SELECT name, version FROM lineage_models "
-                                      "WHERE artifact_id = %s ORDER BY name, version", key):
+            for name, version in rows(
+                "SELECT name, version FROM lineage_models "
+                "WHERE artifact_id = %s ORDER BY name, version",
+                key,
+            ):
                 add(node, f"model:{name}:{version}", "registered_as")
-            for name, version in rows("SELECT DISTINCT name, version FROM "
-                                      "lineage_model_datasets WHERE artifact_id = %s "
-                                      "ORDER BY name, version", key):
+            for name, version in rows(
+                "SELECT DISTINCT name, version FROM "
+                "lineage_model_datasets WHERE artifact_id = %s "
+                "ORDER BY name, version",
+                key,
+            ):
                 add(node, f"model:{name}:{version}", "trained_on")
     elif kind == "step":
         wanted = "input" if up else "output"
-        for (aid,) in rows("SELECT artifact_id FROM step_artifacts WHERE step_id = %s "
-                           "AND direction = %s ORDER BY name", key, wanted):
+        for (aid,) in rows(
+            "SELECT artifact_id FROM step_artifacts WHERE step_id = %s "
+            "AND direction = %s ORDER BY name",
+            key,
+            wanted,
+        ):
             if up:
                 add(f"artifact:{aid}", node, "input")
             else:
@@ -157,40 +194,51 @@ def _neighbours(conn: psycopg.Connection, node: str, direction: str
         for (sid,) in rows("SELECT id FROM steps WHERE run_id = %s ORDER BY started, seq", key):
             add(node, f"step:{sid}", "contains")
         if up:
-            row = conn.execute("SELECT trigger_event FROM runs WHERE id = %s",
-                               (key,)).fetchone()
+            row = conn.execute("SELECT trigger_event FROM runs WHERE id = %s", (key,)).fetchone()
             if row is not None and row[0] is not None:
                 add(f"trigger:{row[0]}", node, "triggered")
         else:
-            for name, version in rows("SELECT name, version FROM lineage_models "
-                                      "WHERE run_id = %s ORDER BY name, version", key):
+            for name, version in rows(
+                "SELECT name, version FROM lineage_models WHERE run_id = %s ORDER BY name, version",
+                key,
+            ):
                 add(node, f"model:{name}:{version}", "produced")
     elif kind == "trigger":
         if not up:
-            for (rid,) in rows("SELECT id FROM runs WHERE trigger_event = %s ORDER BY seq",
-                               key):
+            for (rid,) in rows("SELECT id FROM runs WHERE trigger_event = %s ORDER BY seq", key):
                 add(node, f"run:{rid}", "triggered")
     elif kind == "model" and up:
         name, _, version = key.rpartition(":")
-        row = conn.execute("SELECT artifact_id, run_id FROM lineage_models WHERE name = %s "
-                           "AND version = %s", (name, _int(version))).fetchone()
+        row = conn.execute(
+            "SELECT artifact_id, run_id FROM lineage_models WHERE name = %s AND version = %s",
+            (name, _int(version)),
+        ).fetchone()
         if row is not None:
             add(f"artifact:{row[0]}", node, "registered_as")
             if row[1]:
                 add(f"run:{row[1]}", node, "produced")
-            for (aid,) in rows("SELECT artifact_id FROM lineage_model_datasets WHERE "
-                               "name = %s AND version = %s ORDER BY role, artifact_id",
-                               name, _int(version)):
+            for (aid,) in rows(
+                "SELECT artifact_id FROM lineage_model_datasets WHERE "
+                "name = %s AND version = %s ORDER BY role, artifact_id",
+                name,
+                _int(version),
+            ):
                 add(f"artifact:{aid}", node, "trained_on")
             for view, view_version in rows(
-                    "SELECT view, view_version FROM lineage_model_features WHERE name = %s "
-                    "AND version = %s ORDER BY position", name, _int(version)):
+                "SELECT view, view_version FROM lineage_model_features WHERE name = %s "
+                "AND version = %s ORDER BY position",
+                name,
+                _int(version),
+            ):
                 add(f"feature_view:{view}:{view_version}", node, "definition")
     elif kind == "feature_view" and not up:
         view, _, version = key.rpartition(":")
         for name, model_version in rows(
-                "SELECT name, version FROM lineage_model_features WHERE view = %s AND "
-                "view_version = %s ORDER BY name, version", view, _int(version)):
+            "SELECT name, version FROM lineage_model_features WHERE view = %s AND "
+            "view_version = %s ORDER BY name, version",
+            view,
+            _int(version),
+        ):
             add(node, f"model:{name}:{model_version}", "definition")
     return found
 
@@ -206,47 +254,78 @@ def _describe(conn: psycopg.Connection, node: str) -> LineageNode | None:
     """The node's label and attributes, or ``None`` when nothing is recorded for it."""
     kind, key = node.split(":", 1)
     if kind == "artifact":
-        row = conn.execute("SELECT uri, fingerprint, kind FROM artifacts WHERE id = %s",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
-            "uri": row[0], "fingerprint": row[1], "artifact_kind": row[2]})
+        row = conn.execute(
+            "SELECT uri, fingerprint, kind FROM artifacts WHERE id = %s", (key,)
+        ).fetchone()
+        return row and LineageNode(
+            id=node,
+            kind=kind,
+            label=row[0],
+            attributes={"uri": row[0], "fingerprint": row[1], "artifact_kind": row[2]},
+        )
     if kind == "step":
-        row = conn.execute("SELECT name, status, run_id, cache_hit FROM steps WHERE id = %s",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0], attributes={
-            "status": row[1], "run_id": row[2], "cache_hit": bool(row[3])})
+        row = conn.execute(
+            "SELECT name, status, run_id, cache_hit FROM steps WHERE id = %s", (key,)
+        ).fetchone()
+        return row and LineageNode(
+            id=node,
+            kind=kind,
+            label=row[0],
+            attributes={"status": row[1], "run_id": row[2], "cache_hit": bool(row[3])},
+        )
     if kind == "run":
-        row = conn.execute("SELECT pipeline, status, started, code_fingerprint, git_commit "
-                           "FROM runs WHERE id = %s", (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=f"{row[0]} {key}",
-                                   attributes={"pipeline": row[0], "status": row[1],
-                                               "started": stamp(row[2]),
-                                               "code_fingerprint": row[3],
-                                               "git_commit": row[4]})
+        row = conn.execute(
+            "SELECT pipeline, status, started, code_fingerprint, git_commit "
+            "FROM runs WHERE id = %s",
+            (key,),
+        ).fetchone()
+        return row and LineageNode(
+            id=node,
+            kind=kind,
+            label=f"{row[0]} {key}",
+            attributes={
+                "pipeline": row[0],
+                "status": row[1],
+                "started": stamp(row[2]),
+                "code_fingerprint": row[3],
+                "git_commit": row[4],
+            },
+        )
     if kind == "trigger":
-        row = conn.execute("SELECT trigger, reason, created FROM trigger_events WHERE id = %s",
-                           (key,)).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=row[0],
-                                   attributes={"reason": row[1], "at": stamp(row[2])})
+        row = conn.execute(
+            "SELECT trigger, reason, created FROM trigger_events WHERE id = %s", (key,)
+        ).fetchone()
+        return row and LineageNode(
+            id=node, kind=kind, label=row[0], attributes={"reason": row[1], "at": stamp(row[2])}
+        )
     if kind == "model":
         name, _, version = key.rpartition(":")
-        row = conn.execute("SELECT artifact_uri, sha256, created FROM lineage_models "
-                           "WHERE name = %s AND version = %s", (name, _int(version))).fetchone()
-        return row and LineageNode(id=node, kind=kind, label=f"{name} v{version}",
-                                   attributes={"artifact_uri": row[0], "sha256": row[1],
-                                               "created": stamp(row[2])})
+        row = conn.execute(
+            "SELECT artifact_uri, sha256, created FROM lineage_models "
+            "WHERE name = %s AND version = %s",
+            (name, _int(version)),
+        ).fetchone()
+        return row and LineageNode(
+            id=node,
+            kind=kind,
+            label=f"{name} v{version}",
+            attributes={"artifact_uri": row[0], "sha256": row[1], "created": stamp(row[2])},
+        )
     if kind == "feature_view":
         view, _, version = key.rpartition(":")
-        used = conn.execute("SELECT 1 FROM lineage_model_features WHERE view = %s AND "
-                            "view_version = %s LIMIT 1", (view, _int(version))).fetchone()
+        used = conn.execute(
+            "SELECT 1 FROM lineage_model_features WHERE view = %s AND view_version = %s LIMIT 1",
+            (view, _int(version)),
+        ).fetchone()
         if used is None:
             return None
         attributes: dict[str, object] = {"view": view, "version": _int(version)}
-        found = conn.execute("SELECT fingerprint, created FROM definitions WHERE kind = "
-                             "'feature_view' AND name = %s AND version = %s",
-                             (view, _int(version))).fetchone()
+        found = conn.execute(
+            "SELECT fingerprint, created FROM definitions WHERE kind = "
+            "'feature_view' AND name = %s AND version = %s",
+            (view, _int(version)),
+        ).fetchone()
         if found is not None:  # the definition itself, when this store holds it
             attributes.update(fingerprint=found[0], created=stamp(found[1]))
-        return LineageNode(id=node, kind=kind, label=f"{view} v{version}",
-                           attributes=attributes)
+        return LineageNode(id=node, kind=kind, label=f"{view} v{version}", attributes=attributes)
     return None

@@ -50,8 +50,10 @@ class MigrationReport:
 def _refuse_non_empty(conn: psycopg.Connection, tables: Sequence[str], what: str) -> None:
     for table in tables:
         if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
-            raise ConveyorError(f"the target {what} is not empty (table {table} has rows)",
-                                hint="migrate into a new schema: --schema NAME")
+            raise ConveyorError(
+                f"the target {what} is not empty (table {table} has rows)",
+                hint="migrate into a new schema: --schema NAME",
+            )
 
 
 def copy_registry(source: RegistryBackend, target: Database) -> dict[str, int]:
@@ -59,17 +61,21 @@ def copy_registry(source: RegistryBackend, target: Database) -> dict[str, int]:
     snapshot = source.audit_snapshot()
     summaries = source.list_models()
     versions = {s.name: source.list_versions(s.name) for s in summaries}
-    verdicts = {(mv.name, mv.version): source.validations(mv.name, mv.version)
-                for vs in versions.values() for mv in vs}
+    verdicts = {
+        (mv.name, mv.version): source.validations(mv.name, mv.version)
+        for vs in versions.values()
+        for mv in vs
+    }
 
     def write(conn: psycopg.Connection) -> None:
         _refuse_non_empty(conn, ("models", "alias_audit"), "registry")
         for summary in summaries:
-            first = versions[summary.name][0].created if versions[summary.name] else \
-                summary.updated
-            conn.execute("INSERT INTO models (name, latest_version, created, updated) "
-                         "VALUES (%s, %s, %s, %s)",
-                         (summary.name, summary.latest_version, first, summary.updated))
+            first = versions[summary.name][0].created if versions[summary.name] else summary.updated
+            conn.execute(
+                "INSERT INTO models (name, latest_version, created, updated) "
+                "VALUES (%s, %s, %s, %s)",
+                (summary.name, summary.latest_version, first, summary.updated),
+            )
             for mv in versions[summary.name]:
                 _insert_version(conn, mv)
         for change in snapshot.changes:
@@ -77,61 +83,124 @@ def copy_registry(source: RegistryBackend, target: Database) -> dict[str, int]:
                 "INSERT INTO alias_audit (id, name, alias, from_version, to_version, action, "
                 "actor, at, reason, forced, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
                 "%s, %s, %s)",
-                (change.id, change.model, change.alias, change.from_version, change.to_version,
-                 change.action, change.actor, change.at, change.reason, change.forced,
-                 dumps(change.evidence)))
+                (
+                    change.id,
+                    change.model,
+                    change.alias,
+                    change.from_version,
+                    change.to_version,
+                    change.action,
+                    change.actor,
+                    change.at,
+                    change.reason,
+                    change.forced,
+                    dumps(change.evidence),
+                ),
+            )
         for (name, alias), (version, audit_id) in sorted(snapshot.holders.items()):
-            conn.execute("INSERT INTO aliases (name, alias, version, audit_id) "
-                         "VALUES (%s, %s, %s, %s)", (name, alias, version, audit_id))
+            conn.execute(
+                "INSERT INTO aliases (name, alias, version, audit_id) VALUES (%s, %s, %s, %s)",
+                (name, alias, version, audit_id),
+            )
         if snapshot.changes:
             last = snapshot.changes[-1]
-            conn.execute("UPDATE audit_clock SET last_id = %s, last_at = %s",
-                         (max(c.id for c in snapshot.changes), last.at))
+            conn.execute(
+                "UPDATE audit_clock SET last_id = %s, last_at = %s",
+                (max(c.id for c in snapshot.changes), last.at),
+            )
         for (name, version), found in sorted(verdicts.items()):
             for verdict in found:
                 conn.execute(
                     "INSERT INTO validations (id, name, version, passed, at, actor, run_id, "
                     "summary, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (verdict.id, name, version, verdict.passed, verdict.at, verdict.actor,
-                     verdict.run_id, verdict.summary, dumps(verdict.details)))
-        conn.execute("SELECT setval(pg_get_serial_sequence('validations', 'id'), "
-                     "coalesce((SELECT max(id) FROM validations), 0) + 1, false)")
+                    (
+                        verdict.id,
+                        name,
+                        version,
+                        verdict.passed,
+                        verdict.at,
+                        verdict.actor,
+                        verdict.run_id,
+                        verdict.summary,
+                        dumps(verdict.details),
+                    ),
+                )
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('validations', 'id'), "
+            "coalesce((SELECT max(id) FROM validations), 0) + 1, false)"
+        )
 
     target.write(write)
-    return {"models": len(summaries), "versions": sum(len(v) for v in versions.values()),
-            "audit_records": len(snapshot.changes)}
+    return {
+        "models": len(summaries),
+        "versions": sum(len(v) for v in versions.values()),
+        "audit_records": len(snapshot.changes),
+    }
 
 
 def _insert_version(conn: psycopg.Connection, mv: ModelVersion) -> None:
     gov = {k: v for k, v in asdict(mv.governance, recurse=False).items() if k != "approvals"}
     gov_json = "{}" if not any(gov.values()) else dumps(gov)
-    aid = insert_artifact(conn, mv.artifact_uri, mv.sha256, kind="model", at=mv.created,
-                          metadata={"model_format": mv.model_format},
-                          table="registry_artifacts")
+    aid = insert_artifact(
+        conn,
+        mv.artifact_uri,
+        mv.sha256,
+        kind="model",
+        at=mv.created,
+        metadata={"model_format": mv.model_format},
+        table="registry_artifacts",
+    )
     conn.execute(
         "INSERT INTO model_versions (name, version, created, created_by, artifact_uri, sha256, "
         "artifact_id, model_format, archived, metrics, params, governance, signature, "
         "profile_uri, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
         "%s, %s)",
-        (mv.name, mv.version, mv.created, mv.created_by, mv.artifact_uri, mv.sha256, aid,
-         mv.model_format, mv.archived, dumps(mv.metrics) if mv.metrics else "{}",
-         dumps(mv.params) if mv.params else "{}", gov_json,
-         dumps(mv.signature.to_dict()) if mv.signature.features else "[]", mv.profile_uri,
-         mv.run_id))
+        (
+            mv.name,
+            mv.version,
+            mv.created,
+            mv.created_by,
+            mv.artifact_uri,
+            mv.sha256,
+            aid,
+            mv.model_format,
+            mv.archived,
+            dumps(mv.metrics) if mv.metrics else "{}",
+            dumps(mv.params) if mv.params else "{}",
+            gov_json,
+            dumps(mv.signature.to_dict()) if mv.signature.features else "[]",
+            mv.profile_uri,
+            mv.run_id,
+        ),
+    )
     for ref in mv.datasets:
-        daid = insert_artifact(conn, ref.uri, ref.fingerprint, kind="dataset", at=mv.created,
-                               table="registry_artifacts")
-        conn.execute("INSERT INTO model_datasets (name, version, artifact_id, role, start, "
-                     "\"end\") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                     (mv.name, mv.version, daid, ref.role, ref.start, ref.end))
+        daid = insert_artifact(
+            conn,
+            ref.uri,
+            ref.fingerprint,
+            kind="dataset",
+            at=mv.created,
+            table="registry_artifacts",
+        )
+        conn.execute(
+            "INSERT INTO model_datasets (name, version, artifact_id, role, start, "
+            '"end") VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING',
+            (mv.name, mv.version, daid, ref.role, ref.start, ref.end),
+        )
     for approval in mv.governance.approvals:
-        conn.execute("INSERT INTO approvals (name, version, by, at, comment) "
-                     "VALUES (%s, %s, %s, %s, %s)",
-                     (mv.name, mv.version, approval.by, approval.at, approval.comment))
+        conn.execute(
+            "INSERT INTO approvals (name, version, by, at, comment) VALUES (%s, %s, %s, %s, %s)",
+            (mv.name, mv.version, approval.by, approval.at, approval.comment),
+        )
 
 
-def copy_metadata(source: MetadataStore, target: Database, *, registry: Any = None,
-                  kinds: Sequence[str] = DEFINITION_KINDS) -> dict[str, int]:
+def copy_metadata(
+    source: MetadataStore,
+    target: Database,
+    *,
+    registry: Any = None,
+    kinds: Sequence[str] = DEFINITION_KINDS,
+) -> dict[str, int]:
     """Copy pipelines, runs, steps, artifacts, metrics, trigger events, definitions and
     model lineage (from ``registry``'s versions) into ``target``."""
     pipelines = source.list_pipelines()
@@ -139,38 +208,68 @@ def copy_metadata(source: MetadataStore, target: Database, *, registry: Any = No
     runs = [source.get_run(r.id) for r in source.search_runs(limit=_ALL)[::-1]]
     metrics = {run.id: source.get_metrics(run.id) for run in runs}
     artifacts = source.find_artifacts(limit=_ALL)[::-1]
-    definitions = [d for kind in kinds for latest in source.list_definitions(kind)
-                   for d in source.definition_history(kind, latest.name)]
+    definitions = [
+        d
+        for kind in kinds
+        for latest in source.list_definitions(kind)
+        for d in source.definition_history(kind, latest.name)
+    ]
     models = [s.name for s in registry.list_models()] if registry is not None else []
-    results = [r for name in models for r in source.list_monitoring_results(
-        model=name, limit=_ALL)[::-1]]
-    records = [ModelRecord(model=mv.name, version=mv.version, artifact_uri=mv.artifact_uri,
-                           sha256=mv.sha256, run_id=mv.run_id, created=mv.created,
-                           datasets=mv.datasets)
-               for summary in (registry.list_models() if registry is not None else [])
-               for mv in registry.list_versions(summary.name)]
+    results = [
+        r for name in models for r in source.list_monitoring_results(model=name, limit=_ALL)[::-1]
+    ]
+    records = [
+        ModelRecord(
+            model=mv.name,
+            version=mv.version,
+            artifact_uri=mv.artifact_uri,
+            sha256=mv.sha256,
+            run_id=mv.run_id,
+            created=mv.created,
+            datasets=mv.datasets,
+        )
+        for summary in (registry.list_models() if registry is not None else [])
+        for mv in registry.list_versions(summary.name)
+    ]
 
     def write(conn: psycopg.Connection) -> None:
-        _refuse_non_empty(conn, ("runs", "artifacts", "trigger_events", "definitions"),
-                          "metadata store")
+        _refuse_non_empty(
+            conn, ("runs", "artifacts", "trigger_events", "definitions"), "metadata store"
+        )
         for p in pipelines:
-            conn.execute("INSERT INTO pipelines (name, code_fingerprint, git_commit, created, "
-                         "updated) VALUES (%s, %s, %s, %s, %s)",
-                         (p.name, p.code_fingerprint, p.git_commit, p.created, p.updated))
+            conn.execute(
+                "INSERT INTO pipelines (name, code_fingerprint, git_commit, created, "
+                "updated) VALUES (%s, %s, %s, %s, %s)",
+                (p.name, p.code_fingerprint, p.git_commit, p.created, p.updated),
+            )
         for e in events:
-            conn.execute("INSERT INTO trigger_events (id, trigger, reason, details, key, fired, "
-                         "created) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                         (e.id, e.trigger, e.reason, dumps(e.details), e.key, e.fired,
-                          e.created))
+            conn.execute(
+                "INSERT INTO trigger_events (id, trigger, reason, details, key, fired, "
+                "created) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (e.id, e.trigger, e.reason, dumps(e.details), e.key, e.fired, e.created),
+            )
         for a in artifacts:
-            conn.execute(INSERT_ARTIFACT, (a.id, a.uri, a.fingerprint, a.kind, a.size,
-                                           a.media_type, dumps(a.metadata), a.created))
+            conn.execute(
+                INSERT_ARTIFACT,
+                (
+                    a.id,
+                    a.uri,
+                    a.fingerprint,
+                    a.kind,
+                    a.size,
+                    a.media_type,
+                    dumps(a.metadata),
+                    a.created,
+                ),
+            )
         for run in runs:
             _insert_run(conn, run, metrics[run.id])
         for d in definitions:
-            conn.execute("INSERT INTO definitions (kind, name, version, spec, fingerprint, "
-                         "created) VALUES (%s, %s, %s, %s, %s, %s)",
-                         (d.kind, d.name, d.version, dumps(d.spec), d.fingerprint, d.created))
+            conn.execute(
+                "INSERT INTO definitions (kind, name, version, spec, fingerprint, "
+                "created) VALUES (%s, %s, %s, %s, %s, %s)",
+                (d.kind, d.name, d.version, dumps(d.spec), d.fingerprint, d.created),
+            )
         for record in records:
             write_model(conn, record)
         for result in results:
@@ -178,40 +277,90 @@ def copy_metadata(source: MetadataStore, target: Database, *, registry: Any = No
                 "INSERT INTO monitoring_results (id, model, version, kind, window_start, "
                 "window_end, rows, scores, breached, details, created) VALUES (%s, %s, %s, %s, "
                 "%s, %s, %s, %s, %s, %s, %s)",
-                (result.id, result.model, result.version, result.kind, result.window_start,
-                 result.window_end, result.rows, dumps(result.scores),
-                 dumps(list(result.breached)), dumps(result.details), result.created))
+                (
+                    result.id,
+                    result.model,
+                    result.version,
+                    result.kind,
+                    result.window_start,
+                    result.window_end,
+                    result.rows,
+                    dumps(result.scores),
+                    dumps(list(result.breached)),
+                    dumps(result.details),
+                    result.created,
+                ),
+            )
 
     target.write(write)
-    return {"runs": len(runs), "steps": sum(len(r.steps) for r in runs),
-            "artifacts": len(artifacts), "metrics": sum(len(m) for m in metrics.values()),
-            "trigger_events": len(events), "definitions": len(definitions),
-            "monitoring_results": len(results)}
+    return {
+        "runs": len(runs),
+        "steps": sum(len(r.steps) for r in runs),
+        "artifacts": len(artifacts),
+        "metrics": sum(len(m) for m in metrics.values()),
+        "trigger_events": len(events),
+        "definitions": len(definitions),
+        "monitoring_results": len(results),
+    }
 
 
 def _insert_run(conn: psycopg.Connection, run: Any, points: Sequence[Any]) -> None:
     conn.execute(
         "INSERT INTO runs (id, pipeline, status, started, ended, parameters, trigger_event, "
         "code_fingerprint, git_commit, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (run.id, run.pipeline, run.status, run.started, run.ended, dumps(run.parameters),
-         run.trigger_event, run.code_fingerprint, run.git_commit, run.error))
+        (
+            run.id,
+            run.pipeline,
+            run.status,
+            run.started,
+            run.ended,
+            dumps(run.parameters),
+            run.trigger_event,
+            run.code_fingerprint,
+            run.git_commit,
+            run.error,
+        ),
+    )
     for step in run.steps:
         conn.execute(
             "INSERT INTO steps (id, run_id, name, status, started, ended, logs_uri, cache_key, "
             "cache_hit, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (step.id, run.id, step.name, step.status, step.started, step.ended, step.logs_uri,
-             step.cache_key, step.cache_hit, step.error))
+            (
+                step.id,
+                run.id,
+                step.name,
+                step.status,
+                step.started,
+                step.ended,
+                step.logs_uri,
+                step.cache_key,
+                step.cache_hit,
+                step.error,
+            ),
+        )
         for direction, refs in (("input", step.inputs), ("output", step.outputs)):
             for label, record in refs.items():
-                conn.execute(INSERT_ARTIFACT, (artifact_id(record.uri, record.fingerprint),
-                                               record.uri, record.fingerprint, record.kind,
-                                               record.size, record.media_type,
-                                               dumps(record.metadata), record.created))
-                conn.execute("INSERT INTO step_artifacts (step_id, direction, name, "
-                             "artifact_id) VALUES (%s, %s, %s, %s)",
-                             (step.id, direction, label, record.id))
+                conn.execute(
+                    INSERT_ARTIFACT,
+                    (
+                        artifact_id(record.uri, record.fingerprint),
+                        record.uri,
+                        record.fingerprint,
+                        record.kind,
+                        record.size,
+                        record.media_type,
+                        dumps(record.metadata),
+                        record.created,
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO step_artifacts (step_id, direction, name, "
+                    "artifact_id) VALUES (%s, %s, %s, %s)",
+                    (step.id, direction, label, record.id),
+                )
     for point in points:
-        conn.execute("INSERT INTO metrics (run_id, step_id, key, value, idx, at) "
-                     "VALUES (%s, %s, %s, %s, %s, %s)",
-                     (run.id, point.step, point.key, finite_or_none(point.value), point.index,
-                      point.at))
+        conn.execute(
+            "INSERT INTO metrics (run_id, step_id, key, value, idx, at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (run.id, point.step, point.key, finite_or_none(point.value), point.index, point.at),
+        )

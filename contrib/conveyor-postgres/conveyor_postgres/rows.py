@@ -53,71 +53,126 @@ def stamp(value: datetime | None) -> str | None:
 
 INSERT_ARTIFACT = (
     "INSERT INTO artifacts (id, uri, fingerprint, kind, size, media_type, metadata, created) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING")
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+)
 
 
-def insert_artifact(conn: psycopg.Connection, uri: str, fingerprint: str, *,
-                    kind: str = "artifact", size: int | None = None,
-                    media_type: str | None = None, metadata: Mapping[str, Any] | None = None,
-                    at: datetime, table: str = "artifacts") -> str:
+def insert_artifact(
+    conn: psycopg.Connection,
+    uri: str,
+    fingerprint: str,
+    *,
+    kind: str = "artifact",
+    size: int | None = None,
+    media_type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    at: datetime,
+    table: str = "artifacts",
+) -> str:
     """Record an artifact inside the caller's transaction (idempotent); returns its id."""
     aid = artifact_id(uri, fingerprint)
     meta = dumps(dict(metadata)) if metadata else "{}"
     if table == "artifacts":
         conn.execute(INSERT_ARTIFACT, (aid, uri, fingerprint, kind, size, media_type, meta, at))
     else:
-        conn.execute("INSERT INTO registry_artifacts (id, uri, fingerprint, kind, metadata, "
-                     "created) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                     (aid, uri, fingerprint, kind, meta, at))
+        conn.execute(
+            "INSERT INTO registry_artifacts (id, uri, fingerprint, kind, metadata, "
+            "created) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (aid, uri, fingerprint, kind, meta, at),
+        )
     return aid
 
 
 # -- row conversion ---------------------------------------------------------------------
 
-RUN_NAMES = ("id", "pipeline", "status", "started", "ended", "parameters", "trigger_event",
-             "code_fingerprint", "git_commit", "error")
+RUN_NAMES = (
+    "id",
+    "pipeline",
+    "status",
+    "started",
+    "ended",
+    "parameters",
+    "trigger_event",
+    "code_fingerprint",
+    "git_commit",
+    "error",
+)
 RUN_COLUMNS = ", ".join(RUN_NAMES)
 RUN_COLUMNS_R = ", ".join(f"r.{c}" for c in RUN_NAMES)
-ARTIFACT_NAMES = ("id", "uri", "fingerprint", "kind", "size", "media_type", "metadata",
-                  "created")
+ARTIFACT_NAMES = ("id", "uri", "fingerprint", "kind", "size", "media_type", "metadata", "created")
 ARTIFACT_COLUMNS = ", ".join(ARTIFACT_NAMES)
 ARTIFACT_COLUMNS_A = ", ".join(f"a.{c}" for c in ARTIFACT_NAMES)
 EVENT_COLUMNS = "id, trigger, reason, details, key, fired, created"
 DEFINITION_COLUMNS = "kind, name, version, spec, fingerprint, created"
 
 
-def run_value(row: Sequence[Any], metrics: dict[str, float],
-              steps: Sequence[StepExecution]) -> Run:
-    return Run(id=row[0], pipeline=row[1], status=row[2], started=row[3], ended=row[4],
-               parameters=loads(row[5]), trigger_event=row[6], code_fingerprint=row[7],
-               git_commit=row[8], error=row[9], metrics=metrics, steps=steps)
+def run_value(row: Sequence[Any], metrics: dict[str, float], steps: Sequence[StepExecution]) -> Run:
+    return Run(
+        id=row[0],
+        pipeline=row[1],
+        status=row[2],
+        started=row[3],
+        ended=row[4],
+        parameters=loads(row[5]),
+        trigger_event=row[6],
+        code_fingerprint=row[7],
+        git_commit=row[8],
+        error=row[9],
+        metrics=metrics,
+        steps=steps,
+    )
 
 
 def artifact_value(row: Sequence[Any]) -> ArtifactRecord:
-    return ArtifactRecord(id=row[0], uri=row[1], fingerprint=row[2], kind=row[3], size=row[4],
-                          media_type=row[5], metadata=loads(row[6]), created=row[7])
+    return ArtifactRecord(
+        id=row[0],
+        uri=row[1],
+        fingerprint=row[2],
+        kind=row[3],
+        size=row[4],
+        media_type=row[5],
+        metadata=loads(row[6]),
+        created=row[7],
+    )
 
 
 def event_value(row: Sequence[Any]) -> TriggerEvent:
-    return TriggerEvent(id=row[0], trigger=row[1], reason=row[2], details=loads(row[3]),
-                        key=row[4], fired=bool(row[5]), created=row[6])
+    return TriggerEvent(
+        id=row[0],
+        trigger=row[1],
+        reason=row[2],
+        details=loads(row[3]),
+        key=row[4],
+        fired=bool(row[5]),
+        created=row[6],
+    )
 
 
 def pipeline_value(row: Sequence[Any]) -> PipelineRecord:
-    return PipelineRecord(name=row[0], code_fingerprint=row[1], git_commit=row[2],
-                          created=row[3], updated=row[4])
+    return PipelineRecord(
+        name=row[0], code_fingerprint=row[1], git_commit=row[2], created=row[3], updated=row[4]
+    )
 
 
 def definition_value(row: Sequence[Any]) -> Definition:
-    return Definition(kind=row[0], name=row[1], version=row[2], spec=loads(row[3]),
-                      fingerprint=row[4], created=row[5])
+    return Definition(
+        kind=row[0],
+        name=row[1],
+        version=row[2],
+        spec=loads(row[3]),
+        fingerprint=row[4],
+        created=row[5],
+    )
 
 
 def ordered(items: dict[str, ArtifactRecord]) -> dict[str, ArtifactRecord]:
     """Positional names (``"0"``, ``"1"``, ...) in numeric order, others by name."""
-    return dict(sorted(items.items(), key=lambda kv: (not kv[0].isdigit(),
-                                                      int(kv[0]) if kv[0].isdigit() else 0,
-                                                      kv[0])))
+    return dict(
+        sorted(
+            items.items(),
+            key=lambda kv: (not kv[0].isdigit(), int(kv[0]) if kv[0].isdigit() else 0, kv[0]),
+        )
+    )
 
 
 def like_prefix(value: str) -> str:

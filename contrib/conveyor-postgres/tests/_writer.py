@@ -33,8 +33,7 @@ def main() -> None:
                 alias = rng.choice(("production", "staging", "champion"))
                 registry.set_alias(model, alias, rng.choice(versions), actor=f"w{seed}")
             elif choice < 0.9:
-                registry.rollback(model, rng.choice(("production", "staging")),
-                                  actor=f"w{seed}")
+                registry.rollback(model, rng.choice(("production", "staging")), actor=f"w{seed}")
             else:
                 registry.archive(model, rng.choice(versions), actor=f"w{seed}")
         except ConveyorError:

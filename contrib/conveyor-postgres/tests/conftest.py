@@ -58,15 +58,23 @@ def pg_schema(pg_url: str) -> Iterator[str]:
 
 def pg_toml(url: str, schema: str, *, name: str = "pg") -> str:
     """A ``conveyor.toml`` whose metadata store and registry are in ``schema``."""
-    return (f'[project]\nname = "{name}"\n\n'
-            f'[metadata_store]\nurl = "{url}"\nschema = "{schema}"\n\n'
-            f'[model_registry]\nurl = "{url}"\nschema = "{schema}"\n')
+    return (
+        f'[project]\nname = "{name}"\n\n'
+        f'[metadata_store]\nurl = "{url}"\nschema = "{schema}"\n\n'
+        f'[model_registry]\nurl = "{url}"\nschema = "{schema}"\n'
+    )
 
 
 @pytest.fixture
-def pg_app(request: pytest.FixtureRequest, tmp_path: Path, plugin_manager: Any,
-           register_plugin: Any, monkeypatch: pytest.MonkeyPatch, pg_url: str,
-           pg_schema: str) -> Iterator[Any]:
+def pg_app(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    plugin_manager: Any,
+    register_plugin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pg_url: str,
+    pg_schema: str,
+) -> Iterator[Any]:
     """An app in ``tmp_path`` whose metadata store and registry are on PostgreSQL."""
     import conveyor_postgres
 

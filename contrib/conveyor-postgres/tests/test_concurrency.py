@@ -24,8 +24,9 @@ def _model_file(app: Any) -> Any:
 
 def test_16_processes_x_50_registrations(pg_app: Any) -> None:
     info = _model_file(pg_app)
-    results = run_workers(pg_app.root, [["register", "many", "50", info.uri, info.sha256]] * 16,
-                          timeout=300)
+    results = run_workers(
+        pg_app.root, [["register", "many", "50", info.uri, info.sha256]] * 16, timeout=300
+    )
     assert [e for r in results for e in r["errors"]] == []
     assert sorted(v for r in results for v in r["versions"]) == list(range(1, 801))
     assert [f for f in pg_app.registry.check() if f.blocking] == []
@@ -41,8 +42,12 @@ def test_concurrent_alias_moves_leave_one_holder_for_every_reader(pg_app: Any) -
     # four promoters in tight loops on a loaded machine: core's compare-and-set keeps
     # deciding again while it loses races (bounded by time, not by a count), so every
     # one of the 160 moves lands
-    results = run_workers(pg_app.root, [["promote", "flip", "40", str(seed)] for seed in range(4)]
-                          + [["resolve", "flip", "3"] for _ in range(3)], timeout=300)
+    results = run_workers(
+        pg_app.root,
+        [["promote", "flip", "40", str(seed)] for seed in range(4)]
+        + [["resolve", "flip", "3"] for _ in range(3)],
+        timeout=300,
+    )
     assert [e for r in results[:4] for e in r["errors"]] == []
     assert [e for r in results[4:] for e in r["errors"]] == []  # one holder, every read
     reads = [v for r in results[4:] for v in r["versions"]]
@@ -58,8 +63,12 @@ def test_concurrent_alias_moves_leave_one_holder_for_every_reader(pg_app: Any) -
 
 
 def _start(root: Path, seed: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, str(WRITER), str(root), "k", str(seed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(root), "k", str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.strip() == "ready", line + proc.stderr.read()
     return proc
@@ -97,8 +106,13 @@ def _kill_writers(app: Any, kills: int, *, parallel: int = 3, seed: int = 11) ->
 def _assert_consistent(app: Any) -> None:
     registry = app.registry
     assert [f for f in registry.check(deep=True) if f.blocking] == []
-    checked = subprocess.run([sys.executable, "-m", "conveyor", "models", "check"],
-                             cwd=app.root, capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(
+        [sys.executable, "-m", "conveyor", "models", "check"],
+        cwd=app.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     versions = [v.version for v in registry.list_versions("k")]
     assert versions == list(range(1, len(versions) + 1))

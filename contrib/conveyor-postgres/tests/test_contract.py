@@ -20,8 +20,9 @@ from conveyor.testing.registry import ModelRegistryContract
 class TestPostgresMetadataStore(MetadataStoreContract):
     @pytest.fixture
     def store(self, pg_url: str, pg_schema: str) -> Iterator[PostgresMetadataStore]:
-        store = PostgresMetadataStore(config=PostgresMetadataStoreConfig(url=pg_url,
-                                                                         schema=pg_schema))
+        store = PostgresMetadataStore(
+            config=PostgresMetadataStoreConfig(url=pg_url, schema=pg_schema)
+        )
         yield store
         store.close()
 
@@ -35,8 +36,9 @@ class TestPostgresRegistryBackend(ModelRegistryContract):
         return registry.backend
 
     @pytest.fixture
-    def reopen(self, backend: PostgresRegistryBackend
-               ) -> Iterator[Callable[[], PostgresRegistryBackend]]:
+    def reopen(
+        self, backend: PostgresRegistryBackend
+    ) -> Iterator[Callable[[], PostgresRegistryBackend]]:
         opened: list[PostgresRegistryBackend] = []
 
         def again() -> PostgresRegistryBackend:
@@ -58,8 +60,7 @@ class TestPostgresRegistryBackend(ModelRegistryContract):
         import psycopg
 
         schema = f"m_{uuid.uuid4().hex[:12]}"  # lineage must not need the registry's schema
-        store = PostgresMetadataStore(config=PostgresMetadataStoreConfig(url=pg_url,
-                                                                         schema=schema))
+        store = PostgresMetadataStore(config=PostgresMetadataStoreConfig(url=pg_url, schema=schema))
         yield store
         store.close()
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -78,8 +79,7 @@ def test_the_backends_are_selected_by_url(pg_app: Any) -> None:
 
 def test_postgres_scheme_is_accepted_too(pg_url: str, pg_schema: str) -> None:
     url = "postgres://" + pg_url.split("://", 1)[1]
-    backend = PostgresRegistryBackend(config=PostgresModelRegistryConfig(url=url,
-                                                                         schema=pg_schema))
+    backend = PostgresRegistryBackend(config=PostgresModelRegistryConfig(url=url, schema=pg_schema))
     try:
         assert backend.list_models() == []
     finally:

@@ -34,19 +34,31 @@ def _fill(app: Any) -> str:
     data = store.put_bytes("data/train.parquet", b"rows")
     model = store.put_bytes("models/churn/model.txt", b"tree\nversion=v4\n")
     event = meta.record_trigger_event("schedule", "nightly", details={"slot": 1}, key="n1")
-    run_id = meta.start_run("train", parameters={"lr": 0.1}, trigger_event=event.id,
-                            code_fingerprint="c0de")
+    run_id = meta.start_run(
+        "train", parameters={"lr": 0.1}, trigger_event=event.id, code_fingerprint="c0de"
+    )
     step = meta.start_step(run_id, "load", inputs={"raw": data})
     meta.finish_step(step, "succeeded", outputs={"model": model}, metrics={"auc": 0.8})
     # a NaN mid-series (the latest value is what `runs show` prints)
     meta.log_metrics(run_id, [("loss", 0.5, 0), ("loss", float("nan"), 1), ("loss", 0.25, 2)])
     meta.finish_run(run_id, "succeeded")
-    span = DatasetRef(uri=data.uri, fingerprint=data.sha256, role="train",
-                      start=datetime(2024, 1, 1, tzinfo=UTC), end=datetime(2024, 2, 1, tzinfo=UTC))
+    span = DatasetRef(
+        uri=data.uri,
+        fingerprint=data.sha256,
+        role="train",
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        end=datetime(2024, 2, 1, tzinfo=UTC),
+    )
     for n in range(4):
-        mv = registry.register("churn", artifact_uri=model.uri, sha256=model.sha256,
-                               run_id=run_id, datasets=[span], metrics={"auc": 0.7 + n / 100},
-                               governance={"owner": "team"} if n == 1 else None)
+        mv = registry.register(
+            "churn",
+            artifact_uri=model.uri,
+            sha256=model.sha256,
+            run_id=run_id,
+            datasets=[span],
+            metrics={"auc": 0.7 + n / 100},
+            governance={"owner": "team"} if n == 1 else None,
+        )
         registry.record_validation("churn", mv.version, passed=n != 3, summary=f"v{n + 1}")
     registry.register("other", artifact_uri=model.uri, sha256=model.sha256)
     registry.approve("churn", 2, by="ana", comment="fine")
@@ -62,8 +74,11 @@ def _fill(app: Any) -> str:
 
 def _answers(cli: CliInvoker, run_id: str) -> list[str]:
     out = []
-    for question in (*QUESTIONS, ("runs", "show", run_id, "--json"),
-                     ("lineage", f"run:{run_id}", "--downstream", "--json")):
+    for question in (
+        *QUESTIONS,
+        ("runs", "show", run_id, "--json"),
+        ("lineage", f"run:{run_id}", "--downstream", "--json"),
+    ):
         result = cli.invoke(*question)
         assert result.exit_code == 0, (question, result.output)
         out.append(result.output)
@@ -71,8 +86,14 @@ def _answers(cli: CliInvoker, run_id: str) -> list[str]:
 
 
 def test_a_sqlite_project_moved_to_postgres_answers_identically(
-        tmp_path: Path, plugin_manager: Any, register_plugin: Any, pg_url: str, pg_schema: str,
-        cli: CliInvoker, conveyor_app: Any) -> None:
+    tmp_path: Path,
+    plugin_manager: Any,
+    register_plugin: Any,
+    pg_url: str,
+    pg_schema: str,
+    cli: CliInvoker,
+    conveyor_app: Any,
+) -> None:
     import conveyor_postgres
 
     register_plugin(conveyor_postgres, "postgres")
@@ -98,8 +119,14 @@ def test_a_sqlite_project_moved_to_postgres_answers_identically(
 
 
 def test_migrating_into_a_non_empty_schema_is_refused(
-        tmp_path: Path, plugin_manager: Any, register_plugin: Any, pg_url: str, pg_schema: str,
-        cli: CliInvoker, conveyor_app: Any) -> None:
+    tmp_path: Path,
+    plugin_manager: Any,
+    register_plugin: Any,
+    pg_url: str,
+    pg_schema: str,
+    cli: CliInvoker,
+    conveyor_app: Any,
+) -> None:
     import conveyor_postgres
 
     register_plugin(conveyor_postgres, "postgres")
@@ -113,8 +140,9 @@ def test_migrating_into_a_non_empty_schema_is_refused(
 
 
 @pytest.mark.parametrize("url", ["sqlite:///x.db", "mysql://host/db"])
-def test_only_postgres_urls_are_targets(url: str, register_plugin: Any, cli: CliInvoker,
-                                        tmp_path: Path) -> None:
+def test_only_postgres_urls_are_targets(
+    url: str, register_plugin: Any, cli: CliInvoker, tmp_path: Path
+) -> None:
     import conveyor_postgres
 
     register_plugin(conveyor_postgres, "postgres")

@@ -14,7 +14,12 @@ from conveyor_redis.config import SCHEMES, RedisOnlineStoreConfig
 
 @hookimpl
 def register_online_stores(register: Any) -> None:
-    register("redis", factory="conveyor_redis.store:RedisOnlineStore",
-             config_class=RedisOnlineStoreConfig, schemes=SCHEMES, extras=("conveyor-redis",),
-             description="Redis (a hash per entity key, pipelined writes and lookups, "
-             "expiry from the view's TTL)")
+    register(
+        "redis",
+        factory="conveyor_redis.store:RedisOnlineStore",
+        config_class=RedisOnlineStoreConfig,
+        schemes=SCHEMES,
+        extras=("conveyor-redis",),
+        description="Redis (a hash per entity key, pipelined writes and lookups, "
+        "expiry from the view's TTL)",
+    )

@@ -94,9 +94,11 @@ def _arrow(values: list[Any], dtype: str) -> pa.Array:
 def _storage_spec(spec: str) -> Any:
     """The parts of a view's spec that shape its rows (not TTL, descriptions, tags)."""
     data = json.loads(spec)
-    return ([(e["join_keys"], e["dtype"]) for e in data["entities"]],
-            [(f["name"], f["dtype"]) for f in data["features"]],
-            data.get("created_timestamp_field") is not None)
+    return (
+        [(e["join_keys"], e["dtype"]) for e in data["entities"]],
+        [(f["name"], f["dtype"]) for f in data["features"]],
+        data.get("created_timestamp_field") is not None,
+    )
 
 
 class RedisOnlineStore(OnlineStore):
@@ -107,25 +109,28 @@ class RedisOnlineStore(OnlineStore):
         prefix: the prefix of every key this store writes.
     """
 
-    def __init__(self, *, app: Any = None, config: RedisOnlineStoreConfig | None = None
-                 ) -> None:
+    def __init__(self, *, app: Any = None, config: RedisOnlineStoreConfig | None = None) -> None:
         import redis
 
         if config is None:
             raise ValueError("RedisOnlineStore needs a config with a url")
         self.config = config
         self.prefix = config.prefix
-        self.client = redis.Redis.from_url(config.url, socket_timeout=config.socket_timeout_s,
-                                           socket_connect_timeout=config.socket_timeout_s)
+        self.client = redis.Redis.from_url(
+            config.url,
+            socket_timeout=config.socket_timeout_s,
+            socket_connect_timeout=config.socket_timeout_s,
+        )
         script = resources.files("conveyor_redis").joinpath("upsert.lua").read_text("utf-8")
         self._upsert = self.client.register_script(script)
         self._specs: dict[str, str] = {}
         try:
             self.client.ping()
         except redis.RedisError as exc:
-            raise ConveyorError(f"cannot reach Redis at {config.url}: {exc}",
-                                hint="check the server is running and [online_store] url"
-                                ) from None
+            raise ConveyorError(
+                f"cannot reach Redis at {config.url}: {exc}",
+                hint="check the server is running and [online_store] url",
+            ) from None
 
     def close(self) -> None:
         self.client.close()
@@ -177,12 +182,15 @@ class RedisOnlineStore(OnlineStore):
             return
         stored = self.client.hget(f"{self.prefix}_views", view.name)
         if stored is None:
-            raise NotFoundError(f"the online store has no data for feature view {view.name!r}",
-                                hint=f"run: conveyor features materialize {view.name}")
+            raise NotFoundError(
+                f"the online store has no data for feature view {view.name!r}",
+                hint=f"run: conveyor features materialize {view.name}",
+            )
         if _storage_spec(stored) != _storage_spec(json.dumps(view.to_spec(), sort_keys=True)):
             raise ValidationError(
-                f"the online store holds feature view {view.name!r} under an older "
-                "definition", hint=f"run: conveyor features materialize {view.name}")
+                f"the online store holds feature view {view.name!r} under an older definition",
+                hint=f"run: conveyor features materialize {view.name}",
+            )
         self._specs[view.name] = stored.decode()
 
     # -- state -------------------------------------------------------------------------
@@ -193,16 +201,22 @@ class RedisOnlineStore(OnlineStore):
             return None
         text = {k.decode(): v.decode() for k, v in got.items()}
         return MaterializationState(
-            view=view, watermark=_from_micros(got.get(b"watermark")),
-            last_file=text.get("last_file"), pending_end=_from_micros(got.get(b"pending_end")),
+            view=view,
+            watermark=_from_micros(got.get(b"watermark")),
+            last_file=text.get("last_file"),
+            pending_end=_from_micros(got.get(b"pending_end")),
             pending_last_file=text.get("pending_last_file"),
-            pending_done=int(text.get("pending_done", 0)))
+            pending_done=int(text.get("pending_done", 0)),
+        )
 
     def _put_state(self, pipe: Any, state: MaterializationState) -> None:
-        values = {"watermark": _micros(state.watermark), "last_file": state.last_file,
-                  "pending_end": _micros(state.pending_end),
-                  "pending_last_file": state.pending_last_file,
-                  "pending_done": state.pending_done}
+        values = {
+            "watermark": _micros(state.watermark),
+            "last_file": state.last_file,
+            "pending_end": _micros(state.pending_end),
+            "pending_last_file": state.pending_last_file,
+            "pending_done": state.pending_done,
+        }
         key = self._state_key(state.view)
         pipe.delete(key)
         pipe.hset(key, mapping={k: v for k, v in values.items() if v is not None})
@@ -214,41 +228,60 @@ class RedisOnlineStore(OnlineStore):
 
     # -- rows --------------------------------------------------------------------------
 
-    def write(self, view: FeatureView, table: pa.Table, *,
-              state: MaterializationState | None = None) -> int:
+    def write(
+        self, view: FeatureView, table: pa.Table, *, state: MaterializationState | None = None
+    ) -> int:
         self.prepare(view)
-        missing = [c for c in (*view.join_keys, "_event_ts", "_file", "_row",
-                               *view.feature_names) if c not in table.column_names]
+        missing = [
+            c
+            for c in (*view.join_keys, "_event_ts", "_file", "_row", *view.feature_names)
+            if c not in table.column_names
+        ]
         if missing:
-            raise ValidationError(f"rows for feature view {view.name!r} lack the column(s) "
-                                  f"{', '.join(missing)}", hint="pass the view's full rows")
+            raise ValidationError(
+                f"rows for feature view {view.name!r} lack the column(s) {', '.join(missing)}",
+                hint="pass the view's full rows",
+            )
         key_lists = [storage_values(table[k], t) for k, t in view.key_types.items()]
         keys = [self._row_key(view.name, k) for k in zip(*key_lists, strict=True)]
         event = storage_values(table["_event_ts"], "datetime")
-        created = (storage_values(table["_created_ts"], "datetime")
-                   if "_created_ts" in table.column_names else [None] * table.num_rows)
-        columns = [event, [NO_CREATED if c is None else c for c in created],
-                   table["_file"].to_pylist(), table["_row"].to_pylist()]
-        columns += [[NULL if v is None else v for v in storage_values(table[f.name], f.dtype)]
-                    for f in view.features]
+        created = (
+            storage_values(table["_created_ts"], "datetime")
+            if "_created_ts" in table.column_names
+            else [None] * table.num_rows
+        )
+        columns = [
+            event,
+            [NO_CREATED if c is None else c for c in created],
+            table["_file"].to_pylist(),
+            table["_row"].to_pylist(),
+        ]
+        columns += [
+            [NULL if v is None else v for v in storage_values(table[f.name], f.dtype)]
+            for f in view.features
+        ]
         rows = list(zip(*columns, strict=True))
         ttl = 0 if not view.ttl else max(1, math.ceil(view.ttl.total_seconds()))
         head = [ttl, len(view.features), *view.feature_names]
         step = self.config.rows_per_call
         with self.client.pipeline(transaction=True) as pipe:
             for start in range(0, len(rows), step):
-                chunk = rows[start:start + step]
+                chunk = rows[start : start + step]
                 args = head + [v for row in chunk for v in row]
-                self._upsert(keys=[self._keys_set(view.name), *keys[start:start + step]],
-                             args=args, client=pipe)
+                self._upsert(
+                    keys=[self._keys_set(view.name), *keys[start : start + step]],
+                    args=args,
+                    client=pipe,
+                )
             if state is not None:
                 self._put_state(pipe, state)
             results = pipe.execute()
         calls = -(-len(rows) // step)
         return int(sum(results[:calls]))
 
-    def read(self, view: FeatureView, keys: pa.Table,
-             features: Sequence[str] | None = None) -> pa.Table:
+    def read(
+        self, view: FeatureView, keys: pa.Table, features: Sequence[str] | None = None
+    ) -> pa.Table:
         import pyarrow as pa
 
         self._check_prepared(view)
@@ -259,8 +292,10 @@ class RedisOnlineStore(OnlineStore):
         key_types = view.key_types
         absent = [k for k in key_types if k not in keys.column_names]
         if absent:
-            raise ValidationError(f"the keys lack the join key(s) {', '.join(absent)} of "
-                                  f"feature view {view.name!r}", hint="pass every join key")
+            raise ValidationError(
+                f"the keys lack the join key(s) {', '.join(absent)} of feature view {view.name!r}",
+                hint="pass every join key",
+            )
         key_lists = [storage_values(keys[k], t) for k, t in key_types.items()]
         names = ["_e", *wanted]
         if len(keys) == 1:
@@ -271,14 +306,17 @@ class RedisOnlineStore(OnlineStore):
                 for key in zip(*key_lists, strict=True):
                     pipe.hmget(self._row_key(view.name, key), names)
                 found = pipe.execute()
-        columns: dict[str, pa.Array] = {k: _arrow(key_lists[i], t)
-                                        for i, (k, t) in enumerate(key_types.items())}
-        columns[ONLINE_EVENT_TS] = _arrow([None if r[0] is None else int(r[0]) for r in found],
-                                          "datetime")
+        columns: dict[str, pa.Array] = {
+            k: _arrow(key_lists[i], t) for i, (k, t) in enumerate(key_types.items())
+        }
+        columns[ONLINE_EVENT_TS] = _arrow(
+            [None if r[0] is None else int(r[0]) for r in found], "datetime"
+        )
         for i, name in enumerate(wanted, start=1):
             decode = _decoder(types[name])
-            columns[name] = _arrow([None if r[i] is None else decode(r[i]) for r in found],
-                                   types[name])
+            columns[name] = _arrow(
+                [None if r[i] is None else decode(r[i]) for r in found], types[name]
+            )
         return pa.table(columns)
 
     def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
@@ -296,10 +334,13 @@ class RedisOnlineStore(OnlineStore):
         for member in alive:
             part = member.decode()[start:]
             values = json.loads(part) if len(key_types) > 1 else [part]
-            parsed.append(tuple(_decoder(t)(str(v).encode()) if t != "string" else v
-                                for v, t in zip(values, key_types.values(), strict=True)))
+            parsed.append(
+                tuple(
+                    _decoder(t)(str(v).encode()) if t != "string" else v
+                    for v, t in zip(values, key_types.values(), strict=True)
+                )
+            )
         parsed.sort()
         picked = random.Random(seed).sample(parsed, min(n, len(parsed)))
         cols = list(zip(*picked, strict=True)) if picked else [()] * len(key_types)
-        return pa.table({k: _arrow(list(cols[i]), t)
-                         for i, (k, t) in enumerate(key_types.items())})
+        return pa.table({k: _arrow(list(cols[i]), t) for i, (k, t) in enumerate(key_types.items())})

@@ -39,5 +39,5 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     for start in range(0, len(keys), 1000):
-        client.unlink(*keys[start:start + 1000])
+        client.unlink(*keys[start : start + 1000])
     client.close()
