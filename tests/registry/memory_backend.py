@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from attrs import Factory, define, evolve
 
 from conveyor.checks import Finding
@@ -29,6 +30,8 @@ from conveyor.interfaces.registry import (
     ValidationVerdict,
 )
 from conveyor.registry import check_numbering
+
+Move = tuple[int | None, int | None]  # (from_version, to_version) of an audit record
 
 
 @define
@@ -57,57 +60,19 @@ class MemoryRegistryBackend(RegistryBackend):
         with self.state.lock:
             versions = self.state.versions.setdefault(new.name, [])
             number = len(versions) + 1
-            fields = {
-                k: getattr(new, k)
-                for k in (
-                    "name",
-                    "created",
-                    "artifact_uri",
-                    "sha256",
-                    "model_format",
-                    "datasets",
-                    "metrics",
-                    "params",
-                    "governance",
-                    "signature",
-                    "profile_uri",
-                    "run_id",
-                    "created_by",
-                )
-            }
+            fields = {f.name: getattr(new, f.name) for f in attrs.fields(NewVersion)}
             mv = ModelVersion(id=f"{new.name}:{number}", version=number, **fields)
             versions.append(mv)
             self.state.updated[new.name] = new.created
             return mv
 
-    def _audit(
-        self,
-        name: str,
-        alias: str,
-        from_version: int | None,
-        to_version: int | None,
-        action: str,
-        actor: str,
-        reason: str = "",
-        forced: bool = False,
-        evidence: Mapping[str, Any] | None = None,
-    ) -> AliasChange:
+    def _audit(self, name: str, alias: str, move: Move, **extra: Any) -> AliasChange:
+        """Append an audit record; ``extra`` holds action, actor, reason and the rest."""
         at = datetime.now(UTC)
         if self.state.audit and at <= self.state.audit[-1].at:
             at = self.state.audit[-1].at + timedelta(microseconds=1)
-        change = AliasChange(
-            id=len(self.state.audit) + 1,
-            model=name,
-            alias=alias,
-            from_version=from_version,
-            to_version=to_version,
-            action=action,
-            actor=actor,
-            at=at,
-            reason=reason,
-            forced=forced,
-            evidence=dict(evidence or {}),
-        )
+        fields = dict(model=name, alias=alias, from_version=move[0], to_version=move[1], at=at)
+        change = AliasChange(id=len(self.state.audit) + 1, **fields, **extra)
         self.state.audit.append(change)
         self.state.updated[name] = at
         return change
@@ -140,14 +105,10 @@ class MemoryRegistryBackend(RegistryBackend):
             changes = []
             if target is not None and (name, target) in self.state.archived:
                 self.state.archived.discard((name, target))
-                changes.append(
-                    self._audit(
-                        name, "archived", target, None, "unarchive", actor, f"{action} of {alias!r}"
-                    )
-                )
-            change = self._audit(
-                name, alias, current, target, action, actor, reason, forced, evidence
-            )
+                unarchive = dict(action="unarchive", actor=actor, reason=f"{action} of {alias!r}")
+                changes.append(self._audit(name, "archived", (target, None), **unarchive))
+            kept = dict(reason=reason, forced=forced, evidence=dict(evidence or {}))
+            change = self._audit(name, alias, (current, target), action=action, actor=actor, **kept)
             if target is None:
                 del self.state.aliases[(name, alias)]
             else:
@@ -164,15 +125,9 @@ class MemoryRegistryBackend(RegistryBackend):
             ):
                 raise StaleAliasError(f"{name} v{version} holds an alias")
             (self.state.archived.add if archived else self.state.archived.discard)((name, version))
-            return self._audit(
-                name,
-                "archived",
-                None if archived else version,
-                version if archived else None,
-                "archive" if archived else "unarchive",
-                actor,
-                reason,
-            )
+            move = (None, version) if archived else (version, None)
+            action = "archive" if archived else "unarchive"
+            return self._audit(name, "archived", move, action=action, actor=actor, reason=reason)
 
     def add_validation(
         self,
@@ -187,17 +142,10 @@ class MemoryRegistryBackend(RegistryBackend):
     ) -> ValidationVerdict:
         with self.state.lock:
             self._stored(name, version)
-            verdict = ValidationVerdict(
-                id=len(self.state.verdicts) + 1,
-                model=name,
-                version=version,
-                passed=passed,
-                at=datetime.now(UTC),
-                actor=actor,
-                run_id=run_id,
-                summary=summary,
-                details=dict(details or {}),
-            )
+            given = dict(model=name, version=version, passed=passed, actor=actor, run_id=run_id)
+            number, at = len(self.state.verdicts) + 1, datetime.now(UTC)
+            details = dict(details or {})
+            verdict = ValidationVerdict(id=number, at=at, summary=summary, details=details, **given)
             self.state.verdicts.append(verdict)
             return verdict
 
@@ -229,25 +177,13 @@ class MemoryRegistryBackend(RegistryBackend):
             a for (n, a), (v, _) in self.state.aliases.items() if n == mv.name and v == mv.version
         )
         archived = (mv.name, mv.version) in self.state.archived
-        stage = (
-            "production"
-            if "production" in held
-            else "staging"
-            if "staging" in held
-            else "archived"
-            if archived
-            else "development"
-        )
+        fallback = "archived" if archived else "development"
+        stage = next((s for s in ("production", "staging") if s in held), fallback)
         approvals = [
             a for a in self.state.approvals if (a.model, a.version) == (mv.name, mv.version)
         ]
-        return evolve(
-            mv,
-            aliases=held,
-            archived=archived,
-            stage=stage,
-            governance=evolve(mv.governance, approvals=approvals),
-        )
+        governance = evolve(mv.governance, approvals=approvals)
+        return evolve(mv, aliases=held, archived=archived, stage=stage, governance=governance)
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         with self.state.lock:
@@ -259,16 +195,14 @@ class MemoryRegistryBackend(RegistryBackend):
 
     def list_models(self) -> list[ModelSummary]:
         with self.state.lock:
-            return [
-                ModelSummary(
-                    name=name,
-                    latest_version=len(versions),
-                    versions=len(versions),
-                    aliases=self.aliases(name),
-                    updated=self.state.updated[name],
-                )
-                for name, versions in sorted(self.state.versions.items())
-            ]
+            return [self._summary(name) for name in sorted(self.state.versions)]
+
+    def _summary(self, name: str) -> ModelSummary:
+        n, aliases = len(self.state.versions[name]), self.aliases(name)
+        updated = self.state.updated[name]
+        return ModelSummary(
+            name=name, latest_version=n, versions=n, aliases=aliases, updated=updated
+        )
 
     def resolve(self, name: str, alias: str) -> ModelVersion | None:
         with self.state.lock:
@@ -298,15 +232,12 @@ class MemoryRegistryBackend(RegistryBackend):
 
     def audit_snapshot(self) -> AuditSnapshot:
         with self.state.lock:
+            stored = [mv for versions in self.state.versions.values() for mv in versions]
+            artifacts = [(mv.name, mv.version, mv.artifact_uri, mv.sha256) for mv in stored]
+            holders, archived = dict(self.state.aliases), set(self.state.archived)
+            changes = list(self.state.audit)
             return AuditSnapshot(
-                holders=dict(self.state.aliases),
-                archived=set(self.state.archived),
-                changes=list(self.state.audit),
-                artifacts=[
-                    (mv.name, mv.version, mv.artifact_uri, mv.sha256)
-                    for versions in self.state.versions.values()
-                    for mv in versions
-                ],
+                holders=holders, archived=archived, changes=changes, artifacts=artifacts
             )
 
     def check_storage(self) -> list[Finding]:
