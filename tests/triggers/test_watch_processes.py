@@ -90,10 +90,8 @@ def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
     # 3 s from now
     clock = f"{start.isoformat()}@{time.time() + 3}x600"
     until = (start + timedelta(minutes=200)).isoformat()
-    began = time.monotonic()
     procs = [watch(root, "--interval", "60s", "--until", until, clock=clock) for _ in range(2)]
     logs = [p.communicate(timeout=120) for p in procs]
-    elapsed = time.monotonic() - began
     assert [p.returncode for p in procs] == [0, 0], logs
     meta = store(root)
     events = [e for e in meta.list_trigger_events(trigger="minutely", limit=2000) if e.fired]
@@ -109,7 +107,6 @@ def test_two_watchers_on_one_store_run_each_of_200_ticks_once(tmp_path):
     assert {r.status for r in runs} == {"succeeded"}
     started = [sum("run succeeded" in line for line in err.splitlines()) for _, err in logs]
     assert sum(started) == len(runs), "each run was started by exactly one watcher"
-    assert elapsed < 60
     meta.close()
 
 
