@@ -77,7 +77,12 @@ def run(
     event = app.metadata.record_trigger_event(
         "manual",
         f"conveyor run by {user}",
-        details={"pipeline": name, "parameters": parameters, "resume_from": resume_from},
+        details={
+            "pipeline": name,
+            "parameters": parameters,
+            "resume_from": resume_from,
+            "conveyor": {"profile": app.config.profile},
+        },
     )
     app.emit(
         "on_trigger_fired",
