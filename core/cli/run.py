@@ -35,9 +35,8 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
     return parameters
 
 
-@click.command()
-@click.argument("pipeline", required=False)
-@click.option(
+#: ``-p/--param KEY=VALUE``, shared by the commands that build a pipeline
+param_option = click.option(
     "-p",
     "--param",
     "params",
@@ -45,6 +44,11 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="KEY=VALUE",
     help="Override a pipeline parameter (repeatable).",
 )
+
+
+@click.command()
+@click.argument("pipeline", required=False)
+@param_option
 @click.option("--no-cache", is_flag=True, help="Run every step, reusing no cached output.")
 @click.option(
     "--resume",
