@@ -200,8 +200,9 @@ def _remote_store(app: Any) -> str | None:
     return None
 
 
-def scratch_copy(app: Any) -> Any:
-    """An app on a copy of ``app``'s project folder in a new private temporary directory.
+def scratch_copy(config: Any, pm: Any, base: Path | None = None) -> Any:
+    """An app on a copy of ``config``'s project folder, in ``base`` (default: a new
+    private temporary directory).
 
     The copy holds the project's files (code, config, data) but not its state
     (``.conveyor/``): its stores start empty, so what it records and registers stays
@@ -210,19 +211,18 @@ def scratch_copy(app: Any) -> Any:
     from conveyor.app import Conveyor
     from conveyor.config import STATE_DIR
 
-    base = Path(tempfile.mkdtemp(prefix="conveyor-check-"))
-    root = base / app.root.name
+    base = base if base is not None else Path(tempfile.mkdtemp(prefix="conveyor-check-"))
+    root = base / config.root.name
     ignore = shutil.ignore_patterns(".git", "__pycache__", STATE_DIR)
-    shutil.copytree(app.root, root, ignore=ignore, symlinks=True)
-    config = app.config
+    shutil.copytree(config.root, root, ignore=ignore, symlinks=True)
     scratch = type(config)(
         root=root,
-        file=None if config.file is None else root / config.file.relative_to(app.root),
+        file=None if config.file is None else root / config.file.relative_to(config.root),
         profile=config.profile,
         data=copy.deepcopy(config.data),
         sources=dict(config.sources),
     )
-    return Conveyor(config=scratch, pm=app.pm)
+    return Conveyor(config=scratch, pm=pm)
 
 
 def _dry_run_stage(state: Any, app: Any, report: CheckReport, graphs: dict[str, Any]) -> Any:
@@ -240,7 +240,7 @@ def _dry_run_stage(state: Any, app: Any, report: CheckReport, graphs: dict[str, 
             )
         )
         return None
-    scratch = scratch_copy(app)
+    scratch = scratch_copy(app.config, app.pm)
     for name, graph in graphs.items():
         result = run_pipeline(scratch, graph, use_cache=False)
         if result.ok or result.status == "refused":

@@ -9,8 +9,9 @@ Pipeline CI fixtures (a team's tests of its own pipelines, :mod:`.pipelines`):
 
 * ``conveyor_project_dir``: the project under test -- pytest's rootdir; override the
   fixture to point elsewhere.
-* ``conveyor_stack``: a :class:`~conveyor.app.Conveyor` on that project's config and
-  code whose stores are the embedded defaults under ``tmp_path``.
+* ``conveyor_stack``: a :class:`~conveyor.app.Conveyor` on a copy of that project
+  (config, code, data) under ``tmp_path`` whose stores are the embedded defaults,
+  empty.
 * ``conveyor_pipeline``: a :class:`~conveyor.testing.pipelines.PipelineKit` on that
   stack: ``run(pipeline, **params)``, ``run_step(step, *args)``,
   ``sample(view)``, ``sample_output(run, step)``, ``assert_artifact(run, step,
@@ -248,7 +249,7 @@ def conveyor_project_dir(request: pytest.FixtureRequest) -> Path:
 def conveyor_stack(
     tmp_path: Path, conveyor_project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """The project's app with every store embedded and empty, under ``tmp_path``."""
+    """The project's app on a copy under ``tmp_path``, every store embedded and empty."""
     from conveyor.testing.pipelines import project_stack
 
     clean_environment(monkeypatch)

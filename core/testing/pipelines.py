@@ -174,12 +174,14 @@ def assert_schema(frame: Any, schema: Mapping[str, str], what: str) -> None:
 
 
 def project_stack(root: Path, project: Path) -> Any:
-    """A Conveyor app on ``project``'s config and code, its state under ``root``.
+    """A Conveyor app on a copy of ``project`` (config, code, data) under ``root``.
 
-    The project's config is read (pipelines, feature views, triggers); every store
-    is the embedded default under ``root/.conveyor`` so no test touches real state.
+    The copy is :func:`conveyor.ci.scratch_copy`'s, as ``conveyor check``'s dry run
+    uses: the project's files without its state, every store the embedded default,
+    empty, so no test touches real state.
     """
-    from conveyor.app import Conveyor, add_to_path
+    from conveyor.app import add_to_path
+    from conveyor.ci import scratch_copy
     from conveyor.config import BACKEND_SECTIONS, DEFAULT_BACKENDS, Config
     from conveyor.manager import PluginSelection, make_plugin_manager
 
@@ -187,6 +189,5 @@ def project_stack(root: Path, project: Path) -> Any:
     for section in BACKEND_SECTIONS.values():
         if section != "server":  # how to serve is not where state lives
             config.data[section] = {"backend": DEFAULT_BACKENDS[section]}
-    config.root = root
-    add_to_path(project)
-    return Conveyor(config=config, pm=make_plugin_manager(PluginSelection.from_env()))
+    add_to_path(config.root)
+    return scratch_copy(config, make_plugin_manager(PluginSelection.from_env()), root)

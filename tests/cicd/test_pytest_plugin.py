@@ -53,7 +53,8 @@ def test_one_step_on_plain_values(conveyor_pipeline):
 
 def test_the_stack_is_temporary(conveyor_stack, conveyor_project_dir, tmp_path):
     assert conveyor_stack.config.section("pipelines")["training"]["target"] == "pipeline:training"
-    assert conveyor_stack.root == tmp_path
+    assert conveyor_stack.root == tmp_path / conveyor_project_dir.name
+    assert (conveyor_stack.root / "pipeline.py").exists(), "the project's files are copied"
 
 
 def test_a_wrong_schema_is_reported(conveyor_pipeline):
