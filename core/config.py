@@ -60,6 +60,7 @@ SECTIONS: dict[str, str] = {
     "triggers": "named retraining triggers: [triggers.<name>] backend = ..., pipeline = ...",
     "pipelines": 'named pipelines: [pipelines.<name>] target = "module:function"',
     "promotion": "the promotion rule of each alias: auto, approval or never",
+    "deploy": "pipeline deployment rules of an environment: mode, after, min_runs, approvers",
     **{
         section: f"the {kind.replace('_', ' ')} backend"
         for kind, section in BACKEND_SECTIONS.items()

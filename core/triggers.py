@@ -219,7 +219,12 @@ def evaluate(
             pipeline=pipeline,
             decision=decision,
         )
-    meta = {"now": now.isoformat(), "pipeline": pipeline, "backend": backend}
+    meta = {
+        "now": now.isoformat(),
+        "pipeline": pipeline,
+        "backend": backend,
+        "profile": app.config.profile,
+    }
 
     refusal = _refusal(app, config, pipeline, last, now)
     lease = None

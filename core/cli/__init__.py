@@ -43,6 +43,7 @@ class CliState:
         self.traceback = traceback
         self._config: Config | None = None
         self._app: Conveyor | None = None
+        self._others: dict[str, Conveyor] = {}
 
     @property
     def config(self) -> Config:
@@ -61,9 +62,23 @@ class CliState:
             self._app = Conveyor(config=self.config, pm=self.pm)
         return self._app
 
+    def app_for(self, profile: str | None) -> Conveyor:
+        """The app of another profile (an environment), built once; the own one for None."""
+        if profile is None or profile == self.profile:
+            return self.app
+        if profile not in self._others:
+            from conveyor.app import Conveyor, add_to_path
+            from conveyor.config import Config
+
+            config = Config.load(self.config_path, profile=profile)
+            add_to_path(config.root)
+            self._others[profile] = Conveyor(config=config, pm=self.pm)
+        return self._others[profile]
+
     def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
+        for app in [self._app, *self._others.values()]:
+            if app is not None:
+                app.close()
 
 
 class ConveyorGroup(click.Group):

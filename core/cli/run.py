@@ -35,9 +35,8 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
     return parameters
 
 
-@click.command()
-@click.argument("pipeline", required=False)
-@click.option(
+#: ``-p/--param KEY=VALUE``, shared by the commands that build a pipeline
+param_option = click.option(
     "-p",
     "--param",
     "params",
@@ -45,6 +44,11 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
     metavar="KEY=VALUE",
     help="Override a pipeline parameter (repeatable).",
 )
+
+
+@click.command()
+@click.argument("pipeline", required=False)
+@param_option
 @click.option("--no-cache", is_flag=True, help="Run every step, reusing no cached output.")
 @click.option(
     "--resume",
@@ -77,7 +81,12 @@ def run(
     event = app.metadata.record_trigger_event(
         "manual",
         f"conveyor run by {user}",
-        details={"pipeline": name, "parameters": parameters, "resume_from": resume_from},
+        details={
+            "pipeline": name,
+            "parameters": parameters,
+            "resume_from": resume_from,
+            "conveyor": {"profile": app.config.profile},
+        },
     )
     app.emit(
         "on_trigger_fired",

@@ -60,7 +60,7 @@ def watch(
 
     from conveyor.config import parse_duration
     from conveyor.errors import ConfigError
-    from conveyor.triggers import binding
+    from conveyor.triggers import binding, trigger_names
     from conveyor.watch import CLOCK_ENV, Watcher, clock_from_env
 
     logging.basicConfig(
@@ -72,6 +72,7 @@ def watch(
     app = state.app
     for name in names:
         binding(app, name)  # unknown names fail before the loop starts
+    _require_deployed(app, names or trigger_names(app))
     stop_at = None
     if until is not None:
         stop_at = datetime.fromisoformat(until)
@@ -91,6 +92,21 @@ def watch(
         f"Watching {', '.join(watcher.triggers()) or 'no triggers'} as {watcher.holder}", err=True
     )
     watcher.run(once=once, until=stop_at)
+
+
+def _require_deployed(app: Any, triggers: Any) -> None:
+    """In an environment with deployment rules, refuse before the loop starts when the
+    code on disk of a watched pipeline is not the deployed version."""
+    from conveyor.deploy import DeployRule, require_deployed
+    from conveyor.pipeline import load_pipeline
+    from conveyor.runs.resolve import resolve_pipeline
+    from conveyor.triggers import binding
+
+    if DeployRule.from_config(app.config) is None:
+        return
+    for trigger in triggers:
+        name, target, parameters = resolve_pipeline(app.config, binding(app, trigger).pipeline)
+        require_deployed(app, name, load_pipeline(target).build(**parameters).fingerprint)
 
 
 commands = [watch]

@@ -1,10 +1,23 @@
 """Conveyor's test kit: an opt-in pytest plugin for Conveyor and its plugins.
 
-Enable it with ``-p conveyor.testing`` (e.g. ``addopts`` in your pytest config).
-It is not auto-loaded through a ``pytest11`` entry point, so it never touches
-the test runs of projects that merely have Conveyor installed.
+Installing Conveyor registers it with pytest through a ``pytest11`` entry point
+(named ``conveyor``), so a project's own tests get the fixtures with no setup;
+``-p no:conveyor`` switches it off.  Loading it defines fixtures only: nothing heavy
+is imported until a test asks for one.
 
-Fixtures:
+Pipeline CI fixtures (a team's tests of its own pipelines, :mod:`.pipelines`):
+
+* ``conveyor_project_dir``: the project under test -- pytest's rootdir; override the
+  fixture to point elsewhere.
+* ``conveyor_stack``: a :class:`~conveyor.app.Conveyor` on a copy of that project
+  (config, code, data) under ``tmp_path`` whose stores are the embedded defaults,
+  empty.
+* ``conveyor_pipeline``: a :class:`~conveyor.testing.pipelines.PipelineKit` on that
+  stack: ``run(pipeline, **params)``, ``run_step(step, *args)``,
+  ``sample(view)``, ``sample_output(run, step)``, ``assert_artifact(run, step,
+  schema=...)``, ``assert_lineage(run, step, upstream=[...])``.
+
+Fixtures for Conveyor and its plugins:
 
 * ``plugin_manager``: a fresh manager holding exactly the plugins of the
   ``conveyor`` distribution (the bundled ones), whatever else is installed.
@@ -224,3 +237,31 @@ def cli(
     isolate_project_imports(request, monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     return CliInvoker(plugin_manager)
+
+
+@pytest.fixture
+def conveyor_project_dir(request: pytest.FixtureRequest) -> Path:
+    """The project whose pipelines are tested: pytest's rootdir (override to change)."""
+    return Path(request.config.rootpath)
+
+
+@pytest.fixture
+def conveyor_stack(
+    tmp_path: Path, conveyor_project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """The project's app on a copy under ``tmp_path``, every store embedded and empty."""
+    from conveyor.testing.pipelines import project_stack
+
+    clean_environment(monkeypatch)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    app = project_stack(tmp_path, conveyor_project_dir)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def conveyor_pipeline(conveyor_stack: Any) -> Any:
+    """A :class:`~conveyor.testing.pipelines.PipelineKit` on ``conveyor_stack``."""
+    from conveyor.testing.pipelines import PipelineKit
+
+    return PipelineKit(app=conveyor_stack)

@@ -29,8 +29,9 @@ class Launch:
     Attributes:
         trigger: the trigger's name.
         event_id: the trigger event the run is for.
-        status: the run's status, ``duplicate`` (another process started it) or
-            ``error`` (it could not start: the reason says why).
+        status: the run's status, ``duplicate`` (another process started it),
+            ``refused`` (the code on disk is not the environment's deployed version)
+            or ``error`` (it could not start: the reason says why).
         run_id: the run, when one was recorded.
         reason: in words.
     """
@@ -76,6 +77,7 @@ def launch(
     An interruption (SIGINT, a second SIGTERM) records the run ``interrupted`` and
     propagates; any other failure to start is logged and returned as ``error``.
     """
+    from conveyor.deploy import DeploymentRefused, require_deployed
     from conveyor.pipeline import load_pipeline
     from conveyor.runs import run_pipeline
     from conveyor.runs.resolve import resolve_pipeline
@@ -92,8 +94,9 @@ def launch(
         beat = _Heartbeat(app, lease.name, holder, clock, lease_ttl)
         beat.start()
     try:
-        _, target, parameters = resolve_pipeline(app.config, outcome.pipeline)
+        name, target, parameters = resolve_pipeline(app.config, outcome.pipeline)
         graph = load_pipeline(target).build(**parameters)
+        require_deployed(app, name, graph.fingerprint)
         result = run_pipeline(app, graph, trigger_event=event.id)
         return Launch(
             trigger=outcome.trigger,
@@ -108,6 +111,11 @@ def launch(
             event_id=event.id,
             status="duplicate",
             reason=f"event {event.id} already has its run",
+        )
+    except DeploymentRefused as exc:
+        log.error("trigger %s: %s (%s)", outcome.trigger, exc.message, exc.hint)
+        return Launch(
+            trigger=outcome.trigger, event_id=event.id, status="refused", reason=exc.message
         )
     except Exception as exc:
         log.exception(

@@ -28,6 +28,7 @@ def test_a_firing_is_recorded_and_announced(project, fired):
         "now": T0.isoformat(),
         "pipeline": "training",
         "backend": "interval",
+        "profile": None,
     }
     assert [(e.trigger, e.event_id) for e in fired.events] == [("every10", event.id)]
     # the trigger is handed that event next time: the same slot does not fire again
