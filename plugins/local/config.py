@@ -14,9 +14,12 @@ class LocalArtifactStoreConfig:
     Attributes:
         url: the store root: a plain path or a ``file://`` URL, relative to the
             project root (default ``.conveyor/artifacts``).
+        verify: ``changed`` (default): a Parquet table is hashed again only when its
+            file changed since its last check; ``always``: on every read.
     """
 
     url: str = ".conveyor/artifacts"
+    verify: str = "changed"
 
 
 @frozen(kw_only=True)
