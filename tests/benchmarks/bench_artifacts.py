@@ -74,7 +74,8 @@ def test_local_store_against_raw_parquet() -> None:
     try:
         raw_path = os.path.join(folder, "raw.parquet")
         store = LocalArtifactStore(os.path.join(folder, "store"))
-        raw_w, raw_r, our_w, our_r, our_again = [], [], [], [], []
+        raw_w, raw_r, our_w, our_r = [], [], [], []
+        raw_again, our_again = [], []
         for _ in range(RUNS):
             seconds, _ = _timed(lambda: durable_write(table, raw_path))
             raw_w.append(seconds)
@@ -82,6 +83,9 @@ def test_local_store_against_raw_parquet() -> None:
             seconds, back = _timed(lambda: pq.read_table(raw_path, memory_map=True))
             raw_r.append(seconds)
             assert back.num_rows == ROWS
+            del back
+            seconds, back = _timed(lambda: pq.read_table(raw_path, memory_map=True))
+            raw_again.append(seconds)  # the floor of a second read: pages already cached
             del back
             size = os.path.getsize(raw_path)
             os.unlink(raw_path)
@@ -124,9 +128,8 @@ def test_local_store_against_raw_parquet() -> None:
             f"{med(our_w) / med(raw_w):.2f}x, read alone {med(our_r) / med(raw_r):.2f}x"
         )
         print(
-            f"a second read of the unchanged table (not hashed again) {med(our_again):6.2f} s: "
-            f"{med(our_again) / med(raw_r):.2f}x the floor's read; write + second read "
-            f"{(med(our_w) + med(our_again)) / raw_total:.2f}x"
+            f"second read of the unchanged table: pyarrow {med(raw_again):.2f} s, store "
+            f"{med(our_again):.2f} s (not hashed again): {med(our_again) / med(raw_again):.2f}x"
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
