@@ -19,7 +19,12 @@ class LocalArtifactStoreConfig:
     """
 
     url: str = ".conveyor/artifacts"
-    verify: str = "changed"
+    verify: str = field(default="changed")
+
+    @verify.validator
+    def _check_verify(self, _attribute: Any, value: str) -> None:
+        if value not in ("changed", "always"):
+            raise ValueError(f'verify must be "changed" or "always", not {value!r}')
 
 
 @frozen(kw_only=True)

@@ -127,3 +127,13 @@ def test_gc_removes_the_record_with_its_blob(tmp_path: Path) -> None:
     assert report.unreferenced == (f"blobs/{blob.name}",)
     assert not blob.exists()
     assert not Path(str(blob) + CHECKED_SUFFIX).exists()
+
+
+def test_config_selects_the_mode_and_refuses_others(tmp_path: Path) -> None:
+    from conveyor.plugins.local.config import LocalArtifactStoreConfig
+
+    config = LocalArtifactStoreConfig(url=str(tmp_path / "s"), verify="always")
+    assert LocalArtifactStore.from_config(app=None, config=config).verify == "always"
+    assert LocalArtifactStoreConfig().verify == "changed"
+    with pytest.raises(ValueError, match='"changed" or "always"'):
+        LocalArtifactStoreConfig(verify="sometimes")
