@@ -111,6 +111,7 @@ class FsspecArtifactStore(ArtifactStore):
         except BaseException:
             sink.abort()
             raise
+        self._checked(sha256)
 
     def _read_blob(self, path: str) -> bytes:
         return self.fs.cat_file(self._confine(path))
@@ -127,6 +128,15 @@ class FsspecArtifactStore(ArtifactStore):
 
     def _after_gc(self, dry_run: bool, cutoff: float) -> None:
         """Backend-specific tidying at the end of ``gc`` (e.g. empty folders)."""
+
+    def _unchanged_since_checked(self, sha256: str, size: int) -> bool:
+        """Whether blob ``sha256`` is known, without reading it, to be unchanged since its
+        bytes were last hashed (a backend that can tell; by default never)."""
+        return False
+
+    def _checked(self, sha256: str) -> None:
+        """Blob ``sha256`` was just hashed (written or read in full): a backend may
+        remember that, for :meth:`_unchanged_since_checked`."""
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -179,6 +189,7 @@ class FsspecArtifactStore(ArtifactStore):
             writer.discard()
             sink.abort()
             raise
+        self._checked(sha)
         writer.info = self._commit(key, sha, writer.size, media_type, overwrite)
 
     def put_table(
@@ -295,17 +306,14 @@ class FsspecArtifactStore(ArtifactStore):
         import pyarrow.parquet as pq
 
         manifest = self._manifest(validate_key(key), sha256)
+        digest, size = manifest["sha256"], manifest["size"]
         try:
-            buffer = self._read_buffer(self._blob_path(manifest["sha256"]))
+            buffer = self._read_buffer(self._blob_path(digest))
         except FileNotFoundError:
             raise _missing_blob(key, manifest) from None
-        check_digest(
-            key,
-            hashlib.sha256(buffer).hexdigest(),
-            manifest["sha256"],
-            buffer.size,
-            manifest["size"],
-        )
+        if buffer.size != size or not self._unchanged_since_checked(digest, size):
+            check_digest(key, hashlib.sha256(buffer).hexdigest(), digest, buffer.size, size)
+            self._checked(digest)
         return pq.read_table(pa.BufferReader(buffer), columns=columns)
 
     def scan_table(self, key: str, *, sha256: str | None = None) -> pl.LazyFrame:
@@ -314,9 +322,11 @@ class FsspecArtifactStore(ArtifactStore):
 
         manifest = self._manifest(validate_key(key), sha256)
         path = self._blob_path(manifest["sha256"])
-        with self.open_read(key, sha256=manifest["sha256"]) as reader:
-            while reader.read(CHUNK):
-                pass
+        if not self._unchanged_since_checked(manifest["sha256"], manifest["size"]):
+            with self.open_read(key, sha256=manifest["sha256"]) as reader:
+                while reader.read(CHUNK):
+                    pass
+            self._checked(manifest["sha256"])
         source, options = self._scan_source(self._confine(path))
         return pl.scan_parquet(source, storage_options=options)
 

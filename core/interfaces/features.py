@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
 from conveyor.convert import to_tuple
+from conveyor.errors import ValidationError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -198,6 +199,23 @@ class FeatureStore(abc.ABC):
         A value older than its view's TTL at ``at`` (default now) is null.
         """
 
+    def get_online_rows(
+        self,
+        features: Sequence[str | FeatureView],
+        entity_keys: Sequence[Mapping[str, Any]],
+        *,
+        at: datetime | None = None,
+        full_names: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``get_online_features`` for a few keys without Arrow: serving's per-request path.
+
+        One dict per entity key, in key order, with the same columns and values as
+        ``get_online_features(...).to_pylist()``.  The default goes through
+        ``get_online_features``; a store overrides it when it can answer faster.
+        """
+        keys = [dict(k) for k in entity_keys]
+        return self.get_online_features(features, keys, at=at, full_names=full_names).to_pylist()
+
     def parity(
         self,
         view: str | FeatureView,
@@ -271,9 +289,52 @@ class OnlineStore(abc.ABC):
         view's when ``features`` is ``None``), typed as the definition says.
         """
 
+    def read_rows(
+        self,
+        view: FeatureView,
+        keys: Sequence[tuple[Any, ...]],
+        features: Sequence[str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """``read`` for a few keys without Arrow: one tuple per key, in the order given.
+
+        A key is a tuple of the view's join-key values in ``view.join_keys`` order.  A
+        row holds the values of ``read``'s columns, in its order (the keys, ``_event_ts``,
+        the features), as Python values: ``datetime`` in UTC, ``date``, ``bool``, NaN as
+        a float NaN, ``None`` where the key is unknown.  The default goes through
+        ``read``; a store overrides it when it can answer faster.
+        """
+        import pyarrow as pa
+
+        from conveyor.features.pit import arrow_type
+
+        key_types = view.key_types
+        check_key_tuples(view.name, tuple(key_types), keys)
+        columns = list(zip(*keys, strict=True)) if keys else [()] * len(key_types)
+        table = pa.table(
+            {
+                k: pa.array(list(c), arrow_type(t))
+                for (k, t), c in zip(key_types.items(), columns, strict=True)
+            }
+        )
+        got = self.read(view, table, features)
+        return list(zip(*(c.to_pylist() for c in got.columns), strict=True))
+
     @abc.abstractmethod
     def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
         """Up to ``n`` stored keys, chosen reproducibly from ``seed``."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
+
+
+def check_key_tuples(
+    view: str, join_keys: tuple[str, ...], keys: Sequence[tuple[Any, ...]]
+) -> None:
+    """Refuse a key of ``read_rows`` that is not a tuple of the view's join-key values."""
+    for key in keys:
+        if not isinstance(key, tuple) or len(key) != len(join_keys):
+            raise ValidationError(
+                f"the key {key!r} is not a tuple of the {len(join_keys)} join key value(s) "
+                f"({', '.join(join_keys)}) of feature view {view!r}",
+                hint="pass one tuple per key, its values in the view's join-key order",
+            )

@@ -77,6 +77,15 @@ def online_rows(view: FeatureView, rows: list[dict[str, Any]]) -> Any:
     return pa.table(columns)
 
 
+def same_values(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """Equal rows, NaN equal to NaN (and not to null)."""
+
+    def nan_free(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [tuple("<NaN>" if v != v else v for v in row) for row in rows]
+
+    return nan_free(a) == nan_free(b)
+
+
 def keys_table(**columns: list[Any]) -> Any:
     import pyarrow as pa
 
@@ -123,6 +132,76 @@ class OnlineStoreContract:
         assert got[2] == got[3]
         part = online.read(view, keys_table(customer_id=[7]), ["label"]).column_names
         assert part == ["customer_id", ONLINE_EVENT_TS, "label"]
+
+    def test_read_rows_gives_what_read_gives(self, online: OnlineStore) -> None:
+        view = typed_view()
+        rows = [
+            {
+                "customer_id": 7,
+                "f64": 0.1,
+                "f32": 1.5,
+                "i64": -(2**62),
+                "u8": 255,
+                "flag": False,
+                "label": "NaN",
+                "seen": hours(1),
+                "day": date(1969, 12, 31),
+                "_event_ts": hours(2),
+            },
+            {
+                "customer_id": 8,
+                "f64": math.nan,
+                "f32": math.nan,
+                "flag": True,
+                "_event_ts": hours(3),
+            },
+        ]
+        online.write(view, online_rows(view, rows))
+        for ids, features in [
+            ([7], None),
+            ([8], None),
+            ([9], None),
+            ([9, 8, 7, 7], None),
+            ([8, 7], ["label", "f32", "day"]),
+            ([7], []),
+        ]:
+            table = online.read(view, keys_table(customer_id=ids), features)
+            expected = [tuple(r.values()) for r in table.to_pylist()]
+            got = online.read_rows(view, [(i,) for i in ids], features)
+            assert same_values(got, expected), (ids, features)
+        assert online.read_rows(view, []) == []
+        with pytest.raises(ValidationError, match="join key"):
+            online.read_rows(view, [7])  # type: ignore[list-item]
+        with pytest.raises(ValidationError, match="join key"):
+            online.read_rows(view, [(7, "extra")])
+
+    def test_read_rows_with_composite_and_time_keys(self, online: OnlineStore) -> None:
+        when = Entity(name="when", join_keys=("day", "at"), dtype=("date", "datetime"))
+        views = [
+            FeatureView(name="shops", entities=[STORE], features=[Feature(name="sales")]),
+            FeatureView(name="slots", entities=[when], features=[Feature(name="load")]),
+        ]
+        keys: list[list[tuple[Any, ...]]] = [
+            [("fr", 1), ("de", 1), ("xx", 1), ("fr", 2)],
+            [
+                (date(2024, 3, 1), hours(1)),
+                (date(2024, 3, 2), hours(1)),
+                (date(2024, 3, 1), hours(2)),
+            ],
+        ]
+        for view, wanted in zip(views, keys, strict=True):
+            names = view.join_keys
+            stored = [dict(zip(names, k, strict=True)) for k in wanted[:2]]
+            rows = [
+                {**k, view.feature_names[0]: float(i), "_event_ts": hours(1)}
+                for i, k in enumerate(stored)
+            ]
+            online.write(view, online_rows(view, rows))
+            columns = {n: [k[i] for k in wanted] for i, n in enumerate(names)}
+            table = online.read(view, keys_table(**columns))
+            expected = [tuple(r.values()) for r in table.to_pylist()]
+            assert online.read_rows(view, wanted) == expected
+            assert [r[-1] for r in expected][:3] == [0.0, 1.0, None]  # two stored, one not
 
     def test_an_older_event_never_overwrites_a_newer_one(self, online: OnlineStore) -> None:
         view = typed_view()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -99,6 +99,7 @@ class Part:
     Attributes:
         view: the view.
         wanted: the features to read (``None``: all of them).
+        join_keys: the view's join keys.
         keys: the join keys this view adds to the result (not added by an earlier view).
         take: the feature columns taken from the online store's result.
         outputs: their names in the lookup's result.
@@ -106,6 +107,7 @@ class Part:
 
     view: FeatureView
     wanted: tuple[str, ...] | None
+    join_keys: tuple[str, ...]
     keys: tuple[str, ...]
     take: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -142,6 +144,7 @@ def plan(
             Part(
                 view=view,
                 wanted=None if wanted is None else take,
+                join_keys=view.join_keys,
                 keys=keys,
                 take=take,
                 outputs=outputs,
@@ -163,13 +166,9 @@ def run(
     tables = []
     when = None
     for part in parts:
-        absent = [k for k in part.view.join_keys if k not in keys.column_names]
+        absent = [k for k in part.join_keys if k not in keys.column_names]
         if absent:
-            raise ValidationError(
-                f"the entity keys lack {absent[0]!r}, a join key of "
-                f"feature view {part.view.name!r}",
-                hint="pass every join key of every view",
-            )
+            raise _lacks(absent[0], part)
         got = online.read(part.view, keys, part.wanted)
         table = got.select([*part.keys, *part.take])  # one call: the common, fast path
         if part.view.ttl is not None:
@@ -185,6 +184,70 @@ def run(
         return tables[0]
     return pa.Table.from_arrays(
         [c for t in tables for c in t.columns], names=[n for t in tables for n in t.column_names]
+    )
+
+
+def run_rows(
+    parts: Sequence[Part],
+    online: OnlineStore,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    at: datetime | None,
+) -> list[dict[str, Any]]:
+    """What ``run`` returns, as one dict per key: no Arrow, for serving's few keys."""
+    if not keys:
+        raise ValidationError("no entity keys were given", hint="pass at least one key")
+    out: list[dict[str, Any]] = [{} for _ in keys]
+    when = None
+    for part in parts:
+        try:
+            tuples = [tuple([key[k] for k in part.join_keys]) for key in keys]
+        except KeyError as e:
+            raise _lacks(e.args[0], part) from None
+        except TypeError:
+            raise ValidationError(
+                "an entity key is not a mapping of join key -> value",
+                hint='pass keys as dicts, e.g. [{"customer_id": 7}]',
+            ) from None
+        got = online.read_rows(part.view, tuples, part.wanted)
+        oldest = None
+        if part.view.ttl is not None:
+            if when is None:
+                from conveyor.features.pit import to_utc
+
+                when = to_utc(at) if at is not None else datetime.now(UTC)
+            oldest = when - part.view.ttl
+        at_ts, empty, expired = len(part.join_keys), (None,) * len(part.take), 0
+        for key, row, dest in zip(keys, got, out, strict=True):
+            for k in part.keys:
+                dest[k] = key[k]
+            event = row[at_ts]
+            if oldest is not None and event is not None and event < oldest:
+                expired += 1
+                dest.update(zip(part.outputs, empty, strict=True))
+            else:
+                dest.update(zip(part.outputs, row[at_ts + 1 :], strict=True))
+        if expired and at is None:
+            _warn_expired(part.view, expired, len(keys))
+    return out
+
+
+def _lacks(key: str, part: Part) -> ValidationError:
+    return ValidationError(
+        f"the entity keys lack {key!r}, a join key of feature view {part.view.name!r}",
+        hint="pass every join key of every view",
+    )
+
+
+def _warn_expired(view: FeatureView, expired: int, rows: int) -> None:
+    log.warning(
+        "%d of %d row(s) of feature view %r are older than its TTL (%s) now; "
+        "their features are null. Materialize newer data, or pass at= to look "
+        "them up as of an earlier time",
+        expired,
+        rows,
+        view.name,
+        view.ttl,
     )
 
 
@@ -204,15 +267,7 @@ def _expire(
     fresh = pc.fill_null(pc.greater_equal(event_ts, pa.scalar(oldest, event_ts.type)), False)
     if defaulted:
         expired = len(event_ts) - event_ts.null_count - pc.sum(fresh).as_py()
-        log.warning(
-            "%d of %d row(s) of feature view %r are older than its TTL (%s) now; "
-            "their features are null. Materialize newer data, or pass at= to look "
-            "them up as of an earlier time",
-            expired,
-            len(event_ts),
-            view.name,
-            view.ttl,
-        )
+        _warn_expired(view, expired, len(event_ts))
     for name in part.take:
         i = table.column_names.index(name)
         column = table.column(i)

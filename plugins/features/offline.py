@@ -18,8 +18,8 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from attrs import Factory, frozen
@@ -33,7 +33,7 @@ from conveyor.interfaces.features import (
     OnlineStore,
 )
 from conveyor.plugins.features.config import LocalFeatureStoreConfig
-from conveyor.plugins.features.lookup import LRU, Part, ViewCache, plan, run
+from conveyor.plugins.features.lookup import LRU, Part, ViewCache, plan, run, run_rows
 
 if TYPE_CHECKING:
     import polars as pl
@@ -93,8 +93,8 @@ class LocalFeatureStore(FeatureStore):
         self._metadata = metadata
         self._online = online
         self._views = ViewCache(self._definition)
-        #: (references, full_names) -> the planned lookup, for string references
-        self._requests: LRU[tuple[Any, ...], tuple[Part, ...]] = LRU(256)
+        #: (references, full_names) -> (the planned lookup, whether views were passed)
+        self._requests: LRU[tuple[Any, ...], tuple[tuple[Part, ...], bool]] = LRU(256)
 
     # -- collaborators ---------------------------------------------------------------
 
@@ -401,18 +401,45 @@ class LocalFeatureStore(FeatureStore):
         at: datetime | None = None,
         full_names: bool = False,
     ) -> pa.Table:
+        parts = self._lookup_parts(features, full_names)
+        return run(parts, self.online, _as_arrow(entity_keys), at=at)
+
+    def get_online_rows(
+        self,
+        features: Sequence[str | FeatureView],
+        entity_keys: Sequence[Mapping[str, Any]],
+        *,
+        at: datetime | None = None,
+        full_names: bool = False,
+    ) -> list[dict[str, Any]]:
+        parts = self._lookup_parts(features, full_names)
+        return run_rows(parts, self.online, entity_keys, at=at)
+
+    def _lookup_parts(
+        self, features: Sequence[str | FeatureView], full_names: bool
+    ) -> tuple[Part, ...]:
+        """The planned lookup of ``features``, from the cache while its views are current."""
         refresh = self.config.view_refresh_s
+        # by value: an equal view passed as a new object fails the `is` checks below
+        request = (features if type(features) is tuple else tuple(features), full_names)
+        cached = self._requests.get(request)
+        fresh = self._views.get
+        if (  # references only: the hot path
+            cached is not None
+            and not cached[1]
+            and all(fresh(p.view.name, max_age=refresh) is p.view for p in cached[0])
+        ):
+            return cached[0]
         given = {f.name: f for f in features if isinstance(f, FeatureView)}
 
         def resolve(name: str) -> FeatureView:
             return given.get(name) or self._views.get(name, max_age=refresh)
 
-        # views passed as objects are keyed by identity; `is` below rules out a reused id
-        request = (tuple(f if isinstance(f, str) else id(f) for f in features), full_names)
-        parts = self._requests.get(request)
-        if parts is None or any(resolve(p.view.name) is not p.view for p in parts):
-            parts = self._requests.put(request, plan(features, resolve, full_names=full_names))
-        return run(parts, self.online, _as_arrow(entity_keys), at=at)
+        if cached is not None and all(resolve(p.view.name) is p.view for p in cached[0]):
+            return cached[0]
+        parts = plan(features, resolve, full_names=full_names)
+        self._requests.put(request, (parts, bool(given)))
+        return parts
 
     def close(self) -> None:
         """Nothing to release: the app closes the stores it opened."""
@@ -431,6 +458,7 @@ def _as_arrow(keys: Any) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
+_EPOCH_DAY = date(1970, 1, 1)
 #: ``auto`` partitioning: daily files once a day holds this many rows, else monthly
 DAY_PARTITION_ROWS = 100_000
 
@@ -461,12 +489,19 @@ def _partitions(
         if df.height:
             yield "static", df
         return
-    label = pl.col(v.timestamp_field).dt.strftime(  # type: ignore[arg-type]
-        "%Y-%m-%d" if scheme == "day" else "%Y-%m"
-    )
-    labels = df.select(label.alias("l")).to_series()
-    for value in labels.unique().sort():
-        yield value, df.filter(labels == value)
+    # an integer per row (4 bytes), not a label string (~16): ingestion's peak memory
+    ts = pl.col(v.timestamp_field)  # type: ignore[arg-type]
+    if scheme == "day":
+        number = ts.dt.date().cast(pl.Int32)  # days since the epoch, UTC
+    else:
+        number = ts.dt.year().cast(pl.Int32) * 100 + ts.dt.month().cast(pl.Int32)
+    numbers = df.select(number.alias("n")).to_series()
+    for value in numbers.unique().sort():
+        if scheme == "day":
+            label = (_EPOCH_DAY + timedelta(days=value)).isoformat()
+        else:
+            label = f"{value // 100:04d}-{value % 100:02d}"
+        yield label, df.filter(numbers == value)
 
 
 def content_fingerprint(rows: pl.DataFrame) -> str:

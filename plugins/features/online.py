@@ -18,14 +18,26 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.errors import NotFoundError, ValidationError
 from conveyor.features.definitions import FeatureView
 from conveyor.features.pit import arrow_type
-from conveyor.interfaces.features import ONLINE_EVENT_TS, MaterializationState, OnlineStore
+from conveyor.interfaces.features import (
+    ONLINE_EVENT_TS,
+    MaterializationState,
+    OnlineStore,
+    check_key_tuples,
+)
+from conveyor.plugins.features.codec import (
+    RowPlan,
+    arrow_column,
+    from_micros,
+    micros,
+    sql_type,
+    storage_column,
+)
 from conveyor.plugins.features.config import SQLiteOnlineStoreConfig
 from conveyor.plugins.features.lookup import LRU
 from conveyor.sqlite import Database, path_from_url
@@ -40,15 +52,6 @@ T = TypeVar("T")
 NO_CREATED = -(2**63)
 #: Keys per lookup statement (well under SQLite's variable limit).
 CHUNK = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SQL_TYPES = {
-    "bool": "INTEGER",
-    "string": "TEXT",
-    "float32": "REAL",
-    "float64": "REAL",
-    "date": "INTEGER",
-    "datetime": "INTEGER",
-}
 _META = (
     "CREATE TABLE IF NOT EXISTS _conveyor_views (name TEXT PRIMARY KEY, spec TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS _conveyor_state (view TEXT PRIMARY KEY, watermark INTEGER, "
@@ -64,57 +67,6 @@ def q(name: str) -> str:
 
 def table_name(view: str) -> str:
     return f"fv_{view}"
-
-
-def micros(value: datetime | None) -> int | None:
-    """A datetime as integer microseconds since the epoch (UTC); naive means UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
-def sql_type(dtype: str) -> str:
-    return _SQL_TYPES.get(dtype, "INTEGER")
-
-
-def _storage_column(values: pa.ChunkedArray | pa.Array, dtype: str) -> list[Any]:
-    """Arrow values as the Python values SQLite stores (timestamps as microseconds)."""
-    import pyarrow as pa
-
-    if dtype == "datetime":
-        values = values.cast(pa.timestamp("us", "UTC")).cast(pa.int64())
-    elif dtype == "date":
-        values = values.cast(pa.date32()).cast(pa.int32())
-    elif dtype in ("float32", "float64"):
-        import pyarrow.compute as pc
-
-        if pc.any(pc.is_nan(values)).as_py():
-            # SQLite turns a NaN REAL into NULL; the text 'NaN' keeps it distinct
-            return ["NaN" if v != v else v for v in values.to_pylist()]
-    return values.to_pylist()
-
-
-def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
-    import pyarrow as pa
-
-    if dtype == "datetime":
-        return pa.array(values, pa.int64()).cast(pa.timestamp("us", "UTC"))
-    if dtype == "date":
-        return pa.array(values, pa.int32()).cast(pa.date32())
-    if dtype == "bool":
-        return pa.array([None if v is None else bool(v) for v in values], pa.bool_())
-    try:
-        return pa.array(values, arrow_type(dtype))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        if dtype not in ("float32", "float64"):
-            raise
-        return pa.array([float(v) if isinstance(v, str) else v for v in values], arrow_type(dtype))
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -149,6 +101,7 @@ class SQLiteOnlineStore(OnlineStore):
         # bounded: views are rebuilt (new objects) when their definition changes
         self._plans: LRU[tuple[int, tuple[str, ...]], tuple[Any, ...]] = LRU(256)
         self._sql: LRU[tuple[Any, ...], str] = LRU(512)
+        self._row_plans: LRU[tuple[int, tuple[str, ...] | None], RowPlan] = LRU(256)
 
     # -- connection --------------------------------------------------------------------
 
@@ -296,16 +249,16 @@ class SQLiteOnlineStore(OnlineStore):
             )
         key_types = view.key_types
         columns = [*key_types, "_event_ts", "_created_ts", "_file", "_row", *view.feature_names]
-        data = [_storage_column(table[k], t) for k, t in key_types.items()]
-        data.append(_storage_column(table["_event_ts"], "datetime"))
+        data = [storage_column(table[k], t) for k, t in key_types.items()]
+        data.append(storage_column(table["_event_ts"], "datetime"))
         if "_created_ts" in table.column_names:
-            created = _storage_column(table["_created_ts"], "datetime")
+            created = storage_column(table["_created_ts"], "datetime")
             data.append([NO_CREATED if v is None else v for v in created])
         else:
             data.append([NO_CREATED] * table.num_rows)
         data.append(table["_file"].to_pylist())
         data.append(table["_row"].to_pylist())
-        data += [_storage_column(table[f.name], f.dtype) for f in view.features]
+        data += [storage_column(table[f.name], f.dtype) for f in view.features]
         rows = list(zip(*data, strict=True))
         name = q(table_name(view.name))
         order = "(_event_ts, _created_ts, _file, _row)"
@@ -344,7 +297,7 @@ class SQLiteOnlineStore(OnlineStore):
                 f"the keys lack the join key(s) {', '.join(absent)} of feature view {view.name!r}",
                 hint="pass every join key",
             )
-        key_lists = [_storage_column(keys[k], t) for k, t in key_types.items()]
+        key_lists = [storage_column(keys[k], t) for k, t in key_types.items()]
         requested = list(zip(*key_lists, strict=True))
         found = self._lookup(view, requested, wanted)
         empty = (None,) * (len(wanted) + 1)
@@ -355,7 +308,7 @@ class SQLiteOnlineStore(OnlineStore):
             pass  # booleans stored as 0/1, NaN stored as text: convert column by column
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         return pa.table(
-            {n: _arrow_column(list(c), t) for n, c, t in zip(names, cols, dtypes, strict=True)}
+            {n: arrow_column(list(c), t) for n, c, t in zip(names, cols, dtypes, strict=True)}
         )
 
     @staticmethod
@@ -371,6 +324,29 @@ class SQLiteOnlineStore(OnlineStore):
         names = [*key_types, ONLINE_EVENT_TS, *wanted]
         struct = pa.struct([pa.field(n, arrow_type(t)) for n, t in zip(names, dtypes, strict=True)])
         return view, key_types, names, dtypes, struct
+
+    def read_rows(
+        self,
+        view: FeatureView,
+        keys: Sequence[tuple[Any, ...]],
+        features: Sequence[str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        wanted = None if features is None else tuple(features)
+        plan = self._row_plans.get((id(view), wanted))
+        if plan is None or plan.view is not view:
+            plan = self._row_plans.put((id(view), wanted), RowPlan.of(view, wanted))
+        check_key_tuples(view.name, plan.join_keys, keys)
+        stored = keys if plan.stored_key is None else [plan.stored_key(k) for k in keys]
+        nkeys = len(plan.join_keys)
+        if len(keys) == 1:  # serving's case: one statement, no dict of results
+            if view.name not in self._specs:
+                self._check_prepared(view)
+            sql = self._select_sql(view.name, plan.join_keys, plan.features, 1)
+            with self.db.locked() as conn:
+                row = conn.execute(sql, stored[0]).fetchone()
+            return [plan.row(keys[0], None if row is None else row[nkeys:])]
+        found = self._lookup(view, stored, plan.features)
+        return [plan.row(k, found.get(s)) for k, s in zip(keys, stored, strict=True)]
 
     def _lookup(
         self, view: FeatureView, keys: Sequence[tuple[Any, ...]], features: Sequence[str]
@@ -414,7 +390,7 @@ class SQLiteOnlineStore(OnlineStore):
         picked = random.Random(seed).sample(rows, min(n, len(rows)))
         columns = list(zip(*picked, strict=True)) if picked else [()] * len(key_types)
         return pa.table(
-            {k: _arrow_column(list(columns[i]), t) for i, (k, t) in enumerate(key_types.items())}
+            {k: arrow_column(list(columns[i]), t) for i, (k, t) in enumerate(key_types.items())}
         )
 
 

@@ -14,9 +14,17 @@ class LocalArtifactStoreConfig:
     Attributes:
         url: the store root: a plain path or a ``file://`` URL, relative to the
             project root (default ``.conveyor/artifacts``).
+        verify: ``changed`` (default): a Parquet table is hashed again only when its
+            file changed since its last check; ``always``: on every read.
     """
 
     url: str = ".conveyor/artifacts"
+    verify: str = field(default="changed")
+
+    @verify.validator
+    def _check_verify(self, _attribute: Any, value: str) -> None:
+        if value not in ("changed", "always"):
+            raise ValueError(f'verify must be "changed" or "always", not {value!r}')
 
 
 @frozen(kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 
     from conveyor.plugins.local.config import LocalArtifactStoreConfig
 
+#: ``[artifact_store] verify``: hash table blobs only when changed, or on every read
+VERIFY_MODES = ("changed", "always")
+#: beside ``blobs/<sha256>``: the identity of its file when its bytes were last hashed
+CHECKED_SUFFIX = ".checked"
+#: a record this close to the file's last change is not trusted (timestamps are coarse)
+RACY_NS = 50_000_000
 _TEMP_FLAGS = (
     os.O_WRONLY
     | os.O_CREAT
@@ -59,16 +66,71 @@ class LocalArtifactStore(FsspecArtifactStore):
     under the root's real path.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, verify: str = "changed") -> None:
         path = Path(root).absolute()
         _make_private_dirs(path)
         real = os.path.realpath(path)
         super().__init__(uri=Path(real).as_uri(), root=real)
+        if verify not in VERIFY_MODES:
+            raise ConfigError(
+                f"[artifact_store] verify = {verify!r} is not one of {', '.join(VERIFY_MODES)}",
+                hint='"changed" hashes a table blob again only when its file changed',
+            )
+        self.verify = verify
 
     @classmethod
     def from_config(cls, *, app: Any, config: LocalArtifactStoreConfig) -> LocalArtifactStore:
         """The store ``[artifact_store] url`` names, relative to the project root."""
-        return cls(root_from_url(config.url, app.config.root if app is not None else None))
+        root = root_from_url(config.url, app.config.root if app is not None else None)
+        return cls(root, verify=config.verify)
+
+    # -- verified once -------------------------------------------------------------------
+    # A table blob whose file is unchanged since its bytes were last hashed is not hashed
+    # again: <sha256>.checked beside it records the file's identity then.  Any write or
+    # replacement through the filesystem changes that identity; see docs/artifacts.md for
+    # what this does not catch (bit rot, a forger of both files).
+
+    def _unchanged_since_checked(self, sha256: str, size: int) -> bool:
+        if self.verify != "changed":
+            return False
+        blob = self._blob_path(sha256)
+        try:
+            with open(self._confine(blob + CHECKED_SUFFIX), "rb") as handle:
+                recorded = handle.read(256).split()
+            info = os.lstat(self._confine(blob))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        identity = _identity(info)
+        if info.st_size != size or len(recorded) != len(identity) + 1:
+            return False
+        try:
+            *then, at = (int(v) for v in recorded)
+        except ValueError:
+            return False
+        # "racy" records are never trusted: a same-size write within the file clock's
+        # granularity of the record would leave the times as they were
+        return tuple(then) == identity and at - max(info.st_mtime_ns, info.st_ctime_ns) >= RACY_NS
+
+    def _checked(self, sha256: str) -> None:
+        if self.verify != "changed":
+            return
+        blob = self._confine(self._blob_path(sha256))
+        try:
+            info = os.lstat(blob)
+        except FileNotFoundError:
+            return
+        now = time.time_ns()
+        if now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS:
+            return  # too fresh to vouch for: the next read hashes it and records it
+        fd, tmp = _create_temp(os.path.dirname(blob))
+        try:
+            with open(fd, "wb") as out:
+                out.write(" ".join(map(str, (*_identity(info), now))).encode())
+            # no fsync: a record lost in a crash only costs one more hash
+            os.replace(tmp, blob + CHECKED_SUFFIX)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
 
     # -- primitives ----------------------------------------------------------------------
 
@@ -165,6 +227,10 @@ class LocalArtifactStore(FsspecArtifactStore):
     def _after_gc(self, dry_run: bool, cutoff: float) -> None:
         if dry_run:
             return
+        blobs = self._path(BLOBS)
+        for path, _size, _mtime in self._walk(blobs):
+            if path.endswith(CHECKED_SUFFIX) and not os.path.lexists(path[: -len(CHECKED_SUFFIX)]):
+                _unlink_quietly(path)  # the record of a blob gc removed
         keys_root = self._path(KEYS)
         folders = [dirpath for dirpath, _dirs, _files in os.walk(keys_root) if dirpath != keys_root]
         # ages read before removing anything: removing a child touches its parent's mtime
@@ -209,6 +275,11 @@ class _LocalSink(BlobSink):
             self._file.close()
         finally:
             _unlink_quietly(self._tmp)
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written or replaced."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _create_temp(folder: str) -> tuple[int, str]:

@@ -10,7 +10,9 @@ import polars as pl
 import pytest
 from attrs import evolve
 
+from conveyor.errors import NotFoundError, ValidationError
 from conveyor.features import Entity, Feature, FeatureView
+from conveyor.interfaces.features import FeatureStore
 from conveyor.plugins.features.config import LocalFeatureStoreConfig
 from conveyor.plugins.features.offline import LocalFeatureStore
 
@@ -140,3 +142,90 @@ def test_full_names_and_key_columns(store: LocalFeatureStore) -> None:
         ["stats:n", "stats:f2"], [{"customer_id": 3}], at=T0, full_names=True
     )
     assert got.to_pylist() == [{"customer_id": 3, "stats__n": 3, "stats__f2": 6.0}]
+
+
+SHOPS = FeatureView(
+    name="shops",
+    entities=[CUSTOMER, Entity(name="shop", join_keys="shop", dtype="string")],
+    ttl=timedelta(days=1),
+    features=[Feature(name="visits", dtype="int64"), Feature(name="vip", dtype="bool")],
+)
+
+
+@pytest.fixture
+def two_views(store: LocalFeatureStore) -> LocalFeatureStore:
+    store.apply([SHOPS])
+    store.ingest(
+        "shops",
+        pl.DataFrame(
+            {
+                "customer_id": [1, 2, 3],
+                "shop": ["a", "b", "a"],
+                "event_timestamp": [T0, T0 - timedelta(days=3), T0],
+                "visits": [10, 20, None],
+                "vip": [True, False, None],
+            }
+        ),
+    )
+    store.materialize("shops", end=T0 + timedelta(hours=1))
+    return store
+
+
+@pytest.mark.parametrize("full_names", [False, True])
+@pytest.mark.parametrize("days", [0, 2, 8])
+def test_get_online_rows_gives_what_get_online_features_gives(
+    two_views: LocalFeatureStore, full_names: bool, days: int
+) -> None:
+    refs = ["stats:n", "stats:f3", "shops:*"]
+    keys = [
+        {"customer_id": 1, "shop": "a"},
+        {"customer_id": 2, "shop": "b"},
+        {"customer_id": 3, "shop": "zz"},
+        {"customer_id": 9999, "shop": "a"},
+        {"customer_id": 1, "shop": "a"},
+    ]
+    at = T0 + timedelta(days=days)
+    expected = two_views.get_online_features(refs, keys, at=at, full_names=full_names)
+    got = two_views.get_online_rows(refs, keys, at=at, full_names=full_names)
+    assert got == expected.to_pylist()
+    assert [list(r) for r in got] == [expected.column_names] * len(keys)
+    # the interface's own default (through get_online_features) agrees
+    base = FeatureStore.get_online_rows(two_views, refs, keys, at=at, full_names=full_names)
+    assert base == got
+    for key in keys[:1]:  # one key: serving's case
+        one = two_views.get_online_rows(refs, [key], at=at, full_names=full_names)
+        assert (
+            one
+            == two_views.get_online_features(refs, [key], at=at, full_names=full_names).to_pylist()
+        )
+    if days == 0:
+        assert got[0]["vip" if not full_names else "shops__vip"] is True
+        assert got[1]["visits" if not full_names else "shops__visits"] is None  # 3 days old
+
+
+def test_get_online_rows_warns_of_expired_values_like_get_online_features(
+    store: LocalFeatureStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 9999}]
+    with caplog.at_level(logging.WARNING, logger="conveyor.features"):
+        got = store.get_online_rows(["stats:n", "stats:f1"], keys)
+        store.get_online_features(["stats:n", "stats:f1"], keys)
+    assert [r["n"] for r in got] == [None, None, None]
+    rows, table = (r.getMessage() for r in caplog.records)
+    assert rows == table
+    assert "2 of 3 row(s) of feature view 'stats' are older than its TTL" in rows
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="conveyor.features"):
+        store.get_online_rows(["stats:n"], keys, at=T0 + timedelta(days=30))
+    assert caplog.records == []
+
+
+def test_get_online_rows_refuses_bad_keys_clearly(store: LocalFeatureStore) -> None:
+    with pytest.raises(ValidationError, match="no entity keys"):
+        store.get_online_rows(["stats:n"], [])
+    with pytest.raises(ValidationError, match="lack 'customer_id', a join key of feature view"):
+        store.get_online_rows(["stats:n"], [{"customer": 1}])
+    with pytest.raises(ValidationError, match="not a mapping"):
+        store.get_online_rows(["stats:n"], [7])  # type: ignore[list-item]
+    with pytest.raises(NotFoundError, match="no feature 'nope'"):
+        store.get_online_rows(["stats:nope"], [{"customer_id": 1}])
