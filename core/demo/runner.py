@@ -242,7 +242,10 @@ def _serve_and_retrain(
         f"week 5 {_fmt(_auc(est5, True))}"
     )
 
-    say("[6/8] Labels of weeks 4-5 arrive: a new labelled batch lands in data/")
+    say(
+        "[6/8] Labels of weeks 4-5 arrive: a new labelled batch lands in data/, "
+        "weeks 1-3 move to data/archive/"
+    )
     labels_dir = directory / "labels"
     write_parquet(
         pl.concat([_labels(phase[4], "w4"), _labels(phase[5], "w5")]),
@@ -251,6 +254,11 @@ def _serve_and_retrain(
     write_parquet(
         pl.concat([week[4], week[5]]).drop("day"), directory / "data" / "batch-0002.parquet"
     )
+    # the training window rolls: the time split would otherwise keep nearly every
+    # shifted row out of the training part (it is the newest fifth of weeks 1-5)
+    archive = directory / "data" / "archive"
+    archive.mkdir()
+    (directory / "data" / "batch-0001.parquet").replace(archive / "batch-0001.parquet")
     labels = str(labels_dir / "*.parquet")
     real4 = monitor_performance(app, MODEL, labels=labels, since=t4, until=t5, every=t5 - t4)
     real5 = monitor_performance(

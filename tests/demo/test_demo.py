@@ -120,3 +120,10 @@ def test_a_folder_that_is_not_a_demo_is_refused_untouched(tmp_path: Path) -> Non
     assert keep.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
         "notes.txt"
     ]
+
+
+def test_the_retrained_model_measures_better_on_the_new_data(demo) -> None:
+    folder, _, _ = demo
+    auc = json.loads((folder / "demo-summary.json").read_text())["auc"]
+    assert auc["v1_week5"] < auc["v1_week4"], "the shift costs the first model"
+    assert auc["v2_week6"] > auc["v1_week6"] + 0.03, auc
