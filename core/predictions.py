@@ -205,14 +205,16 @@ class PredictionLog:
             self._queue.append(batch)
             self._pending += rows
             self._counts["accepted"] += rows
-            if self._oldest is None:
+            first = self._oldest is None
+            if first:
                 self._oldest = _time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, daemon=True, name="conveyor-prediction-log"
                 )
                 self._thread.start()
-            if self._pending >= self.flush_records:
+            # an idle writer waits without a deadline: the first queued batch gives it one
+            if first or self._pending >= self.flush_records:
                 self._cond.notify_all()
         return True
 

@@ -197,6 +197,21 @@ class PredictionLogContract:
         assert log.stats().written == 2, "no flush call, yet the interval wrote the batch"
         log.close()
 
+    def test_a_batch_after_an_idle_spell_is_written_by_the_interval_too(
+        self, store: ArtifactStore
+    ) -> None:
+        """The writer idles without a deadline once its queue is empty: the next batch
+        must wake it, or that batch waits for the close."""
+        log = self.log(store, flush_interval=0.05)
+        for expected in (1, 2):
+            log.append(model="churn", version=1, features=_features(1), predictions=[0.1])
+            deadline = time.monotonic() + 10
+            while log.stats().written < expected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert log.stats().written == expected, f"batch {expected} waited for the close"
+            time.sleep(0.2)  # the writer goes idle
+        log.close()
+
     def test_readers_never_see_part_of_a_batch(self, store: ArtifactStore) -> None:
         log = self.log(store, flush_records=20, flush_interval=0.01)
         seen: list[pl.DataFrame] = []
