@@ -330,24 +330,75 @@ def gate(
     rerun on the same inputs reuses it); one that did not pass ends the step and
     the run ``refused`` (core decides that: this is a gate step).
     """
-    from conveyor.checks import ModelCheckContext
-    from conveyor.ml.evaluate import evaluate, evaluate_model
-    from conveyor.ml.gate import GateConfig, validate_model
-    from conveyor.ml.train import predict
+    from conveyor.ml.gate import GateConfig, start_infra_check
 
     config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
+    # the candidate's child-process check runs while production is canary-loaded (its
+    # own child) and both models score the holdout: the two start-ups overlap
+    infra = (
+        start_infra_check(
+            model,
+            holdout.head(config.infra_sample_rows),
+            timeout=config.infra_timeout,
+            tolerance=config.infra_tolerance,
+        )
+        if config.infra_check
+        else None
+    )
+    try:
+        verdict = _judge_candidate(ctx, model, holdout, production, model_name, config, infra)
+    except BaseException:
+        if infra is not None:
+            infra.discard()  # never leave its child running
+        raise
+    if production is not None:
+        verdict.evidence["incumbent_version"] = production.version
+    if model_name:  # names the candidate's model in `conveyor models candidates`
+        verdict.evidence["model"] = model_name
+    ctx.log_metrics({"gate_passed": float(verdict.passed)})
+    return verdict
+
+
+def _judge_candidate(
+    ctx: StepContext,
+    model: TrainedModel,
+    holdout: pl.DataFrame,
+    production: Any,
+    model_name: str,
+    config: Any,
+    infra: Any,
+) -> GateVerdict:
+    """The gate step's work once the candidate's infra check runs."""
+    from conveyor.checks import ModelCheckContext
+    from conveyor.ml.evaluate import evaluate
+    from conveyor.ml.gate import validate_model
+    from conveyor.ml.train import predict
+
     incumbent = None if production is None else load_registered_model(ctx.app, production)
     predictions = predict(model, holdout)  # scored once: the gate reuses them
+    incumbent_predictions = None
     extra = []
     if ctx.app.pm.hook.check_model.get_hookimpls():
         # the plugins' context needs both models' metrics; scoring production costs as
         # much as scoring the candidate, so it is done only when a plugin will look
+        # (and the gate reuses those scores)
+        signature = model.signature
         metrics = evaluate(
-            holdout, predictions, label=model.signature.label, objective=model.signature.objective
+            holdout, predictions, label=signature.label, objective=signature.objective
         ).overall
-        incumbent_metrics = (
-            None if incumbent is None else evaluate_model(incumbent, holdout).overall
-        )
+        incumbent_metrics = None
+        if incumbent is not None:
+            try:
+                incumbent_predictions = predict(incumbent, holdout)
+            except ConveyorError:  # the gate reports production as incomparable
+                incumbent_predictions = None
+        if incumbent is not None and incumbent_predictions is not None:
+            incumbent_metrics = evaluate(
+                holdout,
+                incumbent_predictions,
+                label=incumbent.signature.label,
+                objective=incumbent.signature.objective,
+            ).overall
         extra = ctx.app.run_checks(
             "check_model",
             ModelCheckContext(
@@ -360,20 +411,16 @@ def gate(
                 run_id=ctx.run_id,
             ),
         )
-    verdict = validate_model(
+    return validate_model(
         model,
         holdout,
         incumbent=incumbent,
         config=config,
         extra_findings=extra,
         candidate_predictions=predictions,
+        incumbent_predictions=incumbent_predictions,
+        infra=infra,
     )
-    if production is not None:
-        verdict.evidence["incumbent_version"] = production.version
-    if model_name:  # names the candidate's model in `conveyor models candidates`
-        verdict.evidence["model"] = model_name
-    ctx.log_metrics({"gate_passed": float(verdict.passed)})
-    return verdict
 
 
 @step

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
+    from conveyor.models.canary import CanaryRun
     from conveyor.models.model import TrainedModel
 
 
@@ -299,10 +300,47 @@ def infra_check(
     times out, crashes, refuses the model, or predicts differently from
     ``expected`` (by default the in-process predictions of ``model``).
     """
-    import numpy as np
+    return start_infra_check(model, sample, timeout=timeout, tolerance=tolerance).result(expected)
 
-    from conveyor.models.canary import run_canary
-    from conveyor.models.inference import predict
+
+class PendingInfraCheck:
+    """An :func:`infra_check` whose child is running (:func:`start_infra_check`), so
+    the gate scores and bootstraps meanwhile; :meth:`result` compares its answer."""
+
+    def __init__(
+        self, model: TrainedModel, sample: pl.DataFrame, *, timeout: float, tolerance: float
+    ) -> None:
+        from conveyor.models.canary import start_canary
+
+        self.model, self.sample, self.tolerance = model, sample, tolerance
+        self._run = start_canary(model.model_text, model.metadata_json(), sample, timeout=timeout)
+
+    def result(self, expected: Any = None) -> InfraResult:
+        """Wait for the child; ``expected``: the in-process predictions of the sample
+        (computed here when not given)."""
+        import numpy as np
+
+        from conveyor.models.inference import predict
+
+        if expected is None:
+            expected = predict(self.model, self.sample)
+        expected = np.asarray(expected, dtype=np.float64)
+        return _judge(self._run.result(), expected, self.tolerance)
+
+    def discard(self) -> None:
+        """Stop the child without judging it."""
+        self._run.discard()
+
+
+def start_infra_check(
+    model: TrainedModel, sample: pl.DataFrame, *, timeout: float = 120.0, tolerance: float = 0.0
+) -> PendingInfraCheck:
+    """Start :func:`infra_check`'s child process and return without waiting for it."""
+    return PendingInfraCheck(model, sample, timeout=timeout, tolerance=tolerance)
+
+
+def _judge(run: CanaryRun, expected: np.ndarray, tolerance: float) -> InfraResult:
+    import numpy as np
 
     def fail(check: str, message: str, **evidence: Any) -> InfraResult:
         evidence = {"passed": False, **evidence}
@@ -320,10 +358,6 @@ def infra_check(
             ],
         )
 
-    if expected is None:
-        expected = predict(model, sample)
-    expected = np.asarray(expected, dtype=np.float64)
-    run = run_canary(model.model_text, model.metadata_json(), sample, timeout=timeout)
     if run.returncode is None:
         return fail("infra.timeout", run.reason, seconds=run.seconds)
     if run.returncode != 0:
@@ -384,12 +418,18 @@ def validate_model(
     config: GateConfig | None = None,
     extra_findings: Sequence[Finding] = (),
     candidate_predictions: Any = None,
+    incumbent_predictions: Any = None,
+    infra: PendingInfraCheck | None = None,
 ) -> GateVerdict:
     """Decide whether ``candidate`` may replace ``incumbent`` (production) -- the gate.
 
     ``candidate_predictions`` (the candidate's predictions of ``holdout``, e.g. from
     the evaluation step) saves scoring the holdout twice; they are re-checked
     against the child process's predictions of the infra sample.
+    ``incumbent_predictions`` does the same for production's.  ``infra``: the
+    candidate's infra check, started earlier by the caller
+    (:func:`start_infra_check` on ``holdout.head(config.infra_sample_rows)``);
+    otherwise it is started here, before the scoring, and runs alongside it.
     """
     import numpy as np
     import polars as pl
@@ -428,6 +468,13 @@ def validate_model(
             )
         )
 
+    if config.infra_check and infra is None:
+        infra = start_infra_check(
+            candidate,
+            holdout.head(config.infra_sample_rows),
+            timeout=config.infra_timeout,
+            tolerance=config.infra_tolerance,
+        )
     try:
         if label not in holdout.columns:
             raise ValidationError(f"the holdout has no label column {label!r}")
@@ -447,6 +494,8 @@ def validate_model(
             f"the candidate cannot score the holdout: {exc.message}",
             subject="candidate",
         )
+        if infra is not None:
+            infra.discard()
         return GateVerdict(passed=False, findings=findings, evidence=evidence)
     evidence["candidate"]["metrics"] = metrics_c
 
@@ -475,20 +524,13 @@ def validate_model(
     evidence["comparison"] = None
     if incumbent is not None:
         evidence["comparison"] = _compare(
-            candidate, incumbent, holdout, y, p_c, metrics_c, config, finding
+            candidate, incumbent, holdout, y, p_c, metrics_c, config, finding, incumbent_predictions
         )
 
     # 3. infra: load the stored text in a child process and predict a sample
     evidence["infra"] = None
-    if config.infra_check:
-        sample = holdout.head(config.infra_sample_rows)
-        result = infra_check(
-            candidate,
-            sample,
-            timeout=config.infra_timeout,
-            tolerance=config.infra_tolerance,
-            expected=p_c[: sample.height],
-        )
+    if config.infra_check and infra is not None:
+        result = infra.result(p_c[: infra.sample.height])
         evidence["infra"] = result.evidence
         findings.extend(result.findings)
 
@@ -507,6 +549,7 @@ def _compare(
     metrics_c: dict[str, float | None],
     config: GateConfig,
     finding: Any,
+    p_i: Any = None,
 ) -> dict[str, Any] | None:
     """Score the incumbent on the same holdout and bound the difference by bootstrap."""
     import numpy as np
@@ -524,7 +567,14 @@ def _compare(
         )
         return None
     try:
-        p_i = predict(incumbent, holdout)
+        if p_i is None:
+            p_i = predict(incumbent, holdout)
+        else:
+            p_i = np.asarray(p_i, dtype=np.float64)
+            if p_i.shape != (holdout.height,):
+                raise ValidationError(
+                    f"{p_i.size} production predictions for {holdout.height} holdout rows"
+                )
     except ConveyorError as exc:
         finding(
             "gate.incomparable",

@@ -18,6 +18,7 @@ from conveyor.ml.gate import (
     _Scorer,
     infra_check,
     paired_bootstrap,
+    start_infra_check,
     validate_model,
 )
 from conveyor.ml.train import sha256_text
@@ -203,3 +204,24 @@ def test_infra_check_catches_a_corrupt_model_text(model, split):
     )
     assert not verdict.passed
     assert [f.check for f in verdict.findings if f.blocking] == ["infra.load_failed"]
+
+
+def test_a_started_infra_check_runs_alongside_and_judges_like_the_blocking_one(model, split):
+    sample = split.holdout.head(16)
+    pending = start_infra_check(model, sample)
+    assert pending._run._proc.poll() is None  # returned before the child finished
+    started = infra_check(model, sample)
+    got = pending.result()
+    assert got.passed and started.passed
+    assert got.evidence["rows"] == started.evidence["rows"] == 16
+    verdict = validate_model(
+        model,
+        split.holdout,
+        config=GateConfig(n_bootstrap=100, infra_sample_rows=16),
+        infra=start_infra_check(model, sample),
+    )
+    assert verdict.passed and verdict.evidence["infra"]["rows"] == 16
+
+    stopped = start_infra_check(model, sample)
+    stopped.discard()
+    assert stopped._run._proc.returncode is not None  # no child left running
