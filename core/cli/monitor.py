@@ -181,6 +181,16 @@ def skew(state: Any, **options: Any) -> None:
 @monitor.command("performance")
 @_common
 @click.option("--labels", metavar="PATH", help="Parquet file or glob with the labels.")
+@click.option(
+    "--label-view",
+    metavar="VIEW",
+    help="Feature view holding the labels, joined by its entity key and event time.",
+)
+@click.option(
+    "--horizon",
+    metavar="SPAN",
+    help="Entity joins: a label counts only if it came at most this long after (7d).",
+)
 @click.option("--label", metavar="COLUMN", help="Label column (default: the model's label).")
 @click.option(
     "--join",
@@ -211,6 +221,8 @@ def performance(
     as_json: bool,
     html: str | None,
     labels: str | None,
+    label_view: str | None,
+    horizon: str | None,
     label: str | None,
     join: str,
     entity: str | None,
@@ -227,6 +239,8 @@ def performance(
         _model(state, model),
         version=version,
         labels=labels,
+        label_view=label_view,
+        horizon=None if horizon is None else parse_span(horizon),
         label=label,
         on=join,
         entity=entity,

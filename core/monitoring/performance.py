@@ -129,12 +129,14 @@ def join_labels(
     on: str = "request_id",
     entity: str | None = None,
     label_time: str | None = None,
+    horizon: timedelta | None = None,
 ) -> pl.LazyFrame:
     """The log's rows with a ``label`` column (null where no label arrived yet).
 
     ``on="request_id"`` joins by request id.  ``on="entity"`` joins each prediction
     with the first label of the same entity (``entity`` in the labels, the log's
-    ``entity_key``) whose ``label_time`` is at or after the prediction's time.
+    ``entity_key``) whose ``label_time`` is at or after the prediction's time, and,
+    with ``horizon``, at most that long after it (a later label is another outcome).
     """
     import polars as pl
 
@@ -178,6 +180,7 @@ def join_labels(
             right_on="_label_at",
             by="entity_key",
             strategy="forward",
+            tolerance=horizon,
             check_sortedness=False,
         )
         .drop("_label_at")

@@ -201,6 +201,37 @@ def load_calibration(app: Any, mv: ModelVersion) -> Calibration | None:
         return None
 
 
+def labels_from_view(app: Any, name: str, label: str | None) -> tuple[pl.LazyFrame, str, str, str]:
+    """``(rows, "entity", join key, event-time column)`` of the label view ``name``.
+
+    A label view is an ordinary feature view whose feature is the outcome: its one
+    join key is what the prediction log records as ``entity_key`` and its event
+    time says when the outcome became known.  Read through the feature store's
+    public API, so any offline store backend serves it.
+    """
+    view = app.features.get_view(name)
+    keys = view.join_keys
+    if len(keys) != 1:
+        raise ConveyorError(
+            f"feature view {name!r} has {len(keys)} join keys ({', '.join(keys)}); the "
+            "prediction log records one entity key per row",
+            hint="use a label view keyed by the one entity the server logs",
+        )
+    if view.timestamp_field is None:
+        raise ConveyorError(
+            f"feature view {name!r} is static (no timestamp_field), so its labels have no "
+            "time to join to predictions by",
+            hint="give the label view a timestamp_field: when each outcome became known",
+        )
+    names = [f.name for f in view.features]
+    if label is not None and label not in names:
+        raise ConveyorError(
+            f"feature view {name!r} has no feature {label!r}",
+            hint=f"its features are: {', '.join(names)}; pass --label FEATURE",
+        )
+    return app.features.read_view(view), "entity", keys[0], view.timestamp_field
+
+
 def monitor_performance(
     app: Any,
     model: str,
@@ -211,16 +242,22 @@ def monitor_performance(
     on: str = "request_id",
     entity: str | None = None,
     label_time: str | None = None,
+    label_view: str | None = None,
+    horizon: timedelta | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     every: timedelta = timedelta(days=1),
     metric: str | None = None,
     thresholds: PerformanceThresholds | None = None,
 ) -> Monitored:
-    """Realized (with ``labels``) and estimated (binary, CBPE) performance per window.
+    """Realized (with labels) and estimated (binary, CBPE) performance per window.
 
-    ``labels`` is a Parquet path or glob, or a frame; ``label`` its label column
-    (default: the label the model was trained on).
+    The labels are ``labels`` (a Parquet path or glob, or a frame) or the offline
+    rows of the feature view ``label_view``, whose single join key is matched to the
+    log's entity key and whose event time is the label's time (see
+    :func:`labels_from_view`); ``label`` is the label column (default: the label
+    the model was trained on), ``horizon`` how long after a prediction its label
+    may arrive (``None``: any time).
     """
     import polars as pl
 
@@ -236,13 +273,28 @@ def monitor_performance(
         app.artifacts, model=mv.name, version=mv.version, start=start, end=end
     ).select("request_id", "time", "entity_key", "prediction")
     label = label or mv.signature.label
+    if labels is not None and label_view is not None:
+        raise ConveyorError(
+            "labels come from one source: a Parquet path or a feature view, not both",
+            hint="drop --labels or --label-view",
+        )
+    if label_view is not None:
+        labels, on, entity, label_time = labels_from_view(app, label_view, label)
     if labels is not None:
         if not label:
             raise ConveyorError(
                 "which label column? the model has none recorded", hint="pass --label COLUMN"
             )
         source = pl.scan_parquet(labels) if isinstance(labels, str) else labels
-        frame = join_labels(frame, source, label=label, on=on, entity=entity, label_time=label_time)
+        frame = join_labels(
+            frame,
+            source,
+            label=label,
+            on=on,
+            entity=entity,
+            label_time=label_time,
+            horizon=horizon,
+        )
     else:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("label"))
     metric = metric or DEFAULT_METRIC.get(objective, "auc")
