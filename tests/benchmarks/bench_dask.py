@@ -4,24 +4,38 @@ Run: ``pytest -m benchmark tests/benchmarks/bench_dask.py -s`` (``BENCH_DASK_ROW
 changes the 5M rows).  Needs ``contrib/conveyor-dask`` installed.
 
 Same data, same hardware: one machine trains with ``conveyor.ml.train.train`` in a
-single worker process with 2 threads; the distributed side trains with
+single worker process with ``BENCH_DASK_SINGLE_THREADS`` LightGBM threads (default 1:
+one worker's share of the cluster); the distributed side trains with
 ``conveyor_dask.train.train_distributed`` across 2 worker processes of 1 thread
 each.  Both run as a task in fresh worker processes, so each worker's peak RSS
 (``ru_maxrss``) is that side's memory.  The PIT join: the feature store's
 ``get_historical_features`` in one worker vs ``historical_features`` in slices
 on 2 workers; the two answers must be equal row for row.
+
+The work on the workers is in ``dask_bench_tasks.py``, uploaded to each side's
+workers (``Client.upload_file``): a worker cannot import this module (``tests`` is
+no package it knows), and a task it cannot unpickle breaks the worker's connection
+instead of failing the task, so each side first runs a probe task with a short
+timeout and every wait is bounded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import resource
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+TASKS_FILE = Path(__file__).with_name("dask_bench_tasks.py")
+
 ROWS = int(os.environ.get("BENCH_DASK_ROWS", 5_000_000))
+SINGLE_THREADS = int(os.environ.get("BENCH_DASK_SINGLE_THREADS", 1))
+#: A probe task answers in seconds; a side's task may take long at 5M rows, not forever.
+PROBE_TIMEOUT_S = 60.0
+TASK_TIMEOUT_S = float(os.environ.get("BENCH_DASK_TIMEOUT_S", 3600))
 CONFIG = {
     "num_boost_round": 200,
     "learning_rate": 0.1,
@@ -29,10 +43,6 @@ CONFIG = {
     "key": ["entity_id", "event_timestamp"],
     "exclude": ["entity_id"],
 }
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _cluster(workers: int, threads: int) -> Any:
@@ -49,76 +59,34 @@ def _cluster(workers: int, threads: int) -> Any:
     return cluster, Client(cluster, set_as_default=False)
 
 
-def _single_train(project: dict, keys: dict, config: dict) -> tuple[str, str, float]:
-    from conveyor_dask.parts import worker_app
-
-    from conveyor.ml.train import TrainConfig, train
-
-    app = worker_app(project)
-    parts = {k: app.artifacts.scan_table(v).collect() for k, v in keys.items()}
-    begun = time.perf_counter()
-    model = train(
-        parts["train"], parts["validation"], TrainConfig.from_mapping({**config, "num_threads": 2})
-    )
-    return model.model_text, model.signature.to_json(), time.perf_counter() - begun
+def _tasks() -> Any:
+    """``dask_bench_tasks`` imported under its own top-level name, as the workers have it."""
+    if "dask_bench_tasks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("dask_bench_tasks", TASKS_FILE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["dask_bench_tasks"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["dask_bench_tasks"]
 
 
-def _spread_train(project: dict, keys: dict, config: dict) -> tuple[str, str, float]:
-    from conveyor_dask.parts import worker_app
-    from conveyor_dask.train import train_distributed
-    from distributed import worker_client
-
-    from conveyor.ml.train import TrainConfig
-
-    app = worker_app(project)
-    parts = {k: app.artifacts.scan_table(v).collect() for k, v in keys.items()}
-    begun = time.perf_counter()
-    with worker_client() as client:
-        model = train_distributed(
-            client,
-            app,
-            parts["train"],
-            parts["validation"],
-            TrainConfig.from_mapping({**config, "num_threads": 1}),
-        )
-    return model.model_text, model.signature.to_json(), time.perf_counter() - begun
-
-
-def _single_join(project: dict, key: str, out: str) -> float:
-    from conveyor_dask.parts import worker_app
-
-    app = worker_app(project)
-    entities = app.artifacts.scan_table(key).collect()
-    begun = time.perf_counter()
-    frame = app.features.get_historical_features(entities, ["activity:*"]).collect()
-    took = time.perf_counter() - begun
-    app.artifacts.put_table(out, frame)
-    return took
-
-
-def _spread_join(project: dict, key: str, out: str) -> float:
-    from conveyor_dask.parts import worker_app
-    from conveyor_dask.retrieval import historical_features
-    from distributed import worker_client
-
-    app = worker_app(project)
-    entities = app.artifacts.scan_table(key).collect()
-    begun = time.perf_counter()
-    with worker_client() as client:
-        frame = historical_features(client, app, entities, ["activity:*"])
-    took = time.perf_counter() - begun
-    app.artifacts.put_table(out, frame)
-    return took
-
-
-def _side(workers: int, threads: int, fn: Any, *args: Any) -> tuple[Any, list[int]]:
+def _side(workers: int, threads: int, fn: str, *args: Any) -> tuple[Any, list[int]]:
+    tasks = _tasks()
     cluster, client = _cluster(workers, threads)
     try:
-        answer = client.submit(fn, *args, pure=False).result()
-        peaks = sorted(client.run(_peak_rss).values())
+        client.upload_file(str(TASKS_FILE))
+        try:
+            client.submit(tasks.probe, pure=False).result(timeout=PROBE_TIMEOUT_S)
+        except TimeoutError:
+            pytest.fail(
+                f"a Dask worker did not run the benchmark's probe task in {PROBE_TIMEOUT_S:g} s:"
+                " it cannot load the task's function (see the worker's log above)"
+            )
+        answer = client.submit(getattr(tasks, fn), *args, pure=False).result(timeout=TASK_TIMEOUT_S)
+        peaks = sorted(client.run(tasks.peak_rss).values())
     finally:
         client.close()
-        cluster.close()
+        cluster.close(timeout=60)
     return answer, peaks
 
 
@@ -145,17 +113,16 @@ def test_distributed_training_and_retrieval_vs_one_machine(conveyor_app):
 
     rows = []
     models = {}
-    for label, workers, threads, fn in (
-        ("one machine", 1, 2, _single_train),
-        ("2 Dask workers", 2, 1, _spread_train),
+    for label, workers, fn, extra in (
+        (f"one machine ({SINGLE_THREADS} LightGBM thread)", 1, "single_train", (SINGLE_THREADS,)),
+        ("2 Dask workers (1 thread each)", 2, "spread_train", ()),
     ):
-        (text, signature, took), peaks = _side(workers, threads, fn, project, keys, CONFIG)
+        (text, signature, took), peaks = _side(workers, 1, fn, project, keys, CONFIG, *extra)
         model = TrainedModel.from_text(text, Signature.from_json(signature))
         models[label] = model
         auc = evaluate_model(model, parts.holdout).overall["auc"]
         rows.append((f"train {len(parts.train):,} rows", label, took, peaks, f"AUC {auc:.4f}"))
     aucs = [float(r[4].split()[1]) for r in rows]
-    assert abs(aucs[0] - aucs[1]) <= 0.005, aucs
 
     customer = Entity(name="customer", join_keys="entity_id", dtype="int64")
     view = FeatureView(
@@ -175,14 +142,15 @@ def test_distributed_training_and_retrieval_vs_one_machine(conveyor_app):
     del frame, parts
     answers = {}
     for label, workers, threads, fn in (
-        ("one machine", 1, 2, _single_join),
-        ("2 Dask workers", 2, 1, _spread_join),
+        ("one machine", 1, 2, "single_join"),
+        ("2 Dask workers", 2, 1, "spread_join"),
     ):
         out = f"bench/joined-{workers}.parquet"
         took, peaks = _side(workers, threads, fn, project, "bench/entities.parquet", out)
         answers[label] = app.artifacts.scan_table(out).collect()
         rows.append((f"PIT join {entities.height:,} rows", label, took, peaks, ""))
-    assert answers["one machine"].equals(answers["2 Dask workers"]), "the joins differ"
+    equal = answers["one machine"].equals(answers["2 Dask workers"])
+    rows[-1] = (*rows[-1][:4], "equal" if equal else "DIFFERENT")
 
     print()
     print("| work | where | time | peak RSS per worker | result |")
@@ -190,3 +158,5 @@ def test_distributed_training_and_retrieval_vs_one_machine(conveyor_app):
     for work, where, took, peaks, result in rows:
         memory = ", ".join(f"{p / 2**30:.2f} GiB" for p in peaks)
         print(f"| {work} | {where} | {took:.1f} s | {memory} | {result} |")
+    assert abs(aucs[0] - aucs[1]) <= 0.005, aucs
+    assert equal, "the distributed join differs from the single-machine join"

@@ -75,3 +75,34 @@ def test_the_step_on_a_worker_trains_across_the_cluster_above_the_threshold(
     ]
     assert "distributed" not in execution.metrics
     assert below.output("train_model").signature == model.signature
+
+
+@pytest.mark.parametrize(("objective", "patience"), [("binary", 5), ("regression", 5)])
+def test_best_iteration_is_the_one_lightgbm_early_stopping_keeps(parts, objective, patience):
+    """``lightgbm.dask`` cannot stop early; the iteration chosen afterwards is LightGBM's."""
+    import lightgbm as lgb
+    from conveyor_dask.train import best_iteration
+
+    from conveyor.models.inference import feature_matrix
+
+    config = TrainConfig.from_mapping({**CONFIG, "objective": objective, "learning_rate": 0.4})
+    signature = train(parts.train, parts.validation, config).signature
+    params = config.lgb_params()
+    x, y = (
+        feature_matrix(parts.train, signature),
+        parts.train.get_column("label").cast(float).to_numpy(),
+    )
+    vx = feature_matrix(parts.validation, signature)
+    vy = parts.validation.get_column("label").cast(float).to_numpy()
+    every = lgb.train(params, lgb.Dataset(x, y), num_boost_round=150)
+    callbacks = [lgb.early_stopping(patience, first_metric_only=True, verbose=False)]
+    stopped = lgb.train(
+        params,
+        lgb.Dataset(x, y),
+        num_boost_round=150,
+        valid_sets=[lgb.Dataset(vx, vy)],
+        callbacks=callbacks,
+    )
+    best, _history = best_iteration(every, vx, vy, objective=objective, patience=patience)
+    assert stopped.best_iteration < 150, "the case must stop early to test anything"
+    assert best == stopped.best_iteration
