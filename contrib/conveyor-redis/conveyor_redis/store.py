@@ -71,6 +71,34 @@ def storage_values(values: pa.ChunkedArray | pa.Array, dtype: str) -> list[Any]:
     return values.to_pylist()
 
 
+def _storage_value(value: Any, dtype: str) -> Any:
+    """One Python key value as the hashes hold it (``storage_values`` for one value)."""
+    if value is None:
+        return None
+    if dtype == "datetime":
+        return _micros(value)
+    if dtype == "date":
+        return (value - _EPOCH_DAY).days
+    if dtype == "bool":
+        return int(value)
+    if dtype in ("float32", "float64"):
+        return repr(float(value))
+    return value
+
+
+def _python_decoder(dtype: str) -> Any:
+    """Stored bytes as the Python value ``read(...).to_pylist()`` would give."""
+    if dtype == "datetime":
+        return lambda b: _EPOCH + timedelta(microseconds=int(b))
+    if dtype == "date":
+        return lambda b: _EPOCH_DAY + timedelta(days=int(b))
+    if dtype == "float32":
+        import numpy as np
+
+        return lambda b: float(np.float32(float(b)))
+    return _decoder(dtype)
+
+
 def _decoder(dtype: str) -> Any:
     if dtype in ("float32", "float64"):
         return float
@@ -318,6 +346,47 @@ class RedisOnlineStore(OnlineStore):
                 [None if r[i] is None else decode(r[i]) for r in found], types[name]
             )
         return pa.table(columns)
+
+    def read_rows(
+        self,
+        view: FeatureView,
+        keys: Sequence[tuple[Any, ...]],
+        features: Sequence[str] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """``read`` without Arrow: one pipelined ``HMGET`` per key, decoded in Python."""
+        from conveyor.interfaces.features import check_key_tuples
+
+        self._check_prepared(view)
+        wanted = tuple(view.feature_names if features is None else features)
+        for name in wanted:
+            view.feature(name)  # NotFoundError names the view's features
+        key_types = view.key_types
+        check_key_tuples(view.name, tuple(key_types), keys)
+        names = ["_e", *wanted]
+        stored = [
+            tuple(_storage_value(v, t) for v, t in zip(key, key_types.values(), strict=True))
+            for key in keys
+        ]
+        if len(stored) == 1:
+            found = [self.client.hmget(self._row_key(view.name, stored[0]), names)]
+        else:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key in stored:
+                    pipe.hmget(self._row_key(view.name, key), names)
+                found = pipe.execute()
+        decoders = [_python_decoder("datetime")]
+        decoders += [_python_decoder(view.feature(name).dtype) for name in wanted]
+        times = [t == "datetime" for t in key_types.values()]
+        return [
+            (
+                *(  # a datetime key comes back in UTC, as read's does
+                    _EPOCH + timedelta(microseconds=v) if is_time and v is not None else k
+                    for k, v, is_time in zip(key, stored_key, times, strict=True)
+                ),
+                *(None if b is None else d(b) for d, b in zip(decoders, row, strict=True)),
+            )
+            for key, stored_key, row in zip(keys, stored, found, strict=True)
+        ]
 
     def sample_keys(self, view: FeatureView, n: int, *, seed: int = 0) -> pa.Table:
         import pyarrow as pa
