@@ -9,10 +9,28 @@ import click
 
 
 def echo_json(value: Any) -> None:
-    """Print ``value`` as indented JSON (datetimes and paths as strings)."""
+    """Print ``value`` as strict, indented JSON (datetimes and paths as strings).
+
+    NaN and infinities (a metric that diverged, an AUC of one class) print as
+    ``null``: strict JSON has no spelling for them, and a consumer's parser must
+    not choke on ``NaN``.
+    """
     import json
 
-    click.echo(json.dumps(value, indent=2, default=str, allow_nan=False))
+    click.echo(json.dumps(_finite(value), indent=2, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``, containers walked."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

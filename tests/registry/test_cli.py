@@ -168,6 +168,19 @@ def test_runs_list_show_and_lineage(cli: Any, populated: dict[str, Any]) -> None
     assert cli.invoke("runs", "show", "zzz").exit_code == 1
 
 
+def test_runs_show_json_prints_a_non_finite_metric_as_null(
+    cli: Any, populated: dict[str, Any], conveyor_app: Any
+) -> None:
+    run_id = populated["run"]
+    conveyor_app.metadata.log_metrics(run_id, {"diverged": float("nan"), "peak": float("inf")})
+    shown = cli.invoke("runs", "show", run_id, "--json")
+    assert shown.exit_code == 0, shown.output
+    assert "NaN" not in shown.output and "Infinity" not in shown.output
+    metrics = json.loads(shown.output)["metrics"]
+    assert metrics["diverged"] is None and metrics["peak"] is None
+    assert metrics["auc"] == 0.9
+
+
 def test_registration_and_alias_events_fire(conveyor_app: Any, register_plugin: Any) -> None:
     from conveyor import hookimpl
 
