@@ -330,7 +330,8 @@ def gate(
     rerun on the same inputs reuses it); one that did not pass ends the step and
     the run ``refused`` (core decides that: this is a gate step).
     """
-    from conveyor.ml.gate import GateConfig, start_infra_check
+    from conveyor.ml.gate import GateConfig
+    from conveyor.ml.infra import start_infra_check
 
     config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
     # the candidate's child-process check runs while production is canary-loaded (its

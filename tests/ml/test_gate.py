@@ -10,17 +10,10 @@ from attrs import evolve
 
 from conveyor.checks import Finding, Severity
 from conveyor.errors import ConveyorError, ValidationError
+from conveyor.ml.bootstrap import _bootstrap_counts, _Scorer, paired_bootstrap
 from conveyor.ml.evaluate import roc_auc
-from conveyor.ml.gate import (
-    GateConfig,
-    GateVerdict,
-    _bootstrap_counts,
-    _Scorer,
-    infra_check,
-    paired_bootstrap,
-    start_infra_check,
-    validate_model,
-)
+from conveyor.ml.gate import GateConfig, GateVerdict, validate_model
+from conveyor.ml.infra import infra_check, start_infra_check
 from conveyor.ml.train import sha256_text
 
 NO_INFRA = GateConfig(infra_check=False, n_bootstrap=300)
