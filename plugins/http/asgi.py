@@ -94,7 +94,7 @@ class ServerApp:
         self._canary = config.challenger_mode == "canary"
         self._canary_below = int(config.canary_share * (1 << 32))
         self._key_header = config.canary_key_header.encode()
-        self._shadow_work: list[tuple[Any, str]] = []
+        self._shadow_work: list[tuple[Any, str, Any]] = []
         self.log_buffer = None if log_ is None else LogBuffer(log_, self._log_dropped)
         self.handlers = Handlers(self)
         self._static: dict[tuple[str, str], Any] = {}
@@ -116,8 +116,33 @@ class ServerApp:
 
     # -- prediction ---------------------------------------------------------------------
 
+    def predict_entities(
+        self, served: Served, entities: Any, request_id: str, *, shadow: bool = False
+    ) -> Any:
+        """Predict for entity keys: the features read online (see :mod:`.entities`),
+        each row logged with its entity key."""
+        from conveyor.plugins.http.entities import entity_columns
+
+        columns, keys = entity_columns(
+            self.slot.app,
+            served.entities,
+            entities,
+            served.model.predictor.names,
+            self.config.max_rows,
+        )
+        return self.predict(
+            served, columns, request_id, shadow=shadow, entity_keys=keys, entities=entities
+        )
+
     def predict(
-        self, served: Served, columns: Any, request_id: str, *, shadow: bool = False
+        self,
+        served: Served,
+        columns: Any,
+        request_id: str,
+        *,
+        shadow: bool = False,
+        entity_keys: list[str] | None = None,
+        entities: Any = None,
     ) -> Any:
         """Validate ``columns`` against the signature, predict, count and log them.
 
@@ -163,13 +188,16 @@ class ServerApp:
         if self.prediction_log is None or not len(predictions):
             pass
         elif isinstance(features, dict) and self.log_buffer is not None:  # coalesced
-            self.log_buffer.add(name, served.version, names, features, predictions, request_id)
+            self.log_buffer.add(
+                name, served.version, names, features, predictions, request_id, entity_keys
+            )
         elif not self.prediction_log.append(
             model=name,
             version=served.version,
             features=features,
             predictions=predictions,
             request_ids=request_id,
+            entity_keys=entity_keys,
         ):
             self._log_dropped()
         if shadow or (
@@ -177,7 +205,8 @@ class ServerApp:
         ):
             self.metrics.challenger.labels("shadow" if shadow else "canary", version).inc()
         elif self.challenger is not None and not self._canary:
-            self._shadow_work.append((columns, request_id))  # after the answer is sent
+            # after the answer is sent; by entity, the challenger reads its own features
+            self._shadow_work.append((columns, request_id, entities))
         return predictions
 
     def _log_dropped(self) -> None:
@@ -209,9 +238,12 @@ class ServerApp:
         current = self.slot.current
         if other is None or (current is not None and other.version == current.version):
             return
-        for columns, rid in work:
+        for columns, rid, entities in work:
             try:
-                self.predict(other, columns, rid, shadow=True)
+                if entities is None:
+                    self.predict(other, columns, rid, shadow=True)
+                else:
+                    self.predict_entities(other, entities, rid, shadow=True)
             except BadRequest:
                 self.metrics.errors.labels("shadow_refused").inc()
             except Exception:

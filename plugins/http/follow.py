@@ -20,6 +20,7 @@ from conveyor.errors import ConveyorError
 if TYPE_CHECKING:
     from conveyor.interfaces.registry import ModelVersion
     from conveyor.models import TrainedModel
+    from conveyor.plugins.http.entities import EntityFeatures
     from conveyor.plugins.http.metrics import ServerMetrics
 
 log = logging.getLogger("conveyor.plugins.http")
@@ -33,6 +34,7 @@ class Served:
     version: int
     model: TrainedModel = field(repr=False)
     headers: tuple[tuple[bytes, bytes], ...] = field(repr=False)
+    entities: EntityFeatures | None = field(default=None, repr=False)
 
     @property
     def label(self) -> tuple[str, str]:
@@ -44,6 +46,7 @@ def load_served(app: Any, version: ModelVersion) -> Served:
     sample of its signature in this process; raises the load's ConveyorError."""
     from conveyor.models import load_registered_model, predict
     from conveyor.models.canary import sample_for
+    from conveyor.plugins.http.entities import entity_features
 
     model = load_registered_model(app, version)
     predict(model, sample_for(model.signature))
@@ -55,6 +58,7 @@ def load_served(app: Any, version: ModelVersion) -> Served:
             (b"x-conveyor-model", version.name.encode()),
             (b"x-conveyor-model-version", str(version.version).encode()),
         ),
+        entities=entity_features(app, version.name, version.version),
     )
 
 

@@ -4,7 +4,8 @@ Turning one batch into a table costs the prediction log ~1.5 ms whatever its siz
 so a batch per one-row request would cost more than the request.  Requests that took
 the small-batch path are queued here instead (a list append on the request path); a
 thread hands them to the log as one table of up to :data:`ROWS` rows, at least every
-:data:`SECONDS`.  Rows are the features as sent, with each row's request id.
+:data:`SECONDS`.  Rows are the features as sent, with each row's request id (and entity key, for a
+request by entity).
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ class LogBuffer:
         columns: dict[str, Any],
         predictions: Any,
         request_id: str,
+        entity_keys: list[str] | None = None,
     ) -> None:
         with self._lock:
             self._pending.setdefault((model, version, names), []).append(
-                (columns, predictions, request_id)
+                (columns, predictions, request_id, entity_keys)
             )
             self._rows += len(predictions)
             if self._rows >= ROWS:
@@ -80,23 +82,35 @@ class LogBuffer:
         import numpy as np
         import polars as pl
 
-        predictions = np.concatenate([p for _, p, _ in entries])
-        ids = [rid for _, p, rid in entries for _ in range(len(p))]
+        predictions = np.concatenate([p for _, p, _, _ in entries])
+        ids = [rid for _, p, rid, _ in entries for _ in range(len(p))]
+        keyed = any(keys is not None for *_, keys in entries)
+        keys = (
+            [k for _, p, _, ks in entries for k in (ks if ks is not None else [None] * len(p))]
+            if keyed
+            else None
+        )
         try:  # one table; values of one feature may differ in type between requests
             features: Any = pl.DataFrame(
                 [
-                    pl.Series(n, [v for c, _, _ in entries for v in _plain(c[n])], strict=False)
+                    pl.Series(n, [v for c, *_ in entries for v in _plain(c[n])], strict=False)
                     for n in names
                 ]
             )
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            for columns, p, rid in entries:  # request by request, as sent
-                self._hand_over(model, version, {n: columns[n] for n in names}, p, rid)
+            for columns, p, rid, ks in entries:  # request by request, as sent
+                self._hand_over(model, version, {n: columns[n] for n in names}, p, rid, ks)
             return
-        self._hand_over(model, version, features, predictions, ids)
+        self._hand_over(model, version, features, predictions, ids, keys)
 
     def _hand_over(
-        self, model: str, version: int, features: Any, predictions: Any, ids: Any
+        self,
+        model: str,
+        version: int,
+        features: Any,
+        predictions: Any,
+        ids: Any,
+        entity_keys: list[str | None] | None,
     ) -> None:
         if not self._log.append(
             model=model,
@@ -104,6 +118,7 @@ class LogBuffer:
             features=features,
             predictions=predictions,
             request_ids=ids,
+            entity_keys=entity_keys,
         ):
             self._on_dropped()
 

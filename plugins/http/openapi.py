@@ -52,7 +52,9 @@ _BODIES: dict[str, dict[str, Any]] = {
         "application/json": {
             "schema": {
                 "type": "object",
-                "description": 'records: [{"feature": value}], or columns: {"feature": [values]}',
+                "description": 'records: [{"feature": value}], columns: {"feature": [values]}, '
+                'or entities: [{"join_key": value, "request_feature": value}] (the other '
+                "features are read from the online store; GET /model names the keys)",
             }
         },
         "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},

@@ -137,7 +137,8 @@ ROUTES: tuple[Route, ...] = (
         path="/predict",
         handler="predict",
         body="arrow",
-        summary='JSON {"records": [...]} or {"columns": {...}}, or an Arrow IPC stream',
+        summary='JSON {"records": [...]}, {"columns": {...}} or {"entities": [{key: value}]} '
+        "(features read from the online store), or an Arrow IPC stream",
     ),
     Route(
         method="GET",
@@ -257,6 +258,11 @@ class Handlers:
                     "model": served.name,
                     "version": served.version,
                     "signature": served.model.signature.to_dict(),
+                    "entities": (
+                        served.entities.describe()
+                        if served.entities is not None
+                        else {"available": False, "reason": "registered without features"}
+                    ),
                 }
             ),
         )
@@ -328,11 +334,16 @@ class Handlers:
         served = request.served
         if request.content_type == ARROW_STREAM:
             columns: Any = codecs.arrow_columns(request.body)
+            predictions = self.server.predict(served, columns, request.request_id)
         else:
-            columns = codecs.simple_columns(
-                codecs.parse_json(request.body), served.model.predictor.names
-            )
-        predictions = self.server.predict(served, columns, request.request_id)
+            payload = codecs.parse_json(request.body)
+            if isinstance(payload, dict) and "entities" in payload:
+                predictions = self.server.predict_entities(
+                    served, payload["entities"], request.request_id
+                )
+            else:
+                columns = codecs.simple_columns(payload, served.model.predictor.names)
+                predictions = self.server.predict(served, columns, request.request_id)
         return Response(
             200,
             dumps(

@@ -31,6 +31,7 @@ from conveyor.cli._loadtest import build_request, run_load
 pytestmark = pytest.mark.benchmark
 
 FEATURES = [f"f{i}" for i in range(20)]
+ENTITIES = 10_000  # customers in the online store, for requests by entity key
 BARE = r"""
 import sys, lightgbm as lgb, numpy as np, orjson, uvicorn
 booster = lgb.Booster(model_file=sys.argv[1])
@@ -120,7 +121,12 @@ def project(tmp_path_factory):
         objective="binary",
     )
     version = app.registry.register(
-        "bench", artifact_uri=info.uri, sha256=info.sha256, signature=signature, actor="bench"
+        "bench",
+        artifact_uri=info.uri,
+        sha256=info.sha256,
+        signature=signature,
+        actor="bench",
+        features=[_online_features(app, x[:ENTITIES])],
     )
     app.registry.set_alias(
         "bench", "production", version.version, actor="bench", reason="benchmark", force=True
@@ -154,6 +160,49 @@ def bare_url(project):
     yield url
     proc.terminate()
     proc.wait(30)
+
+
+def _online_features(app, values):
+    """The 20 features of ENTITIES customers in the online store (one recent row each),
+    as the lineage an entity request reads by."""
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from conveyor.features import Entity, Feature, FeatureView
+    from conveyor.interfaces.lineage import FeatureViewUse
+
+    view = FeatureView(
+        name="bench_view",
+        entities=[Entity(name="customer", join_keys="customer_id", dtype="int64")],
+        features=[Feature(name=f, dtype="float64") for f in FEATURES],
+        timestamp_field="ts",
+        ttl=timedelta(days=30),
+    )
+    app.features.apply([view])
+    frame = pl.DataFrame(
+        {
+            "customer_id": list(range(len(values))),
+            "ts": [datetime.now(UTC) - timedelta(hours=1)] * len(values),
+            **{f: values[:, j] for j, f in enumerate(FEATURES)},
+        }
+    )
+    app.features.ingest(view.name, frame)
+    app.features.materialize(view.name)
+    version = app.metadata.get_definition("feature_view", view.name).version
+    return FeatureViewUse(view=view.name, version=version, features=FEATURES)
+
+
+def _raw_post(url: str, path: str, payload: dict) -> bytes:
+    """A raw keep-alive HTTP request, as ``build_request`` makes them."""
+    from urllib.parse import urlsplit
+
+    body = json.dumps(payload).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def _row(i: int = 0) -> list[float]:
@@ -236,3 +285,26 @@ def test_batch_of_1000_rows(project, conveyor_url):
         f"{statistics.median(timings['json'][10:]) * 1e3:.1f} ms | conveyor Arrow p50 "
         f"{statistics.median(timings['arrow'][10:]) * 1e3:.1f} ms"
     )
+
+
+def test_entity_key_request(project, conveyor_url):
+    """One customer by key (20 features read from the SQLite online store) beside a
+    one-row request that sends the features: goal p99 <= 2x the one-row p99."""
+    _root, _booster, signature = project
+    url, _ready = conveyor_url
+    single = build_request(url, "predict", "bench", signature, 1, None)
+    by_key = _raw_post(url, "/predict", {"entities": [{"customer_id": 4242}]})
+    for c in (1, 8):
+        results = {}
+        for name, request in (("one row", single), ("entity key", by_key)):
+            run_load(url, request, concurrency=c, duration=0.5)  # warm up
+            results[name] = run_load(url, request, concurrency=c, duration=4)
+            assert results[name].errors == 0, results[name].statuses
+        row, key = results["one row"], results["entity key"]
+        print(
+            f"\nserving c={c}: entity key {key.rps:,.0f} req/s p50 "
+            f"{key.percentile(0.5) * 1e3:.2f} ms p99 {key.percentile(0.99) * 1e3:.2f} ms | "
+            f"one row {row.rps:,.0f} req/s p50 {row.percentile(0.5) * 1e3:.2f} ms p99 "
+            f"{row.percentile(0.99) * 1e3:.2f} ms | p99 ratio "
+            f"{key.percentile(0.99) / row.percentile(0.99):.2f} (goal <= 2)"
+        )

@@ -188,9 +188,11 @@ def register_rich_model(
     extra: bool = False,
     alias: str | None = HTTP_ALIAS,
     corrupt: bool = False,
+    features: Any = (),
 ) -> Any:
     """Train, register (with its signature) and, with ``alias``, promote a model; with
-    ``corrupt`` the stored bytes no longer match the SHA-256 the registry records."""
+    ``corrupt`` the stored bytes no longer match the SHA-256 the registry records;
+    ``features``: the ``FeatureViewUse`` lineage it is registered with."""
     import lightgbm as lgb
     import numpy as np
 
@@ -209,7 +211,12 @@ def register_rich_model(
     key = f"models/{HTTP_MODEL}/{seed}-{int(extra)}-{int(corrupt)}/model.txt"
     info = app.artifacts.put_bytes(key, text, media_type="text/plain")
     version = app.registry.register(
-        HTTP_MODEL, artifact_uri=info.uri, sha256=info.sha256, signature=signature, actor="test"
+        HTTP_MODEL,
+        artifact_uri=info.uri,
+        sha256=info.sha256,
+        signature=signature,
+        actor="test",
+        features=features,
     )
     if corrupt:  # the stored bytes change behind the registry's back
         import os
