@@ -20,6 +20,7 @@ from conveyor.errors import ConveyorError
 if TYPE_CHECKING:
     from conveyor.interfaces.registry import ModelVersion
     from conveyor.models import TrainedModel
+    from conveyor.models.onerow import OneRowPredictor
     from conveyor.plugins.http.entities import EntityFeatures
     from conveyor.plugins.http.metrics import ServerMetrics
 
@@ -34,6 +35,7 @@ class Served:
     version: int
     model: TrainedModel = field(repr=False)
     headers: tuple[tuple[bytes, bytes], ...] = field(repr=False)
+    one_row: OneRowPredictor = field(repr=False)
     entities: EntityFeatures | None = field(default=None, repr=False)
 
     @property
@@ -46,6 +48,7 @@ def load_served(app: Any, version: ModelVersion) -> Served:
     sample of its signature in this process; raises the load's ConveyorError."""
     from conveyor.models import load_registered_model, predict
     from conveyor.models.canary import sample_for
+    from conveyor.models.onerow import OneRowPredictor
     from conveyor.plugins.http.entities import entity_features
 
     model = load_registered_model(app, version)
@@ -54,6 +57,7 @@ def load_served(app: Any, version: ModelVersion) -> Served:
         name=version.name,
         version=version.version,
         model=model,
+        one_row=OneRowPredictor(model.booster),
         headers=(
             (b"x-conveyor-model", version.name.encode()),
             (b"x-conveyor-model-version", str(version.version).encode()),
