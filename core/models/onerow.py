@@ -44,7 +44,9 @@ class OneRowPredictor:
         self._width = booster.num_feature()
         self._out = np.empty(self.outputs, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._out_len = ctypes.c_int64(0)
+        self._out_len = ctypes.byref(ctypes.c_int64(0))
+        self._in = np.empty(self._width, dtype=np.float64)  # the row is copied in here
+        self._in_ptr = self._in.ctypes.data_as(ctypes.c_void_p)
         config = ctypes.c_void_p()
         _safe_call(
             _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
@@ -64,20 +66,13 @@ class OneRowPredictor:
     def predict(self, row: np.ndarray) -> np.ndarray:
         """``booster.predict(row, num_threads=1)`` for one row of float64 values:
         shape ``(1,)``, or ``(1, classes)`` for a multiclass model."""
-        import numpy as np
-
-        data = np.ascontiguousarray(row, dtype=np.float64)
-        if data.size != self._width:
+        if row.size != self._width:
             raise ValueError(f"one row of {self._width} values expected, got shape {row.shape}")
-        with self._lock:
-            self._check(
-                self._call(
-                    self._config,
-                    data.ctypes.data_as(ctypes.c_void_p),
-                    ctypes.byref(self._out_len),
-                    self._out_ptr,
-                )
-            )
+        with self._lock:  # the buffers are this predictor's: one call at a time
+            # copied into a buffer whose pointer was made once: making one costs more
+            # than the prediction
+            self._in[:] = row.reshape(-1)
+            self._check(self._call(self._config, self._in_ptr, self._out_len, self._out_ptr))
             result = self._out.copy()
         return result if self.outputs == 1 else result.reshape(1, -1)
 

@@ -38,9 +38,10 @@ class Served:
     one_row: OneRowPredictor = field(repr=False)
     entities: EntityFeatures | None = field(default=None, repr=False)
 
-    @property
-    def label(self) -> tuple[str, str]:
-        return self.name, str(self.version)
+    label: tuple[str, str] = field(init=False, repr=False)  # (name, version) for metrics
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "label", (self.name, str(self.version)))
 
 
 def load_served(app: Any, version: ModelVersion) -> Served:
