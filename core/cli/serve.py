@@ -67,6 +67,9 @@ def serve(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
+    from conveyor.server import freeze_startup_objects
+
+    freeze_startup_objects()
     try:
         settings = server.settings
         click.echo(

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""), file=sys.stderr
         )
         return 1
+    from conveyor.server import freeze_startup_objects
+
+    freeze_startup_objects()
     print(READY_LINE, flush=True)
     stop.wait()
     server.stop()
