@@ -12,7 +12,7 @@ A project's ``pipeline.py`` wires them (``conveyor init`` writes one)::
         train, valid, holdout = split_data(raw)
         candidate = train_model(train, valid)
         evaluation = evaluate_candidate(candidate, holdout)
-        verdict = gate(candidate, holdout, production)
+        verdict = gate(candidate, holdout, production, evaluation)
         version = register_model(candidate, verdict, evaluation, profile, model=model)
         promote(version)
 
@@ -27,7 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.errors import ConveyorError
-from conveyor.models.registered import load_registered_model, load_registered_profile
+from conveyor.models.registered import load_registered_profile
 from conveyor.pipeline import StepContext, is_transient, step
 
 if TYPE_CHECKING:
@@ -320,37 +320,43 @@ def gate(
     model: TrainedModel,
     holdout: pl.DataFrame,
     production: Any,
+    evaluation: Evaluation | None = None,
     *,
     model_name: str = "",
     rule: dict | None = None,
 ) -> GateVerdict:
     """The model gate: thresholds AND not worse than production on the same holdout.
 
-    Plugins' ``check_model`` findings join the verdict.  The verdict is stored (so a
-    rerun on the same inputs reuses it); one that did not pass ends the step and
-    the run ``refused`` (core decides that: this is a gate step).
+    ``evaluation``: ``evaluate_candidate``'s output for this model and holdout; its
+    predictions are reused (checked to be this model's, of these rows) rather than
+    scored again.  Plugins' ``check_model`` findings join the verdict.  The verdict is
+    stored (so a rerun on the same inputs reuses it); one that did not pass ends the
+    step and the run ``refused`` (core decides that: this is a gate step).
     """
     from conveyor.ml.gate import GateConfig
     from conveyor.ml.infra import start_infra_check
+    from conveyor.models.registered import start_registered_load
 
     config = GateConfig.from_mapping(rule or {}, section="gate", where="pipeline parameters")
-    # the candidate's child-process check runs while production is canary-loaded (its
-    # own child) and both models score the holdout: the two start-ups overlap
-    infra = (
-        start_infra_check(
-            model,
-            holdout.head(config.infra_sample_rows),
-            timeout=config.infra_timeout,
-            tolerance=config.infra_tolerance,
-        )
-        if config.infra_check
-        else None
-    )
+    # both child processes start first: production's canary and the candidate's infra
+    # check run while the candidate is scored and bootstrapped
+    incumbent = None if production is None else start_registered_load(ctx.app, production)
+    infra = None
     try:
-        verdict = _judge_candidate(ctx, model, holdout, production, model_name, config, infra)
+        if config.infra_check:
+            infra = start_infra_check(
+                model,
+                holdout.head(config.infra_sample_rows),
+                timeout=config.infra_timeout,
+                tolerance=config.infra_tolerance,
+            )
+        verdict = _judge_candidate(
+            ctx, model, holdout, incumbent, evaluation, model_name, config, infra
+        )
     except BaseException:
-        if infra is not None:
-            infra.discard()  # never leave its child running
+        for pending in (infra, incumbent):
+            if pending is not None:
+                pending.discard()  # never leave a child running
         raise
     if production is not None:
         verdict.evidence["incumbent_version"] = production.version
@@ -364,19 +370,19 @@ def _judge_candidate(
     ctx: StepContext,
     model: TrainedModel,
     holdout: pl.DataFrame,
-    production: Any,
+    incumbent: Any,
+    evaluation: Evaluation | None,
     model_name: str,
     config: Any,
     infra: Any,
 ) -> GateVerdict:
-    """The gate step's work once the candidate's infra check runs."""
+    """The gate step's work once its child processes run."""
     from conveyor.checks import ModelCheckContext
-    from conveyor.ml.evaluate import evaluate
+    from conveyor.ml.evaluate import evaluate, predictions_for
     from conveyor.ml.gate import validate_model
     from conveyor.ml.train import predict
 
-    incumbent = None if production is None else load_registered_model(ctx.app, production)
-    predictions = predict(model, holdout)  # scored once: the gate reuses them
+    predictions = predictions_for(model, holdout, evaluation)  # scored once per run
     incumbent_predictions = None
     extra = []
     if ctx.app.pm.hook.check_model.get_hookimpls():
@@ -387,18 +393,19 @@ def _judge_candidate(
         metrics = evaluate(
             holdout, predictions, label=signature.label, objective=signature.objective
         ).overall
+        loaded = None if incumbent is None else incumbent.result()
         incumbent_metrics = None
-        if incumbent is not None:
+        if loaded is not None:
             try:
-                incumbent_predictions = predict(incumbent, holdout)
+                incumbent_predictions = predict(loaded, holdout)
             except ConveyorError:  # the gate reports production as incomparable
                 incumbent_predictions = None
-        if incumbent is not None and incumbent_predictions is not None:
+        if loaded is not None and incumbent_predictions is not None:
             incumbent_metrics = evaluate(
                 holdout,
                 incumbent_predictions,
-                label=incumbent.signature.label,
-                objective=incumbent.signature.objective,
+                label=loaded.signature.label,
+                objective=loaded.signature.objective,
             ).overall
         extra = ctx.app.run_checks(
             "check_model",
@@ -406,7 +413,7 @@ def _judge_candidate(
                 model=model_name,
                 candidate=model,
                 metrics=metrics,
-                incumbent=incumbent,
+                incumbent=loaded,
                 incumbent_metrics=incumbent_metrics,
                 holdout=holdout,
                 run_id=ctx.run_id,
@@ -485,7 +492,7 @@ def register_model(
         label = model.signature.label
         if model.signature.objective == "binary" and label in holdout.columns:
             # monitoring estimates performance before labels arrive from this calibration
-            from conveyor.ml.train import predict
+            from conveyor.ml.evaluate import predictions_for
             from conveyor.monitoring.estimate import store_calibration
 
             store_calibration(
@@ -493,7 +500,7 @@ def register_model(
                 model_name,
                 model.sha256,
                 holdout.get_column(label),
-                predict(model, holdout),
+                predictions_for(model, holdout, evaluation),  # the evaluation's scores
             )
         datasets = []
         for role, frame in (("train", train), ("validation", validation), ("holdout", holdout)):

@@ -73,11 +73,13 @@ def predict_sample(directory: str) -> dict[str, object]:
             f"signature's {list(checks['features'])}"
         )
     matrix = np.load(os.path.join(directory, SAMPLE_FILE), allow_pickle=False)
-    predictions = booster.predict(matrix) if matrix.shape[0] else np.empty(0)
+    predictions = (
+        np.asarray(booster.predict(matrix), dtype=np.float64) if matrix.shape[0] else np.empty(0)
+    )
     return {
         "sha256": digest,
         "rows": int(predictions.size),
-        "predictions": [float(v) for v in np.asarray(predictions, dtype=np.float64)],
+        "predictions": [float(v) for v in predictions],
     }
 
 

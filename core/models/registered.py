@@ -77,27 +77,11 @@ def registered_signature(version: ModelVersion) -> Signature:
 
 
 def load_registered_model(
-    app: Any,
-    model: ModelVersion | str,
-    version: int | None = None,
-    *,
-    alias: str | None = None,
-    canary: bool = True,
-    timeout: float = 120.0,
+    app: Any, model: ModelVersion | str, version: int | None = None, **options: Any
 ) -> TrainedModel:
-    """A registered model, ready to predict.
-
-    Every load reads the artifact through the artifact store and checks its bytes
-    against the registered SHA-256 (:class:`IntegrityError`); only LightGBM text is
-    accepted (:class:`ModelLoadError` for any other format: nothing is unpickled,
-    and LightGBM cannot read its JSON dump back).  With ``canary`` the text is first
-    parsed and exercised in a child process (:mod:`conveyor.models.canary`), once
-    per process for the same bytes: a crafted file that crashes LightGBM's parser
-    is reported as a :class:`ModelLoadError` and never crashes the caller.
-    """
-    return start_registered_load(
-        app, model, version, alias=alias, canary=canary, timeout=timeout
-    ).result()
+    """A registered model, ready to predict: :func:`start_registered_load` (``options``:
+    ``alias``, ``canary``, ``timeout``), waited for."""
+    return start_registered_load(app, model, version, **options).result()
 
 
 def start_registered_load(
@@ -109,10 +93,17 @@ def start_registered_load(
     canary: bool = True,
     timeout: float = 120.0,
 ) -> PendingLoad:
-    """:func:`load_registered_model` with its canary child started and not waited for:
-    the caller works meanwhile and :meth:`PendingLoad.result` returns the model.
+    """Load a registered model, its canary child started and not waited for: the
+    caller works meanwhile and :meth:`PendingLoad.result` returns the model.
 
-    The artifact is read and checked (SHA-256, format) before this returns.
+    Every load reads the artifact through the artifact store and checks its bytes
+    against the registered SHA-256 (:class:`IntegrityError`); only LightGBM text is
+    accepted (:class:`ModelLoadError` for any other format: nothing is unpickled,
+    and LightGBM cannot read its JSON dump back); both before this returns.  With
+    ``canary`` the text is first parsed and exercised in a child process
+    (:mod:`conveyor.models.canary`), once per process for the same bytes: a crafted
+    file that crashes LightGBM's parser is reported as a :class:`ModelLoadError` by
+    :meth:`PendingLoad.result` and never crashes the caller.
     """
     mv = resolve_version(app, model, version, alias=alias)
     label = f"model {mv.name} v{mv.version}"

@@ -101,7 +101,8 @@ def flights(model: str = "late"):
         "num_boost_round": {ROUNDS}, "early_stopping_rounds": 0,
         "learning_rate": 0.1, "num_leaves": 31}})
     evaluation = evaluate_candidate(candidate, holdout)
-    verdict = gate(candidate, holdout, current, model_name=model, rule={{"minimums": {{}}}})
+    verdict = gate(candidate, holdout, current, evaluation, model_name=model,
+                   rule={{"minimums": {{}}}})
     version = register_model(candidate, verdict, evaluation, profile, train_part,
                              validation_part, holdout, model_name=model,
                              timestamp="sched_dep", features=FEATURES)

@@ -234,3 +234,53 @@ def test_a_started_infra_check_runs_alongside_and_judges_like_the_blocking_one(m
     stopped = start_infra_check(model, sample)
     stopped.discard()
     assert stopped._run._proc.returncode is not None  # no child left running
+
+
+def _register(app, model, name="churn"):
+    info = app.artifacts.put_bytes(f"models/{name}/model.txt", model.model_text.encode())
+    return app.registry.register(
+        name,
+        artifact_uri=info.uri,
+        sha256=info.sha256,
+        model_format="lightgbm-text",
+        signature=model.signature,
+        actor="test",
+    )
+
+
+def test_a_pending_incumbent_is_judged_like_a_loaded_one(conveyor_app, model, weak_model, split):
+    from conveyor.models import registered
+
+    registered._TRUSTED.discard(weak_model.sha256)
+    pending = registered.start_registered_load(conveyor_app, _register(conveyor_app, weak_model))
+    assert pending._canary is not None  # production's canary child runs meanwhile
+    verdict = validate_model(model, split.holdout, incumbent=pending, config=NO_INFRA)
+    loaded = validate_model(model, split.holdout, incumbent=weak_model, config=NO_INFRA)
+    got, want = verdict.evidence["comparison"], loaded.evidence["comparison"]
+    assert verdict.passed and {**got, "seconds": 0} == {**want, "seconds": 0}
+    assert pending._canary is None and weak_model.sha256 in registered._TRUSTED
+
+
+def test_the_gate_step_reuses_the_evaluation_scores_and_refuses_another_models(
+    conveyor_app, model, weak_model, split
+):
+    from conveyor.ml.errors import DegenerateDataError
+    from conveyor.ml.evaluate import evaluate_model
+    from conveyor.pipeline import StepContext
+    from conveyor.training import gate
+
+    def ctx():
+        return StepContext(app=conveyor_app, run_id="r", step="gate")
+
+    rule = {"infra_check": False, "n_bootstrap": 100}
+    evaluation = evaluate_model(model, split.holdout)
+    scored = gate.fn(ctx(), model, split.holdout, None, rule=rule)
+    reused = gate.fn(ctx(), model, split.holdout, None, evaluation, rule=rule)
+    assert reused == scored
+    # the stored scores are what the gate judges: inverted, the candidate's AUC flips
+    inverted = evolve(evaluation, predictions=1.0 - evaluation.predictions)
+    flipped = gate.fn(ctx(), model, split.holdout, None, inverted, rule=rule)
+    auc = flipped.evidence["candidate"]["metrics"]["auc"]
+    assert auc == pytest.approx(1 - scored.evidence["candidate"]["metrics"]["auc"])
+    with pytest.raises(DegenerateDataError, match="is of model"):
+        gate.fn(ctx(), model, split.holdout, None, evaluate_model(weak_model, split.holdout))
