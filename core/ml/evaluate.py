@@ -155,19 +155,28 @@ class SliceMetrics:
 
 @frozen(kw_only=True)
 class Evaluation:
-    """Overall and per-slice metrics of one set of predictions.
+    """Overall and per-slice metrics of one set of predictions, and the predictions.
 
     Attributes:
         objective: ``binary`` or ``regression``.
         rows: rows evaluated.
         overall: metric -> value.
         slices: per-slice metrics, by column then value.
+        model_sha256: the evaluated model's hash (set by :func:`evaluate_model`).
+        labels_sha256: SHA-256 of the labels evaluated against (float64, little-endian).
+        predictions: the predictions evaluated (float64, one per row), so the steps
+            after the evaluation reuse them rather than score the model again
+            (:func:`predictions_for`).  The JSON form holds them (base64 of
+            little-endian float64), so a stored evaluation's SHA-256 covers them.
     """
 
     objective: str
     rows: int
     overall: dict[str, float | None]
     slices: tuple[SliceMetrics, ...] = field(default=(), converter=to_tuple)
+    model_sha256: str | None = None
+    labels_sha256: str | None = None
+    predictions: np.ndarray | None = field(default=None, eq=False, repr=False)
 
     def slice(self, column: str, value: str) -> SliceMetrics:
         """The metrics of one slice (KeyError when absent)."""
@@ -177,18 +186,49 @@ class Evaluation:
         raise KeyError((column, value))
 
     def to_dict(self) -> dict[str, Any]:
+        import base64
+
         import attrs
 
-        return attrs.asdict(self)
+        data: dict[str, Any] = {
+            "objective": self.objective,
+            "rows": self.rows,
+            "overall": dict(self.overall),
+            "slices": [attrs.asdict(s) for s in self.slices],
+            "model_sha256": self.model_sha256,
+            "labels_sha256": self.labels_sha256,
+        }
+        if self.predictions is not None:
+            raw = self.predictions.astype("<f8").tobytes()
+            data["predictions"] = base64.b64encode(raw).decode("ascii")
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        predictions = None
+        if data.get("predictions") is not None:
+            import base64
+
+            import numpy as np
+
+            raw = base64.b64decode(data["predictions"], validate=True)
+            predictions = np.frombuffer(raw, dtype="<f8").astype(np.float64)
         return cls(
             objective=data["objective"],
             rows=data["rows"],
             overall=dict(data["overall"]),
             slices=[SliceMetrics(**s) for s in data.get("slices", ())],
+            model_sha256=data.get("model_sha256"),
+            labels_sha256=data.get("labels_sha256"),
+            predictions=predictions,
         )
+
+
+def labels_digest(y: np.ndarray) -> str:
+    """SHA-256 of labels as little-endian float64 (what an evaluation records)."""
+    import hashlib
+
+    return hashlib.sha256(y.astype("<f8").tobytes()).hexdigest()
 
 
 def evaluate(
@@ -243,7 +283,14 @@ def evaluate(
                     metrics=compute_metrics(y[rows], p[rows], objective),
                 )
             )
-    return Evaluation(objective=objective, rows=frame.height, overall=overall, slices=slices)
+    return Evaluation(
+        objective=objective,
+        rows=frame.height,
+        overall=overall,
+        slices=slices,
+        labels_sha256=labels_digest(y),
+        predictions=p,
+    )
 
 
 def evaluate_model(
@@ -253,14 +300,48 @@ def evaluate_model(
     slice_by: Sequence[str] = (),
     min_slice_rows: int = 1,
 ) -> Evaluation:
-    """Predict ``frame`` with ``model`` and :func:`evaluate` it."""
+    """Predict ``frame`` with ``model`` and :func:`evaluate` it (recording the model)."""
+    from attrs import evolve
+
     from conveyor.models.inference import predict
 
-    return evaluate(
+    evaluation = evaluate(
         frame,
         predict(model, frame),
         label=model.signature.label,
         objective=model.signature.objective,
         slice_by=slice_by,
         min_slice_rows=min_slice_rows,
+    )
+    return evolve(evaluation, model_sha256=model.sha256)
+
+
+def predictions_for(
+    model: TrainedModel, frame: pl.DataFrame, evaluation: Evaluation | None = None
+) -> np.ndarray:
+    """``model``'s predictions of ``frame``: those ``evaluation`` holds, else scored now.
+
+    Reused predictions must be the evaluation of this model (its SHA-256) on these
+    rows (their count and labels); anything else is a wiring mistake and an error.
+    """
+    import polars as pl
+
+    from conveyor.models.inference import predict
+
+    if evaluation is None or evaluation.predictions is None:
+        return predict(model, frame)
+    label = model.signature.label
+    if evaluation.model_sha256 != model.sha256:
+        problem = f"is of model {evaluation.model_sha256}, not of this one ({model.sha256})"
+    elif evaluation.rows != frame.height or label not in frame.columns:
+        problem = f"has {evaluation.rows} rows, this table {frame.height}"
+    elif evaluation.labels_sha256 != labels_digest(
+        frame.get_column(label).cast(pl.Float64).to_numpy()
+    ):
+        problem = "was made on other rows (their labels differ)"
+    else:
+        return evaluation.predictions
+    raise DegenerateDataError(
+        f"the evaluation passed in {problem}",
+        hint="pass the output of evaluate_candidate(model, holdout) for the same model and holdout",
     )

@@ -28,16 +28,17 @@ from attrs import field, frozen, validators
 from conveyor.checks import Finding, Severity
 from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError, ValidationError
-from conveyor.ml.bootstrap import paired_bootstrap
+from conveyor.ml.bootstrap import bootstrap_metric, paired_difference
 from conveyor.ml.evaluate import HIGHER_IS_BETTER, compute_metrics
 from conveyor.ml.infra import PendingInfraCheck, start_infra_check
 from conveyor.ml.validation import _jsonable, finding_from_dict, finding_to_dict, format_report
+from conveyor.models.model import TrainedModel
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-    from conveyor.models.model import TrainedModel
+    from conveyor.models.registered import PendingLoad
 
 
 @frozen(kw_only=True)
@@ -171,7 +172,7 @@ def validate_model(
     candidate: TrainedModel,
     holdout: pl.DataFrame,
     *,
-    incumbent: TrainedModel | None = None,
+    incumbent: TrainedModel | PendingLoad | None = None,
     config: GateConfig | None = None,
     extra_findings: Sequence[Finding] = (),
     candidate_predictions: Any = None,
@@ -187,6 +188,9 @@ def validate_model(
     candidate's infra check, started earlier by the caller
     (:func:`start_infra_check` on ``holdout.head(config.infra_sample_rows)``);
     otherwise it is started here, before the scoring, and runs alongside it.
+    ``incumbent`` may be a :class:`~conveyor.models.registered.PendingLoad` whose
+    canary child still runs: it is waited for only when production is needed, and
+    its child is stopped whatever happens.
     """
     import numpy as np
     import polars as pl
@@ -251,8 +255,9 @@ def validate_model(
             f"the candidate cannot score the holdout: {exc.message}",
             subject="candidate",
         )
-        if infra is not None:
-            infra.discard()
+        for pending in (infra, incumbent):
+            if pending is not None and not isinstance(pending, TrainedModel):
+                pending.discard()
         return GateVerdict(passed=False, findings=findings, evidence=evidence)
     evidence["candidate"]["metrics"] = metrics_c
 
@@ -280,9 +285,21 @@ def validate_model(
     # 2. not worse than production, with a paired bootstrap bound
     evidence["comparison"] = None
     if incumbent is not None:
-        evidence["comparison"] = _compare(
-            candidate, incumbent, holdout, y, p_c, metrics_c, config, finding, incumbent_predictions
-        )
+        try:
+            evidence["comparison"] = _compare(
+                candidate,
+                incumbent,
+                holdout,
+                y,
+                p_c,
+                metrics_c,
+                config,
+                finding,
+                incumbent_predictions,
+            )
+        finally:
+            if not isinstance(incumbent, TrainedModel):
+                incumbent.discard()
 
     # 3. infra: load the stored text in a child process and predict a sample
     evidence["infra"] = None
@@ -299,7 +316,7 @@ def validate_model(
 
 def _compare(
     candidate: TrainedModel,
-    incumbent: TrainedModel,
+    incumbent: TrainedModel | PendingLoad,
     holdout: pl.DataFrame,
     y: np.ndarray,
     p_c: np.ndarray,
@@ -308,13 +325,20 @@ def _compare(
     finding: Any,
     p_i: Any = None,
 ) -> dict[str, Any] | None:
-    """Score the incumbent on the same holdout and bound the difference by bootstrap."""
+    """Score the incumbent on the same holdout and bound the difference by bootstrap.
+
+    A pending incumbent (its canary child still running) is waited for only once the
+    candidate's half of the bootstrap is done: that half needs nothing of production's.
+    """
     import numpy as np
 
     from conveyor.models.inference import predict
 
     metric = config.metric
-    if incumbent.signature.objective != candidate.signature.objective:
+    objective = candidate.signature.objective
+    if not incumbent.signature.objective and not isinstance(incumbent, TrainedModel):
+        incumbent = incumbent.result()  # an old registration: the text names the objective
+    if incumbent.signature.objective != objective:
         finding(
             "gate.incomparable",
             "production has a different objective "
@@ -323,6 +347,15 @@ def _compare(
             "production",
         )
         return None
+    started = time.perf_counter()
+    n, m = y.size, config.bootstrap_rows
+    # m-out-of-n bootstrap of a seeded subsample, rescaled to the full holdout below
+    sub = np.sort(np.random.default_rng(config.seed).choice(n, m, replace=False)) if n > m else None
+    seed = config.seed if sub is None else config.seed + 1
+    y_b = y if sub is None else y[sub]
+    c_b = p_c if sub is None else p_c[sub]
+    boot_c = bootstrap_metric(y_b, c_b, metric=metric, n_bootstrap=config.n_bootstrap, seed=seed)
+    incumbent = incumbent if isinstance(incumbent, TrainedModel) else incumbent.result()
     try:
         if p_i is None:
             p_i = predict(incumbent, holdout)
@@ -341,7 +374,7 @@ def _compare(
             "production",
         )
         return None
-    metrics_i = compute_metrics(y, p_i, candidate.signature.objective)
+    metrics_i = compute_metrics(y, p_i, objective)
     value_c, value_i = metrics_c.get(metric), metrics_i.get(metric)
     if value_c is None or value_i is None:
         finding(
@@ -351,30 +384,18 @@ def _compare(
             metric,
         )
         return None
-    started = time.perf_counter()
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     difference = sign * (value_c - value_i)
-    n, m = y.size, config.bootstrap_rows
-    if n > m:  # m-out-of-n bootstrap, rescaled to the full holdout
-        sub = np.sort(np.random.default_rng(config.seed).choice(n, m, replace=False))
-        sub_c = compute_metrics(y[sub], p_c[sub], candidate.signature.objective)[metric]
-        sub_i = compute_metrics(y[sub], p_i[sub], candidate.signature.objective)[metric]
-        diffs = paired_bootstrap(
-            y[sub],
-            p_c[sub],
-            p_i[sub],
-            metric=metric,
-            n_bootstrap=config.n_bootstrap,
-            seed=config.seed + 1,
-        )
+    i_b = p_i if sub is None else p_i[sub]
+    boot_i = bootstrap_metric(y_b, i_b, metric=metric, n_bootstrap=config.n_bootstrap, seed=seed)
+    diffs = paired_difference(boot_c, boot_i, metric)
+    if sub is not None:
+        sub_c = compute_metrics(y_b, c_b, objective)[metric]
+        sub_i = compute_metrics(y_b, i_b, objective)[metric]
         if sub_c is None or sub_i is None:
             diffs = diffs[:0]
         else:
             diffs = difference + (diffs - sign * (sub_c - sub_i)) * np.sqrt(m / n)
-    else:
-        diffs = paired_bootstrap(
-            y, p_c, p_i, metric=metric, n_bootstrap=config.n_bootstrap, seed=config.seed
-        )
     diffs = diffs[np.isfinite(diffs)]
     if diffs.size == 0:
         finding(

@@ -7,7 +7,8 @@ registered version and predicting with the signature enforced.
   signature), ``save_model``/``load_model``;
 * :mod:`conveyor.models.inference` -- ``predict`` and the shared ``feature_matrix``;
 * :mod:`conveyor.models.canary` -- parsing a model in a child process first;
-* :mod:`conveyor.models.registered` -- ``load_registered_model``/``load_registered_profile``.
+* :mod:`conveyor.models.registered` -- ``load_registered_model`` (``start_registered_load``
+  without waiting for the canary)/``load_registered_profile``.
 
 Nothing here imports the training steps.  Importing this package, ``dtypes`` or
 ``signature`` loads no polars, pyarrow or LightGBM; the names below resolve lazily.
@@ -34,6 +35,7 @@ _EXPORTS = {
     "run_canary": "canary",
     "load_registered_model": "registered",
     "load_registered_profile": "registered",
+    "start_registered_load": "registered",
 }
 
 __all__ = sorted(_EXPORTS)

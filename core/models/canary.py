@@ -2,14 +2,13 @@
 
 LightGBM's text parser has had memory-safety bugs (CVE-2024-43598; crafted files
 still abort it), so a model is parsed in a child first: a crafted file kills the
-child, never the caller.  :func:`run_canary` writes the text, its metadata
-(signature, SHA-256) and optionally a sample (Arrow IPC) into a private temporary
-directory and runs ``python -m conveyor.models.canary DIR``.  The child loads the
-model as every caller does (:meth:`TrainedModel.from_parts`: hash check, text
-parse, signature check), predicts the sample -- or, without one, a few rows built
-from the signature, so the trees are walked too -- and prints one JSON object:
-``{"sha256": ..., "rows": n, "predictions": [...]}`` (floats round-trip exactly).
-A refused model exits with status 2 and the reason on stderr.
+child, never the caller.  Only that is isolated: here, in the caller, the metadata
+is read, and the sample (or, without one, a few rows built from the signature, so the
+trees are walked too) is validated and encoded by the model's signature, exactly as
+:func:`conveyor.models.inference.predict` does.  The text, the checks the child makes
+(SHA-256, feature names) and the float64 matrix go into a private temporary
+directory, and the child, :mod:`conveyor.models.canary_child` run as a script,
+imports only numpy and LightGBM, checks, parses, predicts and answers in JSON.
 """
 
 from __future__ import annotations
@@ -26,16 +25,14 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 
 from conveyor.convert import to_tuple
-from conveyor.models.model import METADATA_FILE, MODEL_FILE
+from conveyor.errors import ConveyorError
+from conveyor.models import canary_child
+from conveyor.models.canary_child import CHECKS_FILE, MODEL_FILE, SAMPLE_FILE
 
 if TYPE_CHECKING:
     import polars as pl
 
     from conveyor.models.signature import Signature
-
-SAMPLE_FILE = "sample.arrow"
-#: packages LightGBM imports if installed, which the child does not need
-_NOT_NEEDED = ("sklearn", "pandas", "dask", "distributed", "matplotlib", "graphviz", "datatable")
 
 
 @frozen(kw_only=True)
@@ -86,14 +83,23 @@ class PendingCanary:
         self._started = time.perf_counter()
         self._done: CanaryRun | None = None
         env = {**os.environ, "PYTHONHASHSEED": "0"}
+        # run as a script (not -m): importing the conveyor package would cost start-up;
+        # -P keeps the script's folder (core/models) off sys.path
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.models.canary", directory.name],
+            [sys.executable, "-P", canary_child.__file__, directory.name],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=directory.name,
             env=env,
         )
+
+    @classmethod
+    def refused(cls, reason: str) -> PendingCanary:
+        """A canary refused before any child started (``returncode`` 2, as the child's)."""
+        pending = cls.__new__(cls)
+        pending._done = CanaryRun(ok=False, returncode=2, reason=reason, stderr=reason)
+        return pending
 
     def result(self) -> CanaryRun:
         """What the child did (the same object on every call)."""
@@ -169,14 +175,30 @@ def start_canary(
     timeout: float = 120.0,
 ) -> PendingCanary:
     """Start :func:`run_canary`'s child and return at once, so the caller can work
-    while it runs; :meth:`PendingCanary.result` collects it."""
+    while it runs; :meth:`PendingCanary.result` collects it.
+
+    Metadata or a sample that does not fit the signature is refused here, as the child
+    refuses a model: the run is not ``ok`` and its reason says why.
+    """
+    import numpy as np
+
+    from conveyor.models.inference import Predictor
+    from conveyor.models.model import parse_metadata
+    from conveyor.models.signature import Signature
+
+    try:
+        metadata = parse_metadata(metadata_json)
+        signature = Signature.from_dict(metadata["signature"])
+        matrix = Predictor(signature).matrix(sample_for(signature) if sample is None else sample)
+    except ConveyorError as exc:
+        return PendingCanary.refused(f"{type(exc).__name__}: {exc.message}")
     directory = tempfile.TemporaryDirectory(prefix="conveyor-canary-")  # mode 0700
     try:
         path = Path(directory.name)
         (path / MODEL_FILE).write_text(model_text, encoding="utf-8")
-        (path / METADATA_FILE).write_text(metadata_json, encoding="utf-8")
-        if sample is not None:
-            sample.write_ipc(path / SAMPLE_FILE)
+        checks = {"sha256": metadata["sha256"], "features": list(signature.names)}
+        (path / CHECKS_FILE).write_text(json.dumps(checks), encoding="utf-8")
+        np.save(path / SAMPLE_FILE, np.ascontiguousarray(matrix, dtype=np.float64))
         return PendingCanary(directory, timeout)
     except BaseException:
         directory.cleanup()
@@ -205,48 +227,3 @@ def sample_for(signature: Signature, rows: int = 4) -> pl.DataFrame:
             values[-1] = None
         columns[spec.name] = pl.Series(spec.name, values, dtype=dtype, strict=False)
     return pl.DataFrame(columns)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child; returns the exit status."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m conveyor.models.canary DIR", file=sys.stderr)
-        return 2
-    # LightGBM imports scikit-learn, pandas and dask when they are installed, for APIs
-    # the canary never uses; refusing them cuts the child's start-up several-fold
-    # (`import lightgbm` 3.8 s -> 1 s here), and the gate and hot swap wait for it.
-    for name in _NOT_NEEDED:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-    import polars as pl
-
-    from conveyor.errors import ConveyorError
-    from conveyor.models.inference import predict
-    from conveyor.models.model import TrainedModel
-
-    directory = Path(args[0])
-    try:
-        model = TrainedModel.from_parts(
-            (directory / MODEL_FILE).read_text(encoding="utf-8"),
-            (directory / METADATA_FILE).read_text(encoding="utf-8"),
-        )
-        path = directory / SAMPLE_FILE
-        sample = pl.read_ipc(path) if path.exists() else sample_for(model.signature)
-        predictions = predict(model, sample)
-    except ConveyorError as exc:
-        hint = f" (hint: {exc.hint})" if exc.hint else ""
-        print(f"{type(exc).__name__}: {exc.message}{hint}", file=sys.stderr)  # one line
-        return 2
-    json.dump(
-        {
-            "sha256": model.sha256,
-            "rows": int(predictions.size),
-            "predictions": [float(v) for v in predictions],
-        },
-        sys.stdout,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

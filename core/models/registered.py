@@ -19,6 +19,7 @@ from conveyor.models.signature import Signature
 if TYPE_CHECKING:
     from conveyor.interfaces.registry import ModelVersion
     from conveyor.ml.profile import DataProfile
+    from conveyor.models.canary import PendingCanary
 
 #: SHA-256 of model texts that passed a canary in this process: the same bytes need
 #: not be parsed in a child again.
@@ -76,6 +77,14 @@ def registered_signature(version: ModelVersion) -> Signature:
 
 
 def load_registered_model(
+    app: Any, model: ModelVersion | str, version: int | None = None, **options: Any
+) -> TrainedModel:
+    """A registered model, ready to predict: :func:`start_registered_load` (``options``:
+    ``alias``, ``canary``, ``timeout``), waited for."""
+    return start_registered_load(app, model, version, **options).result()
+
+
+def start_registered_load(
     app: Any,
     model: ModelVersion | str,
     version: int | None = None,
@@ -83,16 +92,18 @@ def load_registered_model(
     alias: str | None = None,
     canary: bool = True,
     timeout: float = 120.0,
-) -> TrainedModel:
-    """A registered model, ready to predict.
+) -> PendingLoad:
+    """Load a registered model, its canary child started and not waited for: the
+    caller works meanwhile and :meth:`PendingLoad.result` returns the model.
 
     Every load reads the artifact through the artifact store and checks its bytes
     against the registered SHA-256 (:class:`IntegrityError`); only LightGBM text is
     accepted (:class:`ModelLoadError` for any other format: nothing is unpickled,
-    and LightGBM cannot read its JSON dump back).  With ``canary`` the text is first
-    parsed and exercised in a child process (:mod:`conveyor.models.canary`), once
-    per process for the same bytes: a crafted file that crashes LightGBM's parser
-    is reported as a :class:`ModelLoadError` and never crashes the caller.
+    and LightGBM cannot read its JSON dump back); both before this returns.  With
+    ``canary`` the text is first parsed and exercised in a child process
+    (:mod:`conveyor.models.canary`), once per process for the same bytes: a crafted
+    file that crashes LightGBM's parser is reported as a :class:`ModelLoadError` by
+    :meth:`PendingLoad.result` and never crashes the caller.
     """
     mv = resolve_version(app, model, version, alias=alias)
     label = f"model {mv.name} v{mv.version}"
@@ -117,32 +128,67 @@ def load_registered_model(
             hint="only LightGBM text models are loaded; nothing is unpickled",
         ) from None
     check_model_text(text)
-    signature = registered_signature(mv)
-    if canary:
-        _canary(label, text, signature, mv.sha256, timeout)
-    return TrainedModel.from_text(
-        text, signature, sha256=mv.sha256, best_iteration=int(mv.params.get("best_iteration") or 0)
-    )
+    return PendingLoad(mv, text, registered_signature(mv), canary=canary, timeout=timeout)
 
 
-def _canary(label: str, text: str, signature: Signature, sha256: str, timeout: float) -> None:
-    from conveyor.models.canary import run_canary
+class PendingLoad:
+    """A registered model whose canary child may still run (:func:`start_registered_load`).
 
-    with _TRUSTED_LOCK:
-        if sha256 in _TRUSTED:
-            return
-    metadata = json.dumps(
-        {"signature": signature.to_dict(), "sha256": sha256, "format": TEXT_FORMAT}
-    )
-    run = run_canary(text, metadata, timeout=timeout)
-    if not run.ok:
-        raise ModelLoadError(
-            f"{label} failed its canary load in a child process: {run.reason}",
-            hint="the stored model text is corrupt or crafted; it was not "
-            "loaded here: re-train or re-register it",
+    ``version``, ``signature`` and ``sha256`` are known at once; :meth:`result` waits
+    for the canary and parses the text in this process only once it passed.
+    """
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        text: str,
+        signature: Signature,
+        *,
+        canary: bool,
+        timeout: float,
+    ) -> None:
+        from conveyor.models.canary import start_canary
+
+        self.version, self.signature, self.sha256 = version, signature, version.sha256
+        self._text = text
+        self._model: TrainedModel | None = None
+        self._canary: PendingCanary | None = None
+        with _TRUSTED_LOCK:
+            trusted = self.sha256 in _TRUSTED
+        if canary and not trusted:
+            metadata = json.dumps(
+                {"signature": signature.to_dict(), "sha256": self.sha256, "format": TEXT_FORMAT}
+            )
+            self._canary = start_canary(text, metadata, timeout=timeout)
+
+    def result(self) -> TrainedModel:
+        """The model, once its canary passed (:class:`ModelLoadError` when it did not)."""
+        if self._model is not None:
+            return self._model
+        if self._canary is not None:
+            run = self._canary.result()
+            if not run.ok:
+                raise ModelLoadError(
+                    f"model {self.version.name} v{self.version.version} failed its canary "
+                    f"load in a child process: {run.reason}",
+                    hint="the stored model text is corrupt or crafted; it was not "
+                    "loaded here: re-train or re-register it",
+                )
+            with _TRUSTED_LOCK:
+                _TRUSTED.add(self.sha256)
+            self._canary = None
+        self._model = TrainedModel.from_text(
+            self._text,
+            self.signature,
+            sha256=self.sha256,
+            best_iteration=int(self.version.params.get("best_iteration") or 0),
         )
-    with _TRUSTED_LOCK:
-        _TRUSTED.add(sha256)
+        return self._model
+
+    def discard(self) -> None:
+        """Stop the canary child if it still runs."""
+        if self._canary is not None:
+            self._canary.discard()
 
 
 def load_registered_profile(app: Any, version: ModelVersion) -> DataProfile | None:

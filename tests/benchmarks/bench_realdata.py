@@ -7,7 +7,8 @@ path (``run_pipeline`` on the stock steps of ``conveyor.training``, SQLite metad
 and registry, the local artifact and feature stores); the floor does the same work
 with no Conveyor code: read the files, ``join_asof`` per view (TTL as tolerance),
 a left join for the static view, the same time split, ``lightgbm.train`` with the
-same parameters, and the holdout AUC.  Per step group (ingest, materialize,
+same parameters, and the gate: production loaded from text, both models' holdout AUC
+compared.  Per step group (ingest, materialize,
 training-set build, split, training, gate, register/promote): the time of each side,
 the first run on an empty project and a second, uncached run (nothing new to ingest).
 
@@ -100,7 +101,8 @@ def flights(model: str = "late"):
         "num_boost_round": {ROUNDS}, "early_stopping_rounds": 0,
         "learning_rate": 0.1, "num_leaves": 31}})
     evaluation = evaluate_candidate(candidate, holdout)
-    verdict = gate(candidate, holdout, current, model_name=model, rule={{"minimums": {{}}}})
+    verdict = gate(candidate, holdout, current, evaluation, model_name=model,
+                   rule={{"minimums": {{}}}})
     version = register_model(candidate, verdict, evaluation, profile, train_part,
                              validation_part, holdout, model_name=model,
                              timestamp="sched_dep", features=FEATURES)
@@ -239,22 +241,37 @@ def floor(root: Path) -> dict[str, float]:
         valid_sets=[lgb.Dataset(valid.select(features).to_numpy(), label=valid["late"].to_numpy())],
     )
     timing["training"] = time.perf_counter() - began
+    # the gate: load production from its text (here the same model, as in run 2), score
+    # both on the holdout, compare their AUCs
+    text = booster.model_to_string()
     began = time.perf_counter()
-    scores = booster.predict(holdout.select(features).to_numpy())
+    production = lgb.Booster(model_str=text)
+    matrix = holdout.select(features).to_numpy()
     labels = holdout["late"].to_numpy()
-    ranks = np.argsort(np.argsort(scores)) + 1
     positives = labels.sum()
-    auc = (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (
-        positives * (len(labels) - positives)
-    )
+
+    def auc(scores: np.ndarray) -> float:
+        ranks = np.argsort(np.argsort(scores)) + 1
+        return (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (
+            positives * (len(labels) - positives)
+        )
+
+    candidate_auc, production_auc = auc(booster.predict(matrix)), auc(production.predict(matrix))
     timing["gate"] = time.perf_counter() - began
-    assert 0.5 < auc < 1.0
+    assert 0.5 < candidate_auc < 1.0 and candidate_auc >= production_auc - 0.005
     timing["rows"] = float(n)
     return timing
 
 
-def conveyor_run(root: Path, *, use_cache: bool = True) -> tuple[dict[str, float], float]:
-    """One run of the project's pipeline: seconds per group, and the whole run's."""
+#: steps whose own seconds are printed: the gate group and the step that reuses its scores
+GATE_STEPS = ("evaluate_candidate", "gate", "register_model")
+
+
+def conveyor_run(
+    root: Path, *, use_cache: bool = True
+) -> tuple[dict[str, float], float, dict[str, float]]:
+    """One run of the project's pipeline: seconds per group, the whole run's, and
+    the seconds of each of :data:`GATE_STEPS`."""
     from conveyor.app import Conveyor
     from conveyor.pipeline import load_pipeline
     from conveyor.runs import run_pipeline
@@ -277,7 +294,7 @@ def conveyor_run(root: Path, *, use_cache: bool = True) -> tuple[dict[str, float
             else next(g for prefix, g in GROUPS.items() if node.startswith(prefix))
         )
         groups[group] = groups.get(group, 0.0) + outcome.duration_s
-    return groups, total
+    return groups, total, {s: result.steps[s].duration_s for s in GATE_STEPS}
 
 
 def test_real_data_pipeline_against_polars_lightgbm_floor(
@@ -292,10 +309,10 @@ def test_real_data_pipeline_against_polars_lightgbm_floor(
     monkeypatch.chdir(root)
     monkeypatch.syspath_prepend(str(root))
     base = floor(root)  # warm: files cached, lightgbm imported
-    first, first_total = conveyor_run(root)
+    first, first_total, first_steps = conveyor_run(root)
     floors = [floor(root) for _ in range(2)]
     plain = {k: min(f[k] for f in [base, *floors]) for k in base}
-    second, second_total = conveyor_run(root, use_cache=False)
+    second, second_total, second_steps = conveyor_run(root, use_cache=False)
     rows = int(plain.pop("rows"))
     order = [
         "ingest",
@@ -319,6 +336,13 @@ def test_real_data_pipeline_against_polars_lightgbm_floor(
     print(
         f"{'total':<20}{floor_total:9.2f}{first_total:9.2f}{second_total:9.2f}"
         f"{second_total - floor_total:12.2f}"
+    )
+    for label, steps in (("run 1", first_steps), ("run 2", second_steps)):
+        shown = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in steps.items())
+        print(f"{label} (production: {'none' if label == 'run 1' else 'run 1'}): {shown}")
+    print(
+        f"gate step run 2 vs floor (score both models, compare): "
+        f"{second_steps['gate']:.2f} s vs {plain['gate']:.3f} s"
     )
 
 

@@ -102,3 +102,28 @@ def test_evaluate_model_per_region(model, split):
 def test_empty_holdout_is_an_error():
     with pytest.raises(DegenerateDataError, match="0 rows"):
         evaluate(pl.DataFrame({"label": []}, schema={"label": pl.Int64}), [], label="label")
+
+
+def test_an_evaluation_keeps_its_predictions_for_the_steps_after_it(model, weak_model, split):
+    from attrs import evolve
+
+    from conveyor.ml.evaluate import predictions_for
+    from conveyor.models.inference import predict
+
+    holdout = split.holdout
+    ev = evaluate_model(model, holdout)
+    assert ev.model_sha256 == model.sha256
+    back = Evaluation.from_dict(json.loads(json.dumps(ev.to_dict(), allow_nan=False)))
+    assert back == ev and np.array_equal(back.predictions, predict(model, holdout))
+    assert back.predictions.dtype == np.float64
+    assert predictions_for(model, holdout, back) is back.predictions  # reused, not scored
+    with pytest.raises(DegenerateDataError, match="is of model"):
+        predictions_for(weak_model, holdout, back)
+    with pytest.raises(DegenerateDataError, match="rows"):
+        predictions_for(model, holdout.head(100), back)
+    flipped = holdout.with_columns((1 - pl.col("label")).alias("label"))
+    with pytest.raises(DegenerateDataError, match="labels differ"):
+        predictions_for(model, flipped, back)
+    # an evaluation stored before predictions were kept: the model is scored
+    old = evolve(back, predictions=None)
+    assert np.array_equal(predictions_for(model, holdout, old), back.predictions)

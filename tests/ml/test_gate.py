@@ -10,8 +10,8 @@ from attrs import evolve
 
 from conveyor.checks import Finding, Severity
 from conveyor.errors import ConveyorError, ValidationError
-from conveyor.ml.bootstrap import _bootstrap_counts, _Scorer, paired_bootstrap
-from conveyor.ml.evaluate import roc_auc
+from conveyor.ml.bootstrap import bootstrap_metric, paired_bootstrap
+from conveyor.ml.evaluate import HIGHER_IS_BETTER, METRICS, roc_auc
 from conveyor.ml.gate import GateConfig, GateVerdict, validate_model
 from conveyor.ml.infra import infra_check, start_infra_check
 from conveyor.ml.train import sha256_text
@@ -19,21 +19,37 @@ from conveyor.ml.train import sha256_text
 NO_INFRA = GateConfig(infra_check=False, n_bootstrap=300)
 
 
-def test_weighted_bootstrap_metrics_equal_metrics_of_materialized_resamples():
-    rng = np.random.default_rng(1)
-    n = 60
-    y = (rng.random(n) < 0.5).astype(float)
-    p = np.round(rng.random(n), 1)  # ties
-    w = _bootstrap_counts(rng, n, 6)
-    assert (w.sum(axis=1) == n).all()
-    for metric in ("auc", "logloss", "accuracy", "rmse", "mae"):
-        got = _Scorer(metric, y, p)(w)
-        for k in range(6):
-            idx = np.repeat(np.arange(n), w[k].astype(int))
-            from conveyor.ml.evaluate import METRICS
+def _looped_bootstrap(y, predictions, metric, n_bootstrap, seed):
+    """The bootstrap written plainly: one resample at a time, the metric from evaluate."""
+    fn = {**METRICS["binary"], **METRICS["regression"]}[metric]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, y.size, size=y.size)
+        values.append(fn(y[idx], predictions[idx]))
+    return np.array(values)
 
-            fn = METRICS["binary"].get(metric) or METRICS["regression"][metric]
-            assert got[k] == pytest.approx(fn(y[idx], p[idx]), abs=1e-6)
+
+@pytest.mark.parametrize("metric", ["auc", "logloss", "accuracy", "rmse", "mae"])
+@pytest.mark.parametrize("n", [9, 60, 50_000])  # 50k rows: drawn in several chunks of rows
+def test_vectorised_bootstrap_equals_a_loop_over_resamples(metric, n):
+    rng = np.random.default_rng(n)
+    y = (rng.random(n) < 0.3).astype(float)
+    candidate = np.round(rng.random(n), 1)  # ties
+    incumbent = np.clip(candidate + rng.normal(0, 0.2, n), 0.01, 0.99)
+    b = 30 if n > 1000 else 200
+    looped_c = _looped_bootstrap(y, candidate, metric, b, seed=4)
+    looped_i = _looped_bootstrap(y, incumbent, metric, b, seed=4)
+    alone = bootstrap_metric(y, candidate, metric=metric, n_bootstrap=b, seed=4)
+    assert np.array_equal(np.isnan(alone), np.isnan(looped_c))  # one-class AUC resamples
+    assert alone[~np.isnan(alone)] == pytest.approx(looped_c[~np.isnan(looped_c)], abs=1e-12)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    want = sign * (looped_c - looped_i)
+    got = paired_bootstrap(y, candidate, incumbent, metric=metric, n_bootstrap=b, seed=4)
+    assert got.shape == (b,) and np.array_equal(np.isnan(got), np.isnan(want))
+    assert got[~np.isnan(got)] == pytest.approx(want[~np.isnan(want)], abs=1e-12)
+    if metric == "auc" and n == 9:
+        assert np.isnan(got).any()  # the one-class case is exercised
 
 
 def test_paired_bootstrap_is_seeded_oriented_and_paired():
@@ -218,3 +234,53 @@ def test_a_started_infra_check_runs_alongside_and_judges_like_the_blocking_one(m
     stopped = start_infra_check(model, sample)
     stopped.discard()
     assert stopped._run._proc.returncode is not None  # no child left running
+
+
+def _register(app, model, name="churn"):
+    info = app.artifacts.put_bytes(f"models/{name}/model.txt", model.model_text.encode())
+    return app.registry.register(
+        name,
+        artifact_uri=info.uri,
+        sha256=info.sha256,
+        model_format="lightgbm-text",
+        signature=model.signature,
+        actor="test",
+    )
+
+
+def test_a_pending_incumbent_is_judged_like_a_loaded_one(conveyor_app, model, weak_model, split):
+    from conveyor.models import registered
+
+    registered._TRUSTED.discard(weak_model.sha256)
+    pending = registered.start_registered_load(conveyor_app, _register(conveyor_app, weak_model))
+    assert pending._canary is not None  # production's canary child runs meanwhile
+    verdict = validate_model(model, split.holdout, incumbent=pending, config=NO_INFRA)
+    loaded = validate_model(model, split.holdout, incumbent=weak_model, config=NO_INFRA)
+    got, want = verdict.evidence["comparison"], loaded.evidence["comparison"]
+    assert verdict.passed and {**got, "seconds": 0} == {**want, "seconds": 0}
+    assert pending._canary is None and weak_model.sha256 in registered._TRUSTED
+
+
+def test_the_gate_step_reuses_the_evaluation_scores_and_refuses_another_models(
+    conveyor_app, model, weak_model, split
+):
+    from conveyor.ml.errors import DegenerateDataError
+    from conveyor.ml.evaluate import evaluate_model
+    from conveyor.pipeline import StepContext
+    from conveyor.training import gate
+
+    def ctx():
+        return StepContext(app=conveyor_app, run_id="r", step="gate")
+
+    rule = {"infra_check": False, "n_bootstrap": 100}
+    evaluation = evaluate_model(model, split.holdout)
+    scored = gate.fn(ctx(), model, split.holdout, None, rule=rule)
+    reused = gate.fn(ctx(), model, split.holdout, None, evaluation, rule=rule)
+    assert reused == scored
+    # the stored scores are what the gate judges: inverted, the candidate's AUC flips
+    inverted = evolve(evaluation, predictions=1.0 - evaluation.predictions)
+    flipped = gate.fn(ctx(), model, split.holdout, None, inverted, rule=rule)
+    auc = flipped.evidence["candidate"]["metrics"]["auc"]
+    assert auc == pytest.approx(1 - scored.evidence["candidate"]["metrics"]["auc"])
+    with pytest.raises(DegenerateDataError, match="is of model"):
+        gate.fn(ctx(), model, split.holdout, None, evaluate_model(weak_model, split.holdout))

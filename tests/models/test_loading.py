@@ -138,3 +138,41 @@ def test_a_registry_written_before_the_shared_signature_still_loads(
     loaded = load_registered_model(conveyor_app, old)
     assert loaded.signature.label == "label"
     assert np.array_equal(predict(loaded, split.holdout), predict(model, split.holdout))
+
+
+def test_the_canary_child_imports_only_lightgbm_and_numpy(model, split, tmp_path):
+    """The child is what the gate and the hot swap wait for: no Conveyor, polars or pyarrow."""
+    import json
+    import subprocess
+    import sys
+
+    from conveyor.models import canary_child
+
+    sample = split.holdout.head(16)
+    (tmp_path / canary_child.MODEL_FILE).write_text(model.model_text, encoding="utf-8")
+    checks = {"sha256": model.sha256, "features": list(model.signature.names)}
+    (tmp_path / canary_child.CHECKS_FILE).write_text(json.dumps(checks))
+    np.save(tmp_path / canary_child.SAMPLE_FILE, model.predictor.matrix(sample))
+    # the child as PendingCanary starts it, reporting at exit the modules it loaded
+    report = (
+        "import atexit, json, runpy, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m, v in "
+        "sys.modules.items() if v is not None})), file=sys.stderr))\n"
+        f"sys.argv = [{canary_child.__file__!r}, {str(tmp_path)!r}]\n"
+        f"runpy.run_path({canary_child.__file__!r}, run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", report], capture_output=True, text=True, check=True
+    )
+    imported = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert {"lightgbm", "numpy"} <= imported
+    assert not imported & {"conveyor", "polars", "pyarrow", "pandas", "sklearn", "attrs"}
+    answer = json.loads(done.stdout)
+    assert answer["sha256"] == model.sha256
+    assert np.array_equal(answer["predictions"], predict(model, sample))
+
+
+def test_a_sample_that_does_not_fit_is_refused_without_a_child(model, split):
+    run = run_canary(model.model_text, model.metadata_json(), split.holdout.drop("f03"))
+    assert not run.ok and run.returncode == 2
+    assert "PredictionInputError" in run.reason and "'f03' is missing" in run.reason
