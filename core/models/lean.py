@@ -1,20 +1,23 @@
 """Importing LightGBM for prediction only, without the integrations it loads eagerly.
 
-``import lightgbm`` imports scikit-learn, pandas and Dask when they are installed, for
-its estimator, DataFrame and distributed APIs: 1.6 of its 1.9 s on this project's
-machine, paid again by every serving process at start-up.  A process that only loads
+``import lightgbm`` imports scikit-learn, pandas, Dask (and more: :data:`NOT_NEEDED`)
+when they are installed, for its estimator, DataFrame, Arrow and distributed APIs:
+scikit-learn alone was 1.6 of its 1.9 s on this project's machine, paid again by every
+serving process at start-up.  A process that only loads
 boosters and predicts (the model server, its workers) imports it with those packages
 hidden for the length of the import: LightGBM then records them as not installed.
-Afterwards they import normally; only ``lightgbm.sklearn``/``lightgbm.dask`` stay
-unavailable in that process.
+Afterwards they import normally; only LightGBM's own integrations with them
+(``lightgbm.sklearn``, ``lightgbm.dask``, Datasets from Arrow) stay unavailable in that
+process, which never trains.
 """
 
 from __future__ import annotations
 
 import sys
 
-#: what LightGBM imports if installed and a predicting process never uses
-NOT_NEEDED = ("sklearn", "pandas", "dask", "distributed", "matplotlib", "graphviz", "datatable")
+# what LightGBM imports if installed and a predicting process never uses (one list:
+# the canary child, a script that imports no conveyor module, defines it)
+from conveyor.models.canary_child import NOT_NEEDED
 
 
 def import_lightgbm_for_prediction() -> None:
