@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from conveyor.runs.work import (
     StepWork,
     finding_of,
 )
+from conveyor.sqlite import deferred_sync
 
 log = logging.getLogger("conveyor.runs")
 
@@ -148,13 +150,16 @@ class _Run(StepInputs):
 
     def execute(self) -> RunResult:
         started = time.perf_counter()
-        self.run_id = self.metadata.start_run(
-            self.graph.pipeline,
-            parameters=self.graph.parameters,
-            trigger_event=self.trigger_event,
-            code_fingerprint=self.graph.fingerprint,
-            git_commit=_git_commit(self.app.root),
-        )
+        # a run's row is a marker until a step finishes, except when it is the run key of
+        # a trigger event (a lost row would let that event start a second run)
+        with deferred_sync() if self.trigger_event is None else nullcontext():
+            self.run_id = self.metadata.start_run(
+                self.graph.pipeline,
+                parameters=self.graph.parameters,
+                trigger_event=self.trigger_event,
+                code_fingerprint=self.graph.fingerprint,
+                git_commit=_git_commit(self.app.root),
+            )
         self.app.emit(
             "on_run_started",
             RunStarted(
@@ -287,7 +292,10 @@ class _Run(StepInputs):
                 for arg, ext in node.externals.items()
             }
         )
-        step_id = self.metadata.start_step(self.run_id, node.id, inputs=records, cache_key=key)
+        # only a marker: the step's finish, which makes its outputs reusable, waits for
+        # the disk (and so makes this durable too)
+        with deferred_sync():
+            step_id = self.metadata.start_step(self.run_id, node.id, inputs=records, cache_key=key)
         self.started[node.id] = (step_id, key, records, begun)
         reused = self._reusable(node, key)
         if reused is None:
