@@ -14,6 +14,7 @@ from typing import Any
 from conveyor.errors import NotFoundError
 from conveyor.pipeline import Node, is_transient, transient_fingerprint
 from conveyor.runs.work import StoredOutput
+from conveyor.sqlite import deferred_sync
 
 
 def reusable(
@@ -61,42 +62,48 @@ def outputs_intact(app: Any, execution: Any, *, in_process: bool) -> bool:
 def record_outputs(
     metadata: Any, pipeline: str, node: Node, key: str, outputs: Iterable[StoredOutput]
 ) -> dict[str, Any]:
-    """Record each output of ``node``'s finished attempt; ``name -> ArtifactRecord``."""
+    """Record each output of ``node``'s finished attempt; ``name -> ArtifactRecord``.
+
+    The records do not wait for the disk: nothing is reusable until the step's
+    finish links them, and that commit syncs them too
+    (:func:`conveyor.sqlite.deferred_sync`).
+    """
     records: dict[str, Any] = {}
-    for out in outputs:
-        meta = {
-            "materializer": out.materializer,
-            "materializer_plugin": out.plugin,
-            "step": node.id,
-        }
-        if out.key is None:
-            records[out.name] = metadata.record_artifact(
-                f"transient://{pipeline}/{node.id}/{out.name}",
-                transient_fingerprint(key, out.name),
-                kind=out.materializer,
-                metadata={**meta, "transient": True},
-            )
-        elif not node.step.options.persist:
-            # kept in memory in process; stored only because the work ran elsewhere:
-            # fingerprinted as in process, so cache keys and lineage do not depend
-            # on the executor (the stored bytes' hash is kept beside)
-            records[out.name] = metadata.record_artifact(
-                out.uri or out.key,
-                transient_fingerprint(key, out.name),
-                kind=out.materializer,
-                size=out.size,
-                media_type=out.media_type,
-                metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True},
-            )
-        else:
-            records[out.name] = metadata.record_artifact(
-                out.uri or out.key,
-                out.sha256 or "",
-                kind=out.materializer,
-                size=out.size,
-                media_type=out.media_type,
-                metadata={**meta, "key": out.key},
-            )
+    with deferred_sync():
+        for out in outputs:
+            meta = {
+                "materializer": out.materializer,
+                "materializer_plugin": out.plugin,
+                "step": node.id,
+            }
+            if out.key is None:
+                records[out.name] = metadata.record_artifact(
+                    f"transient://{pipeline}/{node.id}/{out.name}",
+                    transient_fingerprint(key, out.name),
+                    kind=out.materializer,
+                    metadata={**meta, "transient": True},
+                )
+            elif not node.step.options.persist:
+                # kept in memory in process; stored only because the work ran elsewhere:
+                # fingerprinted as in process, so cache keys and lineage do not depend
+                # on the executor (the stored bytes' hash is kept beside)
+                records[out.name] = metadata.record_artifact(
+                    out.uri or out.key,
+                    transient_fingerprint(key, out.name),
+                    kind=out.materializer,
+                    size=out.size,
+                    media_type=out.media_type,
+                    metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True},
+                )
+            else:
+                records[out.name] = metadata.record_artifact(
+                    out.uri or out.key,
+                    out.sha256 or "",
+                    kind=out.materializer,
+                    size=out.size,
+                    media_type=out.media_type,
+                    metadata={**meta, "key": out.key},
+                )
     return records
 
 
