@@ -100,7 +100,8 @@ class Conveyor:
                 hint=f'add backend = "NAME" (installed: '
                 f'{", ".join(catalogue.names(kind)) or "none"}) or url = "scheme://..."',
             )
-        config = structure(spec.config_class, table, section=section, where=self.config.where)
+        config_class = spec.load_config_class()
+        config = structure(config_class, table, section=section, where=self.config.where)
         return spec, config
 
     def backend(self, kind: BackendKind | str, section: str | None = None) -> Any:

@@ -1,8 +1,9 @@
 """Backend declaration (:class:`BackendSpec`) and the catalogue plugins fill.
 
 A plugin declares a backend with a name, a lazily imported factory and an attrs
-config class; core chooses one by name or URL scheme from config.  Importing the
-factory is deferred until the backend is used, so listing plugins stays cheap.
+config class; core chooses one by name or URL scheme from config.  Both the factory
+and the config class may be ``"module:attr"`` strings, imported only when the
+backend is configured or built, so listing plugins and ``--help`` stay cheap.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class BackendSpec:
         name: short lowercase name that config selects it by.
         factory: ``"module:attr"`` imported on first use (or a callable), called as
             ``factory(app=app, config=config)`` to build the backend.
-        config_class: attrs class the backend's config section is structured into.
+        config_class: attrs class the backend's config section is structured into, or
+            its ``"module:Class"`` name, imported when the backend is configured.
         schemes: URL schemes that select this backend (``url = "sqlite:///..."``).
         extras: pip requirements named when importing the factory fails.
         description: one line for ``conveyor backends``.
@@ -82,7 +84,7 @@ class BackendSpec:
     kind: BackendKind = field(converter=BackendKind)
     name: str = field()
     factory: str | Callable[..., Any] = field(eq=False, hash=False)
-    config_class: type
+    config_class: str | type = field()
     schemes: tuple[str, ...] = field(default=(), converter=to_tuple)
     extras: tuple[str, ...] = field(default=(), converter=to_tuple)
     description: str = ""
@@ -93,13 +95,40 @@ class BackendSpec:
         if not value or value != value.strip().lower() or " " in value:
             raise ValueError(f"backend name {value!r} must be a short lowercase word")
 
+    @config_class.validator
+    def _check_config_class(self, _attribute: Any, value: str | type) -> None:
+        if isinstance(value, type):
+            return
+        module, _, attr = str(value).partition(":")
+        if not (isinstance(value, str) and module and attr):
+            raise ValueError(
+                f"config_class of backend {self.name!r} must be an attrs class or its "
+                f'"module:Class" name, not {value!r}'
+            )
+
     def load_factory(self) -> Callable[..., Any]:
         """Import the factory, turning an ImportError into an actionable error."""
         if callable(self.factory):
             return self.factory
+        return self._import(self.factory)
+
+    def load_config_class(self) -> type:
+        """Import the config class (when named as a string), as :meth:`load_factory`."""
+        if isinstance(self.config_class, type):
+            return self.config_class
+        loaded = self._import(self.config_class)
+        if not isinstance(loaded, type):
+            raise PluginLoadError(
+                f"the {self.kind.label} backend {self.name!r} (plugin {self.plugin!r}) names "
+                f"config_class={self.config_class!r}, which is not a class",
+                hint=f"fix the plugin {self.plugin!r} or disable it",
+            )
+        return loaded
+
+    def _import(self, ref: str) -> Any:
         try:
-            return _import_object(self.factory)
-        except ImportError as exc:
+            return _import_object(ref)
+        except (ImportError, AttributeError) as exc:
             hint = (
                 f"install it with: pip install {' '.join(repr(e) for e in self.extras)}"
                 if self.extras
@@ -107,7 +136,7 @@ class BackendSpec:
             )
             raise PluginLoadError(
                 f"the {self.kind.label} backend {self.name!r} (plugin {self.plugin!r}) "
-                f"cannot be imported: {exc}",
+                f"cannot be imported: {type(exc).__name__}: {exc}",
                 hint=hint,
             ) from exc
 
@@ -207,7 +236,7 @@ class Register(Protocol):
         name: str,
         *,
         factory: str | Callable[..., Any],
-        config_class: type,
+        config_class: str | type,
         schemes: tuple[str, ...] | list[str] = (),
         extras: tuple[str, ...] | list[str] = (),
         description: str = "",
@@ -232,7 +261,7 @@ class Registrar:
         name: str,
         *,
         factory: str | Callable[..., Any],
-        config_class: type,
+        config_class: str | type,
         schemes: tuple[str, ...] | list[str] = (),
         extras: tuple[str, ...] | list[str] = (),
         description: str = "",

@@ -14,29 +14,28 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import logging
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 from attrs import evolve, field, frozen
 
 from conveyor import hookspecs
-from conveyor.backends import BackendKind, Catalogue, Registrar
 from conveyor.convert import to_tuple
 from conveyor.errors import ConveyorError, PluginConflictError, PluginLoadError
 from conveyor.hooks import HookFailure, call_each, refuse_wrappers, report_to_stderr
+
+if TYPE_CHECKING:
+    from conveyor.backends import Catalogue
 
 ENTRY_POINT_GROUP = "conveyor"
 PROJECT_NAME = "conveyor"
 
 Status = Literal["loaded", "disabled", "failed"]
-
-log = logging.getLogger("conveyor")
 
 
 @frozen(kw_only=True)
@@ -156,17 +155,14 @@ class ConveyorPluginManager(pluggy.PluginManager):
 
     def _check_pending(self, name: str) -> None:
         plugin = self.get_plugin(name)
-        for hook_name in dir(self.hook):
-            if hook_name.startswith("_"):
-                continue
-            caller = getattr(self.hook, hook_name)
-            if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
+        for caller in self.get_hookcallers(plugin) or ():
+            if caller.spec is not None:
                 continue
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not impl.optionalhook:
                     raise pluggy.PluginValidationError(
                         plugin,
-                        f"unknown hook {hook_name!r} in plugin {name!r}: no such hook "
+                        f"unknown hook {caller.name!r} in plugin {name!r}: no such hook "
                         "spec (is it misspelt?)",
                     )
 
@@ -199,6 +195,8 @@ class ConveyorPluginManager(pluggy.PluginManager):
         catalogue: it is reported once and recorded as failed, and a config that
         selects one of its backends gets an UnknownBackendError that says why.
         """
+        from conveyor.backends import BackendKind, Catalogue, Registrar
+
         with self._lock:
             if self._catalogue is None:
                 catalogue = Catalogue()
@@ -246,7 +244,11 @@ class ConveyorPluginManager(pluggy.PluginManager):
             if key in self._reported:
                 return
             self._reported.add(key)
-        log.debug("plugin %r failed in %s", failure.plugin, failure.hook, exc_info=failure.error)
+        import logging  # only on a failure: logging costs start-up time
+
+        logging.getLogger("conveyor").debug(
+            "plugin %r failed in %s", failure.plugin, failure.hook, exc_info=failure.error
+        )
         self.reporter(failure)
 
     def materializers(self) -> Any:
@@ -267,7 +269,7 @@ def _entry_points(
     distribution: str | None,
 ) -> list[tuple[importlib.metadata.EntryPoint, str, str | None]]:
     """``(entry point, distribution name, version)``, sorted by name."""
-    # Reading a distribution's name parses its METADATA file: do it once per
+    # Reading a distribution's name reads its METADATA file: do it once per
     # distribution, not once per entry point and use (it dominates start-up).
     seen: dict[int, tuple[str, str | None]] = {}
     unique: dict[tuple[str, str], tuple[importlib.metadata.EntryPoint, str, str | None]] = {}
@@ -276,13 +278,34 @@ def _entry_points(
             name, version = "", None
         else:
             if id(ep.dist) not in seen:
-                meta = ep.dist.metadata
-                seen[id(ep.dist)] = (meta["Name"] or "", meta["Version"])
+                seen[id(ep.dist)] = _name_and_version(ep.dist)
             name, version = seen[id(ep.dist)]
         if distribution is not None and _normalise(name) != _normalise(distribution):
             continue
         unique.setdefault((ep.name, _normalise(name)), (ep, name, version))
     return sorted(unique.values(), key=lambda f: (f[0].name, _normalise(f[1])))
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str | None]:
+    """A distribution's ``Name`` and ``Version``, read from its metadata's header lines.
+
+    Both are required single-line fields of the core metadata, so the header block
+    is enough; ``dist.metadata`` would import the email parser and parse the whole
+    long description (a few milliseconds of every start).  Anything unusual falls
+    back to it.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            break  # the end of the headers
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            fields.setdefault(key, value.strip())
+    if "Name" not in fields or "Version" not in fields:
+        meta = dist.metadata
+        return meta["Name"] or "", meta["Version"]
+    return fields["Name"], fields["Version"]
 
 
 def _normalise(name: str) -> str:

@@ -27,6 +27,7 @@ at once apply each migration exactly once.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -105,9 +106,32 @@ def path_from_url(url: str, root: Path) -> Path:
 
 
 #: ``synchronous`` pragma values: ``full`` (the default) fsyncs every commit, so a
-#: commit that returned survives a power loss; ``normal`` survives process crashes
-#: only (a power loss may drop the last commits) and saves an fsync per commit.
+#: commit that returned survives a power loss (but see :func:`deferred_sync`);
+#: ``normal`` survives process crashes only (a power loss may drop the last commits)
+#: and saves an fsync per commit.
 SYNCHRONOUS = ("full", "normal", "extra")
+
+_DEFERRED_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "conveyor_sqlite_deferred_sync", default=False
+)
+
+
+@contextmanager
+def deferred_sync() -> Iterator[None]:
+    """Write transactions inside commit without waiting for the disk (``normal``).
+
+    For records whose loss in a power cut costs only a marker (a step that
+    started, nothing yet reusable): they are committed, so they survive a crash of
+    the process, and the next commit that does wait (``full`` / ``extra``) makes
+    them durable too, because the WAL is written and synced in order.  Core's run
+    semantics decide which writes these are (:mod:`conveyor.runs`); on a
+    ``normal`` database, or a store not on SQLite, this changes nothing.
+    """
+    token = _DEFERRED_SYNC.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED_SYNC.reset(token)
 
 
 def migrations(package: str) -> list[tuple[int, str, str]]:
@@ -327,6 +351,17 @@ class Database:
             return self._write_on(conn, fn, retry_conflicts)
 
     def _write_on(
+        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retry_conflicts: bool
+    ) -> T:
+        if _DEFERRED_SYNC.get() and self.synchronous != "normal":
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                return self._write_retrying(conn, fn, retry_conflicts)
+            finally:
+                conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        return self._write_retrying(conn, fn, retry_conflicts)
+
+    def _write_retrying(
         self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retry_conflicts: bool
     ) -> T:
         delay = 0.002

@@ -17,7 +17,6 @@ import json
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.materializers import JSON, Materializer, json_value
 
 
 def _is_json(value: Any) -> bool:
@@ -31,6 +30,8 @@ def _is_json(value: Any) -> bool:
 
 
 def _json_save(store: Any, key: str, value: Any) -> Any:
+    from conveyor.materializers import JSON
+
     data = json.dumps(value, sort_keys=True, allow_nan=False, default=str).encode()
     return store.put_bytes(key, data, media_type=JSON)
 
@@ -75,6 +76,8 @@ def _model_save(store: Any, key: str, model: Any) -> Any:
     # SHA-256.  Its own hash therefore covers everything read back with the model, so
     # two models with one text but different signatures never share an identity.  The
     # LightGBM text is written first, beside it (never pickled).
+    from conveyor.materializers import JSON
+
     store.put_bytes(_text_key(key), model.model_text.encode(), media_type="text/plain")
     return store.put_bytes(key, model.metadata_json().encode(), media_type=JSON)
 
@@ -95,6 +98,8 @@ def _text_key(key: str) -> str:
 @hookimpl
 def register_materializers(register: Any) -> None:
     """Tables, LightGBM, bytes, JSON and the training pipeline's values."""
+    from conveyor.materializers import Materializer, json_value
+
     register(
         Materializer(
             name="json", matches=_is_json, save=_json_save, load=_json_load, extension="json"

@@ -18,28 +18,23 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from datetime import UTC, datetime
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError, NotFoundError
+from conveyor.errors import ConveyorError
 from conveyor.events import RunFinished, RunStarted, StepFinished
-from conveyor.pipeline import (
-    Graph,
-    Node,
-    Pipeline,
-    cache_key,
-    is_transient,
-    transient_fingerprint,
-)
+from conveyor.pipeline import Graph, Node, Pipeline, cache_key
 from conveyor.runs.inputs import StepInputs
 from conveyor.runs.outcome import Progress, RunResult, StepOutcome
+from conveyor.runs.reuse import record_outputs, reusable
 from conveyor.runs.work import (
     StepFailure,
     StepResult,
     StepWork,
     finding_of,
 )
+from conveyor.sqlite import deferred_sync
 
 log = logging.getLogger("conveyor.runs")
 
@@ -148,13 +143,16 @@ class _Run(StepInputs):
 
     def execute(self) -> RunResult:
         started = time.perf_counter()
-        self.run_id = self.metadata.start_run(
-            self.graph.pipeline,
-            parameters=self.graph.parameters,
-            trigger_event=self.trigger_event,
-            code_fingerprint=self.graph.fingerprint,
-            git_commit=_git_commit(self.app.root),
-        )
+        # a run's row is a marker until a step finishes, except when it is the run key of
+        # a trigger event (a lost row would let that event start a second run)
+        with deferred_sync() if self.trigger_event is None else nullcontext():
+            self.run_id = self.metadata.start_run(
+                self.graph.pipeline,
+                parameters=self.graph.parameters,
+                trigger_event=self.trigger_event,
+                code_fingerprint=self.graph.fingerprint,
+                git_commit=_git_commit(self.app.root),
+            )
         self.app.emit(
             "on_run_started",
             RunStarted(
@@ -287,9 +285,19 @@ class _Run(StepInputs):
                 for arg, ext in node.externals.items()
             }
         )
-        step_id = self.metadata.start_step(self.run_id, node.id, inputs=records, cache_key=key)
+        # only a marker: the step's finish, which makes its outputs reusable, waits for
+        # the disk (and so makes this durable too)
+        with deferred_sync():
+            step_id = self.metadata.start_step(self.run_id, node.id, inputs=records, cache_key=key)
         self.started[node.id] = (step_id, key, records, begun)
-        reused = self._reusable(node, key)
+        reused = reusable(
+            self.app,
+            node,
+            key,
+            previous=self.resumable.get(node.id),
+            use_cache=self.use_cache,
+            in_process=self.in_process,
+        )
         if reused is None:
             return None
         self.metadata.finish_step(
@@ -396,81 +404,12 @@ class _Run(StepInputs):
             findings=tuple(verdict.findings),
         )
 
-    def _reusable(self, node: Node, key: str) -> Any:
-        previous = self.resumable.get(node.id)
-        if previous is not None and previous.cache_key == key and self._outputs_intact(previous):
-            return previous
-        if not (self.use_cache and node.step.options.cache):
-            return None
-        hit = self.metadata.find_cached_step(key)
-        if hit is None:
-            return None
-        expires = node.step.options.cache_expires
-        if (
-            expires is not None
-            and hit.ended is not None
-            and datetime.now(UTC) - hit.ended > expires
-        ):
-            return None
-        return hit if self._outputs_intact(hit) else None
-
-    def _outputs_intact(self, execution: Any) -> bool:
-        """Cached outputs are reused only while their bytes are still stored unchanged."""
-        for record in execution.outputs.values():
-            if is_transient(record):
-                if self.in_process:
-                    continue  # nothing stored: recomputed from its inputs when needed
-                if "key" not in record.metadata:
-                    return False  # work elsewhere reads inputs from the store: run it again
-            try:
-                info = self.app.artifacts.info(record.metadata["key"])
-            except (NotFoundError, KeyError):
-                return False
-            if info.sha256 != record.metadata.get("sha256", record.fingerprint):
-                return False
-        return True
-
     def _record_outputs(self, node: Node, key: str, result: StepResult) -> dict[str, Any]:
-        outputs: dict[str, Any] = {}
         if result.values is not None:
             with self.lock:
                 for name, value in result.values.items():
                     self.values[(node.id, name)] = value
-        for out in result.outputs:
-            meta = {
-                "materializer": out.materializer,
-                "materializer_plugin": out.plugin,
-                "step": node.id,
-            }
-            if out.key is None:
-                outputs[out.name] = self.metadata.record_artifact(
-                    f"transient://{self.graph.pipeline}/{node.id}/{out.name}",
-                    transient_fingerprint(key, out.name),
-                    kind=out.materializer,
-                    metadata={**meta, "transient": True},
-                )
-            elif not node.step.options.persist:
-                # kept in memory in process; stored only because the work ran elsewhere:
-                # fingerprinted as in process, so cache keys and lineage do not depend
-                # on the executor (the stored bytes' hash is kept beside)
-                outputs[out.name] = self.metadata.record_artifact(
-                    out.uri or out.key,
-                    transient_fingerprint(key, out.name),
-                    kind=out.materializer,
-                    size=out.size,
-                    media_type=out.media_type,
-                    metadata={**meta, "key": out.key, "sha256": out.sha256, "transient": True},
-                )
-            else:
-                outputs[out.name] = self.metadata.record_artifact(
-                    out.uri or out.key,
-                    out.sha256 or "",
-                    kind=out.materializer,
-                    size=out.size,
-                    media_type=out.media_type,
-                    metadata={**meta, "key": out.key},
-                )
-        return outputs
+        return record_outputs(self.metadata, self.graph.pipeline, node, key, result.outputs)
 
     def _fail(
         self,

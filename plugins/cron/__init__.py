@@ -14,11 +14,9 @@ from conveyor import hookimpl
 @hookimpl
 def register_triggers(register: Any) -> None:
     """The ``cron`` trigger backend."""
-    from conveyor.plugins.cron.trigger import CronConfig, CronTrigger
-
     register(
         "cron",
-        factory=CronTrigger,
-        config_class=CronConfig,
+        factory="conveyor.plugins.cron.trigger:CronTrigger",
+        config_class="conveyor.plugins.cron.trigger:CronConfig",
         description="fires once per tick of a cron schedule in a time zone",
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.plugins.features.config import LocalFeatureStoreConfig, SQLiteOnlineStoreConfig
 
 
 @hookimpl
@@ -19,7 +18,7 @@ def register_feature_stores(register: Any) -> None:
     register(
         "local",
         factory="conveyor.plugins.features.offline:LocalFeatureStore",
-        config_class=LocalFeatureStoreConfig,
+        config_class="conveyor.plugins.features.config:LocalFeatureStoreConfig",
         description="Parquet files in the artifact store; point-in-time joins on polars",
     )
 
@@ -29,7 +28,7 @@ def register_online_stores(register: Any) -> None:
     register(
         "sqlite",
         factory="conveyor.plugins.features.online:SQLiteOnlineStore",
-        config_class=SQLiteOnlineStoreConfig,
+        config_class="conveyor.plugins.features.config:SQLiteOnlineStoreConfig",
         schemes=("sqlite",),
         description="SQLite file (WAL, primary-key lookups, newest event wins)",
     )

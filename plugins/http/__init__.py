@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.plugins.http.config import HttpServerConfig
 
 
 @hookimpl
@@ -19,6 +18,6 @@ def register_servers(register: Any) -> None:
     register(
         "http",
         factory="conveyor.plugins.http.server:HttpServer",
-        config_class=HttpServerConfig,
+        config_class="conveyor.plugins.http.config:HttpServerConfig",
         description="HTTP (uvicorn): v2 inference protocol, MLflow invocations, JSON, Arrow",
     )

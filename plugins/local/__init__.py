@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.plugins.local.config import LocalArtifactStoreConfig, LocalOrchestratorConfig
 
 
 @hookimpl
@@ -18,7 +17,7 @@ def register_artifact_stores(register: Any) -> None:
     register(
         "local",
         factory="conveyor.plugins.local.store:LocalArtifactStore.from_config",
-        config_class=LocalArtifactStoreConfig,
+        config_class="conveyor.plugins.local.config:LocalArtifactStoreConfig",
         schemes=("file",),
         description="Local filesystem (atomic rename, SHA-256 verified)",
     )
@@ -30,6 +29,6 @@ def register_orchestrators(register: Any) -> None:
     register(
         "local",
         factory="conveyor.plugins.local.orchestrator:LocalOrchestrator",
-        config_class=LocalOrchestratorConfig,
+        config_class="conveyor.plugins.local.config:LocalOrchestratorConfig",
         description="In-process: steps inline or in parallel threads",
     )

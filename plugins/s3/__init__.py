@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.plugins.s3.config import S3ArtifactStoreConfig
 
 
 @hookimpl
@@ -18,7 +17,7 @@ def register_artifact_stores(register: Any) -> None:
     register(
         "s3",
         factory="conveyor.plugins.s3.store:S3ArtifactStore.from_config",
-        config_class=S3ArtifactStoreConfig,
+        config_class="conveyor.plugins.s3.config:S3ArtifactStoreConfig",
         schemes=("s3",),
         extras=("conveyor[s3]",),
         description="Amazon S3 or S3-compatible storage through s3fs (SHA-256 verified)",

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig, SQLiteModelRegistryConfig
 
 
 @hookimpl
@@ -17,7 +16,7 @@ def register_metadata_stores(register: Any) -> None:
     register(
         "sqlite",
         factory="conveyor.plugins.sqlite.metadata:SQLiteMetadataStore",
-        config_class=SQLiteMetadataStoreConfig,
+        config_class="conveyor.plugins.sqlite.config:SQLiteMetadataStoreConfig",
         schemes=("sqlite",),
         description="SQLite file (WAL, BEGIN IMMEDIATE, versioned migrations)",
     )
@@ -28,7 +27,7 @@ def register_model_registries(register: Any) -> None:
     register(
         "sqlite",
         factory="conveyor.plugins.sqlite.registry:SQLiteRegistryBackend",
-        config_class=SQLiteModelRegistryConfig,
+        config_class="conveyor.plugins.sqlite.config:SQLiteModelRegistryConfig",
         schemes=("sqlite",),
         description="SQLite file (atomic alias moves, append-only audit log)",
     )

@@ -5,8 +5,12 @@ Run: pytest -m benchmark tests/benchmarks/bench_pipeline.py -s
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import statistics
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -40,15 +44,86 @@ def three_noops():
     noop_c()
 
 
-def test_overhead_per_noop_step(conveyor_app):
+FLOOR_SCHEMA = """
+CREATE TABLE pipelines (name TEXT PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE runs (id TEXT PRIMARY KEY, pipeline TEXT NOT NULL REFERENCES pipelines (name),
+    status TEXT NOT NULL, started TEXT NOT NULL, ended TEXT, error TEXT);
+CREATE TABLE steps (id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs (id),
+    name TEXT NOT NULL, status TEXT NOT NULL, started TEXT NOT NULL, ended TEXT,
+    cache_key TEXT);
+CREATE INDEX steps_run ON steps (run_id, started);
+"""
+
+
+def _floor_connection(path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(FLOOR_SCHEMA)
+    return conn
+
+
+def _floor_write(conn: sqlite3.Connection, durable: bool, sql: str, args: tuple) -> None:
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(sql, args)
+    conn.execute("COMMIT")
+
+
+def _floor_run(conn: sqlite3.Connection) -> None:
+    """The records of a 3-step run in raw sqlite3: the same 8 transactions, the same
+    durability (markers NORMAL; step and run finishes FULL), no Conveyor code."""
+    at = datetime.now(UTC).isoformat()
+    run_id = uuid.uuid4().hex
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO pipelines VALUES ('three_noops', ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET updated = excluded.updated",
+        (at, at),
+    )
+    conn.execute(
+        "INSERT INTO runs VALUES (?, 'three_noops', 'running', ?, NULL, NULL)", (run_id, at)
+    )
+    conn.execute("COMMIT")
+    for name in ("noop_a", "noop_b", "noop_c"):
+        step_id = uuid.uuid4().hex
+        _floor_write(
+            conn,
+            False,
+            "INSERT INTO steps VALUES (?, ?, ?, 'running', ?, NULL, ?)",
+            (step_id, run_id, name, at, hashlib.sha256(name.encode()).hexdigest()),
+        )
+        _floor_write(
+            conn,
+            True,
+            "UPDATE steps SET status = 'succeeded', ended = ? WHERE id = ?",
+            (datetime.now(UTC).isoformat(), step_id),
+        )
+    _floor_write(
+        conn,
+        True,
+        "UPDATE runs SET status = 'succeeded', ended = ? WHERE id = ?",
+        (datetime.now(UTC).isoformat(), run_id),
+    )
+
+
+def test_overhead_per_noop_step(conveyor_app, tmp_path):
+    """Conveyor's runs and the raw-sqlite3 floor alternate, so disk noise hits both."""
+    floor_conn = _floor_connection(tmp_path / "floor.db")
     for _ in range(5):  # warm: schema created, modules imported
         run_pipeline(conveyor_app, three_noops)
-    runs = []
+        _floor_run(floor_conn)
+    runs, floor = [], []
     for _ in range(50):
         start = time.perf_counter()
         result = run_pipeline(conveyor_app, three_noops)
         runs.append(time.perf_counter() - start)
         assert result.ok
+        start = time.perf_counter()
+        _floor_run(floor_conn)
+        floor.append(time.perf_counter() - start)
+    floor_conn.close()
     direct = []
     for _ in range(50):
         start = time.perf_counter()
@@ -59,6 +134,8 @@ def test_overhead_per_noop_step(conveyor_app):
         f"\n3 no-op steps, metadata recorded (run + 3 steps): "
         f"median {statistics.median(runs) * 1000:.2f} ms per run, "
         f"{per_step * 1000:.2f} ms per step (goal <= 5 ms); "
+        f"raw sqlite3 floor {statistics.median(floor) * 1000:.2f} ms per run, ratio "
+        f"{statistics.median(runs) / statistics.median(floor):.2f}x; "
         f"direct calls {statistics.median(direct) * 1e6:.1f} us per run"
     )
 

@@ -21,7 +21,7 @@ def register_orchestrators(register: Any) -> None:
     register(
         "dask",
         factory="conveyor_dask.orchestrator:DaskOrchestrator",
-        config_class=DaskOrchestratorConfig,
+        config_class="conveyor_dask.config:DaskOrchestratorConfig",
         extras=("conveyor-dask", "dask[distributed]"),
         description="Steps as tasks on a Dask cluster (scheduler = tcp://..., or a local one)",
     )

@@ -10,11 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor_postgres.config import (
-    SCHEMES,
-    PostgresMetadataStoreConfig,
-    PostgresModelRegistryConfig,
-)
+from conveyor_postgres.config import SCHEMES
 
 EXTRAS = ("conveyor-postgres",)
 
@@ -24,7 +20,7 @@ def register_metadata_stores(register: Any) -> None:
     register(
         "postgresql",
         factory="conveyor_postgres.metadata:PostgresMetadataStore",
-        config_class=PostgresMetadataStoreConfig,
+        config_class="conveyor_postgres.config:PostgresMetadataStoreConfig",
         schemes=SCHEMES,
         extras=EXTRAS,
         description="PostgreSQL (connection pool, versioned migrations)",
@@ -36,7 +32,7 @@ def register_model_registries(register: Any) -> None:
     register(
         "postgresql",
         factory="conveyor_postgres.registry:PostgresRegistryBackend",
-        config_class=PostgresModelRegistryConfig,
+        config_class="conveyor_postgres.config:PostgresModelRegistryConfig",
         schemes=SCHEMES,
         extras=EXTRAS,
         description="PostgreSQL (row-locked version allocation and alias moves, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor_redis.config import SCHEMES, RedisOnlineStoreConfig
+from conveyor_redis.config import SCHEMES
 
 
 @hookimpl
@@ -17,7 +17,7 @@ def register_online_stores(register: Any) -> None:
     register(
         "redis",
         factory="conveyor_redis.store:RedisOnlineStore",
-        config_class=RedisOnlineStoreConfig,
+        config_class="conveyor_redis.config:RedisOnlineStoreConfig",
         schemes=SCHEMES,
         extras=("conveyor-redis",),
         description="Redis (a hash per entity key, pipelined writes and lookups, "
