@@ -56,7 +56,8 @@ KNOWN_PROVIDERS: dict[tuple[BackendKind, str], str] = {
 }
 
 
-def _import_object(ref: str) -> Any:
+def import_object(ref: str) -> Any:
+    """The object ``"module:Qual.Name"`` names (the module is imported)."""
     module_name, _, attr = ref.partition(":")
     obj = importlib.import_module(module_name)
     for part in filter(None, attr.split(".")):
@@ -127,7 +128,7 @@ class BackendSpec:
 
     def _import(self, ref: str) -> Any:
         try:
-            return _import_object(ref)
+            return import_object(ref)
         except (ImportError, AttributeError) as exc:
             hint = (
                 f"install it with: pip install {' '.join(repr(e) for e in self.extras)}"

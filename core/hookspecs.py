@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 # -- backends -----------------------------------------------------------------------
 # Each hook gets ``register`` (:class:`conveyor.backends.Register`):
 # ``register(name, *, factory, config_class, schemes=(), extras=(), description="")``.
-# ``factory`` is a "module:attr" string imported on first use.
+# ``factory`` is a "module:attr" string imported on first use; ``config_class`` the
+# attrs class of the backend's config section, or its "module:Class" name (imported
+# only when the backend is configured, so start-up imports no config classes).
 
 
 @hookspec

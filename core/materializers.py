@@ -15,7 +15,6 @@ text, values JSON.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 from attrs import evolve, frozen
 
+from conveyor.backends import import_object
 from conveyor.errors import ConveyorError, PluginConflictError
 
 JSON = "application/json"
@@ -66,18 +66,9 @@ def json_value(type_ref: str, name: str) -> Materializer:
         return store.put_bytes(key, data, media_type=JSON)
 
     def load(store: Any, key: str) -> Any:
-        return import_type(type_ref).from_dict(json.loads(store.get_bytes(key)))
+        return import_object(type_ref).from_dict(json.loads(store.get_bytes(key)))
 
     return Materializer(name=name, matches=type_ref, save=save, load=load, extension="json")
-
-
-def import_type(type_ref: str) -> Any:
-    """The object ``"module:Qual.Name"`` names (the module is imported)."""
-    module_name, _, qualname = type_ref.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _loaded_type(type_ref: str) -> type | None:
@@ -242,6 +233,5 @@ __all__ = [
     "Materializer",
     "MaterializerCatalogue",
     "catalogue_of",
-    "import_type",
     "json_value",
 ]

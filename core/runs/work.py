@@ -306,11 +306,11 @@ def run_task(task_json: str) -> str:
 
 
 def _run_task(task: Mapping[str, Any]) -> StepResult:
-    from conveyor.materializers import import_type
+    from conveyor.backends import import_object
     from conveyor.pipeline import Step, StepContext
 
     app = _app_for(task)
-    step = import_type(task["step"])
+    step = import_object(task["step"])
     if not isinstance(step, Step):
         raise ConveyorError(
             f"{task['step']} is not a @step",
@@ -327,7 +327,7 @@ def _run_task(task: Mapping[str, Any]) -> StepResult:
             )
         )
     for arg, ext in task["externals"].items():
-        kwargs[arg] = import_type(ext["type"])(**ext["fields"]).resolve(app)
+        kwargs[arg] = import_object(ext["type"])(**ext["fields"]).resolve(app)
     ctx = StepContext(
         app=app,
         run_id=task["run_id"],
