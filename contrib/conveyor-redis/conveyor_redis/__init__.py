@@ -1,7 +1,8 @@
 """Plugin ``redis``: the online feature store on a Redis server.
 
 Selected by ``url = "redis://..."`` in ``[online_store]``.  This module stays light:
-hookimpls and the config class only; the store (and redis-py) load on first use.
+hookimpls only.  The config class is named, and imported when the store is
+configured; the store (and redis-py) load on first use.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import hookimpl
-from conveyor_redis.config import SCHEMES
+
+#: URL schemes that select this store (defined here: importing the config module
+#: would build its attrs class at every start-up)
+SCHEMES = ("redis", "rediss", "unix")
 
 
 @hookimpl

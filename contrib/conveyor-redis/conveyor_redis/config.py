@@ -1,4 +1,4 @@
-"""Config class of the Redis online store (attrs only: imported when plugins load)."""
+"""Config class of the Redis online store (imported when the store is configured)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from attrs import field, frozen, validators
 
-SCHEMES = ("redis", "rediss", "unix")
+from conveyor_redis import SCHEMES
 
 
 def _check_url(_instance: Any, _attribute: Any, value: str) -> None:
