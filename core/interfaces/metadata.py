@@ -363,11 +363,11 @@ class MetadataStore(abc.ABC):
 
     # metrics
 
-    @abc.abstractmethod
     def log_metric(
         self, run_id: str, key: str, value: float, *, step: str | None = None, index: int = 0
     ) -> None:
         """Record one metric value (one transaction)."""
+        self.log_metrics(run_id, [(key, value, index)], step=step)
 
     @abc.abstractmethod
     def log_metrics(

@@ -31,9 +31,9 @@ from conveyor.interfaces.registry import (
     ValidationVerdict,
 )
 from conveyor.plugins.sqlite.config import SQLiteModelRegistryConfig
-from conveyor.plugins.sqlite.rows import INSERT_ARTIFACT, artifact_values, insert_artifact
 from conveyor.registry.audit import check_numbering
 from conveyor.sqlite import Database, dumps, loads, now, parse_ts, path_from_url, ts
+from conveyor.sqlstore.values import insert_artifact
 
 PACKAGE = "conveyor.plugins.sqlite"
 
@@ -89,14 +89,6 @@ class SQLiteRegistryBackend(RegistryBackend):
         sig_json = dumps(new.signature.to_dict()) if new.signature.features else "[]"
         metrics_json = dumps(new.metrics) if new.metrics else "{}"
         params_json = dumps(new.params) if new.params else "{}"
-        artifact_row = artifact_values(
-            new.artifact_uri,
-            new.sha256,
-            kind="model",
-            at=stamp,
-            metadata={"model_format": new.model_format},
-        )
-        aid = artifact_row[0]
 
         def write(conn: sqlite3.Connection) -> int:
             version = conn.execute(
@@ -105,7 +97,14 @@ class SQLiteRegistryBackend(RegistryBackend):
                 "updated = excluded.updated RETURNING latest_version",
                 (name, stamp, stamp),
             ).fetchone()[0]
-            conn.execute(INSERT_ARTIFACT, artifact_row)
+            aid = insert_artifact(
+                conn,
+                new.artifact_uri,
+                new.sha256,
+                kind="model",
+                at=stamp,
+                metadata={"model_format": new.model_format},
+            )
             conn.execute(
                 "INSERT INTO model_versions (name, version, created, created_by, artifact_uri, "
                 "sha256, artifact_id, model_format, metrics, params, governance, signature, "

@@ -42,8 +42,10 @@ from conveyor.interfaces.registry import (
 )
 from conveyor.registry.audit import check_numbering
 from conveyor.sqlite import dumps, loads, now
+from conveyor.sqlstore.values import insert_artifact
 from conveyor_postgres.config import PostgresModelRegistryConfig
 from conveyor_postgres.db import Database, migrations, redact
+from conveyor_postgres.dialect import QmarkConnection
 from conveyor_postgres.registry_rows import (
     AUDIT_COLUMNS,
     VERDICT_COLUMNS,
@@ -51,7 +53,6 @@ from conveyor_postgres.registry_rows import (
     read_versions,
     verdict_value,
 )
-from conveyor_postgres.rows import insert_artifact
 
 if TYPE_CHECKING:
     import psycopg
@@ -133,7 +134,7 @@ class PostgresRegistryBackend(RegistryBackend):
                 (name, at, at),
             ).fetchone()[0]
             aid = insert_artifact(
-                conn,
+                QmarkConnection(conn),
                 new.artifact_uri,
                 new.sha256,
                 kind="model",
@@ -165,7 +166,7 @@ class PostgresRegistryBackend(RegistryBackend):
             )
             for ref in new.datasets:
                 daid = insert_artifact(
-                    conn,
+                    QmarkConnection(conn),
                     ref.uri,
                     ref.fingerprint,
                     kind="dataset",
