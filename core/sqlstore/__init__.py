@@ -9,5 +9,5 @@ and ``self.dialect`` (a :class:`~conveyor.sqlstore.dialect.Dialect`: times,
 insertion order, row locks and the few statements with no common spelling).
 Its own migrations create the tables; ``docs/plugins/sql-backends.md`` lists them.
 
-Nothing here imports a database driver.
+Nothing here imports a plugin or a database driver beyond the standard library.
 """
