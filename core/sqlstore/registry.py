@@ -191,20 +191,7 @@ class SQLRegistryBackend(SQLRegistryReads, RegistryBackend):
         compare(move, current, last)
         changes: list[AliasChange] = []
         if target is not None and self._archived(conn, name, target):
-            changes.append(
-                self._append_audit(
-                    conn,
-                    self._draft(
-                        name,
-                        "archived",
-                        target,
-                        None,
-                        "unarchive",
-                        move.actor,
-                        f"{move.action} of {alias!r}",
-                    ),
-                )
-            )
+            changes.append(self._append_audit(conn, self._unarchive_draft(move)))
             conn.execute(
                 "UPDATE model_versions SET archived = ? WHERE name = ? AND version = ?",
                 (False, name, target),
@@ -336,6 +323,18 @@ class SQLRegistryBackend(SQLRegistryReads, RegistryBackend):
             move.reason,
             move.forced,
             move.evidence,
+        )
+
+    def _unarchive_draft(self, move: AliasMove) -> AliasChange:
+        """The audit record of unarchiving ``move``'s target before the move."""
+        return self._draft(
+            move.name,
+            "archived",
+            move.target,
+            None,
+            "unarchive",
+            move.actor,
+            f"{move.action} of {move.alias!r}",
         )
 
     def _append_audit(self, conn: Connection, draft: AliasChange) -> AliasChange:

@@ -1,14 +1,20 @@
-"""SQLite's side of :mod:`conveyor.sqlstore`: times as text, JSON1, ``BEGIN IMMEDIATE``."""
+"""SQLite's side of :mod:`conveyor.sqlstore`: the file, times as text, JSON1,
+``BEGIN IMMEDIATE``."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from conveyor.sqlite import parse_ts, ts
-from conveyor.sqlstore.dialect import Dialect
+from conveyor.plugins.sqlite.config import SQLiteMetadataStoreConfig, SQLiteModelRegistryConfig
+from conveyor.sqlite import Database, parse_ts, path_from_url, ts
+from conveyor.sqlstore.dialect import Dialect, Transactions
+
+#: The package whose ``migrations/`` create both stores' tables (one file can hold both).
+PACKAGE = "conveyor.plugins.sqlite"
 
 
 def _json_path(key: str) -> str:
@@ -49,3 +55,40 @@ class SQLiteDialect(Dialect):
 
 
 DIALECT = SQLiteDialect()
+
+
+class SQLiteFile:
+    """A store on one SQLite file: opens it (migrated) for the shared SQL stores.
+
+    Attributes:
+        db: the database file and its connection.
+    """
+
+    db: Database
+    sql: Transactions
+    dialect: Dialect
+
+    def _open(
+        self,
+        app: Any,
+        config: SQLiteMetadataStoreConfig | SQLiteModelRegistryConfig,
+        path: str | Path | None,
+    ) -> None:
+        if path is None:
+            root = app.config.root if app is not None else Path.cwd()
+            path = path_from_url(config.url, root)
+        self.db = Database(
+            Path(path),
+            package=PACKAGE,
+            busy_timeout_s=config.busy_timeout_s,
+            synchronous=config.synchronous,
+        )
+        self.sql = self.db
+        self.dialect = DIALECT
+        self.db.conn  # noqa: B018 - open and migrate now, so errors surface at construction
+
+    def close(self) -> None:
+        self.db.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.db.path), "schema_version": self.db.schema_version()}

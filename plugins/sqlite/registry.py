@@ -11,15 +11,14 @@ from typing import Any
 
 from conveyor.checks import Finding
 from conveyor.plugins.sqlite.config import SQLiteModelRegistryConfig
-from conveyor.plugins.sqlite.dialect import DIALECT
-from conveyor.sqlite import Database, path_from_url
+from conveyor.plugins.sqlite.dialect import PACKAGE, SQLiteFile
 from conveyor.sqlstore.dialect import Connection
 from conveyor.sqlstore.registry import SQLRegistryBackend
 
-PACKAGE = "conveyor.plugins.sqlite"
+__all__ = ["PACKAGE", "SQLiteRegistryBackend"]
 
 
-class SQLiteRegistryBackend(SQLRegistryBackend):
+class SQLiteRegistryBackend(SQLiteFile, SQLRegistryBackend):
     """The registry's state in a SQLite file (see :mod:`conveyor.sqlite`).
 
     Attributes:
@@ -35,24 +34,7 @@ class SQLiteRegistryBackend(SQLRegistryBackend):
         path: str | Path | None = None,
     ) -> None:
         self.config = config or SQLiteModelRegistryConfig()
-        if path is None:
-            root = app.config.root if app is not None else Path.cwd()
-            path = path_from_url(self.config.url, root)
-        self.db = Database(
-            Path(path),
-            package=PACKAGE,
-            busy_timeout_s=self.config.busy_timeout_s,
-            synchronous=self.config.synchronous,
-        )
-        self.sql = self.db
-        self.dialect = DIALECT
-        self.db.conn  # noqa: B018 - open and migrate now, so errors surface at construction
-
-    def close(self) -> None:
-        self.db.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": str(self.db.path), "schema_version": self.db.schema_version()}
+        self._open(app, self.config, path)
 
     def _storage_findings(self, conn: Connection) -> list[Finding]:
         result = conn.execute("PRAGMA quick_check").fetchone()[0]

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from attrs import frozen
 
 from conveyor.sqlite import ts
-from conveyor.sqlstore.dialect import Dialect
+from conveyor.sqlstore.dialect import Dialect, Transactions
+from conveyor_postgres.db import Database, redact
 
 if TYPE_CHECKING:
     import psycopg
 
-    from conveyor_postgres.db import Database
+    from conveyor_postgres.config import PostgresMetadataStoreConfig, PostgresModelRegistryConfig
 
 T = TypeVar("T")
 
@@ -119,3 +120,37 @@ class PostgresDialect(Dialect):
         from psycopg import errors
 
         return (errors.ForeignKeyViolation,)
+
+
+class PostgresSchema:
+    """A store in one PostgreSQL schema: connects (and migrates) for the shared SQL stores.
+
+    Attributes:
+        db: the database, schema and connection pool.
+    """
+
+    db: Database
+    sql: Transactions
+    dialect: Dialect
+
+    def _open(self, config: PostgresMetadataStoreConfig | PostgresModelRegistryConfig) -> None:
+        self.db = Database(
+            config.url,
+            schema=config.schema,
+            pool_size=config.pool_size,
+            connect_timeout_s=config.connect_timeout_s,
+            lock_timeout_s=config.lock_timeout_s,
+        )
+        self.sql = QmarkTransactions(self.db)
+        self.dialect = PostgresDialect(config.schema)
+        self.db.pool  # noqa: B018 - connect and migrate now, so errors surface at construction
+
+    def close(self) -> None:
+        self.db.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": redact(self.db.url),
+            "schema": self.db.schema,
+            "schema_version": self.db.schema_version(),
+        }

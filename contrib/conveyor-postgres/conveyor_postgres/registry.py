@@ -36,8 +36,8 @@ from conveyor.sqlite import dumps
 from conveyor.sqlstore.registry import SQLRegistryBackend, compare
 from conveyor.sqlstore.registry_values import VERSION_COLUMNS_V, AliasMove, version_value
 from conveyor_postgres.config import PostgresModelRegistryConfig
-from conveyor_postgres.db import Database, migrations, redact
-from conveyor_postgres.dialect import PostgresDialect, QmarkConnection, QmarkTransactions
+from conveyor_postgres.db import migrations, redact
+from conveyor_postgres.dialect import PostgresSchema, QmarkConnection
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,7 +55,7 @@ _UNARCHIVE = (
 )
 
 
-class PostgresRegistryBackend(SQLRegistryBackend):
+class PostgresRegistryBackend(PostgresSchema, SQLRegistryBackend):
     """The registry's state in a PostgreSQL schema.
 
     Attributes:
@@ -71,16 +71,7 @@ class PostgresRegistryBackend(SQLRegistryBackend):
         if config is None:
             raise ValueError("PostgresRegistryBackend needs a config with a url")
         self.config = config
-        self.db = Database(
-            config.url,
-            schema=config.schema,
-            pool_size=config.pool_size,
-            connect_timeout_s=config.connect_timeout_s,
-            lock_timeout_s=config.lock_timeout_s,
-        )
-        self.sql = QmarkTransactions(self.db)
-        self.dialect = PostgresDialect(config.schema)
-        self.db.pool  # noqa: B018 - connect and migrate now, so errors surface at construction
+        self._open(config)
         self._listener: psycopg.Connection | None = None
         self._listen_lock = threading.Lock()
 
@@ -89,14 +80,7 @@ class PostgresRegistryBackend(SQLRegistryBackend):
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
-        self.db.close()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "url": redact(self.db.url),
-            "schema": self.db.schema,
-            "schema_version": self.db.schema_version(),
-        }
+        super().close()
 
     # -- writes -----------------------------------------------------------------------
 
@@ -122,15 +106,7 @@ class PostgresRegistryBackend(SQLRegistryBackend):
             self._archived(conn, name, target)  # raises the NotFoundError
         changes: list[AliasChange] = []
         if archived:
-            unarchive = self._draft(
-                name,
-                "archived",
-                target,
-                None,
-                "unarchive",
-                move.actor,
-                f"{move.action} of {alias!r}",
-            )
+            unarchive = self._unarchive_draft(move)
             changes.append(self._append_audit(conn, unarchive, then=_UNARCHIVE))
         self._checkpoint(f"{move.action}.before_audit")
         change = self._append_audit(
