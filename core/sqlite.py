@@ -454,6 +454,9 @@ class Database:
         with self._lock:
             yield self.conn
 
+    #: :meth:`locked` under the name :class:`conveyor.sqlstore.dialect.Transactions` uses.
+    reading = locked
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:

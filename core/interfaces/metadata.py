@@ -1,11 +1,10 @@
 """The metadata store interface: runs, steps, artifacts, metrics, trigger events, lineage.
 
-The values a store hands out are frozen attrs classes defined here; the module
-imports nothing heavier than attrs, so interfaces and values can be used by
-commands that must start fast.
-
-Lineage values (nodes, edges, graphs, model records) live in
-:mod:`conveyor.interfaces.lineage`, leases and watcher state in
+The values a store hands out are frozen attrs classes; the module imports nothing
+heavier than attrs, so interfaces and values can be used by commands that must
+start fast.  Runs, steps, artifacts, metrics and definitions live in
+:mod:`conveyor.interfaces.records`, lineage values (nodes, edges, graphs, model
+records) in :mod:`conveyor.interfaces.lineage`, leases and watcher state in
 :mod:`conveyor.interfaces.leases`, the stored trigger event in
 :mod:`conveyor.interfaces.triggers`; all are re-exported here.
 """
@@ -17,9 +16,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import Factory, field, frozen
-
-from conveyor.convert import to_tuple
 from conveyor.interfaces.leases import Lease, WatchState
 from conveyor.interfaces.lineage import (
     NODE_KINDS,
@@ -32,185 +28,20 @@ from conveyor.interfaces.lineage import (
     node_id,
     parse_node,
 )
+from conveyor.interfaces.records import (
+    FINISHED_RUN_STATUSES,
+    RUN_STATUSES,
+    STEP_STATUSES,
+    ArtifactRecord,
+    ArtifactRef,
+    Definition,
+    MetricPoint,
+    PipelineRecord,
+    Run,
+    StepExecution,
+)
 from conveyor.interfaces.triggers import TriggerEvent
 from conveyor.monitoring.result import MonitoringResult
-
-RUN_STATUSES = ("running", "succeeded", "failed", "refused", "cancelled", "interrupted")
-FINISHED_RUN_STATUSES = RUN_STATUSES[1:]
-STEP_STATUSES = ("running", "succeeded", "failed", "cached", "skipped")
-
-
-# -- values ---------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class PipelineRecord:
-    """A pipeline the store has seen.
-
-    Attributes:
-        name: the pipeline's name.
-        code_fingerprint: hash of the pipeline's code at its latest run.
-        git_commit: the git commit of the project at its latest run, when known.
-        created: when the pipeline was first recorded.
-        updated: when it was last recorded.
-    """
-
-    name: str
-    code_fingerprint: str | None = None
-    git_commit: str | None = None
-    created: datetime
-    updated: datetime
-
-
-@frozen(kw_only=True)
-class ArtifactRecord:
-    """An artifact a step read or wrote: a URI plus the fingerprint of its content.
-
-    The same URI with new content is a new record (the id is derived from both),
-    so lineage always names the exact bytes that flowed.
-
-    Attributes:
-        id: stable id derived from ``uri`` and ``fingerprint``.
-        uri: where it is stored.
-        fingerprint: content hash (SHA-256 hex for artifact-store objects).
-        kind: what it is: ``dataset``, ``model``, ``profile``, ``report``, ...
-        size: size in bytes, when known.
-        media_type: the content type, when known.
-        metadata: small JSON-able facts (row count, time range, ...).
-        created: when it was first recorded.
-    """
-
-    id: str
-    uri: str
-    fingerprint: str
-    kind: str = "artifact"
-    size: int | None = None
-    media_type: str | None = None
-    metadata: dict[str, Any] = Factory(dict)
-    created: datetime
-
-
-#: What step inputs/outputs accept: a recorded artifact, its id, or any object with
-#: ``uri`` and ``sha256`` attributes (an :class:`~conveyor.artifacts.ArtifactInfo`),
-#: or a mapping with ``uri`` and ``fingerprint`` (recorded on the fly).
-ArtifactRef = Any
-
-
-@frozen(kw_only=True)
-class StepExecution:
-    """One execution of one step of a run.
-
-    Attributes:
-        id: the execution's id.
-        run_id: the run it belongs to.
-        name: the step's name.
-        status: one of :data:`STEP_STATUSES`.
-        started: when it started.
-        ended: when it ended, or ``None`` while running.
-        inputs: the artifacts it read, by input name.
-        outputs: the artifacts it wrote, by output name.
-        metrics: metrics logged for the step (latest value per key).
-        logs_uri: where its logs are stored, if anywhere.
-        cache_key: the key under which its outputs may be reused.
-        cache_hit: whether the outputs were reused from an earlier execution.
-        error: the error message of a failed step.
-    """
-
-    id: str
-    run_id: str
-    name: str
-    status: str
-    started: datetime
-    ended: datetime | None = None
-    inputs: dict[str, ArtifactRecord] = Factory(dict)
-    outputs: dict[str, ArtifactRecord] = Factory(dict)
-    metrics: dict[str, float] = Factory(dict)
-    logs_uri: str | None = None
-    cache_key: str | None = None
-    cache_hit: bool = False
-    error: str | None = None
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.ended is None else (self.ended - self.started).total_seconds()
-
-
-@frozen(kw_only=True)
-class MetricPoint:
-    """One logged metric value.
-
-    Attributes:
-        key: the metric's name.
-        value: its value (``nan`` is kept as ``nan``).
-        step: the step execution id it belongs to, or ``None`` for the run.
-        index: position in a series (epoch, iteration), default 0.
-        at: when it was logged.
-    """
-
-    key: str
-    value: float
-    step: str | None = None
-    index: int = 0
-    at: datetime
-
-
-@frozen(kw_only=True)
-class Run:
-    """A pipeline run.
-
-    Attributes:
-        id: the run's id.
-        pipeline: the pipeline's name.
-        status: one of :data:`RUN_STATUSES`.
-        started: when it started.
-        ended: when it ended, or ``None`` while running.
-        parameters: the run's parameters.
-        trigger_event: id of the trigger event that caused it, if any.
-        code_fingerprint: hash of the pipeline code it ran.
-        git_commit: the project's git commit, when known.
-        error: why it failed or was refused.
-        metrics: run-level metrics (latest value per key).
-        steps: its step executions in start order (filled by ``get_run``).
-    """
-
-    id: str
-    pipeline: str
-    status: str
-    started: datetime
-    ended: datetime | None = None
-    parameters: dict[str, Any] = Factory(dict)
-    trigger_event: str | None = None
-    code_fingerprint: str | None = None
-    git_commit: str | None = None
-    error: str | None = None
-    metrics: dict[str, float] = Factory(dict)
-    steps: tuple[StepExecution, ...] = field(default=(), converter=to_tuple)
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.ended is None else (self.ended - self.started).total_seconds()
-
-
-@frozen(kw_only=True)
-class Definition:
-    """One version of a named JSON definition (feature views, entities, ...).
-
-    Attributes:
-        kind: the namespace (``feature_view``, ``entity``, ...).
-        name: the definition's name within its kind.
-        version: 1, 2, 3, ...: a new version only when the content changed.
-        spec: the definition itself (JSON-able).
-        fingerprint: SHA-256 of the canonical JSON of ``spec``.
-        created: when this version was stored.
-    """
-
-    kind: str
-    name: str
-    version: int
-    spec: dict[str, Any] = Factory(dict)
-    fingerprint: str
-    created: datetime
-
 
 # -- the interface --------------------------------------------------------------------
 
@@ -363,11 +194,11 @@ class MetadataStore(abc.ABC):
 
     # metrics
 
-    @abc.abstractmethod
     def log_metric(
         self, run_id: str, key: str, value: float, *, step: str | None = None, index: int = 0
     ) -> None:
         """Record one metric value (one transaction)."""
+        self.log_metrics(run_id, [(key, value, index)], step=step)
 
     @abc.abstractmethod
     def log_metrics(

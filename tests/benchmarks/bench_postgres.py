@@ -64,9 +64,9 @@ def test_registrations_and_metric_writes_against_raw_psycopg(
     import psycopg
     from conveyor_postgres.config import PostgresMetadataStoreConfig
     from conveyor_postgres.metadata import PostgresMetadataStore
-    from conveyor_postgres.rows import artifact_id
 
     from conveyor.app import Conveyor
+    from conveyor.sqlstore.values import artifact_id
 
     ours, floor_schema = schemas
     (tmp_path / "conveyor.toml").write_text(

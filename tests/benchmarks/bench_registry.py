@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from conveyor.plugins.sqlite.metadata import SQLiteMetadataStore
-from conveyor.plugins.sqlite.rows import artifact_id
+from conveyor.sqlstore.values import artifact_id
 from conveyor.testing.registry import run_workers
 
 pytestmark = pytest.mark.benchmark

@@ -17,14 +17,15 @@ from attrs import asdict, frozen
 from conveyor.errors import ConveyorError
 from conveyor.interfaces.lineage import ModelRecord
 from conveyor.sqlite import dumps
+from conveyor.sqlstore.lineage import write_model
+from conveyor.sqlstore.values import finite_or_none, insert_artifact
 from conveyor_postgres.db import Database
-from conveyor_postgres.lineage import write_model
-from conveyor_postgres.rows import INSERT_ARTIFACT, artifact_id, finite_or_none, insert_artifact
+from conveyor_postgres.dialect import PostgresDialect, QmarkConnection
 
 if TYPE_CHECKING:
     import psycopg
 
-    from conveyor.interfaces.metadata import MetadataStore
+    from conveyor.interfaces.metadata import ArtifactRecord, MetadataStore
     from conveyor.interfaces.registry import ModelVersion, RegistryBackend
 
 #: Definition kinds copied when none are named (the bundled feature store's).
@@ -142,7 +143,7 @@ def _insert_version(conn: psycopg.Connection, mv: ModelVersion) -> None:
     gov = {k: v for k, v in asdict(mv.governance, recurse=False).items() if k != "approvals"}
     gov_json = "{}" if not any(gov.values()) else dumps(gov)
     aid = insert_artifact(
-        conn,
+        QmarkConnection(conn),
         mv.artifact_uri,
         mv.sha256,
         kind="model",
@@ -175,7 +176,7 @@ def _insert_version(conn: psycopg.Connection, mv: ModelVersion) -> None:
     )
     for ref in mv.datasets:
         daid = insert_artifact(
-            conn,
+            QmarkConnection(conn),
             ref.uri,
             ref.fingerprint,
             kind="dataset",
@@ -249,19 +250,7 @@ def copy_metadata(
                 (e.id, e.trigger, e.reason, dumps(e.details), e.key, e.fired, e.created),
             )
         for a in artifacts:
-            conn.execute(
-                INSERT_ARTIFACT,
-                (
-                    a.id,
-                    a.uri,
-                    a.fingerprint,
-                    a.kind,
-                    a.size,
-                    a.media_type,
-                    dumps(a.metadata),
-                    a.created,
-                ),
-            )
+            _insert_artifact(conn, a)
         for run in runs:
             _insert_run(conn, run, metrics[run.id])
         for d in definitions:
@@ -270,8 +259,9 @@ def copy_metadata(
                 "created) VALUES (%s, %s, %s, %s, %s, %s)",
                 (d.kind, d.name, d.version, dumps(d.spec), d.fingerprint, d.created),
             )
+        dialect = PostgresDialect(target.schema)
         for record in records:
-            write_model(conn, record)
+            write_model(QmarkConnection(conn), dialect, record)
         for result in results:
             conn.execute(
                 "INSERT INTO monitoring_results (id, model, version, kind, window_start, "
@@ -302,6 +292,19 @@ def copy_metadata(
         "definitions": len(definitions),
         "monitoring_results": len(results),
     }
+
+
+def _insert_artifact(conn: psycopg.Connection, record: ArtifactRecord) -> None:
+    insert_artifact(
+        QmarkConnection(conn),
+        record.uri,
+        record.fingerprint,
+        kind=record.kind,
+        size=record.size,
+        media_type=record.media_type,
+        metadata=record.metadata,
+        at=record.created,
+    )
 
 
 def _insert_run(conn: psycopg.Connection, run: Any, points: Sequence[Any]) -> None:
@@ -340,19 +343,7 @@ def _insert_run(conn: psycopg.Connection, run: Any, points: Sequence[Any]) -> No
         )
         for direction, refs in (("input", step.inputs), ("output", step.outputs)):
             for label, record in refs.items():
-                conn.execute(
-                    INSERT_ARTIFACT,
-                    (
-                        artifact_id(record.uri, record.fingerprint),
-                        record.uri,
-                        record.fingerprint,
-                        record.kind,
-                        record.size,
-                        record.media_type,
-                        dumps(record.metadata),
-                        record.created,
-                    ),
-                )
+                _insert_artifact(conn, record)
                 conn.execute(
                     "INSERT INTO step_artifacts (step_id, direction, name, "
                     "artifact_id) VALUES (%s, %s, %s, %s)",

@@ -1,31 +1,35 @@
-"""Versioned definitions in the SQLite metadata store (feature views, entities, ...)."""
+"""Versioned definitions in a SQL metadata store (feature views, entities, ...)."""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.interfaces.metadata import Definition
-from conveyor.plugins.sqlite.rows import _definition
-from conveyor.sqlite import Database, dumps, now, ts
+from conveyor.sqlite import dumps, now
+from conveyor.sqlstore.dialect import Connection, Dialect, Transactions
+from conveyor.sqlstore.values import DEFINITION_COLUMNS, definition_value
 
 
-class SQLiteDefinitions:
-    """The metadata store's ``*_definition`` methods, over ``self.db``."""
+class SQLDefinitions:
+    """The metadata store's ``*_definition`` methods, over ``self.sql``."""
 
-    db: Database
+    sql: Transactions
+    dialect: Dialect
 
     def put_definition(self, kind: str, name: str, spec: Mapping[str, Any]) -> Definition:
         if not kind or not name:
             raise ConveyorError("a definition needs a kind and a name")
         text = dumps(dict(spec))
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
-        at = ts(now())
+        at = self.dialect.write_time(now())
 
-        def write(conn: sqlite3.Connection) -> Definition:
+        def write(conn: Connection) -> Definition:
+            # writers of one definition wait for each other, so the next version is
+            # read and inserted without a race (the unique key backs this up)
+            self.dialect.serialize(conn, f"definition:{kind}:{name}")
             row = conn.execute(
                 "SELECT version, fingerprint FROM definitions WHERE kind = ? AND name = ? "
                 "ORDER BY version DESC LIMIT 1",
@@ -41,15 +45,12 @@ class SQLiteDefinitions:
             )
             return self._definition(conn, kind, name, version)
 
-        return self.db.write(write, retry_conflicts=True)
+        return self.sql.write(write, retry_conflicts=True)
 
     def _definition(
-        self, conn: sqlite3.Connection, kind: str, name: str, version: int | None
+        self, conn: Connection, kind: str, name: str, version: int | None
     ) -> Definition:
-        sql = (
-            "SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-            "WHERE kind = ? AND name = ?"
-        )
+        sql = f"SELECT {DEFINITION_COLUMNS} FROM definitions WHERE kind = ? AND name = ?"
         args: list[Any] = [kind, name]
         if version is None:
             sql += " ORDER BY version DESC LIMIT 1"
@@ -60,14 +61,14 @@ class SQLiteDefinitions:
         if row is None:
             which = f"{kind} {name!r}" + ("" if version is None else f" version {version}")
             raise NotFoundError(f"no {which} is defined", hint="apply the definition first")
-        return _definition(row)
+        return definition_value(row, self.dialect.read_time)
 
     def get_definition(self, kind: str, name: str, version: int | None = None) -> Definition:
-        with self.db.locked() as conn:
+        with self.sql.reading() as conn:
             return self._definition(conn, kind, name, version)
 
     def list_definitions(self, kind: str) -> list[Definition]:
-        with self.db.locked() as conn:
+        with self.sql.reading() as conn:
             rows = conn.execute(
                 "SELECT d.kind, d.name, d.version, d.spec, d.fingerprint, d.created "
                 "FROM definitions d WHERE d.kind = ? AND d.version = (SELECT max(version) "
@@ -75,13 +76,13 @@ class SQLiteDefinitions:
                 "ORDER BY d.name",
                 (kind,),
             ).fetchall()
-        return [_definition(r) for r in rows]
+        return [definition_value(r, self.dialect.read_time) for r in rows]
 
     def definition_history(self, kind: str, name: str) -> list[Definition]:
-        with self.db.locked() as conn:
+        with self.sql.reading() as conn:
             rows = conn.execute(
-                "SELECT kind, name, version, spec, fingerprint, created FROM definitions "
-                "WHERE kind = ? AND name = ? ORDER BY version",
+                f"SELECT {DEFINITION_COLUMNS} FROM definitions WHERE kind = ? AND name = ? "
+                "ORDER BY version",
                 (kind, name),
             ).fetchall()
-        return [_definition(r) for r in rows]
+        return [definition_value(r, self.dialect.read_time) for r in rows]
