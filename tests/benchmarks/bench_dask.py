@@ -7,8 +7,8 @@ Same data, same hardware: one machine trains with ``conveyor.ml.train.train`` in
 single worker process with ``BENCH_DASK_SINGLE_THREADS`` LightGBM threads (default 1:
 one worker's share of the cluster); the distributed side trains with
 ``conveyor_dask.train.train_distributed`` across 2 worker processes of 1 thread
-each.  Both run as a task in fresh worker processes, so each worker's peak RSS
-(``ru_maxrss``) is that side's memory.  The PIT join: the feature store's
+each.  Both run as a task in fresh worker processes; each worker's peak RSS is
+reset before the task and read after it (``VmHWM``), so it is that side's memory.  The PIT join: the feature store's
 ``get_historical_features`` in one worker vs ``historical_features`` in slices
 on 2 workers; the two answers must be equal row for row.
 
@@ -82,6 +82,7 @@ def _side(workers: int, threads: int, fn: str, *args: Any) -> tuple[Any, list[in
                 f"a Dask worker did not run the benchmark's probe task in {PROBE_TIMEOUT_S:g} s:"
                 " it cannot load the task's function (see the worker's log above)"
             )
+        client.run(tasks.reset_peak_rss)
         answer = client.submit(getattr(tasks, fn), *args, pure=False).result(timeout=TASK_TIMEOUT_S)
         peaks = sorted(client.run(tasks.peak_rss).values())
     finally:

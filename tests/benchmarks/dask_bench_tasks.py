@@ -8,16 +8,30 @@ with ``Client.upload_file`` and imports under the same name itself.
 from __future__ import annotations
 
 import os
-import resource
 import time
+from pathlib import Path
 
 
 def probe() -> int:
     return os.getpid()
 
 
+def reset_peak_rss() -> None:
+    """Start this worker's peak RSS afresh (Linux: writing 5 to ``clear_refs``).
+
+    ``ru_maxrss`` cannot be used: a worker process is forked from the benchmark's
+    process and exec'd, and Linux carries ``ru_maxrss`` across exec, so every worker
+    would report the benchmark process's own peak.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This worker's peak RSS since :func:`reset_peak_rss`, in bytes (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status: peak RSS needs Linux")
 
 
 def single_train(project: dict, keys: dict, config: dict, threads: int) -> tuple[str, str, float]:
