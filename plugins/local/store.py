@@ -108,8 +108,10 @@ class LocalArtifactStore(FsspecArtifactStore):
         except ValueError:
             return False
         # "racy" records are never trusted: a same-size write within the file clock's
-        # granularity of the record would leave the times as they were
-        return tuple(then) == identity and at - max(info.st_mtime_ns, info.st_ctime_ns) >= RACY_NS
+        # granularity of the record could leave mtime as it was.  Every content write
+        # sets mtime, and moving mtime back moves ctime (in the identity), so mtime
+        # alone decides.
+        return tuple(then) == identity and at - info.st_mtime_ns >= RACY_NS
 
     def _checked(self, sha256: str) -> None:
         if self.verify != "changed":
@@ -120,7 +122,7 @@ class LocalArtifactStore(FsspecArtifactStore):
         except FileNotFoundError:
             return
         now = time.time_ns()
-        if now - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_NS:
+        if now - info.st_mtime_ns < RACY_NS:
             return  # too fresh to vouch for: the next read hashes it and records it
         fd, tmp = _create_temp(os.path.dirname(blob))
         try:
@@ -265,6 +267,11 @@ class _LocalSink(BlobSink):
 
     def commit(self, sha256: str) -> None:
         self._file.flush()
+        # mtime set back by twice the racy window, before the file is visible: the
+        # store hashed these bytes as it wrote them, so it records them as checked at
+        # once (no hash on the first read), and any later write sets a newer mtime
+        now = time.time_ns()
+        os.utime(self._file.fileno(), ns=(now, now - 2 * RACY_NS))
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self._tmp, f"{self._folder}/{sha256}")

@@ -47,6 +47,7 @@ def test_a_second_read_of_an_unchanged_table_skips_the_hash(
 ) -> None:
     store = LocalArtifactStore(tmp_path / "store")
     blob = written(store)
+    Path(str(blob) + CHECKED_SUFFIX).unlink()  # as if written by an older store
     hashes.calls = 0
     assert store.get_table("t.parquet").equals(TABLE)
     assert hashes.calls == 1  # the first read hashes, and records the file's identity
@@ -84,13 +85,40 @@ def test_a_replaced_file_is_hashed_again_and_refused(tmp_path: Path) -> None:
         store.get_table("t.parquet")
 
 
-def test_a_fresh_write_is_not_vouched_for(tmp_path: Path, hashes: CountingSha256) -> None:
+def test_a_table_the_store_wrote_is_not_hashed_on_its_first_read(
+    tmp_path: Path, hashes: CountingSha256
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    info = store.put_table("t.parquet", TABLE)  # hashed as it was written
+    assert Path(store.root, "blobs", info.sha256 + CHECKED_SUFFIX).is_file()
+    hashes.calls = 0
+    assert store.get_table("t.parquet").equals(TABLE)
+    assert store.scan_table("t.parquet").collect().to_arrow().equals(TABLE)
+    assert hashes.calls == 0
+
+
+def test_a_rewrite_right_after_the_store_wrote_is_caught(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path / "store")
     info = store.put_table("t.parquet", TABLE)
-    # just written: a record now could not tell a same-size rewrite in the same clock tick
-    assert not Path(store.root, "blobs", info.sha256 + CHECKED_SUFFIX).exists()
+    blob = Path(store.root, "blobs", info.sha256)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o600)
+    blob.write_bytes(bytes(data))  # same size, within the clock tick of the record
+    with pytest.raises(IntegrityError):
+        store.get_table("t.parquet")
+
+
+def test_a_record_taken_right_after_an_outside_write_is_not_trusted(
+    tmp_path: Path, hashes: CountingSha256
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    blob = written(store)
+    Path(str(blob) + CHECKED_SUFFIX).unlink()
+    os.utime(blob)  # an outside writer's fresh mtime
     hashes.calls = 0
-    store.get_table("t.parquet")
+    store.get_table("t.parquet")  # hashed; too fresh to record
+    assert not Path(str(blob) + CHECKED_SUFFIX).exists()
     assert hashes.calls == 1
 
 
