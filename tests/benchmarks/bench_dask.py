@@ -8,9 +8,10 @@ single worker process with ``BENCH_DASK_SINGLE_THREADS`` LightGBM threads (defau
 one worker's share of the cluster); the distributed side trains with
 ``conveyor_dask.train.train_distributed`` across 2 worker processes of 1 thread
 each.  Both run as a task in fresh worker processes; each worker's peak RSS is
-reset before the task and read after it (``VmHWM``), so it is that side's memory.  The PIT join: the feature store's
-``get_historical_features`` in one worker vs ``historical_features`` in slices
-on 2 workers; the two answers must be equal row for row.
+reset before the task and read after it (``VmHWM``), so it is that side's memory.
+The PIT join: the feature store's ``get_historical_features`` in one worker vs
+``historical_features`` in slices on 2 workers; the two answers must be equal row
+for row.
 
 The work on the workers is in ``dask_bench_tasks.py``, uploaded to each side's
 workers (``Client.upload_file``): a worker cannot import this module (``tests`` is
