@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from conveyor import fsstore
 from conveyor.errors import ConfigError, IntegrityError
-from conveyor.plugins.local.store import CHECKED_SUFFIX, RACY_NS, LocalArtifactStore
+from conveyor.plugins.local.store import CHECKED_SUFFIX, LocalArtifactStore
 
 TABLE = pa.table({"x": list(range(1000)), "y": [float(i) / 3 for i in range(1000)]})
 
@@ -37,9 +36,16 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> CountingSha256:
 
 
 def written(store: LocalArtifactStore, key: str = "t.parquet") -> Path:
-    info = store.put_table(key, TABLE)
-    time.sleep(RACY_NS / 1e9 * 1.5)  # older than the file clock's granularity
-    return Path(store.root) / "blobs" / info.sha256
+    # no wait needed: the store sets a written blob's mtime back past the racy window
+    return Path(store.root) / "blobs" / store.put_table(key, TABLE).sha256
+
+
+def flip_a_byte(blob: Path) -> None:
+    """Rewrite ``blob`` with one byte flipped: the same size, a new mtime."""
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o600)
+    blob.write_bytes(bytes(data))
 
 
 def test_a_second_read_of_an_unchanged_table_skips_the_hash(
@@ -62,12 +68,9 @@ def test_a_changed_file_is_hashed_again_and_refused(tmp_path: Path, read: str) -
     store = LocalArtifactStore(tmp_path / "store")
     blob = written(store)
     store.get_table("t.parquet")  # checked and recorded
-    data = bytearray(blob.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, one flipped byte, times kept as they were
     stat = blob.stat()
-    blob.chmod(0o600)
-    blob.write_bytes(bytes(data))
-    os.utime(blob, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ctime still moves
+    flip_a_byte(blob)
+    os.utime(blob, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # times kept; ctime moves
     with pytest.raises(IntegrityError):
         getattr(store, read)("t.parquet")
 
@@ -100,11 +103,7 @@ def test_a_table_the_store_wrote_is_not_hashed_on_its_first_read(
 def test_a_rewrite_right_after_the_store_wrote_is_caught(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path / "store")
     info = store.put_table("t.parquet", TABLE)
-    blob = Path(store.root, "blobs", info.sha256)
-    data = bytearray(blob.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    blob.chmod(0o600)
-    blob.write_bytes(bytes(data))  # same size, within the clock tick of the record
+    flip_a_byte(Path(store.root, "blobs", info.sha256))  # within the record's clock tick
     with pytest.raises(IntegrityError):
         store.get_table("t.parquet")
 
