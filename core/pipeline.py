@@ -289,6 +289,7 @@ class Pipeline:
         self.fn = fn
         self.name = name
         self.signature = inspect.signature(fn)
+        self.fingerprint = code_fingerprint(fn)
 
     def build(self, **parameters: Any) -> Graph:
         """Call the pipeline function in build mode and return its graph."""
@@ -309,7 +310,7 @@ class Pipeline:
             _BUILDING.reset(token)
         if not builder.nodes:
             raise PipelineDefinitionError(f"pipeline {self.name!r} calls no step")
-        digest = hashlib.sha256(code_fingerprint(self.fn).encode())
+        digest = hashlib.sha256(self.fingerprint.encode())
         for node in builder.nodes:
             digest.update(f"{node.id}:{node.step.fingerprint}".encode())
         return Graph(
