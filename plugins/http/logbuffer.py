@@ -2,9 +2,14 @@
 
 Turning one batch into a table costs the prediction log ~1.5 ms whatever its size,
 so a batch per one-row request would cost more than the request.  Requests that took
-the small-batch path are queued here instead (a list append on the request path); a
-thread hands them to the log as one table of up to :data:`ROWS` rows, at least every
-:data:`SECONDS`.  Rows are the features as sent, with each row's request id (and entity key, for a
+the small-batch path are queued here instead (their column lists, in signature
+order: ~0.2 us on the request path), which a thread hands to the log as one table of
+up to :data:`ROWS` rows, at least every :data:`SECONDS`.  The thread transposes the
+requests into one list per feature with C-level calls (``zip``, ``chain``) and polars
+builds each column in one call: a Python loop over the values held the GIL long
+enough to stall the event loop (p99 at concurrency 8: 6.8 ms against 2.6 ms with
+the log off).
+Rows are the features as sent, with each row's request id (and entity key, for a
 request by entity).
 """
 
@@ -12,11 +17,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from itertools import chain
 from typing import Any
 
 log = logging.getLogger("conveyor.plugins.http")
 ROWS = 512
 SECONDS = 0.25
+
+
+class _Pending:
+    """The queued requests of one model version and feature layout."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        #: per request: (its columns in signature order, predictions, request id,
+        #: entity keys)
+        self.requests: list[tuple[list[Any], Any, str, list[str] | None]] = []
 
 
 class LogBuffer:
@@ -27,7 +44,7 @@ class LogBuffer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pending: dict[tuple[str, int, tuple[str, ...]], list[Any]] = {}
+        self._pending: dict[tuple[str, int, tuple[str, ...]], _Pending] = {}
         self._rows = 0
         self._thread = threading.Thread(target=self._run, daemon=True, name="conveyor-http-log")
         self._thread.start()
@@ -42,10 +59,12 @@ class LogBuffer:
         request_id: str,
         entity_keys: list[str] | None = None,
     ) -> None:
+        values = [columns[n] for n in names]
         with self._lock:
-            self._pending.setdefault((model, version, names), []).append(
-                (columns, predictions, request_id, entity_keys)
-            )
+            pending = self._pending.get((model, version, names))
+            if pending is None:
+                pending = self._pending[(model, version, names)] = _Pending()
+            pending.requests.append((values, predictions, request_id, entity_keys))
             self._rows += len(predictions)
             if self._rows >= ROWS:
                 self._wake.set()
@@ -72,34 +91,37 @@ class LogBuffer:
             except Exception as exc:  # never lose the thread to one bad batch
                 log.warning(
                     "prediction log: %d requests of %s v%s not queued: %s",
-                    len(entries),
+                    len(entries.requests),
                     model,
                     version,
                     exc,
                 )
 
-    def _append(self, model: str, version: int, names: tuple[str, ...], entries: list[Any]) -> None:
+    def _append(self, model: str, version: int, names: tuple[str, ...], entries: _Pending) -> None:
         import numpy as np
         import polars as pl
 
-        predictions = np.concatenate([p for _, p, _, _ in entries])
-        ids = [rid for _, p, rid, _ in entries for _ in range(len(p))]
-        keyed = any(keys is not None for *_, keys in entries)
+        requests = entries.requests
+        predictions = np.concatenate([p for _, p, _, _ in requests])
+        ids = [rid for _, p, rid, _ in requests for _ in range(len(p))]
+        keyed = any(keys is not None for *_, keys in requests)
         keys = (
-            [k for _, p, _, ks in entries for k in (ks if ks is not None else [None] * len(p))]
+            [k for _, p, _, ks in requests for k in (ks if ks is not None else [None] * len(p))]
             if keyed
             else None
         )
         try:  # one table; values of one feature may differ in type between requests
             features: Any = pl.DataFrame(
                 [
-                    pl.Series(n, [v for c, *_ in entries for v in _plain(c[n])], strict=False)
-                    for n in names
+                    pl.Series(name, _flatten(per_request), strict=False)
+                    for name, per_request in zip(
+                        names, zip(*[values for values, *_ in requests], strict=True), strict=True
+                    )
                 ]
             )
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            for columns, p, rid, ks in entries:  # request by request, as sent
-                self._hand_over(model, version, {n: columns[n] for n in names}, p, rid, ks)
+            for values, p, rid, ks in requests:  # request by request, as sent
+                self._hand_over(model, version, dict(zip(names, values, strict=True)), p, rid, ks)
             return
         self._hand_over(model, version, features, predictions, ids, keys)
 
@@ -121,6 +143,13 @@ class LogBuffer:
             entity_keys=entity_keys,
         ):
             self._on_dropped()
+
+
+def _flatten(per_request: tuple[Any, ...]) -> list[Any]:
+    """One feature's values of every request, as one list (no Python loop over values)."""
+    if set(map(type, per_request)) != {list}:
+        per_request = tuple(map(_plain, per_request))
+    return list(chain.from_iterable(per_request))
 
 
 def _plain(values: Any) -> Any:
