@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
@@ -132,7 +133,7 @@ class LogBuffer:
         features: Any,
         predictions: Any,
         ids: Any,
-        entity_keys: list[str | None] | None,
+        entity_keys: Sequence[str | None] | None,
     ) -> None:
         if not self._log.append(
             model=model,
