@@ -8,7 +8,8 @@ trees are walked too) is validated and encoded by the model's signature, exactly
 :func:`conveyor.models.inference.predict` does.  The text, the checks the child makes
 (SHA-256, feature names) and the float64 matrix go into a private temporary
 directory, and the child, :mod:`conveyor.models.canary_child` run as a script,
-imports only numpy and LightGBM, checks, parses, predicts and answers in JSON.
+calls LightGBM's C library (importing neither the package nor numpy), checks, parses,
+predicts and answers in JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from conveyor.models import canary_child
 from conveyor.models.canary_child import CHECKS_FILE, MODEL_FILE, SAMPLE_FILE
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
     import polars as pl
 
     from conveyor.models.signature import Signature
@@ -89,7 +93,8 @@ class PendingCanary:
             [sys.executable, "-P", canary_child.__file__, directory.name],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # a crafted text's bytes can reach LightGBM's messages
             cwd=directory.name,
             env=env,
         )
@@ -180,8 +185,6 @@ def start_canary(
     Metadata or a sample that does not fit the signature is refused here, as the child
     refuses a model: the run is not ``ok`` and its reason says why.
     """
-    import numpy as np
-
     from conveyor.models.inference import Predictor
     from conveyor.models.model import parse_metadata
     from conveyor.models.signature import Signature
@@ -194,15 +197,30 @@ def start_canary(
         return PendingCanary.refused(f"{type(exc).__name__}: {exc.message}")
     directory = tempfile.TemporaryDirectory(prefix="conveyor-canary-")  # mode 0700
     try:
-        path = Path(directory.name)
-        (path / MODEL_FILE).write_text(model_text, encoding="utf-8")
-        checks = {"sha256": metadata["sha256"], "features": list(signature.names)}
-        (path / CHECKS_FILE).write_text(json.dumps(checks), encoding="utf-8")
-        np.save(path / SAMPLE_FILE, np.ascontiguousarray(matrix, dtype=np.float64))
+        write_inputs(Path(directory.name), model_text, metadata["sha256"], signature.names, matrix)
         return PendingCanary(directory, timeout)
     except BaseException:
         directory.cleanup()
         raise
+
+
+def write_inputs(
+    directory: Path, model_text: str, sha256: str, features: Sequence[str], matrix: np.ndarray
+) -> None:
+    """Write what the child reads (:mod:`conveyor.models.canary_child`) into ``directory``:
+    the text, the checks it makes and ``matrix`` as raw row-major float64s."""
+    import numpy as np
+
+    matrix = np.ascontiguousarray(matrix, dtype=np.float64).reshape(len(matrix), -1)
+    (directory / MODEL_FILE).write_text(model_text, encoding="utf-8")
+    checks = {
+        "sha256": sha256,
+        "features": list(features),
+        "rows": matrix.shape[0],
+        "columns": matrix.shape[1] if matrix.shape[0] else len(features),
+    }
+    (directory / CHECKS_FILE).write_text(json.dumps(checks), encoding="utf-8")
+    (directory / SAMPLE_FILE).write_bytes(matrix.tobytes())
 
 
 def sample_for(signature: Signature, rows: int = 4) -> pl.DataFrame:

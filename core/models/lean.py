@@ -15,9 +15,18 @@ from __future__ import annotations
 
 import sys
 
-# what LightGBM imports if installed and a predicting process never uses (one list:
-# the canary child, a script that imports no conveyor module, defines it)
-from conveyor.models.canary_child import NOT_NEEDED
+#: packages LightGBM imports if installed, which a predicting process does not need
+NOT_NEEDED = (
+    "sklearn",
+    "pandas",
+    "dask",
+    "distributed",
+    "matplotlib",
+    "graphviz",
+    "datatable",
+    "pyarrow",
+    "polars",
+)
 
 
 def import_lightgbm_for_prediction() -> None:
