@@ -111,6 +111,7 @@ class SmallBatch:
     def __init__(self, signature: Signature) -> None:
         self.signature = signature
         self._features = [_Feature(f) for f in signature.features]
+        self._position = {f.name: i for i, f in enumerate(self._features)}
 
     def matrix(self, columns: Mapping[str, Any]) -> np.ndarray | None:
         """The float64 matrix in booster order, :class:`PredictionInputError` naming
@@ -128,9 +129,11 @@ class SmallBatch:
         if height <= 0:
             return None
         # the polars path reports column and type problems first, then value counts
-        problems, counted = [], []
+        problems: list[Any] = []
+        counted: list[tuple[int, Any]] = []  # (feature position, finding), in order
+        floats: list[tuple[int, _Feature]] = []  # float columns: NaN/inf checked at once
         cols: list[list[float]] = []
-        for feature in self._features:
+        for position, feature in enumerate(self._features):
             entry = typed.get(feature.name)
             if entry is None:
                 problems.append(missing_column(feature.name))
@@ -146,7 +149,7 @@ class SmallBatch:
                 continue
             codes = feature.codes
             if codes is None:
-                column = [_NAN if v is None else v for v in values]
+                column = [_NAN if v is None else v for v in values] if None in values else values
             elif seen in FLOATS:
                 return None  # floats as category strings: polars' formatting decides
             elif seen == "string":
@@ -157,21 +160,28 @@ class SmallBatch:
                 ]
             else:
                 column = [_NAN if v is None else codes.get(str(v), _NAN) for v in values]
-            cols.append(column)
             if seen in FLOATS:
-                odd = [v for v in column if v != v or v in _INF]  # NaN (None became NaN)
-                if odd:
-                    missing = sum(1 for v in odd if v != v)
-                    if missing and not feature.nullable:
-                        counted.append(missing_values(feature.name, missing))
-                    if len(odd) > missing:
-                        counted.append(infinite_values(feature.name, len(odd) - missing))
+                floats.append((len(cols), feature))
             elif not feature.nullable:
                 missing = values.count(None)
                 if missing:
-                    counted.append(missing_values(feature.name, missing))
-        if problems or counted:
-            raise input_error(problems + counted)
+                    counted.append((position, missing_values(feature.name, missing)))
+            cols.append(column)
         # (features, rows) in C order is (rows, features) in Fortran order: no copy, and
         # LightGBM reads column-major input as it is
-        return np.array(cols, dtype=np.float64).T
+        matrix = np.array(cols, dtype=np.float64).T
+        if floats and not np.isfinite(matrix).all():
+            # NaN (a None became NaN too) and +/-inf, counted per float column
+            for index, feature in floats:
+                column = matrix[:, index]
+                missing = int(np.isnan(column).sum())
+                infinite = int(np.isinf(column).sum())
+                position = self._position[feature.name]
+                if missing and not feature.nullable:
+                    counted.append((position, missing_values(feature.name, missing)))
+                if infinite:
+                    counted.append((position, infinite_values(feature.name, infinite)))
+            counted.sort(key=lambda item: item[0])  # stable: a column's two stay in order
+        if problems or counted:
+            raise input_error(problems + [finding for _, finding in counted])
+        return matrix

@@ -16,6 +16,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from conveyor.models.errors import PredictionInputError
 from conveyor.models.smallbatch import SMALL_ROWS
 from conveyor.plugins.http import codecs
 from conveyor.plugins.http.codecs import BadRequest
@@ -150,8 +151,6 @@ class ServerApp:
         (``Predictor.small_matrix``, same rules and errors); anything else, or what
         that path declines, goes through a polars table.
         """
-        from conveyor.models import PredictionInputError
-
         model = served.model
         names = model.predictor.names
         try:

