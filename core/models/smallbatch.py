@@ -112,12 +112,33 @@ class SmallBatch:
         self.signature = signature
         self._features = [_Feature(f) for f in signature.features]
         self._position = {f.name: i for i, f in enumerate(self._features)}
+        self._names = [f.name for f in self._features]
+        #: every feature numeric without categories: a row of floats is its own encoding
+        self._plain = all(f.codes is None for f in self._features)
+
+    def _float_row(self, columns: Mapping[str, Any]) -> np.ndarray | None:
+        """The matrix of the commonest request, one row of finite floats for a plain
+        signature, or None: anything else takes the general checks below."""
+        import numpy as np
+
+        for values in columns.values():  # extra columns too, as in matrix()
+            if type(values) is not list or len(values) != 1 or type(values[0]) is not float:
+                return None
+        try:
+            row = np.array([columns[n][0] for n in self._names], dtype=np.float64)
+        except KeyError:
+            return None
+        return row.reshape(1, -1) if np.isfinite(row).all() else None
 
     def matrix(self, columns: Mapping[str, Any]) -> np.ndarray | None:
         """The float64 matrix in booster order, :class:`PredictionInputError` naming
         every field that does not fit, or ``None``: take the polars path."""
         import numpy as np
 
+        if self._plain:
+            fast = self._float_row(columns)
+            if fast is not None:
+                return fast
         typed: dict[str, tuple[str, list[Any]]] = {}
         height = -1
         for name, values in columns.items():  # extra columns too: polars must type them

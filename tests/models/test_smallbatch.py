@@ -113,13 +113,13 @@ def _inputs(draw: st.DrawFn) -> dict:
     return columns
 
 
-def _polars_result(columns: dict) -> tuple:
+def _polars_result(columns: dict, predictor: Predictor = PREDICTOR) -> tuple:
     try:
         frame = pl.DataFrame([pl.Series(name, values) for name, values in columns.items()])
     except Exception:  # what the server's codec refuses before validation
         return ("unbuildable",)
     try:
-        return ("matrix", PREDICTOR.matrix(frame))
+        return ("matrix", predictor.matrix(frame))
     except PredictionInputError as exc:
         return (
             "error",
@@ -129,9 +129,9 @@ def _polars_result(columns: dict) -> tuple:
         )
 
 
-def _small_result(columns: dict) -> tuple | None:
+def _small_result(columns: dict, predictor: Predictor = PREDICTOR) -> tuple | None:
     try:
-        x = PREDICTOR.small_matrix(columns)
+        x = predictor.small_matrix(columns)
     except PredictionInputError as exc:
         return (
             "error",
@@ -155,6 +155,53 @@ def test_both_paths_give_equal_matrices_or_equal_errors(columns):
         np.testing.assert_array_equal(small[1], expected[1])  # NaN where NaN
     else:
         assert small[1:] == expected[1:]
+
+
+#: no categories: one row of finite floats takes the shortest path
+PLAIN = Predictor(
+    Signature(
+        features=[
+            FeatureSpec(name="x", dtype="float64", nullable=False),
+            FeatureSpec(name="y", dtype="float32", nullable=True),
+            FeatureSpec(name="n", dtype="int64", nullable=False),
+        ]
+    )
+)
+_one_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.none(), st.integers(-3, 3), st.text()
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["x", "y", "n", "extra"]),
+        st.one_of(
+            st.lists(_one_value, min_size=1, max_size=1),
+            st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=2),
+        ),
+        min_size=1,
+    )
+)
+def test_one_row_of_a_plain_signature_matches_the_polars_path(columns):
+    small = _small_result(columns, PLAIN)
+    if small is None:
+        return
+    expected = _polars_result(columns, PLAIN)
+    assert small[0] == expected[0], (small, expected)
+    if small[0] == "matrix":
+        assert small[1].shape == expected[1].shape
+        np.testing.assert_array_equal(small[1], expected[1])
+    else:
+        assert small[1:] == expected[1:]
+
+
+def test_one_row_of_floats_takes_the_shortest_path():
+    x = PLAIN.small_matrix({"x": [1.5], "y": [-2.0], "n": [3.0], "extra": [0.0]})
+    assert x is not None and x.shape == (1, 3) and x.dtype == np.float64
+    assert x.tolist() == [[1.5, -2.0, 3.0]]
+    with pytest.raises(PredictionInputError, match="'x'"):  # NaN leaves it: the full checks
+        PLAIN.small_matrix({"x": [math.nan], "y": [0.0], "n": [1.0]})
 
 
 ROW = {
