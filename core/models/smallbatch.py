@@ -55,7 +55,6 @@ _PYTHON = {bool: "bool", int: "int64", float: "float64", str: "string"}
 _NULL = "null"  # every value None: polars' Null type
 _INT64 = (-(1 << 63), 1 << 63)
 _NAN = float("nan")
-_INF = (float("inf"), float("-inf"))
 
 
 def _observed(values: Any) -> tuple[str, list[Any]] | None:
@@ -111,7 +110,6 @@ class SmallBatch:
     def __init__(self, signature: Signature) -> None:
         self.signature = signature
         self._features = [_Feature(f) for f in signature.features]
-        self._position = {f.name: i for i, f in enumerate(self._features)}
         self._names = [f.name for f in self._features]
         #: every feature numeric without categories: a row of floats is its own encoding
         self._plain = all(f.codes is None for f in self._features)
@@ -152,7 +150,7 @@ class SmallBatch:
         # the polars path reports column and type problems first, then value counts
         problems: list[Any] = []
         counted: list[tuple[int, Any]] = []  # (feature position, finding), in order
-        floats: list[tuple[int, _Feature]] = []  # float columns: NaN/inf checked at once
+        floats: list[tuple[int, int, _Feature]] = []  # (column, position, feature)
         cols: list[list[float]] = []
         for position, feature in enumerate(self._features):
             entry = typed.get(feature.name)
@@ -182,7 +180,7 @@ class SmallBatch:
             else:
                 column = [_NAN if v is None else codes.get(str(v), _NAN) for v in values]
             if seen in FLOATS:
-                floats.append((len(cols), feature))
+                floats.append((len(cols), position, feature))  # NaN/inf checked at once
             elif not feature.nullable:
                 missing = values.count(None)
                 if missing:
@@ -193,11 +191,10 @@ class SmallBatch:
         matrix = np.array(cols, dtype=np.float64).T
         if floats and not np.isfinite(matrix).all():
             # NaN (a None became NaN too) and +/-inf, counted per float column
-            for index, feature in floats:
+            for index, position, feature in floats:
                 column = matrix[:, index]
                 missing = int(np.isnan(column).sum())
                 infinite = int(np.isinf(column).sum())
-                position = self._position[feature.name]
                 if missing and not feature.nullable:
                     counted.append((position, missing_values(feature.name, missing)))
                 if infinite:
