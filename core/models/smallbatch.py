@@ -192,9 +192,9 @@ class SmallBatch:
         if floats and not np.isfinite(matrix).all():
             # NaN (a None became NaN too) and +/-inf, counted per float column
             for index, position, feature in floats:
-                column = matrix[:, index]
-                missing = int(np.isnan(column).sum())
-                infinite = int(np.isinf(column).sum())
+                encoded = matrix[:, index]
+                missing = int(np.isnan(encoded).sum())
+                infinite = int(np.isinf(encoded).sum())
                 if missing and not feature.nullable:
                     counted.append((position, missing_values(feature.name, missing)))
                 if infinite:
