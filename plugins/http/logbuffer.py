@@ -26,15 +26,9 @@ ROWS = 512
 SECONDS = 0.25
 
 
-class _Pending:
-    """The queued requests of one model version and feature layout."""
-
-    __slots__ = ("requests",)
-
-    def __init__(self) -> None:
-        #: per request: (its columns in signature order, predictions, request id,
-        #: entity keys)
-        self.requests: list[tuple[list[Any], Any, str, list[str] | None]] = []
+#: one queued request: its columns in signature order, predictions, request id,
+#: entity keys
+_Request = tuple[list[Any], Any, str, list[str] | None]
 
 
 class LogBuffer:
@@ -45,7 +39,7 @@ class LogBuffer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pending: dict[tuple[str, int, tuple[str, ...]], _Pending] = {}
+        self._pending: dict[tuple[str, int, tuple[str, ...]], list[_Request]] = {}
         self._rows = 0
         self._thread = threading.Thread(target=self._run, daemon=True, name="conveyor-http-log")
         self._thread.start()
@@ -62,10 +56,10 @@ class LogBuffer:
     ) -> None:
         values = [columns[n] for n in names]
         with self._lock:
-            pending = self._pending.get((model, version, names))
-            if pending is None:
-                pending = self._pending[(model, version, names)] = _Pending()
-            pending.requests.append((values, predictions, request_id, entity_keys))
+            requests = self._pending.get((model, version, names))
+            if requests is None:
+                requests = self._pending[(model, version, names)] = []
+            requests.append((values, predictions, request_id, entity_keys))
             self._rows += len(predictions)
             if self._rows >= ROWS:
                 self._wake.set()
@@ -92,17 +86,18 @@ class LogBuffer:
             except Exception as exc:  # never lose the thread to one bad batch
                 log.warning(
                     "prediction log: %d requests of %s v%s not queued: %s",
-                    len(entries.requests),
+                    len(entries),
                     model,
                     version,
                     exc,
                 )
 
-    def _append(self, model: str, version: int, names: tuple[str, ...], entries: _Pending) -> None:
+    def _append(
+        self, model: str, version: int, names: tuple[str, ...], requests: list[_Request]
+    ) -> None:
         import numpy as np
         import polars as pl
 
-        requests = entries.requests
         predictions = np.concatenate([p for _, p, _, _ in requests])
         ids = [rid for _, p, rid, _ in requests for _ in range(len(p))]
         keyed = any(keys is not None for *_, keys in requests)

@@ -249,16 +249,14 @@ def floor(root: Path) -> dict[str, float]:
     production = lgb.Booster(model_str=text)
     matrix = holdout.select(features).to_numpy()
     labels = holdout["late"].to_numpy()
-    positives = labels.sum()
 
-    def auc(scores: np.ndarray) -> float:
+    def auc(y: np.ndarray, scores: np.ndarray) -> float:
         ranks = np.argsort(np.argsort(scores)) + 1
-        return (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (
-            positives * (len(labels) - positives)
-        )
+        k = y.sum()
+        return (ranks[y == 1].sum() - k * (k + 1) / 2) / (k * (len(y) - k))
 
     candidate_scores, production_scores = booster.predict(matrix), production.predict(matrix)
-    candidate_auc, production_auc = auc(candidate_scores), auc(production_scores)
+    candidate_auc, production_auc = auc(labels, candidate_scores), auc(labels, production_scores)
     timing["gate"] = time.perf_counter() - began
     assert 0.5 < candidate_auc < 1.0 and candidate_auc >= production_auc - 0.005
     # the same statistical test as the gate's, written plainly: a paired bootstrap of
@@ -268,15 +266,10 @@ def floor(root: Path) -> dict[str, float]:
     sub = rng.choice(len(labels), min(len(labels), 20_000), replace=False)
     sub_labels, sub_c, sub_p = labels[sub], candidate_scores[sub], production_scores[sub]
 
-    def auc_of(y: np.ndarray, scores: np.ndarray) -> float:
-        ranks = np.argsort(np.argsort(scores)) + 1
-        k = y.sum()
-        return (ranks[y == 1].sum() - k * (k + 1) / 2) / (k * (len(y) - k))
-
     diffs = []
     for _ in range(1000):
         draw = rng.integers(0, sub.size, sub.size)
-        diffs.append(auc_of(sub_labels[draw], sub_c[draw]) - auc_of(sub_labels[draw], sub_p[draw]))
+        diffs.append(auc(sub_labels[draw], sub_c[draw]) - auc(sub_labels[draw], sub_p[draw]))
     assert np.isfinite(np.quantile(diffs, 0.05))
     timing["bootstrap"] = time.perf_counter() - began
     timing["rows"] = float(n)
